@@ -1,0 +1,45 @@
+"""Shared CLI plumbing: one-line errors with exit code 2, common options."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from mnistexp.errors import UsageError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(click.ClickException):
+    """A one-line error that exits with code 2 (usage, config or data problem)."""
+
+    exit_code = EXIT_USAGE
+
+
+def one_line_errors(func: F) -> F:
+    """Turn library :class:`UsageError` into ``Error: <message>`` and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UsageError as exc:
+            raise CliError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Folder with the MNIST IDX files (overrides MNISTEXP_DATA_DIR and the cache).",
+)
