@@ -202,10 +202,8 @@ def calibration_errors(
     return _errors(*_bin_sums(bin_indices(conf, bins), conf, hits, bins))
 
 
-def expected_calibration_error(
-    confidences: np.ndarray, correct: np.ndarray, bins: int = DEFAULT_BINS
-) -> float:
-    """ECE with equal-width bins (Guo et al. 2017); see the module docstring."""
+def ece(confidences: np.ndarray, correct: np.ndarray, bins: int = DEFAULT_BINS) -> float:
+    """Expected calibration error, equal-width bins (Guo et al. 2017); see the module docstring."""
     return calibration_errors(confidences, correct, bins)["ece"]
 
 

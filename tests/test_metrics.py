@@ -130,7 +130,7 @@ HAND_HITS = np.array([False, True, False, True, False])
 def test_ece_mce_rmsce_by_hand() -> None:
     got = metrics.calibration_errors(HAND_CONF, HAND_HITS, bins=5)
     assert got == pytest.approx({"ece": 0.4, "mce": 0.45, "rmsce": math.sqrt(0.163)}, abs=1e-15)
-    assert metrics.expected_calibration_error(HAND_CONF, HAND_HITS, bins=5) == got["ece"]
+    assert metrics.ece(HAND_CONF, HAND_HITS, bins=5) == got["ece"]
 
 
 def test_reliability_bins_by_hand_with_empty_bins() -> None:
