@@ -27,9 +27,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from mnistexp.cli import data
+    from mnistexp.cli import data, train
 
     main.add_command(data.data)
+    main.add_command(train.train)
 
 
 _register()

@@ -43,3 +43,18 @@ data_dir_option = click.option(
     default=None,
     help="Folder with the MNIST IDX files (overrides MNISTEXP_DATA_DIR and the cache).",
 )
+
+runs_dir_option = click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Where run folders live (default: MNISTEXP_RUNS_DIR, else ./runs).",
+)
+
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, value as YAML (repeatable): --set model.hidden=[256,128].",
+)

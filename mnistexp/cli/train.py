@@ -1,0 +1,105 @@
+"""``mnistexp train``: one run, one folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from mnistexp.cli.common import (
+    EXIT_INTERRUPTED,
+    data_dir_option,
+    one_line_errors,
+    runs_dir_option,
+    set_option,
+)
+
+SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
+
+
+@click.command()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=str),
+              help="YAML config; keys it leaves out take their defaults.")
+@set_option
+@click.option("--seed", type=click.IntRange(min=0), help="Shorthand for --set seed=N.")
+@click.option("--name", help="Run name (default: the config file's stem).")
+@runs_dir_option
+@data_dir_option
+@click.option("--force", is_flag=True, help="Retrain even if the run already finished.")
+@click.option("--retry-failed", is_flag=True,
+              help="Retrain a run that failed, diverged or was interrupted.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a tty).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: run_dir, state, metrics.")
+@one_line_errors
+def train(config_path: str | None, overrides: tuple[str, ...], seed: int | None,
+          name: str | None, runs_dir: str | None, data_dir: str | None, force: bool,
+          retry_failed: bool, print_config: bool, no_progress: bool, as_json: bool) -> None:
+    """Train one MLP on MNIST and write its run folder.
+
+    \b
+    Examples:
+      mnistexp train --config configs/baseline.yaml
+      mnistexp train -c configs/label_smoothing.yaml --set targets.epsilon=0.05 --seed 1
+      mnistexp train -c configs/baseline.yaml --set model.hidden=[256,128] --print-config
+    """
+    from mnistexp.config import load_config, to_yaml
+
+    extra = [f"seed={seed}"] if seed is not None else []
+    extra += [f"name={name}"] if name is not None else []
+    cfg = load_config(config_path, [*overrides, *extra])
+    if print_config:
+        click.echo(to_yaml(cfg), nl=False)
+        return
+    from mnistexp.experiment import run_experiment
+
+    progress = not (no_progress or as_json) and sys.stdout.isatty() and sys.stderr.isatty()
+    try:
+        outcome = run_experiment(cfg, runs_dir=runs_dir, data_dir=data_dir, force=force,
+                                 retry_failed=retry_failed, progress=progress, argv=sys.argv)
+    except KeyboardInterrupt:
+        click.echo("interrupted: the run is marked 'interrupted'; run again to retrain", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if as_json:
+        click.echo(json.dumps(_json_summary(outcome), sort_keys=True))
+    else:
+        _print_summary(outcome)
+    sys.exit(outcome.exit_code)
+
+
+def _json_summary(outcome) -> dict[str, Any]:
+    metrics = None
+    if outcome.metrics:
+        metrics = {
+            section: {k: v for k, v in values.items() if isinstance(v, int | float)}
+            for section, values in outcome.metrics.items()
+            if isinstance(values, dict) and section != "conventions"
+        }
+    return {"run_dir": str(outcome.run_dir), "state": outcome.state, "skipped": outcome.skipped,
+            "message": outcome.message, "metrics": metrics}
+
+
+def _print_summary(outcome) -> None:
+    where = str(outcome.run_dir)
+    if outcome.skipped:
+        hint = {
+            "completed": "already completed; not retrained (--force retrains)",
+            "running": "is being trained by another process; left alone",
+        }.get(outcome.state, f"{outcome.state} earlier; not retrained (--retry-failed retrains)")
+        click.echo(f"{where}: {hint}", err=outcome.state not in ("completed", "running"))
+    elif outcome.state == "completed":
+        click.echo(f"{where}: completed in {outcome.seconds:.1f} s")
+    else:
+        click.echo(f"{where}: {outcome.state}: {outcome.message}", err=True)
+    if outcome.metrics and outcome.metrics.get("test"):
+        click.echo(_metrics_line("test", outcome.metrics["test"]))
+        scaled = outcome.metrics.get("test_temperature_scaled") or {}
+        if "temperature" in scaled:
+            click.echo(_metrics_line(f"test, T={scaled['temperature']:.3g}", scaled))
+
+
+def _metrics_line(label: str, m: dict[str, Any]) -> str:
+    return (f"  {label}: accuracy {100 * m['accuracy']:.2f}%  NLL {m['nll']:.4f}  "
+            f"Brier {m['brier']:.4f}  ECE {100 * m['ece']:.2f}%")

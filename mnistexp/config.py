@@ -1,0 +1,345 @@
+"""Typed, frozen, strict experiment configs.
+
+A YAML file states only what differs from the defaults below; ``--set key.path=value``
+overrides (values parsed as YAML scalars or lists) are applied after the file. Validation
+turns every problem into one :class:`ConfigError` line naming the key path, the bad value and
+what is allowed, with choices read from the registries, so a new option is one registry entry.
+
+The experiment's identity is :func:`config_hash`: a SHA-256 of the canonical JSON of the
+resolved config without ``seed``, ``name`` and ``data.dir`` (where the files live does not
+change the experiment; the data is verified by checksum).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mnistexp.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist"
+    dir: str | None = None  # folder with the IDX files; else MNISTEXP_DATA_DIR, cache, download
+    scaling: str = "unit"  # unit [0,1] | tutorial [0.01,1] | standardize | symmetric | raw
+    validation: int = 10000  # last N training images held out
+    train_subset: int | None = None  # use only the first N training images
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: tuple[int, ...] = (100,)
+    activation: str = "sigmoid"  # sigmoid | relu | tanh
+    init: str = "xavier"  # xavier | he | tutorial | normal
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    type: str = "cross_entropy"  # cross_entropy | mse | bce
+    output: str = "softmax"  # softmax | sigmoid | linear (must fit the loss)
+
+
+@dataclass(frozen=True)
+class TargetsConfig:
+    scheme: str = "onehot"  # onehot | soft (low/high) | smooth (epsilon)
+    low: float = 0.01
+    high: float = 0.99
+    epsilon: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "sgd"  # sgd | adam
+    lr: float = 0.1
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0  # L2 on weights (not biases), added to the gradient
+    schedule: str = "constant"  # constant | step | cosine (per epoch)
+    step_every: int = 5  # step schedule: multiply lr by gamma every N epochs
+    gamma: float = 0.1
+    dtype: str = "float32"  # float32 | float64
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    bins: int = 15
+    temperature_scaling: bool = True
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str = "default"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists), ready for YAML or JSON."""
+        return _plain(dataclasses.asdict(self))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: typing.Sequence[str] = (),
+) -> ExperimentConfig:
+    """Read a YAML file (or start from defaults), apply ``key=value`` overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_yaml(Path(path))
+        raw.setdefault("name", Path(path).stem)
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_dotted(raw, key, value)
+    return from_dict(raw)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of keys, got {_kind(raw)}")
+    return raw
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"train.lr=0.05"`` -> ``("train.lr", 0.05)``; the value is a YAML scalar or list."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. train.lr=0.05")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+    return key, value
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    node = raw
+    *parents, leaf = key.split(".")
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            path = ".".join(parents[: i + 1])
+            raise ConfigError(f"{path} is not a section, so {key} cannot be set")
+        node = child
+    node[leaf] = value
+
+
+# --------------------------------------------------------------------------- building
+
+
+def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
+    """Build and validate a config from a nested dict of (partial) settings."""
+    cfg = _build(ExperimentConfig, raw, prefix="")
+    validate(cfg)
+    return cfg
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.')} must be a section (mapping), got {_kind(raw)}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(_unknown_key(prefix + str(key)))
+    values = {}
+    for name in raw:
+        hint, path = hints[name], prefix + name
+        if is_dataclass(hint):
+            values[name] = _build(hint, raw[name] if raw[name] is not None else {}, path + ".")
+        else:
+            values[name] = _coerce(raw[name], hint, path)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """Check ``value`` against a field's type hint; ints are accepted for floats."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, path)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path} = {value!r} is invalid: expected a list, e.g. [256, 128]")
+        return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+    if hint is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-3 as a string; accept what float() accepts
+            return float(value)
+        except ValueError:
+            pass
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{path} = {value!r} is invalid: expected {_type_name(hint)}")
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"{type(value).__name__} {value!r}"
+
+
+def _type_name(hint: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        hint, str(hint)
+    )
+
+
+def all_keys() -> list[str]:
+    """Every valid dotted key, e.g. ``['name', 'seed', 'data.dataset', ...]``."""
+
+    def walk(cls: type, prefix: str) -> list[str]:
+        out = []
+        for f in fields(cls):
+            hint = typing.get_type_hints(cls)[f.name]
+            out += walk(hint, prefix + f.name + ".") if is_dataclass(hint) else [prefix + f.name]
+        return out
+
+    return walk(ExperimentConfig, "")
+
+
+def _unknown_key(path: str) -> str:
+    close = difflib.get_close_matches(path, all_keys(), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"unknown key {path}{hint}"
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Raise :class:`ConfigError` for the first value or combination that makes no sense."""
+    from mnistexp import registries
+
+    for path, value, choices in registries.choice_fields(cfg):
+        if value not in choices:
+            raise ConfigError(f"{path} = {value!r} is invalid: choose one of {', '.join(choices)}")
+    for path, value, ok, rule in _range_rules(cfg):
+        if not ok:
+            raise ConfigError(f"{path} = {value!r} is invalid: {rule}")
+    allowed = registries.outputs_for_loss(cfg.loss.type)
+    if cfg.loss.output not in allowed:
+        raise ConfigError(
+            f"loss.output = {cfg.loss.output!r} does not fit loss.type = {cfg.loss.type!r}: "
+            f"use loss.output = {' or '.join(allowed)}"
+        )
+
+
+def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
+    t, tr, d, m = cfg.targets, cfg.train, cfg.data, cfg.model
+    return [
+        ("name", cfg.name, _safe_name(cfg.name), "use letters, digits, '.', '_' or '-'"),
+        ("seed", cfg.seed, cfg.seed >= 0, "must be >= 0"),
+        ("data.validation", d.validation, 0 <= d.validation < 60000, "must be in [0, 60000)"),
+        ("data.train_subset", d.train_subset, d.train_subset is None or d.train_subset >= 1,
+         "must be >= 1 or null"),
+        ("model.hidden", list(m.hidden), len(m.hidden) > 0, "must list at least one layer size"),
+        *[(f"model.hidden[{i}]", h, h >= 1, "layer sizes must be >= 1")
+          for i, h in enumerate(m.hidden)],
+        ("targets.low", t.low, 0.0 <= t.low <= 1.0, "must be in [0, 1]"),
+        ("targets.high", t.high, 0.0 <= t.high <= 1.0, "must be in [0, 1]"),
+        ("targets.low", t.low, t.low < t.high, f"must be < targets.high = {t.high}"),
+        ("targets.epsilon", t.epsilon, 0.0 <= t.epsilon < 1.0, "must be in [0, 1)"),
+        ("train.epochs", tr.epochs, tr.epochs >= 1, "must be >= 1"),
+        ("train.batch_size", tr.batch_size, tr.batch_size >= 1, "must be >= 1"),
+        ("train.lr", tr.lr, tr.lr > 0, "must be > 0"),
+        ("train.momentum", tr.momentum, 0.0 <= tr.momentum < 1.0, "must be in [0, 1)"),
+        ("train.nesterov", tr.nesterov, not tr.nesterov or tr.momentum > 0,
+         "needs train.momentum > 0"),
+        ("train.weight_decay", tr.weight_decay, tr.weight_decay >= 0, "must be >= 0"),
+        ("train.step_every", tr.step_every, tr.step_every >= 1, "must be >= 1"),
+        ("train.gamma", tr.gamma, 0 < tr.gamma <= 1, "must be in (0, 1]"),
+        ("eval.bins", cfg.eval.bins, cfg.eval.bins >= 1, "must be >= 1"),
+    ]
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and all(c.isalnum() or c in "._-" for c in name)
+
+
+def check_against_data(cfg: ExperimentConfig, n_train_total: int) -> int:
+    """Validate the sizes that depend on the dataset; return the number of training images."""
+    d = cfg.data
+    if d.validation >= n_train_total:
+        raise ConfigError(
+            f"data.validation = {d.validation} is invalid: must be < {n_train_total} images"
+        )
+    n_train = n_train_total - d.validation
+    if d.train_subset is not None:
+        if d.train_subset > n_train:
+            raise ConfigError(
+                f"data.train_subset = {d.train_subset} is invalid: only {n_train} training "
+                f"images remain after data.validation = {d.validation}"
+            )
+        n_train = d.train_subset
+    if cfg.train.batch_size > n_train:
+        raise ConfigError(
+            f"train.batch_size = {cfg.train.batch_size} is invalid: larger than the "
+            f"{n_train} training images"
+        )
+    return n_train
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def config_hash(cfg: ExperimentConfig) -> str:
+    """Hex SHA-256 of the experiment: the resolved config minus seed, name and data.dir."""
+    d = cfg.to_dict()
+    del d["seed"], d["name"], d["data"]["dir"]
+    canonical = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def to_yaml(cfg: ExperimentConfig) -> str:
+    """The fully resolved config as YAML, in schema order."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def replace(cfg: ExperimentConfig, **changes: Any) -> ExperimentConfig:
+    """Shallow :func:`dataclasses.replace` at the top level (``seed=``, ``name=``), validated."""
+    new = dataclasses.replace(cfg, **changes)
+    validate(new)
+    return new

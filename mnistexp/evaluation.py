@@ -1,0 +1,72 @@
+"""Final evaluation of a trained model: metrics.json sections and the test predictions.
+
+Glue between the model (logits) and :mod:`mnistexp.metrics` (pure functions on probabilities).
+Probabilities always come from :func:`mnistexp.metrics.log_probabilities`, the one documented
+rule for turning softmax, sigmoid or linear outputs into a distribution; predictions are the
+argmax of the raw outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mnistexp import metrics
+from mnistexp.config import ExperimentConfig
+from mnistexp.losses import Loss
+from mnistexp.model import MLP, logits
+from mnistexp.trainer import Split
+
+SCHEMA_VERSION = 1
+
+
+def evaluate_run(
+    cfg: ExperimentConfig, model: MLP, loss: Loss, splits: dict[str, Split | None]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """metrics.json content and predictions.npz arrays for splits test/validation/train."""
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "conventions": {**metrics.CONVENTIONS, "bins": cfg.eval.bins, "output": cfg.loss.output},
+    }
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, split in splits.items():
+        if split is None:
+            report[name] = None
+            continue
+        z = logits(model, split.x)
+        log_p = metrics.log_probabilities(z, cfg.loss.output)
+        pred = z.argmax(axis=1)
+        report[name] = _split_metrics(loss, z, log_p, pred, split, cfg.eval.bins)
+        outputs[name] = (log_p, pred)
+    report["test_temperature_scaled"] = _temperature_section(cfg, splits, outputs)
+    log_p, pred = outputs["test"]
+    predictions = {
+        "probs": np.exp(log_p).astype(np.float32),
+        "labels": splits["test"].y.astype(np.int64),
+        "predictions": pred.astype(np.int64),
+    }
+    return report, predictions
+
+
+def _split_metrics(loss: Loss, z: np.ndarray, log_p: np.ndarray, pred: np.ndarray,
+                   split: Split, bins: int) -> dict[str, Any]:
+    out = metrics.evaluate(np.exp(log_p), split.y, pred, bins=bins, log_probs=log_p)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out["loss"] = loss.value(z, loss.activate(z), split.t)
+    return out
+
+
+def _temperature_section(cfg: ExperimentConfig, splits: dict[str, Split | None],
+                         outputs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    if not cfg.eval.temperature_scaling:
+        return {"skipped": "eval.temperature_scaling is false"}
+    if splits.get("validation") is None:
+        return {"skipped": "no validation split (data.validation: 0) to fit the temperature on"}
+    val_log_p, _ = outputs["validation"]
+    temperature = metrics.fit_temperature(val_log_p, splits["validation"].y)
+    log_p, pred = outputs["test"]
+    probs_t, log_p_t = metrics.apply_temperature(log_p, temperature)
+    section = metrics.evaluate(probs_t, splits["test"].y, pred, bins=cfg.eval.bins,
+                               log_probs=log_p_t)
+    return {"temperature": temperature, **section}

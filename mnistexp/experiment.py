@@ -1,0 +1,112 @@
+"""One experiment run end to end: data -> train -> evaluate -> run folder.
+
+Used by ``mnistexp train``, by ``compare`` when it trains missing runs, and by sweep workers.
+Everything that can be wrong with the input (config against the data, data files, the runs
+folder) is checked before a folder is claimed, so bad input never leaves a run behind.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnistexp import runs
+from mnistexp.config import ExperimentConfig, check_against_data, config_hash, to_yaml
+
+
+@dataclass
+class Outcome:
+    """What happened to one requested run."""
+
+    run_dir: Path
+    state: str  # completed | diverged | failed | interrupted | running (elsewhere)
+    skipped: bool = False  # True when an existing run was left as it was
+    metrics: dict[str, Any] | None = None
+    message: str | None = None
+    seconds: float = field(default=0.0)
+
+    @property
+    def exit_code(self) -> int:
+        """0 done or running elsewhere, 1 failed/diverged, 130 interrupted."""
+        return {"completed": 0, "running": 0, "interrupted": 130}.get(self.state, 1)
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    *,
+    runs_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+    progress: bool = False,
+    argv: list[str] | None = None,
+) -> Outcome:
+    """Train ``cfg`` into its run folder unless a finished run is already there."""
+    from mnistexp import data
+
+    root = runs.runs_root(runs_dir)
+    chash = config_hash(cfg)
+    path = root / runs.run_id(cfg.name, chash, cfg.seed)
+    existing = runs.read_status(path)
+    if existing and not _would_replace(existing["state"], force, retry_failed):
+        return _skipped(path, existing)
+    dataset = data.load(cfg.data.dataset, data_dir or cfg.data.dir, progress=progress)
+    check_against_data(cfg, dataset.train_labels.shape[0])
+    claimed = runs.claim(root, path.name, force=force, retry_failed=retry_failed)
+    if claimed.run is None:
+        return _skipped(path, runs.read_status(path) or {"state": claimed.existing})
+    run = claimed.run
+    from mnistexp.environment import environment
+
+    env = environment(argv or sys.argv, dataset.checksums, str(dataset.source))
+    run.start(to_yaml(cfg), chash, env)
+    try:
+        return _train_into(cfg, dataset, run, progress)
+    except KeyboardInterrupt:
+        run.finish("interrupted", error="interrupted (Ctrl-C or SIGTERM)")
+        raise
+    except Exception as exc:  # a crash is recorded in the folder, and a sweep goes on
+        run.finish("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        return Outcome(run.path, "failed", message=f"{type(exc).__name__}: {exc}")
+
+
+def _would_replace(state: str, force: bool, retry_failed: bool) -> bool:
+    if state == "running":
+        return False
+    return force or (retry_failed and state in runs.FINISHED_BAD)
+
+
+def _skipped(path: Path, status: dict[str, Any]) -> Outcome:
+    state = status.get("state", "failed")
+    metrics = None
+    if state == "completed":
+        try:
+            metrics = runs.read_json(path / "metrics.json")
+        except Exception:
+            metrics = None
+    return Outcome(path, state, skipped=True, metrics=metrics, message=status.get("error"))
+
+
+def _train_into(cfg: ExperimentConfig, dataset, run: runs.Run, progress: bool) -> Outcome:
+    from mnistexp.evaluation import evaluate_run
+    from mnistexp.losses import make_loss
+    from mnistexp.splits import make_splits
+    from mnistexp.trainer import train
+
+    rng = np.random.default_rng(cfg.seed)
+    train_split, val_split, test_split = make_splits(cfg, dataset)
+    result = train(cfg, train_split, val_split, rng, progress=progress, on_epoch=run.add_epoch)
+    if result.state == "diverged":
+        run.finish("diverged", error=result.message)
+        return Outcome(run.path, "diverged", message=result.message)
+    loss = make_loss(cfg.loss.type, cfg.loss.output)
+    splits = {"test": test_split, "validation": val_split, "train": train_split}
+    report, predictions = evaluate_run(cfg, result.model, loss, splits)
+    run.write_results(report, predictions, result.model.arrays())
+    run.finish("completed")
+    return Outcome(run.path, "completed", metrics=report, seconds=run.seconds)

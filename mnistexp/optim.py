@@ -1,0 +1,97 @@
+"""Optimisers and learning-rate schedules. Registries ``OPTIMIZERS`` and ``SCHEDULES``.
+
+An optimiser updates parameters in place from gradients of the *batch-mean* loss. Plain SGD
+lets the trainer fold the learning rate into the output delta (``grad_scale``), so its
+gradients arrive already multiplied by lr and the update is one subtraction per array; with
+momentum this is Sutskever's form ``v = mu v + lr g; p -= v`` (PyTorch's ``v = mu v + g;
+p -= lr v`` agrees whenever lr is constant).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from mnistexp.config import TrainConfig
+
+Params = list[tuple[np.ndarray, bool]]  # (array, weight decay applies)
+
+
+class SGD:
+    """SGD with optional momentum, Nesterov momentum and L2 weight decay (weights only)."""
+
+    def __init__(self, params: Params, cfg: TrainConfig) -> None:
+        self.params, self.cfg = params, cfg
+        self.velocity = [np.zeros_like(p) for p, _ in params] if cfg.momentum else None
+
+    def grad_scale(self, lr: float) -> float:
+        """The factor the trainer folds into the output delta: gradients arrive times lr."""
+        return lr
+
+    def step(self, grads: list[np.ndarray], lr: float) -> None:
+        """One update from ``grads`` = lr * dL/dp (``grad_scale``), same order as params."""
+        mu, wd = self.cfg.momentum, self.cfg.weight_decay
+        for i, ((p, decays), g) in enumerate(zip(self.params, grads, strict=True)):
+            if wd and decays:
+                g += (lr * wd) * p
+            if self.velocity is None:
+                p -= g
+                continue
+            v = self.velocity[i]
+            v *= mu
+            v += g
+            if self.cfg.nesterov:
+                g += mu * v  # look-ahead: p -= g + mu * v
+                p -= g
+            else:
+                p -= v
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015), beta1 = 0.9, beta2 = 0.999, eps = 1e-8; L2 added to the gradient."""
+
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+
+    def __init__(self, params: Params, cfg: TrainConfig) -> None:
+        self.params, self.cfg, self.t = params, cfg, 0
+        self.m = [np.zeros_like(p) for p, _ in params]
+        self.v = [np.zeros_like(p) for p, _ in params]
+
+    def grad_scale(self, lr: float) -> float:
+        return 1.0
+
+    def step(self, grads: list[np.ndarray], lr: float) -> None:
+        self.t += 1
+        b1, b2, wd = self.beta1, self.beta2, self.cfg.weight_decay
+        step_size = lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        for (p, decays), g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+            if wd and decays:
+                g += wd * p
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            p -= step_size * m / (np.sqrt(v) + self.eps)
+
+
+OPTIMIZERS: dict[str, type[SGD] | type[Adam]] = {"sgd": SGD, "adam": Adam}
+
+Schedule = Callable[[TrainConfig, int], float]
+
+SCHEDULES: dict[str, Schedule] = {
+    "constant": lambda c, epoch: c.lr,
+    "step": lambda c, epoch: c.lr * c.gamma ** (epoch // c.step_every),
+    # cosine from lr at epoch 0 down towards 0, evaluated at the start of each epoch
+    "cosine": lambda c, epoch: 0.5 * c.lr * (1 + math.cos(math.pi * epoch / c.epochs)),
+}
+
+
+def make_optimizer(params: Params, cfg: TrainConfig) -> SGD | Adam:
+    return OPTIMIZERS[cfg.optimizer](params, cfg)
+
+
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate for 0-based ``epoch`` under ``cfg.schedule``."""
+    return SCHEDULES[cfg.schedule](cfg, epoch)

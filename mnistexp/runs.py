@@ -1,0 +1,248 @@
+"""The run-folder contract: claiming, atomic writes, status, reading back.
+
+``<root>/<name>-<hash8>-s<seed>/`` holds config.yaml, status.json, history.csv, metrics.json,
+predictions.npz, model.npz and env.json. Only this module writes run folders.
+
+Concurrency: a folder is claimed by an atomic ``mkdir``, so of two processes starting the same
+run exactly one trains it. Re-running a failed run first renames the old folder aside (atomic:
+only one process can move it), then claims afresh. Every file is written to a temporary name in
+the folder and renamed into place, so readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnistexp.errors import RunError
+
+STATES = ("running", "completed", "failed", "diverged", "interrupted")
+FINISHED_BAD = ("failed", "diverged", "interrupted")
+
+
+def runs_root(option: str | Path | None = None) -> Path:
+    """``--runs-dir``, else ``MNISTEXP_RUNS_DIR``, else ``./runs``."""
+    return Path(option or os.environ.get("MNISTEXP_RUNS_DIR") or "runs")
+
+
+def run_id(name: str, config_hash: str, seed: int) -> str:
+    """Deterministic folder name of a run: ``<name>-<hash8>-s<seed>``."""
+    return f"{name}-{config_hash[:8]}-s{seed}"
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, allow_nan=True) + "\n")
+
+
+def write_npz(path: Path, arrays: dict[str, Any]) -> None:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_atomic(path, buf.getvalue())
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
+    write_atomic(path, buf.getvalue())
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+# --------------------------------------------------------------------------- status
+
+
+def read_status(folder: Path) -> dict[str, Any] | None:
+    """status.json of a run folder, with a ``running`` run whose process is gone reported as
+    ``interrupted``; None if the file is missing or unreadable."""
+    try:
+        status = json.loads((folder / "status.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(status, dict):
+        return None
+    if status.get("state") == "running" and not _alive(status):
+        status = {**status, "state": "interrupted", "error": "the training process is gone"}
+    return status
+
+
+def _alive(status: dict[str, Any]) -> bool:
+    if status.get("host") != socket.gethostname():
+        return True  # another machine's process: cannot tell, assume it is still running
+    pid = status.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- claiming
+
+
+@dataclass
+class Claim:
+    """Outcome of :func:`claim`: a run to train (``run``), or why not (``existing``)."""
+
+    path: Path
+    run: Run | None
+    existing: str | None = None  # completed | running | failed | diverged | interrupted
+
+
+def claim(root: Path, rid: str, *, force: bool = False, retry_failed: bool = False) -> Claim:
+    """Claim ``root/rid`` for training, or report the state that makes us leave it alone.
+
+    Completed runs are kept unless ``force``; failed, diverged and interrupted runs are kept
+    unless ``retry_failed`` or ``force``; a run another live process is training is never
+    touched.
+    """
+    path = root / rid
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"{root}: cannot create the runs folder ({exc.strerror})") from None
+    for _ in range(5):  # a few rounds in case another process moves the folder under us
+        try:
+            path.mkdir()
+            return Claim(path, Run(path))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise RunError(f"{path}: cannot create the run folder ({exc.strerror})") from None
+        state = _existing_state(path)
+        if state == "running" or not _replaceable(state, force, retry_failed):
+            return Claim(path, None, state)
+        _move_aside(path)
+    raise RunError(f"{path}: could not claim the run folder (other processes keep taking it)")
+
+
+def _existing_state(path: Path) -> str:
+    status = read_status(path)
+    if status is None:
+        # Just claimed by another process that has not written status.json yet, or a folder
+        # whose status is unreadable: give a fresh claim a moment before judging it.
+        time.sleep(0.2)
+        status = read_status(path)
+    return status.get("state", "failed") if status else "failed"
+
+
+def _replaceable(state: str, force: bool, retry_failed: bool) -> bool:
+    return force or (retry_failed and state in FINISHED_BAD)
+
+
+def _move_aside(path: Path) -> None:
+    aside = path.with_name(f".{path.name}.old-{os.getpid()}-{time.time_ns()}")
+    try:
+        os.rename(path, aside)  # only one process wins; the others see the new claim
+    except FileNotFoundError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- a run
+
+
+class Run:
+    """A claimed run folder that this process writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.started = time.time()
+        self.history: list[dict[str, Any]] = []
+        self._last: dict[str, Any] = {}
+        self._status("running")  # at once, so a concurrent claimer sees who owns the folder
+
+    def start(self, config_yaml: str, config_hash: str, env: dict[str, Any]) -> None:
+        write_atomic(self.path / "config.yaml", config_yaml)
+        write_json(self.path / "env.json", env)
+        self._status("running", config_hash=config_hash)
+
+    def add_epoch(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        write_csv(self.path / "history.csv", self.history)
+
+    def write_results(self, metrics: dict[str, Any], predictions: dict[str, Any],
+                      params: dict[str, Any]) -> None:
+        write_json(self.path / "metrics.json", metrics)
+        write_npz(self.path / "predictions.npz", predictions)
+        write_npz(self.path / "model.npz", params)
+
+    @property
+    def seconds(self) -> float:
+        return time.time() - self.started
+
+    def finish(self, state: str, error: str | None = None, **extra: Any) -> None:
+        self._status(state, error=error, finished=_now(), seconds=time.time() - self.started,
+                     **extra)
+
+    def _status(self, state: str, **fields: Any) -> None:
+        status = {"state": state, "pid": os.getpid(), "host": socket.gethostname(),
+                  "started": _iso(self.started), **fields}
+        self._last = {**self._last, **status}
+        write_json(self.path / "status.json", self._last)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
+def _now() -> str:
+    return _iso(time.time())
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+def iter_run_folders(root: Path) -> Iterable[Path]:
+    """Every folder directly under ``root`` that looks like a run (has a status.json)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file of a run; a one-line :class:`RunError` if it is missing or corrupt."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: unreadable ({exc})") from None

@@ -1,0 +1,34 @@
+"""Dataset -> scaled, encoded train / validation / test splits, as the config asks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnistexp.config import ExperimentConfig, check_against_data
+from mnistexp.scaling import apply_scaling, fit_scaling
+from mnistexp.targets import encode_targets
+from mnistexp.trainer import Split
+
+N_CLASSES = 10
+
+
+def make_splits(cfg: ExperimentConfig, dataset) -> tuple[Split, Split | None, Split]:
+    """Hold out the last ``data.validation`` training images, keep the first ``train_subset``
+    of the rest, fit the scaling on that training split only and apply it to all three."""
+    n_total = dataset.train_labels.shape[0]
+    n_train = check_against_data(cfg, n_total)
+    n_val = cfg.data.validation
+    dtype = np.dtype(cfg.train.dtype).type
+    shift, scale = fit_scaling(cfg.data.scaling, dataset.train_images[:n_train])
+
+    def split(images: np.ndarray, labels: np.ndarray) -> Split:
+        y = labels.astype(np.int64)
+        x = apply_scaling(images.reshape(len(images), -1), shift, scale, dtype)
+        return Split(x, y, encode_targets(y, cfg.targets, N_CLASSES, dtype))
+
+    train = split(dataset.train_images[:n_train], dataset.train_labels[:n_train])
+    val = None
+    if n_val:
+        val = split(dataset.train_images[n_total - n_val :], dataset.train_labels[n_total - n_val :])
+    test = split(dataset.test_images, dataset.test_labels)
+    return train, val, test
