@@ -107,6 +107,10 @@ def load_config(
     if path is not None:
         raw = _read_yaml(Path(path))
         raw.setdefault("name", Path(path).stem)
+        try:  # the file on its own first, so its errors name the file
+            from_dict(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     for item in overrides:
         key, value = parse_override(item)
         _set_dotted(raw, key, value)

@@ -33,3 +33,61 @@ def mnist_dir() -> Path:
             pytest.fail(message + "; CI must run the real-data tests")
         pytest.skip(message)
     return path
+
+
+def make_tiny_dataset(folder: Path, n_train: int = 600, n_test: int = 200, seed: int = 0):
+    """Write a small, learnable MNIST-format dataset into ``folder`` and return its spec.
+
+    Each class k lights up its own 3-row band of the 28x28 image (plus noise), so a small MLP
+    learns it in one or two epochs. Files are plain (uncompressed) IDX.
+    """
+    import hashlib
+
+    import numpy as np
+
+    from mnistexp import data
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for role, n in (("train", n_train), ("test", n_test)):
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for k in range(10):
+            images[labels == k, 2 + 2 * k : 5 + 2 * k, 4:24] = 230
+        for kind, array in (("images", images), ("labels", labels)):
+            spec = data.DATASETS["mnist"].files[f"{role}_{kind}"]
+            path = folder / spec.filename.removesuffix(".gz")
+            data.write_idx(path, array, compress=False)
+            raw = path.read_bytes()
+            files[f"{role}_{kind}"] = data.FileSpec(
+                spec.filename, hashlib.md5(raw).hexdigest(), hashlib.sha256(raw).hexdigest(),
+                len(raw),
+            )
+    return data.DatasetSpec("tiny", files, mirrors=())
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    folder = tmp_path_factory.mktemp("tiny-mnist")
+    return folder, make_tiny_dataset(folder)
+
+
+@pytest.fixture
+def tiny(tiny_data_dir, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Register the synthetic dataset as ``tiny`` and return its folder.
+
+    Configs select it with ``data.dataset=tiny`` and ``--data-dir <folder>``.
+    """
+    from mnistexp import data
+
+    folder, spec = tiny_data_dir
+    monkeypatch.setitem(data.DATASETS, "tiny", spec)
+    return folder
+
+
+TINY = [
+    "data.dataset=tiny", "data.validation=100", "model.hidden=[16]", "train.epochs=2",
+    "train.batch_size=20", "eval.bins=10",
+]
+"""--set overrides for a run on the tiny dataset that takes well under a second."""

@@ -1,0 +1,111 @@
+"""Finite-difference checks (float64) of every loss x output x target x activation, end to end.
+
+The analytic gradient is the one the trainer uses: the loss's delta at the output
+pre-activations, scaled by 1/batch, backpropagated by ``model.backward``. The numeric gradient
+perturbs every parameter of the whole network and differences the batch-mean loss value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnistexp.config import TargetsConfig
+from mnistexp.losses import LOSSES, make_loss
+from mnistexp.model import ACTIVATIONS, init_mlp, logits, workspace
+from mnistexp.model import backward as model_backward
+from mnistexp.model import forward as model_forward
+from mnistexp.targets import TARGETS, encode_targets
+
+PAIRS = [(loss, out) for loss, cls in LOSSES.items() for out in cls.outputs]
+N, SIZES = 5, [6, 5, 4, 4]  # batch of 5; 6 inputs, hidden [5, 4], 4 classes
+
+
+def _problem(activation: str, scheme: str, bias: bool = True, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    model = init_mlp(SIZES, activation, "xavier", bias, rng, np.float64)
+    for b in model.biases:
+        if b is not None:
+            b[:] = rng.normal(0, 0.3, b.shape)  # non-zero biases, so their gradient matters
+    x = rng.normal(0, 1, (N, SIZES[0]))
+    y = rng.integers(0, SIZES[-1], N)
+    t = encode_targets(y, TargetsConfig(scheme=scheme, epsilon=0.2), SIZES[-1], np.float64)
+    return model, x, t
+
+
+def _mean_loss(model, loss, x, t) -> float:
+    z = logits(model, x)
+    return loss.value(z, loss.activate(z), t)
+
+
+def _analytic(model, loss, x, t) -> list[np.ndarray]:
+    ws = workspace(model, N)
+    ws.h[0][:] = x
+    z = model_forward(model, ws, N)
+    a = loss.activate(z, ws.a)
+    d = loss.delta(z, a, t, ws.d[-1])
+    d /= N
+    return [g.copy() for g in model_backward(model, ws, N)]
+
+
+def _numeric(model, loss, x, t, eps: float = 1e-6) -> list[np.ndarray]:
+    grads = []
+    for p, _ in model.parameters():
+        g = np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            keep = p[i]
+            p[i] = keep + eps
+            up = _mean_loss(model, loss, x, t)
+            p[i] = keep - eps
+            down = _mean_loss(model, loss, x, t)
+            p[i] = keep
+            g[i] = (up - down) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("scheme", sorted(TARGETS))
+@pytest.mark.parametrize(("loss_type", "output"), PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_whole_network_gradient_matches_finite_differences(loss_type, output, scheme, activation):
+    model, x, t = _problem(activation, scheme)
+    loss = make_loss(loss_type, output)
+    analytic, numeric = _analytic(model, loss, x, t), _numeric(model, loss, x, t)
+    for (p, _), a, n in zip(model.parameters(), analytic, numeric, strict=True):
+        assert a.shape == p.shape
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize(("loss_type", "output"), PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_gradient_without_biases(loss_type, output):
+    model, x, t = _problem("tanh", "soft", bias=False)
+    loss = make_loss(loss_type, output)
+    assert len(model.parameters()) == len(model.weights)
+    for a, n in zip(_analytic(model, loss, x, t), _numeric(model, loss, x, t), strict=True):
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
+
+
+def test_softmax_cross_entropy_delta_for_targets_not_summing_to_one():
+    # soft targets 0.01/0.99 over 4 classes sum to 0.99 + 3 * 0.01 = 1.02, so the delta is
+    # p * 1.02 - t, not p - t.
+    z = np.array([[0.3, -1.2, 2.0, 0.1]])
+    t = np.array([[0.01, 0.01, 0.99, 0.01]])
+    loss = make_loss("cross_entropy", "softmax")
+    p = loss.activate(z)
+    got = loss.delta(z, p, t, np.empty_like(z))
+    np.testing.assert_allclose(got, p * 1.02 - t, rtol=1e-12)
+    assert not np.allclose(got, p - t)
+
+
+@pytest.mark.parametrize(("loss_type", "output"), PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_losses_stay_finite_for_huge_and_equal_logits(loss_type, output):
+    loss = make_loss(loss_type, output)
+    z = np.array([[1e4, -1e4, 0.0], [5.0, 5.0, 5.0]])
+    t = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow is benign
+        if output != "linear":  # squared error on linear outputs of 1e4 is legitimately 1e8
+            a = loss.activate(z)
+            assert np.isfinite(loss.value(z, a, t))
+            assert np.isfinite(loss.delta(z, a, t, np.empty_like(z))).all()
+    equal = loss.activate(np.zeros((1, 3)))
+    assert np.allclose(equal, equal[0, 0])  # equal logits -> equal outputs
