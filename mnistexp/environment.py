@@ -18,7 +18,8 @@ def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            ["git", "-C", str(here), "status", "--porcelain=v2", "--branch",
+             "--untracked-files=no"],
             capture_output=True, text=True, timeout=5, check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):

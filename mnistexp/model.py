@@ -1,4 +1,4 @@
-"""A multilayer perceptron as pure functions on whole batches. Registries ``ACTIVATIONS``, ``INITS``.
+"""A multilayer perceptron as pure functions on whole batches. Registries ACTIVATIONS, INITS.
 
 Rows are samples. Layer l maps (n, fan_in) -> (n, fan_out) with ``z = h @ W + b``; weights are
 stored (fan_in, fan_out) so the forward pass needs no transposes and the backward pass uses
@@ -8,6 +8,7 @@ allocated once per run, so a step is a fixed handful of BLAS calls and in-place 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -103,7 +104,7 @@ def init_mlp(
     rng: np.random.Generator, dtype: type = np.float32,
 ) -> MLP:
     """Draw weights for layer sizes ``[784, *hidden, 10]``; biases start at zero."""
-    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    pairs = list(itertools.pairwise(sizes))
     weights = [INITS[init](rng, i, o).astype(dtype) for i, o in pairs]
     biases = [np.zeros(o, dtype=dtype) if bias else None for _, o in pairs]
     return MLP(weights, biases, activation)

@@ -29,6 +29,7 @@ def make_splits(cfg: ExperimentConfig, dataset) -> tuple[Split, Split | None, Sp
     train = split(dataset.train_images[:n_train], dataset.train_labels[:n_train])
     val = None
     if n_val:
-        val = split(dataset.train_images[n_total - n_val :], dataset.train_labels[n_total - n_val :])
+        held_out = slice(n_total - n_val, n_total)
+        val = split(dataset.train_images[held_out], dataset.train_labels[held_out])
     test = split(dataset.test_images, dataset.test_labels)
     return train, val, test

@@ -145,10 +145,10 @@ def test_data_dependent_sizes_are_checked():
     from mnistexp.config import check_against_data
 
     cfg = load_config(None, ["data.validation=10000", "data.train_subset=60000"])
-    with pytest.raises(ConfigError, match="data.train_subset = 60000 is invalid: only 50000"):
+    with pytest.raises(ConfigError, match=r"data\.train_subset = 60000 is invalid: only 50000"):
         check_against_data(cfg, 60000)
     cfg = load_config(None, ["data.train_subset=100", "train.batch_size=101"])
-    with pytest.raises(ConfigError, match="train.batch_size = 101 is invalid: larger than the 100"):
+    with pytest.raises(ConfigError, match=r"batch_size = 101 is invalid: larger than the 100"):
         check_against_data(cfg, 60000)
     assert check_against_data(load_config(None, ["data.validation=0"]), 60000) == 60000
 

@@ -32,7 +32,8 @@ SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
               help="Retrain a run that failed, diverged or was interrupted.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a tty).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: run_dir, state, metrics.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: run_dir, state, metrics.")
 @one_line_errors
 def train(config_path: str | None, overrides: tuple[str, ...], seed: int | None,
           name: str | None, runs_dir: str | None, data_dir: str | None, force: bool,

@@ -1,0 +1,149 @@
+"""``mnistexp train`` end to end on the tiny synthetic dataset (CliRunner, in process)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mnistexp.cli import main
+from tests.conftest import TINY
+
+RUN_FILES = {"config.yaml", "status.json", "history.csv", "metrics.json", "predictions.npz",
+             "model.npz", "env.json"}
+
+
+def train(tiny: Path, runs: Path, *extra: str):
+    args = ["train", "--data-dir", str(tiny), "--runs-dir", str(runs), "--no-progress"]
+    for item in TINY:
+        args += ["--set", item]
+    return CliRunner().invoke(main, [*args, *extra])
+
+
+def only_run(runs: Path) -> Path:
+    (folder,) = [p for p in runs.iterdir() if not p.name.startswith(".")]
+    return folder
+
+
+def test_writes_a_complete_readable_run_folder(tiny: Path, tmp_path: Path):
+    result = train(tiny, tmp_path, "--seed", "3")
+    assert result.exit_code == 0, result.output
+    folder = only_run(tmp_path)
+    assert folder.name.startswith("default-") and folder.name.endswith("-s3")
+    assert {p.name for p in folder.iterdir()} == RUN_FILES
+    status = json.loads((folder / "status.json").read_text())
+    assert status["state"] == "completed"
+    assert folder.name.split("-")[1] == status["config_hash"][:8]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    for section in ("test", "validation", "train", "test_temperature_scaled"):
+        assert {"accuracy", "error", "nll", "brier", "ece"} <= set(metrics[section])
+    assert metrics["test"]["accuracy"] > 0.8  # the synthetic classes are easy
+    with np.load(folder / "predictions.npz", allow_pickle=False) as npz:
+        assert npz["probs"].shape == (200, 10) and npz["labels"].shape == (200,)
+    assert len((folder / "history.csv").read_text().splitlines()) == 1 + 2  # header + epochs
+    assert "completed in" in result.output and "test: accuracy" in result.output
+
+
+def test_rerun_skips_and_force_retrains(tiny: Path, tmp_path: Path):
+    assert train(tiny, tmp_path).exit_code == 0
+    status = only_run(tmp_path) / "status.json"
+    first = json.loads(status.read_text())["finished"]
+    again = train(tiny, tmp_path)
+    assert again.exit_code == 0
+    assert "already completed; not retrained (--force retrains)" in again.output
+    assert json.loads(status.read_text())["finished"] == first
+    forced = train(tiny, tmp_path, "--force")
+    assert forced.exit_code == 0 and "completed in" in forced.output
+    assert json.loads(status.read_text())["pid"] == os.getpid()
+
+
+def test_same_seed_gives_bit_identical_results(tiny: Path, tmp_path: Path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert train(tiny, a).exit_code == 0 and train(tiny, b).exit_code == 0
+    ra, rb = only_run(a), only_run(b)
+    assert (ra / "metrics.json").read_bytes() == (rb / "metrics.json").read_bytes()
+    with np.load(ra / "model.npz") as ma, np.load(rb / "model.npz") as mb:
+        for key in ma.files:
+            assert np.array_equal(ma[key], mb[key])
+    c = tmp_path / "c"
+    assert train(tiny, c, "--seed", "1").exit_code == 0
+    assert (only_run(c) / "metrics.json").read_bytes() != (ra / "metrics.json").read_bytes()
+
+
+def test_json_output(tiny: Path, tmp_path: Path):
+    result = train(tiny, tmp_path, "--json")
+    assert result.exit_code == 0
+    out = json.loads(result.output)
+    assert out["state"] == "completed" and out["skipped"] is False
+    assert Path(out["run_dir"]) == only_run(tmp_path)
+    assert 0 <= out["metrics"]["test"]["accuracy"] <= 1
+
+
+def test_divergence_is_recorded_with_exit_1(tiny: Path, tmp_path: Path):
+    blow_up = ["--set", "data.scaling=raw", "--set", "train.lr=10", "--set", "loss.type=mse",
+               "--set", "loss.output=linear"]
+    result = train(tiny, tmp_path, *blow_up)
+    assert result.exit_code == 1
+    status = json.loads((only_run(tmp_path) / "status.json").read_text())
+    assert status["state"] == "diverged"
+    assert "training loss became" in status["error"]
+    again = train(tiny, tmp_path, *blow_up)  # a diverged run is a result: not retrained
+    assert again.exit_code == 1 and "diverged earlier; not retrained" in again.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        pytest.param(["--set", "train.lr=0"], "Error: train.lr = 0.0 is invalid: must be > 0",
+                     id="range"),
+        pytest.param(["--set", "train.batch_size=5000"], "Error: train.batch_size = 5000 is "
+                     "invalid: larger than the 500 training images", id="batch>train"),
+        pytest.param(["--set", "loss.output=linear"], "Error: loss.output = 'linear' does not "
+                     "fit loss.type = 'cross_entropy': use loss.output = softmax", id="pairing"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_leaves_no_run(tiny, tmp_path, extra, message):
+    result = train(tiny, tmp_path / "runs", *extra)
+    assert result.exit_code == 2
+    assert result.output.strip() == message
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_malformed_config_file(tiny: Path, tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr: [0.1\n")
+    result = train(tiny, tmp_path / "runs", "--config", str(bad))
+    assert result.exit_code == 2
+    assert result.output.startswith(f"Error: {bad}: malformed YAML at line")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_runs_dir_that_is_a_file(tiny: Path, tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = train(tiny, blocker / "runs")
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ") and "cannot create the runs folder" in result.output
+
+
+def test_print_config_shows_resolved_values(tmp_path: Path):
+    result = CliRunner().invoke(main, ["train", "--set", "model.hidden=[256,128]", "--seed", "4",
+                                       "--print-config"])
+    assert result.exit_code == 0
+    assert "hidden:\n  - 256\n  - 128\n" in result.output or "hidden: [256, 128]" in result.output
+    assert "seed: 4" in result.output and "epsilon: 0.1" in result.output
+
+
+def test_every_command_has_help_with_an_example():
+    runner = CliRunner()
+    for name, command in main.commands.items():
+        sub = getattr(command, "commands", {name: command})
+        for sub_name in sub:
+            args = [name] if sub_name == name else [name, sub_name]
+            result = runner.invoke(main, [*args, "--help"])
+            assert result.exit_code == 0, args
+            assert "Example" in result.output, args
