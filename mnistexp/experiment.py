@@ -53,11 +53,12 @@ def run_experiment(
     chash = config_hash(cfg)
     path = root / runs.run_id(cfg.name, chash, cfg.seed)
     existing = runs.read_status(path)
-    if existing and not _would_replace(existing["state"], force, retry_failed):
+    if existing and not should_train(existing["state"], force, retry_failed):
         return _skipped(path, existing)
     dataset = data.load(cfg.data.dataset, data_dir or cfg.data.dir, progress=progress)
     check_against_data(cfg, dataset.train_labels.shape[0])
-    claimed = runs.claim(root, path.name, force=force, retry_failed=retry_failed)
+    resume = existing is not None and existing["state"] == "interrupted"
+    claimed = runs.claim(root, path.name, force=force, retry_failed=retry_failed or resume)
     if claimed.run is None:
         return _skipped(path, runs.read_status(path) or {"state": claimed.existing})
     run = claimed.run
@@ -75,7 +76,15 @@ def run_experiment(
         return Outcome(run.path, "failed", message=f"{type(exc).__name__}: {exc}")
 
 
-def _would_replace(state: str, force: bool, retry_failed: bool) -> bool:
+def should_train(state: str | None, force: bool = False, retry_failed: bool = False) -> bool:
+    """Whether a run whose folder is in ``state`` (None: no folder) is (re)trained.
+
+    An interrupted run is resumed by default (Ctrl-C, SIGTERM or a killed process says nothing
+    about the experiment); failed and diverged runs only with ``retry_failed``; completed ones
+    only with ``force``; a run another live process is training never.
+    """
+    if state is None or state == "interrupted":
+        return True
     if state == "running":
         return False
     return force or (retry_failed and state in runs.FINISHED_BAD)
