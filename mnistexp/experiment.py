@@ -64,9 +64,9 @@ def run_experiment(
     run = claimed.run
     from mnistexp.environment import environment
 
-    env = environment(argv or sys.argv, dataset.checksums, str(dataset.source))
-    run.start(to_yaml(cfg), chash, env)
-    try:
+    try:  # from the claim on, a Ctrl-C or crash is recorded in the folder
+        env = environment(argv or sys.argv, dataset.checksums, str(dataset.source))
+        run.start(to_yaml(cfg), chash, env)
         return _train_into(cfg, dataset, run, progress)
     except KeyboardInterrupt:
         run.finish("interrupted", error="interrupted (Ctrl-C or SIGTERM)")
