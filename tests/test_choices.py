@@ -1,0 +1,36 @@
+"""Every registry choice trains on the tiny dataset: one axis at a time from the defaults."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from mnistexp import registries
+from mnistexp.config import load_config
+from mnistexp.experiment import run_experiment
+from mnistexp.losses import LOSSES
+from tests.conftest import TINY
+
+VARIANTS = [
+    *[[f"loss.type={t}", f"loss.output={o}"] for t, c in LOSSES.items() for o in c.outputs],
+    *[[f"{key}={value}"] for key, values in registries.choices().items()
+      if key not in ("loss.type", "loss.output", "data.dataset") for value in values],
+    ["train.momentum=0.9", "train.nesterov=true"],
+    ["train.weight_decay=0.001"],
+    ["model.hidden=[12,8]", "model.bias=false"],
+    ["train.batch_size=1", "data.train_subset=60"],
+    ["data.validation=0"],
+]
+
+
+@pytest.mark.parametrize("sets", VARIANTS, ids=["+".join(v) for v in VARIANTS])
+def test_choice_trains_and_evaluates(sets: list[str], tiny: Path, tmp_path: Path):
+    cfg = load_config(None, [*TINY, *sets, "train.lr=0.05"])
+    outcome = run_experiment(cfg, runs_dir=tmp_path, data_dir=tiny)
+    assert outcome.state == "completed", outcome.message
+    test = outcome.metrics["test"]
+    assert 0.0 <= test["accuracy"] <= 1.0 and math.isfinite(test["nll"])
+    scaled = outcome.metrics["test_temperature_scaled"]
+    assert ("temperature" in scaled) == (cfg.data.validation > 0)
