@@ -28,8 +28,10 @@ def main() -> None:
 
 def _register() -> None:
     from mnistexp.cli import data, train
+    from mnistexp.cli.compare import compare
 
     main.add_command(data.data)
+    main.add_command(compare)
     main.add_command(train.train)
 
 

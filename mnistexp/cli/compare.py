@@ -1,0 +1,112 @@
+"""``mnistexp compare``: seed-aggregated tables, significance against a baseline, plots.
+
+numpy, scipy and matplotlib are imported inside the command body, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mnistexp.cli.common import (
+    EXIT_INTERRUPTED,
+    CliError,
+    data_dir_option,
+    one_line_errors,
+    runs_dir_option,
+    set_option,
+)
+
+FORMATS = ("table", "markdown", "csv", "json")
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, metavar="[RUN_DIR | GLOB | RUNS_ROOT | CONFIG.yaml]...")
+@runs_dir_option
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="With config files: train and compare seeds 0..N-1 of each.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With config files: parallel training workers.")
+@set_option
+@data_dir_option
+@click.option("--metrics", "metric_names", metavar="M1,M2,...",
+              help="Columns, e.g. accuracy,ece,ts_ece (default: accuracy,nll,brier,ece,ts_ece,"
+                   "confidence; also ts_nll, mce, ace).")
+@click.option("--sort", "sort", metavar="METRIC", help="Sort rows by this metric, best first.")
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Keep experiments whose resolved config has this value (repeatable).")
+@click.option("--baseline", metavar="NAME",
+              help="Test every other experiment against this one on each metric.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.05, show_default=True, help="Significance level for the verdicts.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+              show_default=True, help="Output format.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write PNG figures (reliability, confidence, learning curves, metrics) here.")
+@one_line_errors
+def compare(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int,
+            overrides: tuple[str, ...], data_dir: str | None, metric_names: str | None,
+            sort: str | None, filters: tuple[str, ...], baseline: str | None, alpha: float,
+            fmt: str, plot_dir: Path | None) -> None:
+    """Compare experiments over seeds: accuracy and calibration, with significance tests.
+
+    INPUTS are run folders, globs, runs roots (default: the runs root), or config files; for
+    config files the missing runs (seeds 0..N-1) are trained first and reused afterwards.
+    Runs are grouped by their config (seed excluded); unfinished, failed and diverged runs are
+    listed on stderr and left out of the statistics.
+
+    \b
+    Examples:
+      mnistexp compare
+      mnistexp compare 'runs/baseline-*' 'runs/mse_sigmoid-*' --baseline baseline
+      mnistexp compare configs/baseline.yaml configs/label_smoothing.yaml --seeds 5 -j 4 \\
+          --set train.epochs=3 --baseline baseline --plot runs/plots
+      mnistexp compare --metrics accuracy,ece,ts_ece --sort ece --filter loss.type=mse
+      mnistexp compare --format json > comparison.json
+    """
+    from mnistexp import compare as cmp
+
+    metrics = cmp.parse_metrics(metric_names)
+    folders = _folders(inputs, runs_dir, seeds, jobs, overrides, data_dir)
+    records, notes = cmp.load_runs(folders)
+    for note in notes:
+        click.echo(f"warning: {note}", err=True)
+    report = cmp.build_report(records, metrics, sort=sort, filters=filters, baseline=baseline,
+                              alpha=alpha, notes=notes)
+    for note in report.warnings[len(notes):]:  # found while grouping (duplicate seeds)
+        click.echo(f"warning: {note}", err=True)
+    click.echo(cmp.render(report, fmt), nl=False)
+    if plot_dir is not None:
+        from mnistexp.plots import write_plots
+
+        for path in write_plots(report, plot_dir):
+            click.echo(f"wrote {path}", err=True)
+    if report.nothing_to_compare:
+        raise CliError(report.nothing_to_compare)
+
+
+def _folders(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int,
+             overrides: tuple[str, ...], data_dir: str | None) -> list[Path]:
+    """Run folders to compare; config-file inputs are trained first where runs are missing."""
+    from mnistexp import compare as cmp
+    from mnistexp.runs import runs_root
+
+    configs = [i for i in inputs if Path(i).suffix in CONFIG_SUFFIXES]
+    others = [i for i in inputs if i not in configs]
+    if overrides and not configs:
+        raise CliError("--set applies to config files given as inputs; none was given")
+    folders = cmp.collect_folders(others, runs_root(runs_dir)) if others or not configs else []
+    if configs:
+        planned = cmp.plan_runs(configs, seeds, overrides)
+        click.echo(f"{len(planned)} runs ({len(configs)} configs x {seeds} seeds) in "
+                   f"{runs_root(runs_dir)}; finished runs are reused", err=True)
+        try:
+            folders += cmp.train_missing(planned, jobs=jobs, runs_dir=runs_dir,
+                                         data_dir=data_dir, progress=sys.stderr.isatty())
+        except KeyboardInterrupt:
+            click.echo("interrupted: unfinished runs are marked 'interrupted'", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+    return list(dict.fromkeys(folders))

@@ -1,0 +1,789 @@
+"""Compare experiments: load run folders, group seeds by config hash, aggregate, test, render.
+
+Data flow: input paths -> run folders (:func:`collect_folders`) -> :class:`RunRecord` per folder
+(:func:`load_runs`; unusable folders become one warning line each) -> :class:`Experiment` per
+config hash, seed excluded (:func:`group_runs`) -> :class:`Report` (:func:`build_report`) ->
+text (:func:`render`). Rendering is pure: a report in, a string out.
+
+Statistics (per experiment and metric, over seeds): mean, sample standard deviation (ddof 1)
+and the 95% Student-t interval mean +- t(0.975, n-1) * std / sqrt(n). Against a baseline
+(:func:`compare_metric`): a paired t-test on the seeds both experiments share when they share
+at least two; otherwise Welch's t-test when both have at least two seeds; otherwise, for
+accuracy only, McNemar's exact test (a binomial test on the discordant test images) on one
+pair of runs' predictions. The test used is part of every :class:`Comparison`.
+
+The experiment's identity is recomputed from each folder's config.yaml
+(:func:`mnistexp.config.config_hash`), so renamed folders or stale status files cannot split or
+merge experiments.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import math
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from mnistexp import runs
+from mnistexp.config import ExperimentConfig, all_keys, config_hash, from_dict, parse_override
+from mnistexp.errors import ConfigError, RunError, UsageError
+
+JSON_SCHEMA_VERSION = 1
+HIDDEN_KEYS = ("name", "seed", "data.dir")
+"""Config keys never shown as columns: the name is the row label, seed and location vary."""
+
+
+# --------------------------------------------------------------------------- metrics registry
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A column: where its value lives in metrics.json and how it is shown."""
+
+    key: str  # the name used by --metrics / --sort
+    label: str  # column header without unit
+    section: str  # metrics.json section
+    field: str  # key inside the section
+    percent: bool = False  # a fraction shown in percent; differences in percentage points
+    higher_is_better: bool | None = False  # None: neither (e.g. mean confidence)
+    unit: str = ""  # unit of a non-percent metric, e.g. nats
+
+    @property
+    def header(self) -> str:
+        unit = "%" if self.percent else self.unit
+        return f"{self.label} ({unit})" if unit else self.label
+
+    def shown(self, value: float) -> float:
+        """The value in display units (percent for fractions)."""
+        return 100.0 * value if self.percent else value
+
+    @property
+    def digits(self) -> int:
+        return 2 if self.percent else 4
+
+
+METRICS: dict[str, Metric] = {m.key: m for m in (
+    Metric("accuracy", "accuracy", "test", "accuracy", percent=True, higher_is_better=True),
+    Metric("nll", "NLL", "test", "nll", unit="nats"),
+    Metric("brier", "Brier", "test", "brier"),
+    Metric("ece", "ECE", "test", "ece", percent=True),
+    Metric("ts_ece", "ECE after TS", "test_temperature_scaled", "ece", percent=True),
+    Metric("ts_nll", "NLL after TS", "test_temperature_scaled", "nll", unit="nats"),
+    Metric("mce", "MCE", "test", "mce", percent=True),
+    Metric("ace", "adaptive ECE", "test", "ace", percent=True),
+    Metric("confidence", "mean confidence", "test", "mean_confidence", percent=True,
+           higher_is_better=None),
+)}
+DEFAULT_METRICS = ("accuracy", "nll", "brier", "ece", "ts_ece", "confidence")
+
+
+def parse_metrics(text: str | None) -> list[Metric]:
+    """``"accuracy,ece"`` -> the registry entries, in that order; None -> the defaults."""
+    names = [n.strip() for n in text.split(",") if n.strip()] if text else DEFAULT_METRICS
+    unknown = [n for n in names if n not in METRICS]
+    if unknown or not names:
+        raise UsageError(f"--metrics {text!r}: unknown metric {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(METRICS)}")
+    return [METRICS[n] for n in names]
+
+
+# --------------------------------------------------------------------------- finding folders
+
+
+def collect_folders(inputs: Sequence[str], root: Path) -> list[Path]:
+    """Run folders named by ``inputs`` (folders, globs or runs roots), else all under ``root``."""
+    if not inputs:
+        return _root_folders(root)
+    found: dict[Path, None] = {}
+    for item in inputs:
+        for path in _expand(item):
+            found.setdefault(path, None)
+    return list(found)
+
+
+def _root_folders(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise RunError(f"{root}: no such runs folder; train runs first (mnistexp train) "
+                       "or name run folders or config files")
+    folders = list(runs.iter_run_folders(root))
+    if not folders:
+        raise RunError(f"{root}: no run folders to compare")
+    return folders
+
+
+def _expand(item: str) -> list[Path]:
+    """One input: a run folder, a runs root (its run folders) or a glob of either."""
+    paths = [Path(p) for p in sorted(glob.glob(item))] if glob.has_magic(item) else [Path(item)]
+    if not paths:
+        raise RunError(f"{item}: matches no run folder")
+    out: list[Path] = []
+    for path in paths:
+        if _is_run_folder(path):
+            out.append(path)
+        elif path.is_dir():
+            out += list(runs.iter_run_folders(path))
+        elif not glob.has_magic(item):
+            raise RunError(f"{item}: no such run folder, runs root or config file")
+    return out
+
+
+def _is_run_folder(path: Path) -> bool:
+    return (path / "status.json").exists() or (path / "config.yaml").exists()
+
+
+# --------------------------------------------------------------------------- loading runs
+
+
+@dataclass
+class RunRecord:
+    """One run folder as compare sees it: identity, state and test metrics."""
+
+    path: Path
+    name: str
+    seed: int
+    chash: str
+    config: dict[str, Any]  # flattened resolved config, dotted keys
+    state: str
+    values: dict[str, float] = field(default_factory=dict)  # metric key -> raw value or NaN
+    reliability: dict[str, list] | None = None  # metrics.json test reliability bins
+
+
+def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
+    """``{"data.scaling": "unit", "model.hidden": [100], ...}`` in schema order."""
+
+    def walk(node: dict[str, Any], prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if isinstance(value, dict):
+                out |= walk(value, f"{prefix}{key}.")
+            else:
+                out[prefix + key] = value
+        return out
+
+    return walk(cfg.to_dict(), "")
+
+
+def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
+    """Completed and diverged runs of ``folders``, and one warning line per folder left out.
+
+    Diverged runs are returned (their experiments count them) but carry no metrics.
+    """
+    records: list[RunRecord] = []
+    notes: list[str] = []
+    for folder in folders:
+        try:
+            record = read_run(folder)
+        except UsageError as exc:
+            notes.append(f"{exc}; left out")
+            continue
+        if record.state != "completed":
+            notes.append(_state_note(folder, record.state))
+        if record.state in ("completed", "diverged"):
+            records.append(record)
+    return records, notes
+
+
+def _state_note(folder: Path, state: str) -> str:
+    status = runs.read_status(folder) or {}
+    why = f" ({status['error']})" if status.get("error") else ""
+    if state == "diverged":
+        return f"{folder}: diverged{why}; counted, but left out of the statistics"
+    if state == "running":
+        return f"{folder}: still running; left out"
+    return f"{folder}: {state}{why}; left out"
+
+
+def read_run(folder: Path) -> RunRecord:
+    """The :class:`RunRecord` of one folder; :class:`RunError` if it cannot be used at all."""
+    status = runs.read_status(folder)
+    if status is None:
+        raise RunError(f"{folder}: status.json missing or unreadable")
+    cfg = _read_config(folder)
+    state = str(status.get("state", "failed"))
+    record = RunRecord(folder, cfg.name, cfg.seed, config_hash(cfg), flatten(cfg), state)
+    if state == "completed":
+        record.values, record.reliability = _read_metrics(folder / "metrics.json")
+    return record
+
+
+def _read_config(folder: Path) -> ExperimentConfig:
+    path = folder / "config.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunError(f"{path}: unreadable ({type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise RunError(f"{path}: not a config mapping")
+    try:
+        return from_dict(raw)
+    except ConfigError as exc:
+        raise RunError(f"{path}: {exc}") from None
+
+
+def _read_metrics(path: Path) -> tuple[dict[str, float], dict[str, list] | None]:
+    report = runs.read_json(path)
+    test = report.get("test") if isinstance(report, dict) else None
+    if not isinstance(test, dict) or not _is_number(test.get("accuracy")):
+        raise RunError(f"{path}: no test metrics")
+    values = {key: _lookup(report, m) for key, m in METRICS.items()}
+    reliability = test.get("reliability") if isinstance(test.get("reliability"), dict) else None
+    return values, reliability
+
+
+def _lookup(report: dict[str, Any], metric: Metric) -> float:
+    section = report.get(metric.section)
+    value = section.get(metric.field) if isinstance(section, dict) else None
+    return float(value) if _is_number(value) else math.nan
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+@dataclass
+class Experiment:
+    """All runs of one config (seed excluded): completed runs by seed, and diverged ones."""
+
+    name: str
+    chash: str
+    config: dict[str, Any]
+    runs: list[RunRecord]  # completed, one per seed, sorted by seed
+    diverged: list[RunRecord]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.runs]
+
+    def values(self, key: str) -> dict[int, float]:
+        """Seed -> finite value of metric ``key``."""
+        return {r.seed: r.values[key] for r in self.runs if math.isfinite(r.values[key])}
+
+    def summary(self, key: str) -> Summary:
+        return summarize(list(self.values(key).values()))
+
+
+def group_runs(records: Sequence[RunRecord]) -> tuple[list[Experiment], list[str]]:
+    """Experiments (by config hash, sorted by name) and warnings about duplicate seeds."""
+    groups: dict[str, list[RunRecord]] = {}
+    for record in sorted(records, key=lambda r: (r.seed, str(r.path))):
+        groups.setdefault(record.chash, []).append(record)
+    notes: list[str] = []
+    experiments = [_experiment(chash, members, notes) for chash, members in groups.items()]
+    clashes = Counter(e.name for e in experiments)
+    for exp in experiments:
+        if clashes[exp.name] > 1:  # same name, different configs: tell them apart
+            exp.name = f"{exp.name}@{exp.chash[:8]}"
+    return sorted(experiments, key=lambda e: e.name), notes
+
+
+def _experiment(chash: str, members: list[RunRecord], notes: list[str]) -> Experiment:
+    done: dict[int, RunRecord] = {}
+    for record in (r for r in members if r.state == "completed"):
+        if record.seed in done:
+            notes.append(f"{record.path}: same experiment and seed as {done[record.seed].path}; "
+                         "left out")
+            continue
+        done[record.seed] = record
+    name = Counter(r.name for r in members).most_common(1)[0][0]
+    diverged = [r for r in members if r.state == "diverged"]
+    return Experiment(name, chash, members[0].config, list(done.values()), diverged)
+
+
+def apply_filters(experiments: list[Experiment], filters: Sequence[str]) -> list[Experiment]:
+    """Keep the experiments whose resolved config matches every ``key=value`` filter."""
+    keys = all_keys()
+    for item in filters:
+        key, wanted = parse_override(item)
+        if key not in keys:
+            raise ConfigError(f"--filter {item!r}: unknown key {key}")
+        experiments = [e for e in experiments if _same(e.config.get(key), wanted)]
+    if not experiments:
+        raise UsageError(f"no experiment matches --filter {' --filter '.join(filters)}")
+    return experiments
+
+
+def _same(actual: Any, wanted: Any) -> bool:
+    return actual == wanted or str(actual) == str(wanted)
+
+
+def differing_keys(experiments: Sequence[Experiment]) -> list[str]:
+    """Config keys (schema order) whose values are not the same in every experiment."""
+    out = []
+    for key in all_keys():
+        if key in HIDDEN_KEYS:
+            continue
+        seen = {json.dumps(e.config.get(key), sort_keys=True) for e in experiments}
+        if len(seen) > 1:
+            out.append(key)
+    return out
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, sample std (ddof 1) and 95% t-interval of one metric over n seeds."""
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+
+def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
+    """:class:`Summary` of ``values``; std and interval are NaN below two values."""
+    x = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    nan = math.nan
+    if x.size == 0:
+        return Summary(0, nan, nan, nan, nan)
+    mean = float(x.mean())
+    if x.size < 2:
+        return Summary(1, mean, nan, nan, nan)
+    from scipy import stats
+
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1)) * std / math.sqrt(x.size)
+    return Summary(int(x.size), mean, std, mean - half, mean + half)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One experiment against the baseline on one metric (raw units, other minus baseline)."""
+
+    experiment: str
+    baseline: str
+    metric: str
+    difference: float
+    p_value: float | None
+    test: str
+    alpha: float
+
+    @property
+    def significant(self) -> bool | None:
+        return None if self.p_value is None else self.p_value < self.alpha
+
+
+def compare_metric(base: Experiment, other: Experiment, metric: Metric,
+                   alpha: float = 0.05) -> Comparison:
+    """Difference of ``other`` to ``base`` on ``metric`` with the test the seeds allow."""
+    b, o = base.values(metric.key), other.values(metric.key)
+    shared = sorted(set(b) & set(o))
+    if len(shared) >= 2:
+        diff, p, test = _paired([b[s] for s in shared], [o[s] for s in shared])
+    elif len(b) >= 2 and len(o) >= 2:
+        diff, p, test = _welch(list(b.values()), list(o.values()))
+    elif metric.key == "accuracy" and b and o:
+        diff, p, test = mcnemar(*_one_pair(base, other, shared))
+    else:
+        diff = float(np.mean(list(o.values())) - np.mean(list(b.values()))) if b and o else math.nan
+        p, test = None, "no test (needs 2 seeds per experiment)"
+    return Comparison(other.name, base.name, metric.key, diff, p, test, alpha)
+
+
+def _pvalue(test: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+    """scipy's p-value with its warnings about degenerate (zero-variance) data silenced."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return float(test(*args, **kwargs).pvalue)
+
+
+def _settle(diff: float, p: float) -> float | None:
+    """A NaN p-value from zero variance: 1 when nothing differs, else undefined (None)."""
+    if math.isnan(p):
+        return 1.0 if diff == 0 else None
+    return p
+
+
+def _paired(base: list[float], other: list[float]) -> tuple[float, float | None, str]:
+    from scipy import stats
+
+    diff = float(np.mean(np.subtract(other, base)))
+    p = _pvalue(stats.ttest_rel, other, base)
+    return diff, _settle(diff, p), f"paired t-test, {len(base)} shared seeds"
+
+
+def _welch(base: list[float], other: list[float]) -> tuple[float, float | None, str]:
+    from scipy import stats
+
+    diff = float(np.mean(other) - np.mean(base))
+    p = _pvalue(stats.ttest_ind, other, base, equal_var=False)
+    return diff, _settle(diff, p), f"Welch t-test, {len(base)} vs {len(other)} seeds"
+
+
+def _one_pair(base: Experiment, other: Experiment, shared: list[int]) -> tuple[Path, Path]:
+    """Run folders for McNemar: the shared seed if any, else each experiment's first run."""
+    if shared:
+        return _run_of(base, shared[0]), _run_of(other, shared[0])
+    return base.runs[0].path, other.runs[0].path
+
+
+def _run_of(exp: Experiment, seed: int) -> Path:
+    return next(r.path for r in exp.runs if r.seed == seed)
+
+
+def mcnemar(base_run: Path, other_run: Path) -> tuple[float, float | None, str]:
+    """Accuracy difference and McNemar's exact p-value from two runs' test predictions.
+
+    b = images only the baseline gets right, c = only the other; under H0 c ~ Binomial(b + c,
+    1/2), so the two-sided p-value is scipy's exact binomial test.
+    """
+    from scipy import stats
+
+    base_hit, labels = _hits(base_run)
+    other_hit, other_labels = _hits(other_run)
+    if not np.array_equal(labels, other_labels):
+        return (float(other_hit.mean() - base_hit.mean()), None,
+                "no test (the runs' test labels differ)")
+    b = int(np.sum(base_hit & ~other_hit))
+    c = int(np.sum(~base_hit & other_hit))
+    p = 1.0 if b + c == 0 else float(stats.binomtest(c, b + c, 0.5).pvalue)
+    diff = (c - b) / labels.size
+    return diff, p, f"McNemar exact test, 1 seed each ({b} vs {c} discordant)"
+
+
+def _hits(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Correct-prediction mask (n,) bool and labels (n,) from a run's predictions.npz."""
+    path = run / "predictions.npz"
+    try:
+        with np.load(path) as npz:
+            predictions, labels = npz["predictions"], npz["labels"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunError(f"{path}: unreadable ({type(exc).__name__})") from None
+    return predictions == labels, labels
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class Report:
+    """Everything a renderer needs; no further file access."""
+
+    experiments: list[Experiment]
+    metrics: list[Metric]
+    keys: list[str]  # config keys that differ between the experiments
+    baseline: str | None = None
+    alpha: float = 0.05
+    comparisons: list[Comparison] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    nothing_to_compare: str | None = None  # why --baseline had nothing to compare against
+
+
+def build_report(records: Sequence[RunRecord], metrics: Sequence[Metric] | None = None, *,
+                 sort: str | None = None, filters: Sequence[str] = (),
+                 baseline: str | None = None, alpha: float = 0.05,
+                 notes: Sequence[str] = ()) -> Report:
+    """Group, filter, sort and (with ``baseline``) test loaded runs; ``notes`` are the
+    warnings of :func:`load_runs`, kept in the report."""
+    experiments, more = group_runs(records)
+    if not any(e.runs for e in experiments):
+        raise RunError("nothing to compare: no run has finished with test metrics")
+    experiments = _order(apply_filters(experiments, filters), sort, baseline)
+    report = Report(experiments, list(metrics or parse_metrics(None)),
+                    differing_keys(experiments), baseline, alpha, warnings=[*notes, *more])
+    if baseline is not None:
+        _add_comparisons(report, baseline)
+    return report
+
+
+def _order(experiments: list[Experiment], sort: str | None, baseline: str | None
+           ) -> list[Experiment]:
+    """By name with the baseline first; with ``sort``, best mean first (missing last)."""
+    if sort is not None:
+        if sort not in METRICS:
+            raise UsageError(f"--sort {sort}: unknown metric; choose from {', '.join(METRICS)}")
+        sign = -1.0 if METRICS[sort].higher_is_better else 1.0
+        return sorted(experiments, key=lambda e: _sort_key(e.summary(sort).mean, sign))
+    return sorted(experiments, key=lambda e: (e.name != baseline, e.name))
+
+
+def _sort_key(mean: float, sign: float) -> tuple[bool, float]:
+    return (math.isnan(mean), 0.0 if math.isnan(mean) else sign * mean)
+
+
+def _add_comparisons(report: Report, baseline: str) -> None:
+    by_name = {e.name: e for e in report.experiments}
+    if baseline not in by_name:
+        raise UsageError(f"--baseline {baseline}: no such experiment; choose from "
+                         f"{', '.join(by_name)}")
+    base = by_name[baseline]
+    others = [e for e in report.experiments if e is not base]
+    if not others:
+        report.nothing_to_compare = (f"--baseline {baseline}: nothing to compare, "
+                                     "it is the only experiment")
+        return
+    report.comparisons = [compare_metric(base, other, metric, report.alpha)
+                          for other in others for metric in report.metrics]
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def format_cell(metric: Metric, s: Summary) -> str:
+    """``"97.81 ± 0.12 (±0.30)"``: mean ± std (± 95% half-width); "—" without values."""
+    if s.n == 0:
+        return "—"
+    d = metric.digits
+    text = f"{metric.shown(s.mean):.{d}f}"
+    if s.n >= 2:
+        half = metric.shown(s.ci_high - s.mean)
+        text += f" ± {metric.shown(s.std):.{d}f} (±{half:.{d}f})"
+    return text
+
+
+def format_difference(metric: Metric, diff: float) -> str:
+    """``"+0.41 pp"`` for percent metrics, ``"-0.0123"`` otherwise."""
+    if math.isnan(diff):
+        return "—"
+    unit = " pp" if metric.percent else ""
+    return f"{metric.shown(diff):+.{metric.digits}f}{unit}"
+
+
+def format_p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def verdict(c: Comparison) -> str:
+    """``"+0.41 pp, p = 0.003, significant at 0.05 (better)"`` or ``"..., not significant"``."""
+    metric = METRICS[c.metric]
+    diff = format_difference(metric, c.difference)
+    if c.p_value is None:
+        return f"{diff}, no p-value"
+    if not c.significant:
+        return f"{diff}, {format_p(c.p_value)}, not significant"
+    direction = ""
+    if metric.higher_is_better is not None and c.difference != 0:
+        better = (c.difference > 0) == metric.higher_is_better
+        direction = " (better)" if better else " (worse)"
+    return f"{diff}, {format_p(c.p_value)}, significant at {c.alpha:g}{direction}"
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return str(value)
+
+
+def _n_text(exp: Experiment) -> str:
+    return f"{len(exp.runs)} (+{len(exp.diverged)} diverged)" if exp.diverged else str(
+        len(exp.runs))
+
+
+# --------------------------------------------------------------------------- rows
+
+
+Rows = tuple[list[str], list[list[str]], list[bool]]
+"""Header, body rows and, per column, whether it is right-aligned (numbers)."""
+
+
+def main_rows(report: Report) -> Rows:
+    """The experiment table: name, differing config keys, n, one column per metric."""
+    header = ["experiment", *report.keys, "n", *(m.header for m in report.metrics)]
+    right = [False] * (1 + len(report.keys)) + [True] * (1 + len(report.metrics))
+    body = [[e.name, *(_value_text(e.config.get(k)) for k in report.keys), _n_text(e),
+             *(format_cell(m, e.summary(m.key)) for m in report.metrics)]
+            for e in report.experiments]
+    return header, body, right
+
+
+def comparison_rows(report: Report) -> Rows:
+    """The baseline table: experiment, metric, verdict sentence, test used."""
+    header = ["experiment", "metric", f"difference to {report.baseline}", "test"]
+    body = [[c.experiment, METRICS[c.metric].header, verdict(c), c.test]
+            for c in report.comparisons]
+    return header, body, [False] * 4
+
+
+LEGEND = (
+    "Test set. mean ± std over seeds (± half-width of the 95% t-interval); n = seeds used.",
+    "TS = temperature scaling; config keys equal in all experiments are not shown.",
+)
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+def render(report: Report, fmt: str = "table") -> str:
+    """The report as ``table``, ``markdown``, ``csv`` or ``json`` text."""
+    return RENDERERS[fmt](report)
+
+
+def render_table(report: Report) -> str:
+    """Aligned plain text for a terminal."""
+    out = [_aligned(*main_rows(report)), "", *LEGEND]
+    if report.comparisons:
+        out += ["", f"Against the baseline '{report.baseline}' (alpha = {report.alpha:g}):",
+                _aligned(*comparison_rows(report))]
+    return "\n".join(out) + "\n"
+
+
+def _aligned(header: list[str], body: list[list[str]], right: list[bool]) -> str:
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = []
+    for row in [header, ["-" * w for w in widths], *body]:
+        cells = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right,
+                                                                  strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def render_markdown(report: Report) -> str:
+    """GitHub-flavoured markdown tables."""
+    out = [_markdown(*main_rows(report)), "", *(f"_{line}_" for line in LEGEND)]
+    if report.comparisons:
+        out += ["", f"**Against baseline `{report.baseline}`** (alpha = {report.alpha:g})", "",
+                _markdown(*comparison_rows(report))]
+    return "\n".join(out) + "\n"
+
+
+def _markdown(header: list[str], body: list[list[str]], right: list[bool]) -> str:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    rule = ["---:" if r else "---" for r in right]
+    return "\n".join([line(header), "| " + " | ".join(rule) + " |", *map(line, body)])
+
+
+def render_csv(report: Report) -> str:
+    """One row per experiment; raw values (fractions, not percent); empty cell = no value."""
+    header = ["experiment", "config_hash", *report.keys, "n", "diverged", "seeds"]
+    for m in report.metrics:
+        header += [f"{m.key}_{s}" for s in ("mean", "std", "ci95_low", "ci95_high")]
+        if report.comparisons:
+            header += [f"{m.key}_diff", f"{m.key}_p", f"{m.key}_test"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for exp in report.experiments:
+        writer.writerow(_csv_row(report, exp))
+    return buf.getvalue()
+
+
+def _csv_row(report: Report, exp: Experiment) -> list[Any]:
+    row: list[Any] = [exp.name, exp.chash, *(_value_text(exp.config.get(k)) for k in report.keys),
+                      len(exp.runs), len(exp.diverged), " ".join(map(str, exp.seeds))]
+    found = {(c.experiment, c.metric): c for c in report.comparisons}
+    for m in report.metrics:
+        s = exp.summary(m.key)
+        row += [_number(v) for v in (s.mean, s.std, s.ci_low, s.ci_high)]
+        if report.comparisons:
+            c = found.get((exp.name, m.key))
+            row += ["", "", "baseline"] if c is None else [
+                _number(c.difference), _number(c.p_value), c.test]
+    return row
+
+
+def _number(value: float | None) -> Any:
+    return "" if value is None or math.isnan(value) else f"{value:.10g}"
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    """The report as plain JSON-ready data with stable keys; NaN becomes null."""
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "metrics": [m.key for m in report.metrics],
+        "differing_keys": report.keys,
+        "baseline": report.baseline,
+        "alpha": report.alpha,
+        "experiments": [_experiment_dict(report, e) for e in report.experiments],
+        "comparisons": [_comparison_dict(c) for c in report.comparisons],
+        "warnings": report.warnings,
+    }
+
+
+def _experiment_dict(report: Report, exp: Experiment) -> dict[str, Any]:
+    return {
+        "name": exp.name,
+        "config_hash": exp.chash,
+        "config": {k: exp.config.get(k) for k in report.keys},
+        "seeds": exp.seeds,
+        "n": len(exp.runs),
+        "diverged": len(exp.diverged),
+        "runs": [str(r.path) for r in exp.runs],
+        "diverged_runs": [str(r.path) for r in exp.diverged],
+        "metrics": {m.key: _summary_dict(exp.summary(m.key)) for m in report.metrics},
+    }
+
+
+def _summary_dict(s: Summary) -> dict[str, Any]:
+    return {"n": s.n, "mean": _json_number(s.mean), "std": _json_number(s.std),
+            "ci95_low": _json_number(s.ci_low), "ci95_high": _json_number(s.ci_high)}
+
+
+def _comparison_dict(c: Comparison) -> dict[str, Any]:
+    return {"experiment": c.experiment, "baseline": c.baseline, "metric": c.metric,
+            "difference": _json_number(c.difference), "p_value": c.p_value, "test": c.test,
+            "significant": c.significant, "verdict": verdict(c)}
+
+
+def _json_number(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(to_dict(report), indent=2, sort_keys=True) + "\n"
+
+
+RENDERERS: dict[str, Callable[[Report], str]] = {
+    "table": render_table,
+    "markdown": render_markdown,
+    "csv": render_csv,
+    "json": render_json,
+}
+
+
+# --------------------------------------------------------------------------- training configs
+
+
+def plan_runs(config_paths: Sequence[str], seeds: int,
+              overrides: Sequence[str] = ()) -> list[ExperimentConfig]:
+    """One config per (file, seed 0..seeds-1), with ``overrides`` applied to every file."""
+    from mnistexp.config import load_config
+
+    return [load_config(path, [*overrides, f"seed={seed}"])
+            for path in config_paths for seed in range(seeds)]
+
+
+def run_folder(cfg: ExperimentConfig, root: Path) -> Path:
+    """Where the run of ``cfg`` lives under ``root``."""
+    return root / runs.run_id(cfg.name, config_hash(cfg), cfg.seed)
+
+
+def train_missing(configs: Sequence[ExperimentConfig], *, jobs: int = 1,
+                  runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
+                  progress: bool = True) -> list[Path]:
+    """Train the runs of ``configs`` not finished yet (finished ones are reused); their folders.
+
+    Uses :func:`mnistexp.sweep.execute` (parallel workers) when available.
+    """
+    try:
+        from mnistexp.sweep import execute
+    except ImportError:  # sweep not installed yet: train one after another
+        from mnistexp.experiment import run_experiment
+
+        for cfg in configs:
+            run_experiment(cfg, runs_dir=runs_dir, data_dir=data_dir)
+    else:
+        execute(list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir,
+                progress=progress)
+    root = runs.runs_root(runs_dir)
+    return [run_folder(cfg, root) for cfg in configs]

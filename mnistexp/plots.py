@@ -1,0 +1,280 @@
+"""Figures for ``mnistexp compare --plot DIR``: reliability, confidence, learning curves, metrics.
+
+matplotlib is imported inside the functions (Agg backend, no display needed), so importing
+this module is cheap. Data preparation (:func:`pooled_bins`, :func:`learning_curve`) is kept
+apart from drawing so it can be tested without a figure.
+
+Pooling: a reliability diagram pools the test-set bins of all seeds of an experiment, read from
+each run's metrics.json (the same equal-width bins as the ECE, Guo et al. 2017), so the ECE in
+its title is the ECE of the pooled predictions, not the mean of the per-seed ECEs.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from mnistexp.compare import Experiment, Report
+
+DPI = 120
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
+    """Write every figure of ``report`` as PNG into ``out_dir``; return the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "reliability.png": reliability_figure(report.experiments),
+        "confidence.png": confidence_figure(report.experiments),
+        "learning_curves.png": learning_curves_figure(report.experiments),
+        "metrics.png": metrics_figure(report),
+    }
+    plt = _pyplot()
+    paths = []
+    for name, fig in figures.items():
+        path = out / name
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _color(index: int) -> Any:
+    import matplotlib
+
+    return matplotlib.colormaps["tab10"](index % 10)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def pooled_bins(exp: Experiment) -> dict[str, np.ndarray] | None:
+    """Reliability bins of all seeds pooled: ``edges`` (M+1), ``count``, ``accuracy`` and
+    ``confidence`` (M, NaN in empty bins); None when no run has bins."""
+    bins = [r.reliability for r in exp.runs if r.reliability]
+    if not bins:
+        return None
+    edges = np.asarray(bins[0]["edges"], dtype=np.float64)
+    count = np.zeros(len(edges) - 1)
+    hits = np.zeros_like(count)
+    conf = np.zeros_like(count)
+    for b in bins:
+        c = np.asarray(b["count"], dtype=np.float64)
+        count += c
+        hits += c * _nan_to_zero(b["accuracy"])
+        conf += c * _nan_to_zero(b["mean_confidence"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"edges": edges, "count": count, "accuracy": hits / count,
+                "confidence": conf / count}
+
+
+def _nan_to_zero(values: list[float | None]) -> np.ndarray:
+    return np.asarray([0.0 if v is None else v for v in values], dtype=np.float64)
+
+
+def pooled_ece(bins: dict[str, np.ndarray]) -> float:
+    """ECE of pooled bins: sum_m |B_m|/n |acc_m - conf_m| over non-empty bins."""
+    full = bins["count"] > 0
+    weight = bins["count"][full] / bins["count"].sum()
+    return float(np.sum(weight * np.abs(bins["accuracy"][full] - bins["confidence"][full])))
+
+
+def learning_curve(exp: Experiment, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs (E,), mean (E,) and std (E,) over seeds of a history.csv ``column``.
+
+    Seeds with fewer epochs contribute to the epochs they have; missing values are NaN.
+    """
+    series = [_history_column(r.path / "history.csv", column) for r in exp.runs]
+    series = [s for s in series if s.size]
+    if not series:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    length = max(s.size for s in series)
+    table = np.full((len(series), length), np.nan)
+    for i, s in enumerate(series):
+        table[i, : s.size] = s
+    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN epochs: no validation split
+        mean = np.nanmean(table, axis=0)
+        std = np.nanstd(table, axis=0, ddof=1) if len(series) > 1 else np.zeros(length)
+    return np.arange(1, length + 1), mean, np.nan_to_num(std)
+
+
+def _history_column(path: Path, column: str) -> np.ndarray:
+    """One column of a history.csv as float64 (NaN for empty cells); empty if unreadable."""
+    try:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError:
+        return np.zeros(0)
+    return np.asarray([_float(row.get(column)) for row in rows], dtype=np.float64)
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text) if text else math.nan
+    except ValueError:
+        return math.nan
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _grid(n: int, size: tuple[float, float] = (3.6, 3.6)) -> tuple[Figure, list[Axes]]:
+    plt = _pyplot()
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows),
+                             squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def reliability_figure(experiments: list[Experiment]) -> Figure:
+    """One reliability diagram per experiment: accuracy bars, gap bars, the diagonal."""
+    fig, axes = _grid(len(experiments))
+    for ax, exp in zip(axes, experiments, strict=True):
+        bins = pooled_bins(exp)
+        if bins is None:
+            _empty(ax, exp.name, "no reliability bins in metrics.json")
+            continue
+        _reliability_panel(ax, bins)
+        ax.set_title(f"{exp.name}\nECE = {100 * pooled_ece(bins):.2f}% "
+                     f"(test, {len(exp.runs)} seed{'s' * (len(exp.runs) != 1)} pooled)",
+                     fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.02), ncol=3,
+               fontsize=9, frameon=False)
+    fig.suptitle("Reliability diagrams (top-label confidence, equal-width bins): bars above the "
+                 "diagonal = underconfident, below = overconfident")
+    fig.tight_layout()
+    return fig
+
+
+def _reliability_panel(ax: Axes, bins: dict[str, np.ndarray]) -> None:
+    edges, full = bins["edges"], bins["count"] > 0
+    left, width = edges[:-1][full], np.diff(edges)[full]
+    acc, conf = bins["accuracy"][full], bins["confidence"][full]
+    ax.bar(left, acc, width=width, align="edge", color="#4c72b0", edgecolor="white",
+           label="accuracy in bin")
+    ax.bar(left, conf - acc, bottom=acc, width=width, align="edge", color="#f4b6b6",
+           edgecolor="#c03030", hatch="//", linewidth=0.6, zorder=3,
+           label="gap: mean confidence − accuracy")
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-label probability)",
+           ylabel="accuracy in bin")
+    ax.set_aspect("equal")
+
+
+def _empty(ax: Axes, title: str, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def confidence_figure(experiments: list[Experiment]) -> Figure:
+    """Histogram of the top-label confidence (pooled over seeds), one line per experiment."""
+    fig, ax = _pyplot().subplots(figsize=(7, 4.2))
+    for i, exp in enumerate(experiments):
+        bins = pooled_bins(exp)
+        if bins is None:
+            continue
+        count = np.where(bins["count"] > 0, bins["count"], np.nan)  # log scale: gaps, no drops
+        share = 100 * count / bins["count"].sum()
+        mean = exp.summary("confidence").mean
+        ax.stairs(share, bins["edges"], baseline=None, color=_color(i), linewidth=1.8,
+                  label=f"{exp.name} (mean {100 * mean:.1f}%)")
+    ax.set_yscale("log")
+    ax.set(xlim=(0, 1), xlabel="confidence (top-label probability)",
+           ylabel="share of test images (%, log scale)",
+           title="Confidence histograms (test set, seeds pooled)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+CURVES = (("val_accuracy", "validation accuracy (%)", 100.0),
+          ("val_nll", "validation NLL (nats)", 1.0))
+
+
+def learning_curves_figure(experiments: list[Experiment]) -> Figure:
+    """Validation accuracy and NLL per epoch: mean over seeds with a ±1 std band."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = _pyplot().subplots(1, len(CURVES), figsize=(11, 4.2))
+    for ax, (column, label, scale) in zip(axes, CURVES, strict=True):
+        for i, exp in enumerate(experiments):
+            epochs, mean, std = learning_curve(exp, column)
+            if not np.any(np.isfinite(mean)):
+                continue
+            ax.plot(epochs, scale * mean, marker="o", markersize=3, color=_color(i),
+                    label=f"{exp.name} (n = {len(exp.runs)})")
+            ax.fill_between(epochs, scale * (mean - std), scale * (mean + std),
+                            color=_color(i), alpha=0.2, linewidth=0)
+        ax.set(xlabel="epoch", ylabel=label, title=label.split(" (")[0] + " per epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=8)
+        else:
+            _empty(ax, label, "no validation history")
+    fig.suptitle("Learning curves: mean over seeds, band = ±1 std")
+    fig.tight_layout()
+    return fig
+
+
+def metrics_figure(report: Report) -> Figure:
+    """One bar chart per compared metric: mean per experiment, error bars = 95% t-interval."""
+    fig, axes = _grid(len(report.metrics), size=(3.4, 3.6))
+    names = [e.name for e in report.experiments]
+    for ax, metric in zip(axes, report.metrics, strict=True):
+        stats = [e.summary(metric.key) for e in report.experiments]
+        means = [metric.shown(s.mean) for s in stats]
+        errors = [0.0 if math.isnan(s.ci_high) else metric.shown(s.ci_high - s.mean)
+                  for s in stats]
+        ax.bar(range(len(names)), means, yerr=errors, capsize=4,
+               color=[_color(i) for i in range(len(names))])
+        _zoom(ax, means, errors)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        better = {True: "higher is better", False: "lower is better"}.get(
+            metric.higher_is_better, "")
+        ax.set(ylabel=metric.header, title=f"{metric.header}\n{better}".strip())
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Test metrics: mean over seeds, error bars = 95% t-interval")
+    fig.tight_layout()
+    return fig
+
+
+def _zoom(ax: Axes, means: list[float], errors: list[float]) -> None:
+    """Start the y axis near the data when all bars are far from zero (e.g. accuracy)."""
+    values = [(m, e) for m, e in zip(means, errors, strict=True) if math.isfinite(m)]
+    if not values:
+        return
+    low = min(m - e for m, e in values)
+    high = max(m + e for m, e in values)
+    if low > 0 and (high - low) < 0.5 * high:
+        pad = 0.15 * (high - low) or 0.05 * high
+        ax.set_ylim(low - pad, high + pad)
+        ax.annotate("y axis does not start at 0", (0.02, 0.98), xycoords="axes fraction",
+                    va="top", fontsize=7, color="0.4")

@@ -1,0 +1,59 @@
+"""Tests of the ``--plot`` figures: data pooling by hand, files written as real PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_compare import MSE, invoke, make_run, report_of
+
+from mnistexp import plots
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    for seed in (0, 1):
+        make_run(tmp_path / "runs", "base", seed, 0.9 + seed / 100)
+        make_run(tmp_path / "runs", "mse", seed, 0.8, overrides=MSE, shift=0.1)
+    return tmp_path / "runs"
+
+
+def test_pooled_bins_sum_counts_and_weight_accuracy(root: Path) -> None:
+    (base, _) = report_of(root).experiments
+    bins = plots.pooled_bins(base)
+    assert bins is not None and bins["count"].sum() == 200  # two seeds of 100 images
+    one = base.runs[0].reliability
+    full = np.asarray(one["count"]) > 0
+    assert np.all(np.asarray(one["count"]) * 2 >= bins["count"])
+    assert np.all(bins["accuracy"][full] >= 0) and np.all(bins["accuracy"][full] <= 1)
+    assert 0 <= plots.pooled_ece(bins) <= 1
+
+
+def test_learning_curve_mean_and_std(root: Path) -> None:
+    (base, _) = report_of(root).experiments
+    epochs, mean, std = plots.learning_curve(base, "val_accuracy")
+    assert epochs.tolist() == [1, 2, 3]
+    seeds = np.array([[0.9 - 0.1 / e, 0.91 - 0.1 / e + 0.001] for e in (1, 2, 3)])
+    np.testing.assert_allclose(mean, seeds.mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(std, seeds.std(axis=1, ddof=1), rtol=1e-4)
+    assert plots.learning_curve(base, "no_such_column")[1].size == 3  # all NaN, no crash
+
+
+def test_write_plots_makes_pngs(root: Path, tmp_path: Path) -> None:
+    paths = plots.write_plots(report_of(root), tmp_path / "figs")
+    assert [p.name for p in paths] == ["reliability.png", "confidence.png",
+                                       "learning_curves.png", "metrics.png"]
+    for path in paths:
+        data = path.read_bytes()
+        assert len(data) > 1000 and data.startswith(PNG_SIGNATURE)
+
+
+def test_cli_plot_option(root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli-figs"
+    result = invoke("--runs-dir", str(root), "--plot", str(out), "--metrics", "accuracy")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["confidence.png", "learning_curves.png",
+                                                     "metrics.png", "reliability.png"]
