@@ -33,6 +33,8 @@ def _register() -> None:
     main.add_command(data.data)
     main.add_command(compare)
     main.add_command(train.train)
+    from mnistexp.cli import sweep as sweep_cli
+    main.add_command(sweep_cli.sweep)
 
 
 _register()

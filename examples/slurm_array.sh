@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run a sweep as a Slurm job array: task k runs line k of a command file.
+#
+# `--emit slurm-array FILE` writes one `mnistexp train ...` command per line to FILE and prints
+# an sbatch line like
+#   sbatch --array=1-30%8 --job-name=mnistexp-sweep --cpus-per-task=1 \
+#     --output=slurm-%A_%a.out --wrap 'sed -n "${SLURM_ARRAY_TASK_ID}p" /abs/runs/sweep.txt | bash'
+# Runs land in the shared runs folder (it must be on a filesystem every node sees). Finished
+# runs are skipped, so resubmitting the same array after a timeout or preemption only trains
+# what is missing. Caveat: a run left `running` by a job killed hard (SIGKILL, node crash) on
+# ANOTHER node cannot be told from a live one (its pid lives on that node), so it is skipped as
+# "running elsewhere"; delete that run folder by hand before resubmitting.
+#
+# Usage: examples/slurm_array.sh [MAX_AT_ONCE]
+set -euo pipefail
+LIMIT="${1:-8}"
+RUNS="${MNISTEXP_RUNS_DIR:-$PWD/runs}"
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1  # sbatch passes the env on
+
+# Print the snippet, then submit it (drop the `| tail -1 | bash` to only look at it).
+mnistexp sweep configs/sweeps/encodings.yaml --runs-dir "$RUNS" \
+  --emit slurm-array "$RUNS/sweep.txt" --array-limit "$LIMIT" | tee /dev/stderr | tail -1 | bash
+
+# When the array is done:   mnistexp compare "$RUNS"

@@ -1,0 +1,168 @@
+"""``mnistexp sweep``: expand a grid of runs, then train them, list them, or emit commands."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from mnistexp.cli.common import (
+    CliError,
+    data_dir_option,
+    one_line_errors,
+    runs_dir_option,
+    set_option,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mnistexp.sweep import PlannedRun, Summary, SweepSpec
+
+
+class _SweepCommand(click.Command):
+    """Reads ``--emit slurm-array FILE`` as ``--emit slurm-array --emit-file FILE``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, word in enumerate(args):
+            pair = args[i:i + 2] == ["--emit", "slurm-array"]
+            joined = word == "--emit=slurm-array"
+            at = i + (2 if pair else 1)
+            if (pair or joined) and at < len(args) and not args[at].startswith("-"):
+                args.insert(at, "--emit-file")
+                break
+        return super().parse_args(ctx, args)
+
+
+@click.command(cls=_SweepCommand)
+@click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=str),
+              help="Base config (overrides the sweep file's 'base').")
+@set_option
+@click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2",
+              help="Sweep a key over values, crossed with other --grid keys (repeatable).")
+@click.option("--zip", "zips", multiple=True, metavar="KEY=V1,V2",
+              help="Sweep keys in lockstep: the i-th values of all --zip keys go together.")
+@click.option("--seeds", metavar="SPEC",
+              help="0-4 (range, inclusive), 0,2,5 (list) or N (seeds 0..N-1); 3-3 is seed 3.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes, each with one BLAS thread.")
+@runs_dir_option
+@data_dir_option
+@click.option("--force", is_flag=True, help="Retrain runs that already finished.")
+@click.option("--retry-failed", is_flag=True, help="Retrain runs that failed or diverged.")
+@click.option("--fail-fast", is_flag=True,
+              help="Start no new run after the first failure (in-flight runs finish).")
+@click.option("--dry-run", is_flag=True, help="List what would train and what would be skipped.")
+@click.option("--emit", type=click.Choice(["commands", "slurm-array"]),
+              help="Print one 'mnistexp train' command per run, or write them to FILE for a "
+                   "Slurm job array (--emit slurm-array FILE) and print the sbatch line.")
+@click.option("--emit-file", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
+              help="Command file of --emit slurm-array.")
+@click.option("--array-limit", type=click.IntRange(min=1), metavar="M",
+              help="With --emit slurm-array: at most M array tasks at once (--array=1-N%M).")
+@click.option("--no-progress", is_flag=True, help="No progress line (also off when not a tty).")
+@one_line_errors
+def sweep(sweep_file: str | None, config_path: str | None, overrides: tuple[str, ...],
+          grids: tuple[str, ...], zips: tuple[str, ...], seeds: str | None, jobs: int,
+          runs_dir: str | None, data_dir: str | None, force: bool, retry_failed: bool,
+          fail_fast: bool, dry_run: bool, emit: str | None, emit_file: str | None,
+          array_limit: int | None, no_progress: bool) -> None:
+    """Train every combination of a grid of overrides, skipping finished runs.
+
+    Runs come from SWEEP_FILE (YAML: base, set, grid, zip, runs, seeds) and/or the options;
+    every config is validated before anything trains. Interrupted runs are resumed; two
+    sweeps over one runs folder train each run once.
+
+    \b
+    Examples:
+      mnistexp sweep -c configs/baseline.yaml --grid train.lr=0.05,0.1 \\
+          --grid targets.scheme=onehot,soft,smooth --seeds 0-2 -j 2
+      mnistexp sweep configs/sweeps/encodings.yaml --set train.epochs=2 --dry-run
+      mnistexp sweep configs/sweeps/encodings.yaml --emit commands | parallel -j 8
+      mnistexp sweep configs/sweeps/encodings.yaml --emit slurm-array runs/sweep.txt
+    """
+    from mnistexp import sweep as lib
+
+    spec = _spec(sweep_file, config_path, overrides, grids, zips, seeds)
+    planned = lib.expand(spec)
+    if emit:
+        _emit(emit, emit_file, array_limit, planned, spec, runs_dir, data_dir)
+    elif dry_run:
+        _dry_run(planned, runs_dir, force, retry_failed)
+    else:
+        progress = not no_progress and sys.stderr.isatty()
+        with _sigterm_as_interrupt():
+            summary = lib.execute([p.config for p in planned], jobs=jobs, runs_dir=runs_dir,
+                                  data_dir=data_dir, force=force, retry_failed=retry_failed,
+                                  fail_fast=fail_fast, progress=progress)
+        _report(summary)
+        sys.exit(summary.exit_code)
+
+
+def _spec(sweep_file: str | None, config_path: str | None, overrides: tuple[str, ...],
+          grids: tuple[str, ...], zips: tuple[str, ...], seeds: str | None) -> SweepSpec:
+    from mnistexp import sweep as lib
+
+    cli = lib.spec_from_options(config_path, overrides, grids, zips, seeds)
+    return lib.load_sweep_file(sweep_file).merged(cli) if sweep_file else cli
+
+
+def _emit(kind: str, emit_file: str | None, limit: int | None, planned: list[PlannedRun],
+          spec: SweepSpec, runs_dir: str | None, data_dir: str | None) -> None:
+    from mnistexp import sweep as lib
+
+    commands = lib.emit_commands(planned, spec.base, runs_dir, data_dir)
+    if kind == "commands":
+        click.echo("\n".join(commands))
+        return
+    if not emit_file:
+        raise CliError("--emit slurm-array needs a FILE: --emit slurm-array runs/sweep.txt")
+    path = lib.write_command_file(emit_file, commands)
+    click.echo(lib.slurm_snippet(path, len(commands), limit))
+
+
+def _dry_run(planned: list[PlannedRun], runs_dir: str | None, force: bool,
+             retry_failed: bool) -> None:
+    from mnistexp import sweep as lib
+    from mnistexp.experiment import should_train
+
+    n_train = 0
+    for run in planned:
+        state = lib.existing_state(run.config, runs_dir)
+        train = should_train(state, force, retry_failed)
+        n_train += train
+        click.echo(f"{lib.plan_line(run.config, state, train)}  {run.label}")
+    click.echo(f"{len(planned)} runs: {n_train} would train, {len(planned) - n_train} skipped")
+
+
+def _report(summary: Summary) -> None:
+    """Failed runs (one line each) and the summary line, on stderr when something is wrong."""
+    for outcome in summary.outcomes:
+        if outcome.state in ("failed", "diverged", "interrupted"):
+            click.echo(f"{outcome.run_dir}: {outcome.state}: {outcome.message}", err=True)
+    click.echo(summary.line(), err=summary.exit_code != 0)
+    if summary.exit_code == 130:
+        click.echo("interrupted: run the same sweep again to resume", err=True)
+    elif summary.failed or summary.diverged:
+        click.echo("rerun with --retry-failed to retrain failed and diverged runs", err=True)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a batch system's time limit) stops the sweep like Ctrl-C does."""
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+

@@ -1,0 +1,198 @@
+"""``mnistexp sweep`` end to end: CliRunner in process, and real parallel processes.
+
+Subprocesses cannot see a monkeypatched dataset registry, so they start through a launcher
+that registers the tiny synthetic dataset (pickled spec) before calling the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mnistexp import data, runs
+from mnistexp.cli import main
+from tests.conftest import TINY
+
+GOLDEN = Path(__file__).parent / "golden"
+GRID = ["--grid", "train.lr=0.05,0.1", "--grid", "targets.scheme=onehot,soft", "--seeds", "0-1"]
+LAUNCHER = (
+    "import pickle, sys\n"
+    "from mnistexp import data\n"
+    "data.DATASETS['tiny'] = pickle.load(open(sys.argv.pop(1), 'rb'))\n"
+    "from mnistexp.cli import main\n"
+    "main(sys.argv[1:], prog_name='mnistexp')\n"
+)
+
+
+def tiny_sets(tiny: Path) -> list[str]:
+    return [w for item in [*TINY, f"data.dir={tiny}"] for w in ("--set", item)]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["sweep", *args])
+
+
+def states(root: Path) -> dict[str, str]:
+    return {p.name: runs.read_status(p)["state"] for p in runs.iter_run_folders(root)}
+
+
+def check_golden(name: str, text: str) -> None:
+    """Compare with tests/golden/<name>; MNISTEXP_REGEN_GOLDEN=1 rewrites it instead."""
+    path = GOLDEN / name
+    if os.environ.get("MNISTEXP_REGEN_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+# --------------------------------------------------------------------------- in process
+
+
+def test_sweep_trains_then_skips(tiny: Path, tmp_path: Path) -> None:
+    args = [*tiny_sets(tiny), *GRID, "--runs-dir", str(tmp_path)]
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("8 runs: 8 done, 0 skipped, 0 failed")
+    again = invoke(*args)
+    assert again.output.startswith("8 runs: 0 done, 8 skipped, 0 failed")
+    assert len(states(tmp_path)) == 8
+
+
+def test_dry_run_lists_what_would_train_and_skip(tiny: Path, tmp_path: Path) -> None:
+    args = [*tiny_sets(tiny), "--grid", "train.lr=0.05,0.1", "--runs-dir", str(tmp_path)]
+    invoke(*tiny_sets(tiny), "--set", "train.lr=0.05", "--runs-dir", str(tmp_path))
+    result = invoke(*args, "--dry-run")
+    lines = result.output.splitlines()
+    assert result.exit_code == 0
+    assert lines[0].startswith("skip (completed)") and "train.lr=0.05 seed=0" in lines[0]
+    assert lines[1].startswith("train ") and "train.lr=0.1 seed=0" in lines[1]
+    assert lines[2] == "2 runs: 1 would train, 1 skipped"
+    assert len(states(tmp_path)) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--zip", "train.lr=1,2", "--zip", "train.epochs=1"],
+                     "Error: --zip lists must have the same length: train.lr has 2, "
+                     "train.epochs has 1", id="zip-lengths"),
+        pytest.param(["--seeds", "2-1"],
+                     "Error: seeds '2-1': a range is A-B with 0 <= A <= B, e.g. 0-4", id="seeds"),
+        pytest.param(["--grid", "loss.type=cross_entropy,bce"],
+                     "Error: invalid run [loss.type=bce]: loss.output = 'softmax' does not fit "
+                     "loss.type = 'bce': use loss.output = sigmoid", id="combination"),
+        pytest.param(["--grid", "train.epoch=1,2"],
+                     "Error: invalid run [train.epoch=1]: unknown key train.epoch; "
+                     "did you mean train.epochs?", id="unknown-key"),
+        pytest.param(["--emit", "slurm-array"],
+                     "Error: --emit slurm-array needs a FILE: --emit slurm-array runs/sweep.txt",
+                     id="slurm-without-file"),
+    ],
+)
+def test_bad_sweeps_fail_up_front_with_one_line(tmp_path: Path, args: list[str],
+                                                message: str) -> None:
+    result = invoke(*args, "--runs-dir", str(tmp_path / "runs"))
+    assert (result.exit_code, result.output) == (2, message + "\n")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_emit_commands_golden() -> None:
+    result = invoke("-c", "configs/baseline.yaml", *GRID, "--set", "model.hidden=[32,16]",
+                    "--runs-dir", "runs/enc", "--emit", "commands")
+    assert result.exit_code == 0
+    check_golden("sweep_emit_commands.txt", result.output)
+
+
+def test_emit_slurm_array_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text("train:\n  epochs: 1\n")
+    result = invoke("-c", "base.yaml", "--grid", "train.lr=0.05,0.1",
+                    "--seeds", "2", "--emit", "slurm-array", "sweep.txt", "--array-limit", "4")
+    assert result.exit_code == 0, result.output
+    check_golden("sweep_slurm_array.txt",
+                 result.output.replace(str(tmp_path), "$DIR") + "---\n"
+                 + (tmp_path / "sweep.txt").read_text())
+
+
+def test_shipped_sweep_file_dry_run(tmp_path: Path) -> None:
+    result = invoke("configs/sweeps/encodings.yaml", "--runs-dir", str(tmp_path), "--dry-run")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[-1] == "30 runs: 30 would train, 0 skipped"
+
+
+def test_help_has_an_example() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0 and "Examples:" in result.output and "--emit" in result.output
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@pytest.fixture
+def launch(tiny: Path, tmp_path: Path):
+    """Start ``mnistexp <args>`` as a process that knows the tiny dataset."""
+    spec_file = tmp_path / "tiny.pickle"
+    spec_file.write_bytes(pickle.dumps(data.DATASETS["tiny"]))
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+
+    def start(*args: str, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", LAUNCHER, str(spec_file), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env, **kwargs)
+
+    return start
+
+
+def test_two_concurrent_sweep_processes_train_each_run_once(launch, tiny: Path,
+                                                             tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    args = ["sweep", *tiny_sets(tiny), *GRID, "--runs-dir", str(root), "-j", "2"]
+    procs = [launch(*args) for _ in range(2)]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    done = [int(o.split(" done")[0].split()[-1]) for o in outputs]
+    assert sum(done) == 8, outputs
+    assert set(states(root).values()) == {"completed"} and len(states(root)) == 8
+
+
+def test_shell_loop_of_background_trains(launch, tiny: Path, tmp_path: Path) -> None:
+    """``for eps in ...; do mnistexp train ... --seed 1 & done; wait``, twice."""
+    root = tmp_path / "runs"
+
+    def loop() -> list[tuple[int, str]]:
+        procs = [launch("train", *tiny_sets(tiny), "--set", "targets.scheme=smooth",
+                        "--set", f"targets.epsilon={eps}", "--seed", "1", "--runs-dir", str(root))
+                 for eps in (0, 0.05, 0.1, 0.2)]
+        return [(p.wait(timeout=120), p.communicate()[0]) for p in procs]
+
+    assert [code for code, _ in loop()] == [0, 0, 0, 0]
+    assert list(states(root).values()) == ["completed"] * 4
+    again = loop()
+    assert [code for code, _ in again] == [0, 0, 0, 0]
+    assert all("already completed" in out for _, out in again)
+
+
+def test_ctrl_c_marks_interrupted_and_the_next_sweep_resumes(launch, tiny: Path,
+                                                              tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    args = ["sweep", *tiny_sets(tiny), "--set", "train.epochs=2000", "--grid",
+            "train.lr=0.05,0.1", "--runs-dir", str(root), "-j", "2"]
+    proc = launch(*args, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and list(states(root).values()) != ["running"] * 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, out
+    assert list(states(root).values()) == ["interrupted"] * 2, out
+    assert "run the same sweep again to resume" in out
+    dry = CliRunner().invoke(main, ["sweep", *args[1:], "--dry-run"])
+    assert dry.output.count("retrain (interrupted)") == 2
