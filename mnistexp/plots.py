@@ -176,8 +176,10 @@ def _reliability_panel(ax: Axes, bins: dict[str, np.ndarray]) -> None:
     acc, conf = bins["accuracy"][full], bins["confidence"][full]
     ax.bar(left, acc, width=width, align="edge", color="#4c72b0", edgecolor="white",
            label="accuracy in bin")
-    ax.bar(left, conf - acc, bottom=acc, width=width, align="edge", color="#f4b6b6",
-           edgecolor="#c03030", hatch="//", linewidth=0.6, zorder=3,
+    # The gap is an unfilled hatched box from accuracy to confidence, so the accuracy bar under
+    # it stays visible when the bin is underconfident (accuracy above the diagonal).
+    ax.bar(left, conf - acc, bottom=acc, width=width, align="edge", facecolor="none",
+           edgecolor="#c03030", hatch="//", linewidth=0.8, zorder=3,
            label="gap: mean confidence − accuracy")
     ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-label probability)",
