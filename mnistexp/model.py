@@ -39,8 +39,26 @@ def _relu_backprop(a: np.ndarray, d: np.ndarray) -> None:
     d *= a > 0
 
 
+# For float32 batches of this many elements or more, sigmoid is computed as 0.5 * tanh(z / 2)
+# + 0.5 with numpy's SIMD tanh (about 0.6 ns per element) instead of scipy's expit (about 4 ns):
+# 0.15 s of a 784-800-10 epoch at batch 128. Below it expit's single call has less overhead.
+# The tanh form is accurate in absolute terms (error ~1e-7), not relatively for tiny outputs, so
+# float64 (gradient checks, "float64 when asked") always uses expit. Neither form overflows.
+_SIGMOID_TANH_FROM = 2048
+
+
+def _sigmoid(z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    if z.dtype != np.float32 or z.size < _SIGMOID_TANH_FROM:
+        return expit(z, out=out)
+    np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation(lambda z, out: expit(z, out=out), _sigmoid_backprop),
+    "sigmoid": Activation(_sigmoid, _sigmoid_backprop),
     "tanh": Activation(lambda z, out: np.tanh(z, out=out), _tanh_backprop),
     "relu": Activation(lambda z, out: np.maximum(z, 0, out=out), _relu_backprop),
 }
@@ -169,21 +187,36 @@ def forward(model: MLP, ws: Workspace, m: int) -> np.ndarray:
     return ws.z[:m]
 
 
-def backward(model: MLP, ws: Workspace, m: int) -> list[np.ndarray]:
+def backward(
+    model: MLP, ws: Workspace, m: int, rows: np.ndarray | None = None
+) -> list[np.ndarray]:
     """Gradients of the loss whose output delta (m, K) is in ``ws.d[-1][:m]``.
 
     Returns ``ws.grads`` in ``MLP.parameters()`` order. The delta must already carry any
     1/batch (and, for SGD, lr) factor, so nothing here is rescaled.
+
+    Sparse first layer (batch of one): ``rows`` are the indices of the non-zero inputs of
+    ``ws.h[0][0]``. The first weight gradient is then the outer product of those inputs with
+    the delta, (len(rows), fan_out), returned as the first entry in place of the full
+    (fan_in, fan_out) matrix; its other rows are exactly zero (0 * d), so an optimiser that
+    accepts ``rows`` (plain SGD) skips them with the same numbers as the dense path. About 80%
+    of MNIST pixels are zero: this writes a fifth of the first layer's gradient and update.
     """
     backprop = ACTIVATIONS[model.activation].backprop
     slots = iter(range(len(ws.grads) - 1, -1, -1))
+    grads = list(ws.grads)
     for layer in range(len(model.weights) - 1, -1, -1):
         d, h = ws.d[layer][:m], ws.h[layer][:m]
         if model.biases[layer] is not None:
             np.sum(d, axis=0, out=ws.grads[next(slots)])
-        np.matmul(h.T, d, out=ws.grads[next(slots)])  # (fan_in, m) @ (m, fan_out)
+        slot = next(slots)
+        if layer == 0 and rows is not None:
+            # (k, 1) * (1, fan_out): the very products of the dense (fan_in, 1) @ (1, fan_out)
+            grads[slot] = np.multiply(h[0, rows][:, None], d, out=ws.grads[slot][: len(rows)])
+        else:
+            np.matmul(h.T, d, out=ws.grads[slot])  # (fan_in, m) @ (m, fan_out)
         if layer > 0:
             below = ws.d[layer - 1][:m]
             np.matmul(d, model.weights[layer].T, out=below)  # (m, fan_out) @ (fan_out, fan_in)
             backprop(h, below)
-    return ws.grads
+    return grads

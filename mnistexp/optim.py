@@ -25,14 +25,28 @@ class SGD:
     def __init__(self, params: Params, cfg: TrainConfig) -> None:
         self.params, self.cfg = params, cfg
         self.velocity = [np.zeros_like(p) for p, _ in params] if cfg.momentum else None
+        # Without momentum or weight decay a zero gradient row leaves its parameters as they
+        # are, so ``step`` may take the first gradient as a few rows (``rows``): exact.
+        self.row_sparse = not cfg.momentum and not cfg.weight_decay
 
     def grad_scale(self, lr: float) -> float:
         """The factor the trainer folds into the output delta: gradients arrive times lr."""
         return lr
 
-    def step(self, grads: list[np.ndarray], lr: float) -> None:
-        """One update from ``grads`` = lr * dL/dp (``grad_scale``), same order as params."""
+    def step(self, grads: list[np.ndarray], lr: float, rows: np.ndarray | None = None) -> None:
+        """One update from ``grads`` = lr * dL/dp (``grad_scale``), same order as params.
+
+        ``rows`` (only when ``row_sparse``): ``grads[0]`` holds just these rows of the first
+        parameter's gradient, the others being zero; see :func:`mnistexp.model.backward`.
+        """
         mu, wd = self.cfg.momentum, self.cfg.weight_decay
+        if rows is not None:
+            if not self.row_sparse:
+                raise ValueError("momentum and weight decay need dense gradients (no rows)")
+            self.params[0][0][rows] -= grads[0]  # gather, subtract, scatter: k rows only
+            for (p, _), g in zip(self.params[1:], grads[1:], strict=True):
+                p -= g
+            return
         for i, ((p, decays), g) in enumerate(zip(self.params, grads, strict=True)):
             if wd and decays:
                 g += (lr * wd) * p
@@ -59,10 +73,14 @@ class Adam:
         self.m = [np.zeros_like(p) for p, _ in params]
         self.v = [np.zeros_like(p) for p, _ in params]
 
+    row_sparse = False  # the moments decay on every row, zero gradient or not
+
     def grad_scale(self, lr: float) -> float:
         return 1.0
 
-    def step(self, grads: list[np.ndarray], lr: float) -> None:
+    def step(self, grads: list[np.ndarray], lr: float, rows: np.ndarray | None = None) -> None:
+        if rows is not None:
+            raise ValueError("Adam updates every row; it takes dense gradients only")
         self.t += 1
         b1, b2, wd = self.beta1, self.beta2, self.cfg.weight_decay
         step_size = lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
