@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy
+from threadpoolctl import threadpool_info
 
 from mnistexp import __version__
 
@@ -32,16 +34,12 @@ def git_commit() -> str | None:
 
 
 def blas_info() -> list[dict[str, Any]]:
-    from threadpoolctl import threadpool_info
-
     keep = ("internal_api", "version", "num_threads", "threading_layer", "architecture")
     return [{k: pool.get(k) for k in keep} for pool in threadpool_info()]
 
 
 def environment(argv: list[str], data_checksums: dict[str, str], data_source: str) -> dict:
     """The env.json record of one run."""
-    import scipy
-
     return {
         "mnistexp": __version__,
         "git_commit": git_commit(),

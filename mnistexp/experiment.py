@@ -15,8 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from mnistexp import runs
+# Everything a run needs is imported here, before any folder is claimed: a Ctrl-C or SIGTERM
+# that lands inside a lazy import surfaces as ImportError, which would record the run as
+# failed instead of interrupted.
+from mnistexp import data, runs
 from mnistexp.config import ExperimentConfig, check_against_data, config_hash, to_yaml
+from mnistexp.environment import environment
+from mnistexp.evaluation import evaluate_run
+from mnistexp.losses import make_loss
+from mnistexp.splits import make_splits
+from mnistexp.trainer import train
 
 
 @dataclass
@@ -47,8 +55,6 @@ def run_experiment(
     argv: list[str] | None = None,
 ) -> Outcome:
     """Train ``cfg`` into its run folder unless a finished run is already there."""
-    from mnistexp import data
-
     root = runs.runs_root(runs_dir)
     chash = config_hash(cfg)
     path = root / runs.run_id(cfg.name, chash, cfg.seed)
@@ -62,8 +68,6 @@ def run_experiment(
     if claimed.run is None:
         return _skipped(path, runs.read_status(path) or {"state": claimed.existing})
     run = claimed.run
-    from mnistexp.environment import environment
-
     try:  # from the claim on, a Ctrl-C or crash is recorded in the folder
         env = environment(argv or sys.argv, dataset.checksums, str(dataset.source))
         run.start(to_yaml(cfg), chash, env)
@@ -102,10 +106,6 @@ def _skipped(path: Path, status: dict[str, Any]) -> Outcome:
 
 
 def _train_into(cfg: ExperimentConfig, dataset, run: runs.Run, progress: bool) -> Outcome:
-    from mnistexp.evaluation import evaluate_run
-    from mnistexp.losses import make_loss
-    from mnistexp.splits import make_splits
-    from mnistexp.trainer import train
 
     rng = np.random.default_rng(cfg.seed)
     train_split, val_split, test_split = make_splits(cfg, dataset)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 from mnistexp import metrics
 from mnistexp.config import ExperimentConfig
@@ -206,8 +208,6 @@ def _blas_threads(model: MLP, batch: int):
     macs = batch * sum(w.size for w in model.weights)
     if macs >= _ONE_THREAD_BELOW:
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
     return threadpool_limits(limits=1, user_api="blas")
 
 
@@ -242,7 +242,5 @@ def _finite(model: MLP, train_loss: float) -> bool:
 def _progress_bar(cfg: ExperimentConfig, split: Split, enabled: bool):
     if not enabled:
         return None
-    from tqdm import tqdm
-
     steps = -(-split.x.shape[0] // cfg.train.batch_size) * cfg.train.epochs
     return tqdm(total=steps, desc=cfg.name, unit="step", leave=False, mininterval=0.2)

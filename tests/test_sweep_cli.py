@@ -196,3 +196,17 @@ def test_ctrl_c_marks_interrupted_and_the_next_sweep_resumes(launch, tiny: Path,
     assert "run the same sweep again to resume" in out
     dry = CliRunner().invoke(main, ["sweep", *args[1:], "--dry-run"])
     assert dry.output.count("retrain (interrupted)") == 2
+
+
+def test_sigterm_to_train_marks_the_run_interrupted_and_exits_130(launch, tiny: Path,
+                                                                   tmp_path: Path) -> None:
+    """A batch system's time limit sends SIGTERM: the run must say 'interrupted', not 'running'."""
+    root = tmp_path / "runs"
+    proc = launch("train", *tiny_sets(tiny), "--set", "train.epochs=2000", "--runs-dir", str(root))
+    deadline = time.time() + 60
+    while time.time() < deadline and list(states(root).values()) != ["running"]:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, out
+    assert list(states(root).values()) == ["interrupted"], out

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,11 +13,10 @@ from mnistexp.cli.common import (
     one_line_errors,
     runs_dir_option,
     set_option,
+    sigterm_as_interrupt,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from mnistexp.sweep import PlannedRun, Summary, SweepSpec
 
 
@@ -96,7 +93,7 @@ def sweep(sweep_file: str | None, config_path: str | None, overrides: tuple[str,
         _dry_run(planned, runs_dir, force, retry_failed)
     else:
         progress = not no_progress and sys.stderr.isatty()
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             summary = lib.execute([p.config for p in planned], jobs=jobs, runs_dir=runs_dir,
                                   data_dir=data_dir, force=force, retry_failed=retry_failed,
                                   fail_fast=fail_fast, progress=progress)
@@ -150,19 +147,4 @@ def _report(summary: Summary) -> None:
         click.echo("interrupted: run the same sweep again to resume", err=True)
     elif summary.failed or summary.diverged:
         click.echo("rerun with --retry-failed to retrain failed and diverged runs", err=True)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (kill, a batch system's time limit) stops the sweep like Ctrl-C does."""
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 

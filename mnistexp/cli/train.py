@@ -14,6 +14,7 @@ from mnistexp.cli.common import (
     one_line_errors,
     runs_dir_option,
     set_option,
+    sigterm_as_interrupt,
 )
 
 SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
@@ -58,8 +59,10 @@ def train(config_path: str | None, overrides: tuple[str, ...], seed: int | None,
 
     progress = not (no_progress or as_json) and sys.stdout.isatty() and sys.stderr.isatty()
     try:
-        outcome = run_experiment(cfg, runs_dir=runs_dir, data_dir=data_dir, force=force,
-                                 retry_failed=retry_failed, progress=progress, argv=sys.argv)
+        with sigterm_as_interrupt():
+            outcome = run_experiment(cfg, runs_dir=runs_dir, data_dir=data_dir, force=force,
+                                     retry_failed=retry_failed, progress=progress,
+                                     argv=sys.argv)
     except KeyboardInterrupt:
         click.echo("interrupted: the run is marked 'interrupted'; run again to retrain", err=True)
         sys.exit(EXIT_INTERRUPTED)
