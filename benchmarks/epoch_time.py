@@ -262,6 +262,10 @@ def print_row(r: Result) -> None:
           f"| {_acc(r.acc_mnistexp):>11} | {_acc(r.acc_torch):>11} |", flush=True)
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def print_header(n: int, repeats: dict[int, int], real: bool, use_torch: bool) -> None:
     import threadpoolctl
 
@@ -270,7 +274,8 @@ def print_header(n: int, repeats: dict[int, int], real: bool, use_torch: bool) -
           f"python {platform.python_version()}; numpy {np.__version__} "
           f"({', '.join(sorted({b['internal_api'] for b in blas}))})"
           + (f"; torch {torch.__version__} ({torch.get_num_threads()} threads)"
-             if use_torch else "; torch not used"))
+             if use_torch else "; torch not used")
+          + f"; load average {_load()} (others' work skews a shared machine)")
     print(f"data: {'MNIST' if real else 'RANDOM uint8 (MNIST missing)'}, one epoch over {n} "
           f"images; repeats per batch size {repeats}; lr {LR}; test accuracy after one epoch "
           "(mean±sd over repeats, same initial weights for both)")
@@ -301,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(measure(cell, data, n, repeats[cell.batch], use_torch))
         print_row(results[-1])
 
+    print(f"load average at the end: {_load()}")
     peak = matmul_peak()
     print(f"\nfloat32 matmul peak (4096^3 np.matmul, best of 3): {peak:.0f} GFLOP/s")
     for r in results:
