@@ -202,9 +202,11 @@ def backward(
     accepts ``rows`` (plain SGD) skips them with the same numbers as the dense path. About 80%
     of MNIST pixels are zero: this writes a fifth of the first layer's gradient and update.
     """
+    if rows is not None and m != 1:
+        raise ValueError(f"row-sparse gradients are for a batch of one, not {m}")
     backprop = ACTIVATIONS[model.activation].backprop
     slots = iter(range(len(ws.grads) - 1, -1, -1))
-    grads = list(ws.grads)
+    grads = ws.grads if rows is None else list(ws.grads)  # the sparse path swaps in grads[0]
     for layer in range(len(model.weights) - 1, -1, -1):
         d, h = ws.d[layer][:m], ws.h[layer][:m]
         if model.biases[layer] is not None:
