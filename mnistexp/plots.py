@@ -161,8 +161,8 @@ def reliability_figure(experiments: list[Experiment]) -> Figure:
         ax.set_title(f"{exp.name}\nECE = {100 * pooled_ece(bins):.2f}% "
                      f"(test, {len(exp.runs)} seed{'s' * (len(exp.runs) != 1)} pooled)",
                      fontsize=10)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.02), ncol=3,
+    fig.legend(handles=_reliability_legend(), loc="upper center",
+               bbox_to_anchor=(0.5, 0.02), ncol=4,
                fontsize=9, frameon=False)
     fig.suptitle("Reliability diagrams (top-label confidence, equal-width bins): bars above the "
                  "diagonal = underconfident, below = overconfident")
@@ -170,18 +170,36 @@ def reliability_figure(experiments: list[Experiment]) -> Figure:
     return fig
 
 
+def _reliability_legend() -> list:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    return [
+        Line2D([], [], color="k", linestyle="--", linewidth=1, label="perfect calibration"),
+        Patch(color="#4c72b0", label="accuracy in bin"),
+        Patch(facecolor="none", edgecolor="#c03030", hatch="//",
+              label="gap: mean confidence − accuracy"),
+        Patch(color="#b8c6dd", label=f"faded: bin with < {SPARSE_BIN} images"),
+    ]
+
+
+SPARSE_BIN = 30
+"""Bins with fewer images than this are drawn faded: their accuracy is mostly noise."""
+
+
 def _reliability_panel(ax: Axes, bins: dict[str, np.ndarray]) -> None:
     edges, full = bins["edges"], bins["count"] > 0
     left, width = edges[:-1][full], np.diff(edges)[full]
     acc, conf = bins["accuracy"][full], bins["confidence"][full]
-    ax.bar(left, acc, width=width, align="edge", color="#4c72b0", edgecolor="white",
-           label="accuracy in bin")
+    faded = bins["count"][full] < SPARSE_BIN
+    colors = np.where(faded, "#b8c6dd", "#4c72b0")
+    ax.bar(left, acc, width=width, align="edge", color=colors, edgecolor="white")
     # The gap is an unfilled hatched box from accuracy to confidence, so the accuracy bar under
     # it stays visible when the bin is underconfident (accuracy above the diagonal).
     ax.bar(left, conf - acc, bottom=acc, width=width, align="edge", facecolor="none",
-           edgecolor="#c03030", hatch="//", linewidth=0.8, zorder=3,
-           label="gap: mean confidence − accuracy")
-    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+           edgecolor=np.where(faded, "#e3a5a5", "#c03030"), hatch="//", linewidth=0.8,
+           zorder=3)
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-label probability)",
            ylabel="accuracy in bin")
     ax.set_aspect("equal")
