@@ -116,6 +116,10 @@ def train(
             result.history.append(row)
             if on_epoch is not None:
                 on_epoch(row)
+            if bar is not None:
+                bar.set_postfix(epoch=epoch + 1, loss=f"{row['train_loss']:.4f}",
+                                acc=f"{row['train_accuracy']:.3f}",
+                                val_acc=_fmt(row["val_accuracy"]), refresh=False)
             if not _finite(model, row["train_loss"]):
                 result.state = "diverged"
                 result.message = (f"training loss became {row['train_loss']} in epoch "
@@ -199,8 +203,11 @@ class _Recorder:
 # Per-step work (multiply-adds) below which one BLAS thread is used. Measured on a 2-core
 # machine: a 784-100-10 step at batch 32 (2.5M MACs) is no faster on two threads when the machine
 # is idle, and 10x slower when anything else runs (the threads' handshakes wait on the busy
-# core); from 784-100-10 at batch 128 (10M MACs) two threads win (0.23 vs 0.31 s an epoch).
-_ONE_THREAD_BELOW = 4_000_000
+# core). 784-800-10 at batch 32 (20M MACs) is bimodal on two threads, 1.4 s or 4.5 s an epoch
+# from run to run, and a steady 2.1 s on one, so it stays on one; 784-100-10 at batch 128 (10M)
+# gives up 0.23 -> 0.29 s for the same steadiness. 784-800-10 at batch 128 (81M) needs both
+# threads: 1.1 s against 1.9 s on one.
+_ONE_THREAD_BELOW = 32_000_000
 
 
 def _blas_threads(model: MLP, batch: int):
@@ -230,9 +237,13 @@ def _validate(model: MLP, loss: Loss, split: Split | None, bins: int) -> dict[st
     return {
         "val_loss": value,
         "val_accuracy": float(np.mean(pred == split.y)),
-        "val_nll": float(-log_p[np.arange(len(pred)), split.y].mean()),
+        "val_nll": metrics.nll(probs, split.y, log_probs=log_p),
         "val_ece": metrics.ece(conf, pred == split.y, bins),
     }
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _finite(model: MLP, train_loss: float) -> bool:
