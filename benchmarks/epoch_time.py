@@ -22,9 +22,12 @@ batch 128 achieves. Runs without torch (then only mnistexp's numbers). Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -239,6 +242,17 @@ def measure(cell: Cell, data: Data, n: int, repeats: int, use_torch: bool) -> Re
     return result
 
 
+def measure_in_child(cell: Cell, repeats: int, quick: bool, use_torch: bool) -> Result:
+    """:func:`measure` in a fresh process. Thread pools outlive a cell: after torch's batch-1
+    runs, OpenBLAS in the same process ran 784-800-10 at batch 128 in 1.8 s instead of 1.1 s,
+    so every cell starts from a clean process (each library still alternates within it)."""
+    cmd = [sys.executable, __file__, "--child", "--cells", cell.name, "--repeats", str(repeats)]
+    cmd += ["--quick"] * quick + ["--no-torch"] * (not use_torch)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    raw = json.loads(out.strip().splitlines()[-1])
+    return Result(cell, *(raw[k] for k in ("mnistexp", "torch", "acc_mnistexp", "acc_torch")))
+
+
 # --------------------------------------------------------------------------- reporting
 
 
@@ -292,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cells", action="append", default=[],
                    help="keep cells whose name contains every given text, e.g. '800' 'b128'")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    p.add_argument("--in-process", action="store_true",
+                   help="measure every cell in this process (default: a fresh process per cell)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     use_torch = torch is not None and not args.no_torch
@@ -300,10 +317,18 @@ def main(argv: list[str] | None = None) -> int:
     repeats = {b: args.repeats or (1 if args.quick else 3 if b == 1 else 5) for b in BATCHES}
     cells = [Cell(h, b, a) for h in HIDDEN for b in BATCHES for a in ACTIVATIONS]
     cells = [c for c in cells if all(f in c.name for f in args.cells)]
+    if args.child:
+        (cell,) = cells
+        result = measure(cell, data, n, repeats[cell.batch], use_torch)
+        print(json.dumps(dataclasses.asdict(result)))
+        return 0
     print_header(n, repeats, data.real, use_torch)
     results = []
     for cell in cells:
-        results.append(measure(cell, data, n, repeats[cell.batch], use_torch))
+        if args.in_process:
+            results.append(measure(cell, data, n, repeats[cell.batch], use_torch))
+        else:
+            results.append(measure_in_child(cell, repeats[cell.batch], args.quick, use_torch))
         print_row(results[-1])
 
     print(f"load average at the end: {_load()}")
