@@ -87,7 +87,7 @@ CONVENTIONS: dict[str, Any] = {
     "prob_floor": PROB_FLOOR,
     "predictions": "argmax of the raw outputs z (not of the probabilities)",
     "confidence": "top-label probability p[i, prediction_i]",
-    "nll": "mean -log p[i, y_i]; exact from log-probabilities, else p floored at nll_floor",
+    "nll": "mean -log max(p[i, y_i], nll_floor), from float64 log-probabilities",
     "nll_floor": NLL_FLOOR,
     "brier": "mean over samples of sum over classes (p_k - onehot_k)^2, range [0, 2]",
     "entropy": "mean over samples of -sum_k p_k log p_k, nats, 0 log 0 = 0",
@@ -124,10 +124,16 @@ def predict(z: np.ndarray) -> np.ndarray:
 
 
 def nll(probs: np.ndarray, labels: np.ndarray, log_probs: np.ndarray | None = None) -> float:
-    """Mean negative log-likelihood of ``labels`` (n,); exact when ``log_probs`` (n, K) given."""
+    """Mean negative log-likelihood of ``labels`` (n,), with p floored at ``NLL_FLOOR``.
+
+    ``log_probs`` (n, K), when given, avoid the rounding of probabilities near 0 and 1; they
+    are floored at log(NLL_FLOOR) too, so the number is the same whichever form the caller has
+    (e.g. recomputed from the float32 probabilities in predictions.npz).
+    """
     rows = np.arange(len(labels))
     if log_probs is not None:
-        return float(-np.mean(np.asarray(log_probs, dtype=np.float64)[rows, labels]))
+        true_log_p = np.asarray(log_probs, dtype=np.float64)[rows, labels]
+        return float(-np.mean(np.maximum(true_log_p, np.log(NLL_FLOOR))))
     true_p = np.asarray(probs, dtype=np.float64)[rows, labels]
     return float(-np.mean(np.log(np.maximum(true_p, NLL_FLOOR))))
 

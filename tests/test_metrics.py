@@ -296,9 +296,12 @@ def test_brier_nll_entropy_extremes() -> None:
     assert metrics.entropy(np.full((3, 4), 0.25)) == pytest.approx(math.log(4))
     # p_y = 0: floored at NLL_FLOOR -> -ln 1e-12 = 27.631021
     assert metrics.nll(certain, np.array([1, 0])) == pytest.approx(-math.log(metrics.NLL_FLOOR))
-    # With log-probabilities the NLL is exact, not floored: logits (1e4, 0), label 1 -> 1e4.
+    # Log-probabilities are floored the same way: logits (1e4, 0), label 1 has log p = -1e4,
+    # which counts as -ln 1e-12; label 0 (log p = 0) is exact.
     log_probs = metrics.log_probabilities(np.array([[1e4, 0.0]]), "softmax")
-    assert metrics.nll(np.exp(log_probs), np.array([1]), log_probs) == pytest.approx(1e4)
+    floor = -math.log(metrics.NLL_FLOOR)
+    assert metrics.nll(np.exp(log_probs), np.array([1]), log_probs) == pytest.approx(floor)
+    assert metrics.nll(np.exp(log_probs), np.array([0]), log_probs) == 0.0
 
 
 # --------------------------------------------------------------------------------------------
