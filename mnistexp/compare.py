@@ -773,17 +773,11 @@ def train_missing(configs: Sequence[ExperimentConfig], *, jobs: int = 1,
                   progress: bool = True) -> list[Path]:
     """Train the runs of ``configs`` not finished yet (finished ones are reused); their folders.
 
-    Uses :func:`mnistexp.sweep.execute` (parallel workers) when available.
+    Trains through :func:`mnistexp.sweep.execute`, so ``jobs`` workers, skipping and
+    resumption behave exactly as in ``mnistexp sweep``.
     """
-    try:
-        from mnistexp.sweep import execute
-    except ImportError:  # sweep not installed yet: train one after another
-        from mnistexp.experiment import run_experiment
+    from mnistexp.sweep import execute
 
-        for cfg in configs:
-            run_experiment(cfg, runs_dir=runs_dir, data_dir=data_dir)
-    else:
-        execute(list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir,
-                progress=progress)
+    execute(list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir, progress=progress)
     root = runs.runs_root(runs_dir)
     return [run_folder(cfg, root) for cfg in configs]
