@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from conftest import TINY
 
 from mnistexp import compare, metrics, runs
+from mnistexp import report as rendering
 from mnistexp.cli import main
 from mnistexp.config import config_hash, load_config, to_yaml
 
@@ -108,7 +109,7 @@ def report_of(root: Path, **kwargs: Any) -> compare.Report:
 @pytest.mark.parametrize("fmt", ["table", "markdown", "csv"])
 def test_golden_output(two: Path, fmt: str) -> None:
     report = report_of(two, baseline="base")
-    text = compare.render(report, fmt)
+    text = rendering.render(report, fmt)
     if fmt == "csv":
         text = text.replace(str(two), "<root>")
     check_golden(f"compare_{fmt}.txt", text)
@@ -116,8 +117,8 @@ def test_golden_output(two: Path, fmt: str) -> None:
 
 def test_json_round_trip(two: Path) -> None:
     report = report_of(two, baseline="base")
-    data = json.loads(compare.render(report, "json"))
-    assert data == json.loads(json.dumps(compare.to_dict(report)))
+    data = json.loads(rendering.render(report, "json"))
+    assert data == json.loads(json.dumps(rendering.to_dict(report)))
     assert [e["name"] for e in data["experiments"]] == ["base", "mse"]
     base = data["experiments"][0]
     assert base["metrics"]["accuracy"]["mean"] == pytest.approx(0.92)
@@ -128,7 +129,7 @@ def test_json_round_trip(two: Path) -> None:
 
 
 def test_table_hides_unchanged_keys_and_counts_diverged(two: Path) -> None:
-    header, body, _ = compare.main_rows(report_of(two))
+    header, body, _ = rendering.main_rows(report_of(two))
     assert header[:4] == ["experiment", "loss.type", "loss.output", "n"]
     assert body[1][:4] == ["mse", "mse", "sigmoid", "3 (+1 diverged)"]
 
@@ -164,7 +165,7 @@ def test_identical_experiments_not_significant(tmp_path: Path, seeds_a: list[int
     c = compare.compare_metric(exps["a"], exps["b"], compare.METRICS["accuracy"])
     assert c.test == test
     assert c.significant is False
-    assert compare.verdict(c).endswith("not significant")
+    assert rendering.verdict(c).endswith("not significant")
 
 
 @pytest.mark.parametrize(("seeds_b", "p_text", "test"), [
@@ -181,7 +182,7 @@ def test_clear_shift_is_significant(tmp_path: Path, seeds_b: list[int], p_text: 
     c = compare.compare_metric(exps["a"], exps["b"], compare.METRICS["accuracy"])
     assert (c.significant, c.test) == (True, test)
     assert c.difference == pytest.approx(0.051)
-    assert compare.verdict(c) == f"+5.10 pp, {p_text}, significant at 0.05 (better)"
+    assert rendering.verdict(c) == f"+5.10 pp, {p_text}, significant at 0.05 (better)"
 
 
 def test_paired_identical_values_give_p_one(tmp_path: Path) -> None:

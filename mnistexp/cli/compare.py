@@ -68,6 +68,7 @@ def compare(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int
       mnistexp compare --format json > comparison.json
     """
     from mnistexp import compare as cmp
+    from mnistexp.report import render
 
     metrics = cmp.parse_metrics(metric_names)
     folders = _folders(inputs, runs_dir, seeds, jobs, overrides, data_dir)
@@ -78,7 +79,7 @@ def compare(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int
                               alpha=alpha, notes=notes)
     for note in report.warnings[len(notes):]:  # found while grouping (duplicate seeds)
         click.echo(f"warning: {note}", err=True)
-    click.echo(cmp.render(report, fmt), nl=False)
+    click.echo(render(report, fmt), nl=False)
     if plot_dir is not None:
         from mnistexp.plots import write_plots
 
