@@ -126,17 +126,13 @@ def _expand(item: str) -> list[Path]:
         raise RunError(f"{item}: matches no run folder")
     out: list[Path] = []
     for path in paths:
-        if _is_run_folder(path):
+        if runs.is_run_folder(path):
             out.append(path)
         elif path.is_dir():
             out += list(runs.iter_run_folders(path))
         elif not glob.has_magic(item):
             raise RunError(f"{item}: no such run folder, runs root or config file")
     return out
-
-
-def _is_run_folder(path: Path) -> bool:
-    return (path / "status.json").exists() or (path / "config.yaml").exists()
 
 
 # --------------------------------------------------------------------------- loading runs

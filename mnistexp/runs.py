@@ -232,10 +232,20 @@ def _now() -> str:
 
 
 def iter_run_folders(root: Path) -> Iterable[Path]:
-    """Every folder directly under ``root`` that looks like a run (has a status.json)."""
+    """Every folder directly under ``root`` that looks like a run: it has a status.json or a
+    config.yaml (so other folders there, such as plots, are not mistaken for broken runs)."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+        and is_run_folder(p)
+    )
+
+
+def is_run_folder(path: Path) -> bool:
+    """A run folder has a status.json or a config.yaml (even if a run crashed early)."""
+    return (path / "status.json").exists() or (path / "config.yaml").exists()
 
 
 def read_json(path: Path) -> Any:
