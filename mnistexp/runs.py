@@ -11,6 +11,7 @@ the folder and renamed into place, so readers never see half a file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -147,10 +148,11 @@ def claim(root: Path, rid: str, *, force: bool = False, retry_failed: bool = Fal
             pass
         except OSError as exc:
             raise RunError(f"{path}: cannot create the run folder ({exc.strerror})") from None
+        seen = _identity(path)
         state = _existing_state(path)
         if state == "running" or not _replaceable(state, force, retry_failed):
             return Claim(path, None, state)
-        _move_aside(path)
+        _move_aside(path, seen)
     raise RunError(f"{path}: could not claim the run folder (other processes keep taking it)")
 
 
@@ -168,11 +170,30 @@ def _replaceable(state: str, force: bool, retry_failed: bool) -> bool:
     return force or (retry_failed and state in FINISHED_BAD)
 
 
-def _move_aside(path: Path) -> None:
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(folder inode, status.json mtime): tells a replaced folder apart even when the new
+    folder reuses the old inode. (The folder's own ctime changes when it is renamed.)"""
+    try:
+        return path.stat().st_ino, (path / "status.json").stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _move_aside(path: Path, seen: tuple[int, int] | None) -> None:
+    """Rename the folder judged replaceable out of the way, and delete it.
+
+    Two processes may both judge the same finished folder replaceable (``--force`` twice):
+    the first moves it and claims a fresh one; if the second then moved that fresh folder, the
+    folder's identity tells it so and it puts the folder straight back.
+    """
     aside = path.with_name(f".{path.name}.old-{os.getpid()}-{time.time_ns()}")
     try:
         os.rename(path, aside)  # only one process wins; the others see the new claim
     except FileNotFoundError:
+        return
+    if _identity(aside) != seen:
+        with contextlib.suppress(OSError):
+            os.rename(aside, path)
         return
     shutil.rmtree(aside, ignore_errors=True)
 

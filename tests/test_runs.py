@@ -49,3 +49,17 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path: Path):
     runs.write_json(tmp_path / "m.json", {"a": 2})
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 2}
+
+
+def test_a_fresh_claim_moved_by_a_late_forcing_process_is_put_back(tmp_path: Path):
+    # Process B judged the completed folder replaceable, then process A replaced it with a
+    # fresh claim before B's rename: B must not steal A's folder.
+    old = runs.claim(tmp_path, "x-1-s0").run
+    old.finish("completed")
+    judged = runs._identity(old.path)  # what B saw when it judged the folder
+    runs._move_aside(old.path, judged)  # A moves it aside ...
+    fresh = runs.claim(tmp_path, "x-1-s0").run  # ... and claims afresh
+    (fresh.path / "marker").write_text("A")
+    runs._move_aside(fresh.path, judged)  # B's late move: the folder is not the one judged
+    assert (tmp_path / "x-1-s0" / "marker").read_text() == "A"
+    assert [p.name for p in tmp_path.iterdir()] == ["x-1-s0"]
