@@ -539,11 +539,6 @@ def plan_runs(config_paths: Sequence[str], seeds: int,
             for path in config_paths for seed in range(seeds)]
 
 
-def run_folder(cfg: ExperimentConfig, root: Path) -> Path:
-    """Where the run of ``cfg`` lives under ``root``."""
-    return root / runs.run_id(cfg.name, config_hash(cfg), cfg.seed)
-
-
 def train_missing(configs: Sequence[ExperimentConfig], *, jobs: int = 1,
                   runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
                   progress: bool = True) -> list[Path]:
@@ -555,5 +550,4 @@ def train_missing(configs: Sequence[ExperimentConfig], *, jobs: int = 1,
     from mnistexp.sweep import execute
 
     execute(list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir, progress=progress)
-    root = runs.runs_root(runs_dir)
-    return [run_folder(cfg, root) for cfg in configs]
+    return [runs.run_dir(cfg, runs_dir) for cfg in configs]

@@ -55,22 +55,20 @@ def run_experiment(
     argv: list[str] | None = None,
 ) -> Outcome:
     """Train ``cfg`` into its run folder unless a finished run is already there."""
-    root = runs.runs_root(runs_dir)
-    chash = config_hash(cfg)
-    path = root / runs.run_id(cfg.name, chash, cfg.seed)
+    path = runs.run_dir(cfg, runs_dir)
     existing = runs.read_status(path)
     if existing and not should_train(existing["state"], force, retry_failed):
         return _skipped(path, existing)
     dataset = data.load(cfg.data.dataset, data_dir or cfg.data.dir, progress=progress)
     check_against_data(cfg, dataset.train_labels.shape[0])
     resume = existing is not None and existing["state"] == "interrupted"
-    claimed = runs.claim(root, path.name, force=force, retry_failed=retry_failed or resume)
+    claimed = runs.claim(path.parent, path.name, force=force, retry_failed=retry_failed or resume)
     if claimed.run is None:
         return _skipped(path, runs.read_status(path) or {"state": claimed.existing})
     run = claimed.run
     try:  # from the claim on, a Ctrl-C or crash is recorded in the folder
         env = environment(argv or sys.argv, dataset.checksums, str(dataset.source))
-        run.start(to_yaml(cfg), chash, env)
+        run.start(to_yaml(cfg), config_hash(cfg), env)
         return _train_into(cfg, dataset, run, progress)
     except KeyboardInterrupt:
         run.finish("interrupted", error="interrupted (Ctrl-C or SIGTERM)")

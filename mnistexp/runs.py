@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mnistexp.config import ExperimentConfig, config_hash
 from mnistexp.errors import RunError
 
 STATES = ("running", "completed", "failed", "diverged", "interrupted")
@@ -36,9 +37,19 @@ def runs_root(option: str | Path | None = None) -> Path:
     return Path(option or os.environ.get("MNISTEXP_RUNS_DIR") or "runs")
 
 
-def run_id(name: str, config_hash: str, seed: int) -> str:
+def run_id(name: str, chash: str, seed: int) -> str:
     """Deterministic folder name of a run: ``<name>-<hash8>-s<seed>``."""
-    return f"{name}-{config_hash[:8]}-s{seed}"
+    return f"{name}-{chash[:8]}-s{seed}"
+
+
+def run_name(cfg: ExperimentConfig) -> str:
+    """The folder name of ``cfg``'s run."""
+    return run_id(cfg.name, config_hash(cfg), cfg.seed)
+
+
+def run_dir(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> Path:
+    """Where ``cfg``'s run lives: ``<runs root>/<name>-<hash8>-s<seed>``."""
+    return runs_root(runs_dir) / run_name(cfg)
 
 
 # --------------------------------------------------------------------------- atomic writes

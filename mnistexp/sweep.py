@@ -43,7 +43,6 @@ from mnistexp import runs
 from mnistexp.config import (
     ExperimentConfig,
     check_against_data,
-    config_hash,
     load_config,
     parse_override,
 )
@@ -240,7 +239,7 @@ def expand(spec: SweepSpec) -> list[PlannedRun]:
     for specific in override_sets(spec):
         overrides = (*spec.set, *specific)
         for cfg in _configs(spec.base, overrides, spec.seeds):
-            planned.setdefault(run_name(cfg), PlannedRun(overrides, cfg))
+            planned.setdefault(runs.run_name(cfg), PlannedRun(overrides, cfg))
     return list(planned.values())
 
 
@@ -274,17 +273,12 @@ def _reads_back(text: str) -> bool:
         return False
 
 
-def run_name(cfg: ExperimentConfig) -> str:
-    """The run folder name of ``cfg`` (``<name>-<hash8>-s<seed>``)."""
-    return runs.run_id(cfg.name, config_hash(cfg), cfg.seed)
-
-
 # --------------------------------------------------------------------------- planning
 
 
 def existing_state(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> str | None:
     """State of ``cfg``'s run folder (dead ``running`` reads as interrupted), None if absent."""
-    status = runs.read_status(runs.runs_root(runs_dir) / run_name(cfg))
+    status = runs.read_status(runs.run_dir(cfg, runs_dir))
     return status.get("state", "failed") if status else None
 
 
@@ -294,7 +288,7 @@ def plan_line(cfg: ExperimentConfig, state: str | None, train: bool) -> str:
         action = "train" if state is None else f"retrain ({state})"
     else:
         action = "skip (running elsewhere)" if state == "running" else f"skip ({state})"
-    return f"{action:26} {run_name(cfg)}"
+    return f"{action:26} {runs.run_name(cfg)}"
 
 
 def check_data(configs: Sequence[ExperimentConfig], data_dir: str | Path | None = None,
@@ -313,7 +307,7 @@ def check_data(configs: Sequence[ExperimentConfig], data_dir: str | Path | None 
         try:
             check_against_data(cfg, sizes[where])
         except ConfigError as exc:
-            raise ConfigError(f"invalid run {run_name(cfg)}: {exc}") from None
+            raise ConfigError(f"invalid run {runs.run_name(cfg)}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- execution
@@ -403,7 +397,7 @@ def execute(
     summary = Summary()
     results: dict[int, Outcome] = {}
     todo = []
-    for i, cfg in enumerate({run_name(c): c for c in configs}.values()):
+    for i, cfg in enumerate({runs.run_name(c): c for c in configs}.values()):
         job = _Job(i, cfg, _str(runs_dir), _str(data_dir), force, retry_failed)
         if _wanted(job):
             todo.append(job)
@@ -533,7 +527,7 @@ def _result(future: Future, job: _Job) -> Outcome | None:
     except Exception as exc:  # a bug or bad input in a worker: record it, keep going
         from mnistexp.experiment import Outcome
 
-        path = runs.runs_root(job.runs_dir) / run_name(job.config)
+        path = runs.run_dir(job.config, job.runs_dir)
         return Outcome(path, "failed", message=f"{type(exc).__name__}: {exc}")
 
 
@@ -548,7 +542,7 @@ def _train(job: _Job) -> Outcome:
 def _interrupted(job: _Job) -> Outcome:
     from mnistexp.experiment import Outcome
 
-    path = runs.runs_root(job.runs_dir) / run_name(job.config)
+    path = runs.run_dir(job.config, job.runs_dir)
     return Outcome(path, "interrupted", message="interrupted (Ctrl-C or SIGTERM)")
 
 

@@ -131,8 +131,8 @@ def test_runs_keep_the_base_name_and_have_deterministic_ids(tmp_path: Path) -> N
     base.write_text("train:\n  epochs: 1\n")
     s = spec(config=str(base), grids=["train.lr=0.05,0.1"], seeds="0-1")
     first, again = lib.expand(s), lib.expand(s)
-    names = [lib.run_name(p.config) for p in first]
-    assert names == [lib.run_name(p.config) for p in again]
+    names = [runs.run_name(p.config) for p in first]
+    assert names == [runs.run_name(p.config) for p in again]
     assert len(set(names)) == 4
     assert all(n.startswith("enc-") for n in names)
     assert [p.config.seed for p in first] == [0, 1, 0, 1]
@@ -223,7 +223,7 @@ def test_a_running_run_with_a_dead_pid_is_interrupted_and_resumed(tiny: Path,
     import socket
 
     (cfg,) = tiny_configs(tiny, grid="train.lr=0.1", seeds="1")
-    folder = tmp_path / lib.run_name(cfg)
+    folder = tmp_path / runs.run_name(cfg)
     folder.mkdir(parents=True)
     dead = {"state": "running", "pid": 2**22 + 12345, "host": socket.gethostname()}
     (folder / "status.json").write_text(json.dumps(dead))
@@ -237,7 +237,7 @@ def test_a_run_another_live_process_trains_is_skipped(tiny: Path, tmp_path: Path
     import socket
 
     (cfg,) = tiny_configs(tiny, grid="train.lr=0.1", seeds="1")
-    folder = tmp_path / lib.run_name(cfg)
+    folder = tmp_path / runs.run_name(cfg)
     folder.mkdir(parents=True)
     alive = {"state": "running", "pid": os.getpid(), "host": socket.gethostname()}
     (folder / "status.json").write_text(json.dumps(alive))
@@ -268,7 +268,7 @@ def test_worker_processes_train_the_sweep(tiny: Path, tmp_path: Path) -> None:
     assert (summary.done, summary.exit_code) == (4, 0)
     serial_dir = tmp_path / "serial"
     lib.execute(configs[:1], runs_dir=serial_dir, progress=False)
-    name = lib.run_name(configs[0])
+    name = runs.run_name(configs[0])
     same = [json.loads((d / name / "metrics.json").read_text())["test"]["nll"]
             for d in (tmp_path, serial_dir)]
     assert same[0] == pytest.approx(same[1], rel=1e-6)  # BLAS threads differ: 1 vs many
@@ -303,4 +303,4 @@ def test_load_config_and_emitted_commands_agree(tmp_path: Path) -> None:
         sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
         seed = int(words[words.index("--seed") + 1])
         again = load_config("configs/baseline.yaml", [*sets, f"seed={seed}"])
-        assert lib.run_name(again) == lib.run_name(run.config)
+        assert runs.run_name(again) == runs.run_name(run.config)
