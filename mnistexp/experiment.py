@@ -57,12 +57,11 @@ def run_experiment(
     """Train ``cfg`` into its run folder unless a finished run is already there."""
     path = runs.run_dir(cfg, runs_dir)
     existing = runs.read_status(path)
-    if existing and not should_train(existing["state"], force, retry_failed):
+    if existing and not runs.should_train(existing["state"], force, retry_failed):
         return _skipped(path, existing)
     dataset = data.load(cfg.data.dataset, data_dir or cfg.data.dir, progress=progress)
     check_against_data(cfg, dataset.train_labels.shape[0])
-    resume = existing is not None and existing["state"] == "interrupted"
-    claimed = runs.claim(path.parent, path.name, force=force, retry_failed=retry_failed or resume)
+    claimed = runs.claim(path.parent, path.name, force=force, retry_failed=retry_failed)
     if claimed.run is None:
         return _skipped(path, runs.read_status(path) or {"state": claimed.existing})
     run = claimed.run
@@ -76,20 +75,6 @@ def run_experiment(
     except Exception as exc:  # a crash is recorded in the folder, and a sweep goes on
         run.finish("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
         return Outcome(run.path, "failed", message=f"{type(exc).__name__}: {exc}")
-
-
-def should_train(state: str | None, force: bool = False, retry_failed: bool = False) -> bool:
-    """Whether a run whose folder is in ``state`` (None: no folder) is (re)trained.
-
-    An interrupted run is resumed by default (Ctrl-C, SIGTERM or a killed process says nothing
-    about the experiment); failed and diverged runs only with ``retry_failed``; completed ones
-    only with ``force``; a run another live process is training never.
-    """
-    if state is None or state == "interrupted":
-        return True
-    if state == "running":
-        return False
-    return force or (retry_failed and state in runs.FINISHED_BAD)
 
 
 def _skipped(path: Path, status: dict[str, Any]) -> Outcome:

@@ -142,9 +142,7 @@ class Claim:
 def claim(root: Path, rid: str, *, force: bool = False, retry_failed: bool = False) -> Claim:
     """Claim ``root/rid`` for training, or report the state that makes us leave it alone.
 
-    Completed runs are kept unless ``force``; failed, diverged and interrupted runs are kept
-    unless ``retry_failed`` or ``force``; a run another live process is training is never
-    touched.
+    What is replaced follows :func:`should_train`, the one rule for every command.
     """
     path = root / rid
     try:
@@ -161,7 +159,7 @@ def claim(root: Path, rid: str, *, force: bool = False, retry_failed: bool = Fal
             raise RunError(f"{path}: cannot create the run folder ({exc.strerror})") from None
         seen = _identity(path)
         state = _existing_state(path)
-        if state == "running" or not _replaceable(state, force, retry_failed):
+        if not should_train(state, force, retry_failed):
             return Claim(path, None, state)
         _move_aside(path, seen)
     raise RunError(f"{path}: could not claim the run folder (other processes keep taking it)")
@@ -177,7 +175,17 @@ def _existing_state(path: Path) -> str:
     return status.get("state", "failed") if status else "failed"
 
 
-def _replaceable(state: str, force: bool, retry_failed: bool) -> bool:
+def should_train(state: str | None, force: bool = False, retry_failed: bool = False) -> bool:
+    """Whether a run whose folder is in ``state`` (None: no folder) is (re)trained.
+
+    An interrupted run is resumed by default (Ctrl-C, SIGTERM or a killed process says nothing
+    about the experiment); failed and diverged runs only with ``retry_failed``; completed ones
+    only with ``force``; a run another live process is training never.
+    """
+    if state is None or state == "interrupted":
+        return True
+    if state == "running":
+        return False
     return force or (retry_failed and state in FINISHED_BAD)
 
 

@@ -413,9 +413,7 @@ def execute(
 
 
 def _wanted(job: _Job) -> bool:
-    from mnistexp.experiment import should_train
-
-    return should_train(existing_state(job.config, job.runs_dir), job.force, job.retry_failed)
+    return runs.should_train(existing_state(job.config, job.runs_dir), job.force, job.retry_failed)
 
 
 def _str(path: str | Path | None) -> str | None:

@@ -126,7 +126,7 @@ def _emit(kind: str, emit_file: str | None, limit: int | None, planned: list[Pla
 def _dry_run(planned: list[PlannedRun], runs_dir: str | None, force: bool,
              retry_failed: bool) -> None:
     from mnistexp import sweep as lib
-    from mnistexp.experiment import should_train
+    from mnistexp.runs import should_train
 
     n_train = 0
     for run in planned:
