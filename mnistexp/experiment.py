@@ -7,6 +7,7 @@ folder) is checked before a folder is claimed, so bad input never leaves a run b
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import numpy as np
 from mnistexp import data, runs
 from mnistexp.config import ExperimentConfig, check_against_data, config_hash, to_yaml
 from mnistexp.environment import environment
+from mnistexp.errors import RunError
 from mnistexp.evaluation import evaluate_run
 from mnistexp.losses import make_loss
 from mnistexp.splits import make_splits
@@ -81,10 +83,8 @@ def _skipped(path: Path, status: dict[str, Any]) -> Outcome:
     state = status.get("state", "failed")
     metrics = None
     if state == "completed":
-        try:
+        with contextlib.suppress(RunError):  # a summary without numbers, not a crash
             metrics = runs.read_json(path / "metrics.json")
-        except Exception:
-            metrics = None
     return Outcome(path, state, skipped=True, metrics=metrics, message=status.get("error"))
 
 

@@ -3,7 +3,7 @@
 Rows are samples. Layer l maps (n, fan_in) -> (n, fan_out) with ``z = h @ W + b``; weights are
 stored (fan_in, fan_out) so the forward pass needs no transposes and the backward pass uses
 transposes as views. The training step writes every intermediate into a :class:`Workspace`
-allocated once per run, so a step is a fixed handful of BLAS calls and in-place ufuncs.
+allocated once per epoch, so a step is a fixed handful of BLAS calls and in-place ufuncs.
 """
 
 from __future__ import annotations
