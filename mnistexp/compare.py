@@ -30,10 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from mnistexp import runs
-from mnistexp.config import ExperimentConfig, all_keys, config_hash, from_dict, parse_override
+from mnistexp.config import (
+    ExperimentConfig,
+    all_keys,
+    config_hash,
+    load_config,
+    parse_override,
+)
 from mnistexp.errors import ConfigError, RunError, UsageError
 
 JSON_SCHEMA_VERSION = 1
@@ -211,19 +216,11 @@ def read_run(folder: Path) -> RunRecord:
 
 
 def _read_config(folder: Path) -> ExperimentConfig:
-    path = folder / "config.yaml"
+    """The run's resolved config, validated as when it was trained; a RunError otherwise."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunError(f"{path}: unreadable ({type(exc).__name__})") from None
-    if not isinstance(raw, dict):
-        raise RunError(f"{path}: not a config mapping")
-    try:
-        return from_dict(raw)
+        return load_config(folder / "config.yaml")
     except ConfigError as exc:
-        raise RunError(f"{path}: {exc}") from None
+        raise RunError(str(exc)) from None
 
 
 def _read_metrics(path: Path) -> tuple[dict[str, float], dict[str, list] | None]:
@@ -533,8 +530,6 @@ def _add_comparisons(report: Report, baseline: str) -> None:
 def plan_runs(config_paths: Sequence[str], seeds: int,
               overrides: Sequence[str] = ()) -> list[ExperimentConfig]:
     """One config per (file, seed 0..seeds-1), with ``overrides`` applied to every file."""
-    from mnistexp.config import load_config
-
     return [load_config(path, [*overrides, f"seed={seed}"])
             for path in config_paths for seed in range(seeds)]
 
