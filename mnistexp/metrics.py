@@ -177,8 +177,9 @@ def _bin_sums(
     return count, conf_sum, hit_sum
 
 
-def _errors(count: _Floats, conf_sum: _Floats, hit_sum: _Floats) -> dict[str, float]:
-    """ECE, MCE and RMSCE from per-bin sums; empty bins contribute nothing."""
+def errors_from_bin_sums(count: _Floats, conf_sum: _Floats, hit_sum: _Floats) -> dict[str, float]:
+    """ECE, MCE and RMSCE from per-bin counts and sums of confidence and hits (M,) each;
+    empty bins contribute nothing (so reliability bins pooled over seeds can be scored)."""
     n = count.sum()
     full = count > 0
     gap = np.abs(hit_sum[full] - conf_sum[full]) / count[full]  # |acc_m - conf_m|
@@ -205,7 +206,7 @@ def calibration_errors(
 ) -> dict[str, float]:
     """``{"ece", "mce", "rmsce"}`` of top-label ``confidences`` (n,) vs ``correct`` (n,) bool."""
     conf, hits = _flat(confidences, correct)
-    return _errors(*_bin_sums(bin_indices(conf, bins), conf, hits, bins))
+    return errors_from_bin_sums(*_bin_sums(bin_indices(conf, bins), conf, hits, bins))
 
 
 def ece(confidences: np.ndarray, correct: np.ndarray, bins: int = DEFAULT_BINS) -> float:
@@ -221,7 +222,7 @@ def adaptive_ece(confidences: np.ndarray, correct: np.ndarray, bins: int = DEFAU
     order = np.argsort(conf, kind="stable")
     sizes = [len(part) for part in np.array_split(order, bins)]
     groups = np.repeat(np.arange(bins), sizes)  # group of each sorted position
-    return _errors(*_bin_sums(groups, conf[order], hits[order], bins))["ece"]
+    return errors_from_bin_sums(*_bin_sums(groups, conf[order], hits[order], bins))["ece"]
 
 
 def classwise_ece_per_class(

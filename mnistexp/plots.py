@@ -91,10 +91,11 @@ def _nan_to_zero(values: list[float | None]) -> np.ndarray:
 
 
 def pooled_ece(bins: dict[str, np.ndarray]) -> float:
-    """ECE of pooled bins: sum_m |B_m|/n |acc_m - conf_m| over non-empty bins."""
-    full = bins["count"] > 0
-    weight = bins["count"][full] / bins["count"].sum()
-    return float(np.sum(weight * np.abs(bins["accuracy"][full] - bins["confidence"][full])))
+    """ECE of pooled bins, by the same formula as every run's ECE."""
+    from mnistexp.metrics import errors_from_bin_sums
+
+    count = bins["count"]
+    return errors_from_bin_sums(count, count * bins["confidence"], count * bins["accuracy"])["ece"]
 
 
 def learning_curve(exp: Experiment, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
