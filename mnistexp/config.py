@@ -6,8 +6,9 @@ turns every problem into one :class:`ConfigError` line naming the key path, the 
 what is allowed, with choices read from the registries, so a new option is one registry entry.
 
 The experiment's identity is :func:`config_hash`: a SHA-256 of the canonical JSON of the
-resolved config without ``seed``, ``name`` and ``data.dir`` (where the files live does not
-change the experiment; the data is verified by checksum).
+resolved config without ``seed``, ``name``, ``data.dir`` and ``train.checkpoint_every`` (where
+the files live and how often a run is checkpointed do not change the experiment; the data is
+verified by checksum, and a resumed run is bit-identical to an uninterrupted one).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class TrainConfig:
     step_every: int = 5  # step schedule: multiply lr by gamma every N epochs
     gamma: float = 0.1
     dtype: str = "float32"  # float32 | float64
+    checkpoint_every: int = 0  # save a resumable checkpoint every N epochs; 0 = never
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,8 @@ def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
         ("train.weight_decay", tr.weight_decay, tr.weight_decay >= 0, "must be >= 0"),
         ("train.step_every", tr.step_every, tr.step_every >= 1, "must be >= 1"),
         ("train.gamma", tr.gamma, 0 < tr.gamma <= 1, "must be in (0, 1]"),
+        ("train.checkpoint_every", tr.checkpoint_every, tr.checkpoint_every >= 0,
+         "must be >= 0 (0: no checkpoints)"),
         ("eval.bins", cfg.eval.bins, cfg.eval.bins >= 1, "must be >= 1"),
     ]
 
@@ -330,9 +334,10 @@ def _plain(value: Any) -> Any:
 
 
 def config_hash(cfg: ExperimentConfig) -> str:
-    """Hex SHA-256 of the experiment: the resolved config minus seed, name and data.dir."""
+    """Hex SHA-256 of the experiment: the resolved config minus seed, name, data.dir and
+    train.checkpoint_every."""
     d = cfg.to_dict()
-    del d["seed"], d["name"], d["data"]["dir"]
+    del d["seed"], d["name"], d["data"]["dir"], d["train"]["checkpoint_every"]
     canonical = json.dumps(d, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
