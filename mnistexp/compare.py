@@ -542,7 +542,11 @@ def train_missing(configs: Sequence[ExperimentConfig], *, jobs: int = 1,
     Trains through :func:`mnistexp.sweep.execute`, so ``jobs`` workers, skipping and
     resumption behave exactly as in ``mnistexp sweep``.
     """
+    from mnistexp.errors import Terminated
     from mnistexp.sweep import execute
 
-    execute(list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir, progress=progress)
+    summary = execute(list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir,
+                      progress=progress)
+    if summary.interrupted_by_user:  # no table from half the runs: stop as the sweep did
+        raise Terminated() if summary.interrupt_code == 143 else KeyboardInterrupt()
     return [runs.run_dir(cfg, runs_dir) for cfg in configs]

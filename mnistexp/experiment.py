@@ -22,11 +22,11 @@ import numpy as np
 from mnistexp import data, runs
 from mnistexp.config import ExperimentConfig, check_against_data, config_hash, to_yaml
 from mnistexp.environment import environment
-from mnistexp.errors import RunError
+from mnistexp.errors import RunError, interrupt_reason
 from mnistexp.evaluation import evaluate_run
 from mnistexp.losses import make_loss
 from mnistexp.splits import make_splits
-from mnistexp.trainer import train
+from mnistexp.trainer import Checkpoint, train
 
 
 @dataclass
@@ -53,30 +53,49 @@ def run_experiment(
     data_dir: str | Path | None = None,
     force: bool = False,
     retry_failed: bool = False,
+    resume: bool = False,
     progress: bool = False,
     argv: list[str] | None = None,
 ) -> Outcome:
-    """Train ``cfg`` into its run folder unless a finished run is already there."""
+    """Train ``cfg`` into its run folder unless a finished run is already there.
+
+    With ``resume``, an interrupted (or failed) run that left a checkpoint continues from it
+    instead of starting over; the result is bit-identical to an uninterrupted run.
+    """
     path = runs.run_dir(cfg, runs_dir)
     existing = runs.read_status(path)
     if existing and not runs.should_train(existing["state"], force, retry_failed):
         return _skipped(path, existing)
+    chash = config_hash(cfg)
+    resumable = resume and existing is not None and existing["state"] in runs.RESUMABLE
+    if resumable:  # a bad checkpoint is reported before anything is touched
+        runs.read_checkpoint(path, chash)
     dataset = data.load(cfg.data.dataset, data_dir or cfg.data.dir, progress=progress)
     check_against_data(cfg, dataset.train_labels.shape[0])
-    claimed = runs.claim(path.parent, path.name, force=force, retry_failed=retry_failed)
+    claimed = runs.claim(path.parent, path.name, force=force, retry_failed=retry_failed,
+                         carry=(runs.CHECKPOINT,) if resumable else ())
     if claimed.run is None:
         return _skipped(path, runs.read_status(path) or {"state": claimed.existing})
     run = claimed.run
     try:  # from the claim on, a Ctrl-C or crash is recorded in the folder
         env = environment(argv or sys.argv, dataset.checksums, str(dataset.source))
-        run.start(to_yaml(cfg), config_hash(cfg), env)
-        return _train_into(cfg, dataset, run, progress)
-    except KeyboardInterrupt:
-        run.finish("interrupted", error="interrupted (Ctrl-C or SIGTERM)")
+        run.start(to_yaml(cfg), chash, env)
+        checkpoint = runs.read_checkpoint(run.path, chash) if resumable else None
+        return _train_into(cfg, dataset, run, checkpoint, progress)
+    except KeyboardInterrupt as exc:
+        _finish(run, "interrupted", error=interrupt_reason(exc))
         raise
     except Exception as exc:  # a crash is recorded in the folder, and a sweep goes on
-        run.finish("failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        return Outcome(run.path, "failed", message=f"{type(exc).__name__}: {exc}")
+        message = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
+        _finish(run, "failed", error=message, traceback=traceback.format_exc())
+        return Outcome(run.path, "failed", message=message)
+
+
+def _finish(run: runs.Run, state: str, **fields: Any) -> None:
+    """Record the final state if the disk lets us; if not, status.json still says
+    ``running`` with this (soon dead) pid, which every command reads as interrupted."""
+    with contextlib.suppress(RunError):
+        run.finish(state, **fields)
 
 
 def _skipped(path: Path, status: dict[str, Any]) -> Outcome:
@@ -88,17 +107,25 @@ def _skipped(path: Path, status: dict[str, Any]) -> Outcome:
     return Outcome(path, state, skipped=True, metrics=metrics, message=status.get("error"))
 
 
-def _train_into(cfg: ExperimentConfig, dataset, run: runs.Run, progress: bool) -> Outcome:
-
+def _train_into(cfg: ExperimentConfig, dataset, run: runs.Run, checkpoint: Checkpoint | None,
+                progress: bool) -> Outcome:
     rng = np.random.default_rng(cfg.seed)
     train_split, val_split, test_split = make_splits(cfg, dataset)
-    result = train(cfg, train_split, val_split, rng, progress=progress, on_epoch=run.add_epoch)
+    if checkpoint is not None:
+        run.resume_history(checkpoint.history)
+    chash = config_hash(cfg)
+    result = train(cfg, train_split, val_split, rng, progress=progress, on_epoch=run.add_epoch,
+                   resume=checkpoint,
+                   on_checkpoint=lambda ckpt: run.write_checkpoint(ckpt, chash))
     if result.state == "diverged":
-        run.finish("diverged", error=result.message)
+        run.finish("diverged", error=result.message, last_finite_loss=result.last_finite_loss)
+        run.remove_checkpoint()  # resuming would only diverge again
         return Outcome(run.path, "diverged", message=result.message)
     loss = make_loss(cfg.loss.type, cfg.loss.output)
     splits = {"test": test_split, "validation": val_split, "train": train_split}
     report, predictions = evaluate_run(cfg, result.model, loss, splits)
     run.write_results(report, predictions, result.model.arrays())
     run.finish("completed")
-    return Outcome(run.path, "completed", metrics=report, seconds=run.seconds)
+    run.remove_checkpoint()  # a finished run is never resumed
+    resumed = f"resumed from epoch {checkpoint.epoch}" if checkpoint else None
+    return Outcome(run.path, "completed", metrics=report, message=resumed, seconds=run.seconds)

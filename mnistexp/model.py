@@ -116,6 +116,17 @@ class MLP:
         named |= {f"b{i}": b for i, b in enumerate(self.biases) if b is not None}
         return named
 
+    def restore(self, named: dict[str, np.ndarray]) -> None:
+        """Copy :meth:`arrays` of a model of the same shape back in, in place (an optimiser
+        holds references to these arrays)."""
+        mine = self.arrays()
+        if set(named) != set(mine):
+            raise ValueError(f"parameters {sorted(named)} do not match {sorted(mine)}")
+        for key, target in mine.items():
+            if named[key].shape != target.shape:
+                raise ValueError(f"{key} has shape {named[key].shape}, expected {target.shape}")
+            target[...] = named[key]
+
 
 def init_mlp(
     sizes: list[int], activation: str, init: str, bias: bool,

@@ -33,6 +33,14 @@ class SGD:
         """The factor the trainer folds into the output delta: gradients arrive times lr."""
         return lr
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything a checkpoint needs to continue exactly: the velocities, if any."""
+        return {f"velocity{i}": v for i, v in enumerate(self.velocity or [])}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state` in place."""
+        _load_arrays(self.velocity or [], state, "velocity")
+
     def step(self, grads: list[np.ndarray], lr: float, rows: np.ndarray | None = None) -> None:
         """One update from ``grads`` = lr * dL/dp (``grad_scale``), same order as params.
 
@@ -78,6 +86,17 @@ class Adam:
     def grad_scale(self, lr: float) -> float:
         return 1.0
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The moments and the step count."""
+        named = {f"m{i}": m for i, m in enumerate(self.m)}
+        named |= {f"v{i}": v for i, v in enumerate(self.v)}
+        return named | {"t": np.array(self.t)}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        _load_arrays(self.m, state, "m")
+        _load_arrays(self.v, state, "v")
+        self.t = int(state["t"])
+
     def step(self, grads: list[np.ndarray], lr: float, rows: np.ndarray | None = None) -> None:
         if rows is not None:
             raise ValueError("Adam updates every row; it takes dense gradients only")
@@ -92,6 +111,15 @@ class Adam:
             v *= b2
             v += (1 - b2) * g * g
             p -= step_size * m / (np.sqrt(v) + self.eps)
+
+
+def _load_arrays(targets: list[np.ndarray], state: dict[str, np.ndarray], prefix: str) -> None:
+    """Copy ``state[prefix0], state[prefix1], ...`` into ``targets``, checking every shape."""
+    for i, target in enumerate(targets):
+        saved = state[f"{prefix}{i}"]
+        if saved.shape != target.shape:
+            raise ValueError(f"{prefix}{i} has shape {saved.shape}, expected {target.shape}")
+        target[...] = saved
 
 
 OPTIMIZERS: dict[str, type[SGD] | type[Adam]] = {"sgd": SGD, "adam": Adam}

@@ -23,13 +23,19 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnistexp.config import ExperimentConfig, config_hash
 from mnistexp.errors import RunError
 
+if TYPE_CHECKING:
+    from mnistexp.trainer import Checkpoint
+
 STATES = ("running", "completed", "failed", "diverged", "interrupted")
 FINISHED_BAD = ("failed", "diverged", "interrupted")
+RESUMABLE = ("interrupted", "failed")  # states whose checkpoint --resume continues from
+CHECKPOINT = "checkpoint.npz"
+CHECKPOINT_FORMAT = 1
 
 
 def runs_root(option: str | Path | None = None) -> Path:
@@ -58,11 +64,17 @@ def run_dir(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> Path:
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     payload = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise RunError(f"cannot write {path} ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a quota, a vanished folder: the old file stays
+        Path(tmp).unlink(missing_ok=True)
+        raise RunError(f"cannot write {path} ({exc.strerror or exc})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -72,11 +84,11 @@ def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, indent=2, allow_nan=True) + "\n")
 
 
-def write_npz(path: Path, arrays: dict[str, Any]) -> None:
+def write_npz(path: Path, arrays: dict[str, Any], compress: bool = True) -> None:
     import numpy as np
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    (np.savez_compressed if compress else np.savez)(buf, **arrays)
     write_atomic(path, buf.getvalue())
 
 
@@ -139,30 +151,63 @@ class Claim:
     existing: str | None = None  # completed | running | failed | diverged | interrupted
 
 
-def claim(root: Path, rid: str, *, force: bool = False, retry_failed: bool = False) -> Claim:
+def claim(root: Path, rid: str, *, force: bool = False, retry_failed: bool = False,
+          carry: Iterable[str] = ()) -> Claim:
     """Claim ``root/rid`` for training, or report the state that makes us leave it alone.
 
-    What is replaced follows :func:`should_train`, the one rule for every command.
+    What is replaced follows :func:`should_train`, the one rule for every command. Files
+    named in ``carry`` (a checkpoint to resume from) move from the replaced folder into the
+    new one; everything else of the replaced folder is deleted.
     """
     path = root / rid
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"{root}: cannot create the runs folder ({exc.strerror})") from None
-    for _ in range(5):  # a few rounds in case another process moves the folder under us
-        try:
-            path.mkdir()
-            return Claim(path, Run(path))
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise RunError(f"{path}: cannot create the run folder ({exc.strerror})") from None
-        seen = _identity(path)
-        state = _existing_state(path)
-        if not should_train(state, force, retry_failed):
-            return Claim(path, None, state)
-        _move_aside(path, seen)
+    aside: Path | None = None
+    try:
+        for _ in range(5):  # a few rounds in case another process moves the folder under us
+            try:
+                path.mkdir()
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise RunError(f"{path}: cannot create the run folder ({exc.strerror})") from None
+            else:
+                run = _start_run(path)
+                _carry(aside, path, carry)
+                return Claim(path, run)
+            seen = _identity(path)
+            state = _existing_state(path)
+            if not should_train(state, force, retry_failed):
+                return Claim(path, None, state)
+            moved = _move_aside(path, seen)
+            if moved is not None:
+                _remove(aside)
+                aside = moved
+    finally:
+        _remove(aside)
     raise RunError(f"{path}: could not claim the run folder (other processes keep taking it)")
+
+
+def _start_run(path: Path) -> Run:
+    """A :class:`Run` in the folder just created; if its first write fails, no folder."""
+    try:
+        return Run(path)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
+def _carry(aside: Path | None, path: Path, names: Iterable[str]) -> None:
+    for name in names if aside is not None else ():
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(aside / name, path / name)
+
+
+def _remove(folder: Path | None) -> None:
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _existing_state(path: Path) -> str:
@@ -198,8 +243,9 @@ def _identity(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def _move_aside(path: Path, seen: tuple[int, int] | None) -> None:
-    """Rename the folder judged replaceable out of the way, and delete it.
+def _move_aside(path: Path, seen: tuple[int, int] | None) -> Path | None:
+    """Rename the folder judged replaceable out of the way; return where it went (the caller
+    deletes it), or None if another process got there first.
 
     Two processes may both judge the same finished folder replaceable (``--force`` twice):
     the first moves it and claims a fresh one; if the second then moved that fresh folder, the
@@ -209,12 +255,12 @@ def _move_aside(path: Path, seen: tuple[int, int] | None) -> None:
     try:
         os.rename(path, aside)  # only one process wins; the others see the new claim
     except FileNotFoundError:
-        return
+        return None
     if _identity(aside) != seen:
         with contextlib.suppress(OSError):
             os.rename(aside, path)
-        return
-    shutil.rmtree(aside, ignore_errors=True)
+        return None
+    return aside
 
 
 # --------------------------------------------------------------------------- a run
@@ -239,6 +285,27 @@ class Run:
         self.history.append(row)
         write_csv(self.path / "history.csv", self.history)
 
+    def resume_history(self, rows: list[dict[str, Any]]) -> None:
+        """Start from a checkpoint's rows: epochs after the checkpoint are trained again."""
+        self.history = list(rows)
+        write_csv(self.path / "history.csv", self.history)
+        self._status("running", resumed_from_epoch=len(rows), checkpoint_epoch=len(rows))
+
+    def write_checkpoint(self, ckpt: Checkpoint, config_hash: str) -> None:
+        """Save ``ckpt`` as checkpoint.npz (arrays, and the rest as JSON), atomically."""
+        import numpy as np
+
+        meta = {"format": CHECKPOINT_FORMAT, "config_hash": config_hash, "epoch": ckpt.epoch,
+                "rng_state": ckpt.rng_state, "history": ckpt.history}
+        arrays = {f"param.{k}": v for k, v in ckpt.params.items()}
+        arrays |= {f"optimizer.{k}": v for k, v in ckpt.optimizer.items()}
+        arrays["meta"] = np.array(json.dumps(meta, allow_nan=True))
+        write_npz(self.path / CHECKPOINT, arrays, compress=False)
+        self._status("running", checkpoint_epoch=ckpt.epoch)
+
+    def remove_checkpoint(self) -> None:
+        (self.path / CHECKPOINT).unlink(missing_ok=True)
+
     def write_results(self, metrics: dict[str, Any], predictions: dict[str, Any],
                       params: dict[str, Any]) -> None:
         write_json(self.path / "metrics.json", metrics)
@@ -250,8 +317,9 @@ class Run:
         return time.time() - self.started
 
     def finish(self, state: str, error: str | None = None, **extra: Any) -> None:
+        """Record the final state, with the number of finished epochs (``epochs_done``)."""
         self._status(state, error=error, finished=_now(), seconds=time.time() - self.started,
-                     **extra)
+                     epochs_done=len(self.history), **extra)
 
     def _status(self, state: str, **fields: Any) -> None:
         status = {"state": state, "pid": os.getpid(), "host": socket.gethostname(),
@@ -296,3 +364,29 @@ def read_json(path: Path) -> Any:
         raise RunError(f"{path}: missing") from None
     except (OSError, ValueError) as exc:
         raise RunError(f"{path}: unreadable ({exc})") from None
+
+
+def read_checkpoint(folder: Path, expected_hash: str) -> Checkpoint | None:
+    """The checkpoint of a run folder, None if it has none; a one-line :class:`RunError` if
+    it is unreadable or belongs to another experiment."""
+    import numpy as np
+
+    from mnistexp.trainer import Checkpoint
+
+    path = folder / CHECKPOINT
+    if not path.exists():
+        return None
+    hint = f"delete it to train from the start ({path})"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        params = {k.removeprefix("param."): v for k, v in arrays.items() if k.startswith("param.")}
+        state = {k.removeprefix("optimizer."): v for k, v in arrays.items()
+                 if k.startswith("optimizer.")}
+        ckpt = Checkpoint(int(meta["epoch"]), params, state, meta["rng_state"], meta["history"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{path}: unreadable checkpoint ({exc}); {hint}") from None
+    if meta.get("format") != CHECKPOINT_FORMAT or meta.get("config_hash") != expected_hash:
+        raise RunError(f"{path}: the checkpoint belongs to another experiment or format; {hint}")
+    return ckpt

@@ -46,7 +46,7 @@ from mnistexp.config import (
     load_config,
     parse_override,
 )
-from mnistexp.errors import ConfigError
+from mnistexp.errors import ConfigError, interrupt_exit_code, interrupt_reason
 
 if TYPE_CHECKING:
     from mnistexp.experiment import Outcome
@@ -320,6 +320,7 @@ class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
     not_run: int = 0  # left out by --fail-fast or Ctrl-C
     interrupted_by_user: bool = False
+    interrupt_code: int = 130  # 143 when the sweep itself got SIGTERM
     seconds: float = 0.0
 
     def _count(self, state: str, skipped: bool | None = None) -> int:
@@ -348,9 +349,9 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        """130 interrupted, else 1 if any run failed or diverged, else 0."""
+        """130 interrupted (143 by SIGTERM), else 1 if any run failed or diverged, else 0."""
         if self.interrupted_by_user or self.interrupted:
-            return 130
+            return self.interrupt_code
         return 1 if self.failed or self.diverged else 0
 
     def line(self) -> str:
@@ -372,6 +373,7 @@ class _Job:
     data_dir: str | None
     force: bool
     retry_failed: bool
+    resume: bool = False
 
 
 def execute(
@@ -382,6 +384,7 @@ def execute(
     data_dir: str | Path | None = None,
     force: bool = False,
     retry_failed: bool = False,
+    resume: bool = False,
     fail_fast: bool = False,
     progress: bool = True,
 ) -> Summary:
@@ -398,7 +401,7 @@ def execute(
     results: dict[int, Outcome] = {}
     todo = []
     for i, cfg in enumerate({runs.run_name(c): c for c in configs}.values()):
-        job = _Job(i, cfg, _str(runs_dir), _str(data_dir), force, retry_failed)
+        job = _Job(i, cfg, _str(runs_dir), _str(data_dir), force, retry_failed, resume)
         if _wanted(job):
             todo.append(job)
         else:
@@ -443,9 +446,10 @@ def _serial_loop(todo: list[_Job], fail_fast: bool, bar: _Progress,
     for job in todo:
         try:
             outcome = _train(job)
-        except KeyboardInterrupt:
-            results[job.index] = _interrupted(job)
+        except KeyboardInterrupt as exc:
+            results[job.index] = _interrupted(job, exc)
             summary.interrupted_by_user = True
+            summary.interrupt_code = interrupt_exit_code(exc)
             break
         results[job.index] = outcome
         bar.add(outcome)
@@ -469,8 +473,9 @@ def _run_pool(todo: list[_Job], jobs: int, fail_fast: bool, bar: _Progress,
     futures = {executor.submit(_work, job): job for job in todo}
     try:
         _collect(futures, fail_fast, bar, results)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         summary.interrupted_by_user = True
+        summary.interrupt_code = interrupt_exit_code(exc)
         _stop_workers(executor, futures, results)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
@@ -533,20 +538,21 @@ def _train(job: _Job) -> Outcome:
     from mnistexp.experiment import run_experiment
 
     return run_experiment(job.config, runs_dir=job.runs_dir, data_dir=job.data_dir,
-                          force=job.force, retry_failed=job.retry_failed, progress=False,
-                          argv=sys.argv)
+                          force=job.force, retry_failed=job.retry_failed, resume=job.resume,
+                          progress=False, argv=sys.argv)
 
 
-def _interrupted(job: _Job) -> Outcome:
+def _interrupted(job: _Job, exc: BaseException) -> Outcome:
     from mnistexp.experiment import Outcome
 
     path = runs.run_dir(job.config, job.runs_dir)
-    return Outcome(path, "interrupted", message="interrupted (Ctrl-C or SIGTERM)")
+    return Outcome(path, "interrupted", message=interrupt_reason(exc))
 
 
 # --------------------------------------------------------------------------- workers
 
 _STATE = {"stopping": False, "busy": False}
+WORKER_STOPPED = "the sweep was stopped (Ctrl-C or SIGTERM)"
 
 
 def _init_worker(registry: bytes) -> None:
@@ -573,7 +579,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     first = not _STATE["stopping"]
     _STATE["stopping"] = True
     if first and _STATE["busy"]:
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(WORKER_STOPPED)
 
 
 def _work(job: _Job) -> Outcome | None:
@@ -583,8 +589,8 @@ def _work(job: _Job) -> Outcome | None:
     _STATE["busy"] = True
     try:
         return _train(job)
-    except KeyboardInterrupt:
-        return _interrupted(job)
+    except KeyboardInterrupt as exc:
+        return _interrupted(job, exc)
     finally:
         _STATE["busy"] = False
 

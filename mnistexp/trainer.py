@@ -47,6 +47,24 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     state: str = "completed"  # completed | diverged
     message: str | None = None
+    last_finite_loss: float | None = None  # for a diverged run: the loss before it blew up
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to continue training exactly where it stopped, after ``epoch`` epochs.
+
+    ``params`` are :meth:`MLP.arrays`, ``optimizer`` the optimiser's ``state()``, ``rng_state``
+    the generator's ``bit_generator.state`` (the next epoch's permutation comes from it) and
+    ``history`` the rows of the finished epochs. Training on from a checkpoint is bit-identical
+    to never having stopped.
+    """
+
+    epoch: int
+    params: dict[str, np.ndarray]
+    optimizer: dict[str, np.ndarray]
+    rng_state: dict
+    history: list[dict]
 
 
 @dataclass
@@ -94,17 +112,32 @@ def train(
     *,
     progress: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
+    resume: Checkpoint | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
 ) -> TrainResult:
-    """Train an MLP on ``train_split`` for ``cfg.train.epochs``; stop early if it diverges."""
+    """Train an MLP on ``train_split`` for ``cfg.train.epochs``; stop early if it diverges.
+
+    With ``resume``, continue from that checkpoint instead of epoch 0 (``rng`` must be the
+    run's generator, seeded as for a fresh run). Every ``cfg.train.checkpoint_every`` epochs
+    ``on_checkpoint`` receives a :class:`Checkpoint` that refers to the live arrays: save it
+    before returning.
+    """
     dtype = np.dtype(cfg.train.dtype).type
     sizes = [train_split.x.shape[1], *cfg.model.hidden, train_split.t.shape[1]]
     model = init_mlp(sizes, cfg.model.activation, cfg.model.init, cfg.model.bias, rng, dtype)
     loss = make_loss(cfg.loss.type, cfg.loss.output)
     optimizer = make_optimizer(model.parameters(), cfg.train)
     result = TrainResult(model)
-    bar = _progress_bar(cfg, train_split, enabled=progress)
+    first = 0
+    if resume is not None:
+        model.restore(resume.params)
+        optimizer.load_state(resume.optimizer)
+        rng.bit_generator.state = resume.rng_state
+        result.history, first = list(resume.history), resume.epoch
+    every = cfg.train.checkpoint_every
+    bar = _progress_bar(cfg, train_split, enabled=progress, first_epoch=first)
     try:
-        for epoch in range(cfg.train.epochs):
+        for epoch in range(first, cfg.train.epochs):
             start = time.perf_counter()
             lr = learning_rate(cfg.train, epoch)
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected below
@@ -122,9 +155,16 @@ def train(
                                 val_acc=_fmt(row["val_accuracy"]), refresh=False)
             if not _finite(model, row["train_loss"]):
                 result.state = "diverged"
+                result.last_finite_loss = _last_finite_loss(result.history)
+                last = result.last_finite_loss
                 result.message = (f"training loss became {row['train_loss']} in epoch "
-                                  f"{epoch + 1} (lr {lr:g}); the parameters are not finite")
+                                  f"{epoch + 1} (lr {lr:g}); the parameters are not finite; "
+                                  "last finite training loss: "
+                                  + ("none" if last is None else f"{last:.6g}"))
                 break
+            if on_checkpoint is not None and every and (epoch + 1) % every == 0:
+                on_checkpoint(Checkpoint(epoch + 1, model.arrays(), optimizer.state(),
+                                         rng.bit_generator.state, result.history))
     finally:
         if bar is not None:
             bar.close()
@@ -246,12 +286,19 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _last_finite_loss(history: list[dict]) -> float | None:
+    """The most recent finite training loss of ``history`` (None if there is none)."""
+    finite = [row["train_loss"] for row in history if math.isfinite(row["train_loss"])]
+    return finite[-1] if finite else None
+
+
 def _finite(model: MLP, train_loss: float) -> bool:
     return math.isfinite(train_loss) and all(np.isfinite(w).all() for w in model.weights)
 
 
-def _progress_bar(cfg: ExperimentConfig, split: Split, enabled: bool):
+def _progress_bar(cfg: ExperimentConfig, split: Split, enabled: bool, first_epoch: int = 0):
     if not enabled:
         return None
-    steps = -(-split.x.shape[0] // cfg.train.batch_size) * cfg.train.epochs
-    return tqdm(total=steps, desc=cfg.name, unit="step", leave=False, mininterval=0.2)
+    per_epoch = -(-split.x.shape[0] // cfg.train.batch_size)
+    return tqdm(total=per_epoch * cfg.train.epochs, initial=per_epoch * first_epoch,
+                desc=cfg.name, unit="step", leave=False, mininterval=0.2)

@@ -57,9 +57,9 @@ def test_a_fresh_claim_moved_by_a_late_forcing_process_is_put_back(tmp_path: Pat
     old = runs.claim(tmp_path, "x-1-s0").run
     old.finish("completed")
     judged = runs._identity(old.path)  # what B saw when it judged the folder
-    runs._move_aside(old.path, judged)  # A moves it aside ...
+    runs._remove(runs._move_aside(old.path, judged))  # A moves it aside and deletes it ...
     fresh = runs.claim(tmp_path, "x-1-s0").run  # ... and claims afresh
     (fresh.path / "marker").write_text("A")
-    runs._move_aside(fresh.path, judged)  # B's late move: the folder is not the one judged
+    assert runs._move_aside(fresh.path, judged) is None  # B's late move: not the one judged
     assert (tmp_path / "x-1-s0" / "marker").read_text() == "A"
     assert [p.name for p in tmp_path.iterdir()] == ["x-1-s0"]

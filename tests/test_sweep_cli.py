@@ -193,12 +193,13 @@ def test_ctrl_c_marks_interrupted_and_the_next_sweep_resumes(launch, tiny: Path,
     out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 130, out
     assert list(states(root).values()) == ["interrupted"] * 2, out
-    assert "run the same sweep again to resume" in out
+    assert "run the same sweep again to retrain the interrupted runs" in out
+    assert out.count("interrupted: the sweep was stopped (Ctrl-C or SIGTERM)") == 2, out
     dry = CliRunner().invoke(main, ["sweep", *args[1:], "--dry-run"])
     assert dry.output.count("retrain (interrupted)") == 2
 
 
-def test_sigterm_to_train_marks_the_run_interrupted_and_exits_130(launch, tiny: Path,
+def test_sigterm_to_train_marks_the_run_interrupted_and_exits_143(launch, tiny: Path,
                                                                    tmp_path: Path) -> None:
     """A batch system's time limit sends SIGTERM: the run must say 'interrupted', not 'running'."""
     root = tmp_path / "runs"
@@ -208,5 +209,5 @@ def test_sigterm_to_train_marks_the_run_interrupted_and_exits_130(launch, tiny: 
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 130, out
+    assert proc.returncode == 143, out
     assert list(states(root).values()) == ["interrupted"], out

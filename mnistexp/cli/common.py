@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mnistexp.errors import UsageError
+from mnistexp.errors import Terminated, UsageError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -65,11 +65,11 @@ set_option = click.option(
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (kill, a batch system's time limit) stops a command like Ctrl-C does, so the
-    run in flight is marked ``interrupted`` and resumed by the next invocation."""
+    run in flight is marked ``interrupted``; the command then exits with 143, not 130."""
 
     def handler(signum: int, frame: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:

@@ -11,13 +11,14 @@ from pathlib import Path
 import click
 
 from mnistexp.cli.common import (
-    EXIT_INTERRUPTED,
     CliError,
     data_dir_option,
     one_line_errors,
     runs_dir_option,
     set_option,
+    sigterm_as_interrupt,
 )
+from mnistexp.errors import interrupt_exit_code
 
 FORMATS = ("table", "markdown", "csv", "json")
 CONFIG_SUFFIXES = (".yaml", ".yml")
@@ -105,9 +106,10 @@ def _folders(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: in
         click.echo(f"{len(planned)} runs ({len(configs)} configs x {seeds} seeds) in "
                    f"{runs_root(runs_dir)}; finished runs are reused", err=True)
         try:
-            folders += cmp.train_missing(planned, jobs=jobs, runs_dir=runs_dir,
-                                         data_dir=data_dir, progress=sys.stderr.isatty())
-        except KeyboardInterrupt:
+            with sigterm_as_interrupt():
+                folders += cmp.train_missing(planned, jobs=jobs, runs_dir=runs_dir,
+                                             data_dir=data_dir, progress=sys.stderr.isatty())
+        except KeyboardInterrupt as exc:
             click.echo("interrupted: unfinished runs are marked 'interrupted'", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            sys.exit(interrupt_exit_code(exc))
     return list(dict.fromkeys(folders))

@@ -52,6 +52,9 @@ class _SweepCommand(click.Command):
 @data_dir_option
 @click.option("--force", is_flag=True, help="Retrain runs that already finished.")
 @click.option("--retry-failed", is_flag=True, help="Retrain runs that failed or diverged.")
+@click.option("--resume", is_flag=True,
+              help="Continue interrupted runs from their last checkpoint "
+                   "(train.checkpoint_every) instead of starting them over.")
 @click.option("--fail-fast", is_flag=True,
               help="Start no new run after the first failure (in-flight runs finish).")
 @click.option("--dry-run", is_flag=True, help="List what would train and what would be skipped.")
@@ -67,6 +70,7 @@ class _SweepCommand(click.Command):
 def sweep(sweep_file: str | None, config_path: str | None, overrides: tuple[str, ...],
           grids: tuple[str, ...], zips: tuple[str, ...], seeds: str | None, jobs: int,
           runs_dir: str | None, data_dir: str | None, force: bool, retry_failed: bool,
+          resume: bool,
           fail_fast: bool, dry_run: bool, emit: str | None, emit_file: str | None,
           array_limit: int | None, no_progress: bool) -> None:
     """Train every combination of a grid of overrides, skipping finished runs.
@@ -96,6 +100,7 @@ def sweep(sweep_file: str | None, config_path: str | None, overrides: tuple[str,
         with sigterm_as_interrupt():
             summary = lib.execute([p.config for p in planned], jobs=jobs, runs_dir=runs_dir,
                                   data_dir=data_dir, force=force, retry_failed=retry_failed,
+                                  resume=resume,
                                   fail_fast=fail_fast, progress=progress)
         _report(summary)
         sys.exit(summary.exit_code)
@@ -143,8 +148,9 @@ def _report(summary: Summary) -> None:
         if outcome.state in ("failed", "diverged", "interrupted"):
             click.echo(f"{outcome.run_dir}: {outcome.state}: {outcome.message}", err=True)
     click.echo(summary.line(), err=summary.exit_code != 0)
-    if summary.exit_code == 130:
-        click.echo("interrupted: run the same sweep again to resume", err=True)
+    if summary.exit_code in (130, 143):
+        click.echo("interrupted: run the same sweep again to retrain the interrupted runs "
+                   "(add --resume to continue them from their checkpoints)", err=True)
     elif summary.failed or summary.diverged:
         click.echo("rerun with --retry-failed to retrain failed and diverged runs", err=True)
 

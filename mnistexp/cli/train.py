@@ -9,13 +9,13 @@ from typing import Any
 import click
 
 from mnistexp.cli.common import (
-    EXIT_INTERRUPTED,
     data_dir_option,
     one_line_errors,
     runs_dir_option,
     set_option,
     sigterm_as_interrupt,
 )
+from mnistexp.errors import interrupt_exit_code
 
 SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
 
@@ -31,6 +31,9 @@ SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
 @click.option("--force", is_flag=True, help="Retrain even if the run already finished.")
 @click.option("--retry-failed", is_flag=True,
               help="Retrain a run that failed, diverged or was interrupted.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run from its last checkpoint "
+                   "(train.checkpoint_every) instead of starting over.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a tty).")
 @click.option("--json", "as_json", is_flag=True,
@@ -38,7 +41,8 @@ SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
 @one_line_errors
 def train(config_path: str | None, overrides: tuple[str, ...], seed: int | None,
           name: str | None, runs_dir: str | None, data_dir: str | None, force: bool,
-          retry_failed: bool, print_config: bool, no_progress: bool, as_json: bool) -> None:
+          retry_failed: bool, resume: bool, print_config: bool, no_progress: bool,
+          as_json: bool) -> None:
     """Train one MLP on MNIST and write its run folder.
 
     \b
@@ -46,6 +50,7 @@ def train(config_path: str | None, overrides: tuple[str, ...], seed: int | None,
       mnistexp train --config configs/baseline.yaml
       mnistexp train -c configs/label_smoothing.yaml --set targets.epsilon=0.05 --seed 1
       mnistexp train -c configs/baseline.yaml --set model.hidden=[256,128] --print-config
+      mnistexp train -c configs/baseline.yaml --set train.checkpoint_every=1 --resume
     """
     from mnistexp.config import load_config, to_yaml
 
@@ -61,16 +66,27 @@ def train(config_path: str | None, overrides: tuple[str, ...], seed: int | None,
     try:
         with sigterm_as_interrupt():
             outcome = run_experiment(cfg, runs_dir=runs_dir, data_dir=data_dir, force=force,
-                                     retry_failed=retry_failed, progress=progress,
-                                     argv=sys.argv)
-    except KeyboardInterrupt:
-        click.echo("interrupted: the run is marked 'interrupted'; run again to retrain", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+                                     retry_failed=retry_failed, resume=resume,
+                                     progress=progress, argv=sys.argv)
+    except KeyboardInterrupt as exc:
+        click.echo(_interrupted_line(cfg, runs_dir), err=True)
+        sys.exit(interrupt_exit_code(exc))
     if as_json:
         click.echo(json.dumps(_json_summary(outcome), sort_keys=True))
     else:
         _print_summary(outcome)
     sys.exit(outcome.exit_code)
+
+
+def _interrupted_line(cfg, runs_dir: str | None) -> str:
+    """Where the interrupted run stands and how to go on."""
+    from mnistexp import runs
+
+    status = runs.read_status(runs.run_dir(cfg, runs_dir)) or {}
+    done, saved = status.get("epochs_done", 0), status.get("checkpoint_epoch")
+    how = (f"--resume continues from the checkpoint of epoch {saved}" if saved
+           else "run again to retrain")
+    return f"interrupted after {done} finished epoch(s); the run is marked 'interrupted'; {how}"
 
 
 def _json_summary(outcome) -> dict[str, Any]:
@@ -94,7 +110,8 @@ def _print_summary(outcome) -> None:
         }.get(outcome.state, f"{outcome.state} earlier; not retrained (--retry-failed retrains)")
         click.echo(f"{where}: {hint}", err=outcome.state not in ("completed", "running"))
     elif outcome.state == "completed":
-        click.echo(f"{where}: completed in {outcome.seconds:.1f} s")
+        resumed = f" ({outcome.message})" if outcome.message else ""
+        click.echo(f"{where}: completed in {outcome.seconds:.1f} s{resumed}")
     else:
         click.echo(f"{where}: {outcome.state}: {outcome.message}", err=True)
     if outcome.metrics and outcome.metrics.get("test"):
