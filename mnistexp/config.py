@@ -5,6 +5,11 @@ overrides (values parsed as YAML scalars or lists) are applied after the file. V
 turns every problem into one :class:`ConfigError` line naming the key path, the bad value and
 what is allowed, with choices read from the registries, so a new option is one registry entry.
 
+YAML is read with ``yaml.safe_load`` semantics only, and bounded: files over 1 MiB, documents
+nested deeper than 32 levels or holding more than 10,000 values once aliases are expanded (an
+"alias bomb"), duplicate keys and bytes that are not UTF-8 are refused with one line. Messages
+never contain a line break: keys and values from the input are shown escaped and shortened.
+
 The experiment's identity is :func:`config_hash`: a SHA-256 of the canonical JSON of the
 resolved config without ``seed``, ``name``, ``data.dir`` and ``train.checkpoint_every`` (where
 the files live and how often a run is checkpointed do not change the experiment; the data is
@@ -13,10 +18,14 @@ verified by checksum, and a resumed run is bit-identical to an uninterrupted one
 
 from __future__ import annotations
 
+import collections.abc
+import contextlib
 import dataclasses
 import difflib
 import hashlib
 import json
+import math
+import string
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -26,6 +35,14 @@ from typing import Any
 import yaml
 
 from mnistexp.errors import ConfigError
+
+MAX_YAML_BYTES = 1 << 20  # a config is a few hundred bytes; refuse anything past 1 MiB
+MAX_YAML_DEPTH = 32  # nesting levels; deeper documents are refused, never a RecursionError
+MAX_YAML_NODES = 10_000  # nodes after alias expansion: "billion laughs" documents are refused
+MAX_NAME_LENGTH = 100  # run names become folder names (file systems allow 255 bytes)
+MAX_LAYER_SIZE = 100_000  # a wider hidden layer would not fit in memory anyway
+MAX_BINS = 10_000
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -107,60 +124,182 @@ def load_config(
     """Read a YAML file (or start from defaults), apply ``key=value`` overrides, validate."""
     raw: dict[str, Any] = {}
     if path is not None:
-        raw = _read_yaml(Path(path))
+        raw = read_yaml_mapping(Path(path), "config")
         raw.setdefault("name", Path(path).stem)
         try:  # the file on its own first, so its errors name the file
             from_dict(raw)
         except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+            raise ConfigError(f"{one_line(str(path))}: {exc}") from None
     for item in overrides:
         key, value = parse_override(item)
         _set_dotted(raw, key, value)
     return from_dict(raw)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """The mapping in the YAML file ``path`` (empty file: ``{}``), read as :func:`safe_yaml`
+    reads text; every problem is one ConfigError line naming the file."""
+    where = one_line(str(path))
+    raw = safe_yaml(_read_text(path, what), where)
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of keys, got {_kind(raw)}")
+        raise ConfigError(f"{where}: a {what} must be a mapping of keys, got {_kind(raw)}")
     return raw
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``, refusing folders, huge files and undecodable bytes."""
+    where = one_line(str(path))
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{where}: is a folder, not a {what} file")
+        with path.open("rb") as handle:
+            blob = handle.read(MAX_YAML_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {what} file ({exc.strerror or exc})") from None
+    if len(blob) > MAX_YAML_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_YAML_BYTES >> 20} MiB, too big for a "
+                          f"{what} file")
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{where}: not UTF-8 text (byte 0x{blob[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` with duplicate keys refused and bounded depth and alias expansion.
+
+    Errors are one ConfigError line starting with ``where``: the YAML line and column when
+    PyYAML knows them, the byte position for characters YAML does not allow.
+    """
+    try:
+        loader = _StrictLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = one_line(exc.problem or exc.context or "invalid YAML")
+        raise ConfigError(f"{where}: malformed YAML{at}: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigError(
+            f"{where}: malformed YAML: character #x{char:02x} at position {exc.position} "
+            "is not allowed in YAML"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: malformed YAML: {one_line(str(exc))[:200]}") from None
+    except (ValueError, OverflowError) as exc:  # e.g. a 5000-digit integer, 2001-13-45
+        reason = one_line(str(exc).split(";")[0])[:200]
+        raise ConfigError(f"{where}: a value cannot be read: {reason}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply") from None
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also refuses duplicate keys, nesting deeper than
+    :data:`MAX_YAML_DEPTH` and more than :data:`MAX_YAML_NODES` nodes once aliases are
+    expanded (each node's expanded size is computed once, bottom-up)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        is_alias = self.check_event(yaml.AliasEvent)
+        if self._depth >= MAX_YAML_DEPTH:
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        size = self._sizes.get(id(node)) if is_alias else self._size_of(node)
+        if size is None:
+            raise yaml.composer.ComposerError(
+                None, None, "an alias refers to the collection that contains it", node.start_mark)
+        if size > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"more than {MAX_YAML_NODES} values once aliases are expanded",
+                node.start_mark)
+        self._sizes[id(node)] = size
+        return node
+
+    def _size_of(self, node: yaml.Node) -> int | None:
+        if isinstance(node, yaml.ScalarNode):
+            return 1
+        children = (node.value if isinstance(node, yaml.SequenceNode)
+                    else [n for pair in node.value for n in pair])
+        sizes = [self._sizes.get(id(child)) for child in children]
+        return None if None in sizes else 1 + sum(sizes)  # type: ignore[arg-type]
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue  # "<<: *base" then overriding keys is how merges work
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, collections.abc.Hashable):
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {one_line(str(key))}",
+                            key_node.start_mark)
+                    seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_override(item: str) -> tuple[str, Any]:
     """``"train.lr=0.05"`` -> ``("train.lr", 0.05)``; the value is a YAML scalar or list."""
     key, sep, text = item.partition("=")
     key = key.strip()
+    shown = one_line(repr(item)[:120])
     if not sep or not key:
-        raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. train.lr=0.05")
+        raise ConfigError(f"--set {shown}: expected key.path=value, e.g. train.lr=0.05")
+    if any(not part.strip() for part in key.split(".")):
+        raise ConfigError(f"--set {shown}: empty part in the key {one_line(key)!r}")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        value = safe_yaml(text, "") if text.strip() else None
+    except ConfigError:
+        raise ConfigError(f"--set {shown}: the value is not valid YAML") from None
     return key, value
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node = raw
     *parents, leaf = key.split(".")
+    leaves = set(all_keys())
     for i, part in enumerate(parents):
+        path = ".".join(parents[: i + 1])
+        if path in leaves:
+            raise ConfigError(f"{path} is not a section, so {one_line(key)} cannot be set")
         child = node.setdefault(part, {})
+        if child is None:  # "train:" with nothing under it is an empty section
+            child = node[part] = {}
         if not isinstance(child, dict):
-            path = ".".join(parents[: i + 1])
-            raise ConfigError(f"{path} is not a section, so {key} cannot be set")
+            raise ConfigError(f"{one_line(path)} is not a section, so {one_line(key)} "
+                              "cannot be set")
         node = child
     node[leaf] = value
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped, so that an error
+    message built from user input stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # --------------------------------------------------------------------------- building
@@ -180,7 +319,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     names = {f.name for f in fields(cls)}
     for key in raw:
         if key not in names:
-            raise ConfigError(_unknown_key(prefix + str(key)))
+            raise ConfigError(_unknown_key(prefix + _show_key(key)))
     values = {}
     for name in raw:
         hint, path = hints[name], prefix + name
@@ -201,22 +340,54 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
         return _coerce(value, inner, path)
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path} = {value!r} is invalid: expected a list, e.g. [256, 128]")
+            raise ConfigError(
+                f"{path} = {_show(value)} is invalid: expected a list, e.g. [256, 128]"
+            )
         return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-    if hint is float and isinstance(value, str):
-        try:  # YAML 1.1 reads 1e-3 as a string; accept what float() accepts
-            return float(value)
-        except ValueError:
-            pass
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if hint is float:
+        return _coerce_float(value, path)
     if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
         return value
-    raise ConfigError(f"{path} = {value!r} is invalid: expected {_type_name(hint)}")
+    raise ConfigError(f"{path} = {_show(value)} is invalid: expected {_type_name(hint)}")
+
+
+def _coerce_float(value: Any, path: str) -> float:
+    """A finite float from a float, an int, or a string float() reads (YAML 1.1 reads 1e-3
+    as a string)."""
+    number = None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the float range
+            number = math.inf
+    if number is None:
+        raise ConfigError(f"{path} = {_show(value)} is invalid: expected a number")
+    if not math.isfinite(number):
+        raise ConfigError(f"{path} = {_show(value)} is invalid: must be a finite number")
+    return number
 
 
 def _kind(value: Any) -> str:
-    return "a list" if isinstance(value, list) else f"{type(value).__name__} {value!r}"
+    return "a list" if isinstance(value, list) else f"{type(value).__name__} {_show(value)}"
+
+
+def _show_key(key: Any) -> str:
+    """A mapping key as the user would type it; quoted when empty, spaced or not a string."""
+    text = str(key)
+    plain = isinstance(key, str) and text.isprintable() and text and not text.isspace()
+    return text if plain and " " not in text else one_line(repr(key))
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` on one line, cut to ``limit`` characters, for error messages."""
+    try:
+        text = one_line(repr(value))
+    except ValueError:  # an int too long to print (over 4300 digits)
+        text = f"<an integer of about {value.bit_length() * 3 // 10} digits>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _type_name(hint: Any) -> str:
@@ -239,7 +410,9 @@ def all_keys() -> list[str]:
 
 
 def _unknown_key(path: str) -> str:
-    close = difflib.get_close_matches(path, all_keys(), n=1, cutoff=0.6)
+    keys = all_keys()
+    sections = {key.rsplit(".", 1)[0] for key in keys if "." in key}
+    close = difflib.get_close_matches(path, [*keys, *sorted(sections)], n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]}?" if close else ""
     return f"unknown key {path}{hint}"
 
@@ -253,14 +426,17 @@ def validate(cfg: ExperimentConfig) -> None:
 
     for path, value, choices in registries.choice_fields(cfg):
         if value not in choices:
-            raise ConfigError(f"{path} = {value!r} is invalid: choose one of {', '.join(choices)}")
+            raise ConfigError(
+                f"{path} = {_show(value)} is invalid: choose one of {', '.join(choices)}"
+            )
     for path, value, ok, rule in _range_rules(cfg):
         if not ok:
-            raise ConfigError(f"{path} = {value!r} is invalid: {rule}")
+            raise ConfigError(f"{path} = {_show(value)} is invalid: {rule}")
     allowed = registries.outputs_for_loss(cfg.loss.type)
     if cfg.loss.output not in allowed:
         raise ConfigError(
-            f"loss.output = {cfg.loss.output!r} does not fit loss.type = {cfg.loss.type!r}: "
+            f"loss.output = {_show(cfg.loss.output)} does not fit loss.type = "
+            f"{_show(cfg.loss.type)}: "
             f"use loss.output = {' or '.join(allowed)}"
         )
 
@@ -268,14 +444,20 @@ def validate(cfg: ExperimentConfig) -> None:
 def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
     t, tr, d, m = cfg.targets, cfg.train, cfg.data, cfg.model
     return [
-        ("name", cfg.name, _safe_name(cfg.name), "use letters, digits, '.', '_' or '-'"),
+        ("name", cfg.name, _safe_name(cfg.name),
+         "use ASCII letters, digits, '.', '_' or '-', starting with a letter, digit or '_'"),
+        ("name", cfg.name, len(cfg.name) <= MAX_NAME_LENGTH,
+         f"at most {MAX_NAME_LENGTH} characters (it becomes a folder name)"),
         ("seed", cfg.seed, cfg.seed >= 0, "must be >= 0"),
+        ("seed", cfg.seed, cfg.seed <= MAX_SEED, "must be < 2**63"),
         ("data.validation", d.validation, 0 <= d.validation < 60000, "must be in [0, 60000)"),
         ("data.train_subset", d.train_subset, d.train_subset is None or d.train_subset >= 1,
          "must be >= 1 or null"),
         ("model.hidden", list(m.hidden), len(m.hidden) > 0, "must list at least one layer size"),
         *[(f"model.hidden[{i}]", h, h >= 1, "layer sizes must be >= 1")
           for i, h in enumerate(m.hidden)],
+        *[(f"model.hidden[{i}]", h, h <= MAX_LAYER_SIZE,
+           f"layer sizes must be <= {MAX_LAYER_SIZE}") for i, h in enumerate(m.hidden)],
         ("targets.low", t.low, 0.0 <= t.low <= 1.0, "must be in [0, 1]"),
         ("targets.high", t.high, 0.0 <= t.high <= 1.0, "must be in [0, 1]"),
         ("targets.low", t.low, t.low < t.high, f"must be < targets.high = {t.high}"),
@@ -292,11 +474,15 @@ def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
         ("train.checkpoint_every", tr.checkpoint_every, tr.checkpoint_every >= 0,
          "must be >= 0 (0: no checkpoints)"),
         ("eval.bins", cfg.eval.bins, cfg.eval.bins >= 1, "must be >= 1"),
+        ("eval.bins", cfg.eval.bins, cfg.eval.bins <= MAX_BINS, f"must be <= {MAX_BINS}"),
     ]
 
 
 def _safe_name(name: str) -> bool:
-    return bool(name) and all(c.isalnum() or c in "._-" for c in name)
+    """A run name is used as the start of a folder name: no separators, no control
+    characters, no leading '.' (hidden, '..') or '-' (read as an option)."""
+    allowed = string.ascii_letters + string.digits + "._-"
+    return bool(name) and name[0] not in ".-" and all(c in allowed for c in name)
 
 
 def check_against_data(cfg: ExperimentConfig, n_train_total: int) -> int:
