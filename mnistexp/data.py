@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ import struct
 import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -69,6 +71,8 @@ CACHE_DIR_ENV = "MNISTEXP_CACHE_DIR"
 _GZIP_MAGIC = b"\x1f\x8b"
 _CACHE_FORMAT = 1  # bump when the layout of decoded cache entries changes
 _TIMEOUT_S = 30.0
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_SLACK = 1 << 20  # a download may exceed the decompressed size by this much (headers)
 _CHUNK = 1 << 16
 
 # IDX type code -> big-endian dtype of the payload.
@@ -306,13 +310,18 @@ def _parse_checked(raw: bytes, path: Path) -> np.ndarray:
         raise DataError(f"{path}: {exc}; {_advice(path)}") from None
 
 
-def _decompress(blob: bytes, *, expect_gzip: bool) -> bytes:
-    """The payload of ``blob``: gunzipped if it starts with the gzip magic. Raises ValueError."""
+def _decompress(blob: bytes, *, expect_gzip: bool, limit: int | None = None) -> bytes:
+    """The payload of ``blob``: gunzipped if it starts with the gzip magic. Raises ValueError,
+    also when the payload would exceed ``limit`` bytes (a gzip bomb from a mirror)."""
     if blob[:2] == _GZIP_MAGIC:
         try:
-            return gzip.decompress(blob)
+            with gzip.GzipFile(fileobj=io.BytesIO(blob)) as stream:
+                raw = stream.read(-1 if limit is None else limit + 1)
         except (EOFError, zlib.error, OSError) as exc:
             raise ValueError(f"bad gzip stream ({exc})") from None
+        if limit is not None and len(raw) > limit:
+            raise ValueError(f"decompresses to more than {limit} bytes")
+        return raw
     if expect_gzip:
         raise ValueError(
             f"named .gz but is not gzip data (starts with {blob[:4].hex() or 'nothing'})"
@@ -484,9 +493,12 @@ def _download_file(spec: FileSpec, mirrors: tuple[str, ...], folder: Path, progr
     failures = []
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + spec.filename
+        if not _secure(url):
+            failures.append(f"{url}: refused, not HTTPS")
+            continue
         tmp = _temp_file(folder, spec.filename)
         try:
-            _stream(url, tmp, spec.filename, progress)
+            _stream(url, tmp, spec.filename, progress, limit=spec.raw_bytes + _SLACK)
             problem = _download_problem(spec, tmp)
             if problem is None:
                 os.replace(tmp, folder / spec.filename)
@@ -516,17 +528,38 @@ def _temp_file(folder: Path, filename: str) -> Path:
     return Path(name)
 
 
-def _stream(url: str, dest: Path, label: str, progress: bool) -> None:
-    """Copy ``url`` into ``dest`` with a tqdm bar (shown only if stderr is a terminal)."""
+def _secure(url: str) -> bool:
+    """HTTPS only; plain HTTP is allowed to this machine's loopback (local test mirrors)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
+
+
+class _HttpsRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to URLs :func:`_secure` accepts (no downgrade to plain HTTP)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[override]
+        if not _secure(newurl):
+            raise urllib.error.URLError(f"refused a redirect to {newurl}, not HTTPS")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _stream(url: str, dest: Path, label: str, progress: bool, limit: int) -> None:
+    """Copy ``url`` into ``dest`` with a tqdm bar (shown only if stderr is a terminal);
+    ValueError past ``limit`` bytes, so a broken mirror cannot fill the disk."""
     from tqdm import tqdm
 
     request = urllib.request.Request(url, headers={"User-Agent": f"mnistexp/{__version__}"})
     show = progress and sys.stderr is not None and sys.stderr.isatty()
-    with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response, dest.open("wb") as out:
+    opener = urllib.request.build_opener(_HttpsRedirects)
+    with opener.open(request, timeout=_TIMEOUT_S) as response, dest.open("wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
         bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, disable=not show)
         with bar:
+            written = 0
             while chunk := response.read(_CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    raise ValueError(f"larger than {limit} bytes; not the expected file")
                 out.write(chunk)
                 bar.update(len(chunk))
 
@@ -534,7 +567,8 @@ def _stream(url: str, dest: Path, label: str, progress: bool) -> None:
 def _download_problem(spec: FileSpec, tmp: Path) -> str | None:
     """Why the downloaded file ``tmp`` does not match ``spec`` (None if it does)."""
     try:
-        raw = _decompress(tmp.read_bytes(), expect_gzip=spec.filename.endswith(".gz"))
+        raw = _decompress(tmp.read_bytes(), expect_gzip=spec.filename.endswith(".gz"),
+                          limit=spec.raw_bytes)
     except ValueError as exc:
         return str(exc)
     return _digest_problem(spec, len(raw), hashlib.sha256(raw).hexdigest())
