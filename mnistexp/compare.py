@@ -86,6 +86,12 @@ METRICS: dict[str, Metric] = {m.key: m for m in (
     Metric("ace", "adaptive ECE", "test", "ace", percent=True),
     Metric("confidence", "mean confidence", "test", "mean_confidence", percent=True,
            higher_is_better=None),
+    Metric("temperature", "TS temperature", "test_temperature_scaled", "temperature",
+           higher_is_better=None),
+    # Validation metrics choose hyperparameters (e.g. a learning rate) without touching test.
+    Metric("val_accuracy", "validation accuracy", "validation", "accuracy", percent=True,
+           higher_is_better=True),
+    Metric("val_nll", "validation NLL", "validation", "nll", unit="nats"),
 )}
 DEFAULT_METRICS = ("accuracy", "nll", "brier", "ece", "ts_ece", "confidence")
 
