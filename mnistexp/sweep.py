@@ -22,6 +22,7 @@ train every run once), and trains in ``jobs`` worker processes, each with one BL
 from __future__ import annotations
 
 import contextlib
+import difflib
 import itertools
 import json
 import os
@@ -44,7 +45,9 @@ from mnistexp.config import (
     ExperimentConfig,
     check_against_data,
     load_config,
+    one_line,
     parse_override,
+    read_yaml_mapping,
 )
 from mnistexp.errors import ConfigError, interrupt_exit_code, interrupt_reason
 
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
 
 Override = tuple[str, Any]  # ("train.lr", 0.05)
 SWEEP_KEYS = ("base", "set", "grid", "zip", "runs", "seeds")
+MAX_SEEDS = 10_000
 BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -127,7 +131,7 @@ def parse_seeds(spec: str | int | Sequence[int]) -> tuple[int, ...]:
         lo, _, hi = text.partition("-")
         if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
             raise ConfigError(f"seeds {spec!r}: a range is A-B with 0 <= A <= B, e.g. 0-4")
-        return tuple(range(int(lo), int(hi) + 1))
+        return _seed_count(int(hi) - int(lo) + 1, text, start=int(lo))
     if "," in text:
         return _seed_list(text.split(","), text)
     if not text.isdigit():
@@ -135,10 +139,12 @@ def parse_seeds(spec: str | int | Sequence[int]) -> tuple[int, ...]:
     return _seed_count(int(text), text)
 
 
-def _seed_count(n: int, spec: str) -> tuple[int, ...]:
+def _seed_count(n: int, spec: str, start: int = 0) -> tuple[int, ...]:
     if n < 1:
         raise ConfigError(f"seeds {spec!r}: the number of seeds must be >= 1")
-    return tuple(range(n))
+    if n > MAX_SEEDS:
+        raise ConfigError(f"seeds {spec!r}: at most {MAX_SEEDS} seeds per sweep")
+    return tuple(range(start, start + n))
 
 
 def _seed_list(items: list[str], spec: str) -> tuple[int, ...]:
@@ -168,35 +174,40 @@ def spec_from_options(
 
 
 def load_sweep_file(path: str | Path) -> SweepSpec:
-    """Read a sweep file; ``base`` is relative to the sweep file's folder."""
+    """Read a sweep file; ``base`` is relative to the sweep file's folder.
+
+    The file is read like a config (:func:`mnistexp.config.read_yaml_mapping`: safe, bounded,
+    duplicate keys refused); a ``grid``, ``zip`` or ``runs`` that is given but empty is an
+    error rather than a sweep that silently shrinks to the base config.
+    """
     path = Path(path)
-    raw = _read_mapping(path)
-    unknown = sorted(set(raw) - set(SWEEP_KEYS))
+    where = one_line(str(path))
+    raw = read_yaml_mapping(path, "sweep")
+    if not raw:
+        raise ConfigError(f"{where}: empty sweep file; give some of {', '.join(SWEEP_KEYS)}")
+    unknown = sorted((k for k in raw if k not in SWEEP_KEYS), key=str)
     if unknown:
-        raise ConfigError(f"{path}: unknown sweep key {unknown[0]}; use {', '.join(SWEEP_KEYS)}")
+        key = one_line(str(unknown[0]))
+        close = difflib.get_close_matches(key, SWEEP_KEYS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"{where}: unknown sweep key {key}; use {', '.join(SWEEP_KEYS)}{hint}")
+    for key in ("grid", "zip", "runs"):
+        if key in raw and not raw[key]:
+            example = "[{train.lr: 0.1}, ...]" if key == "runs" else "{train.lr: [0.05, 0.1]}"
+            raise ConfigError(f"{where}: {key} is empty; give it entries, e.g. {key}: {example}"
+                              f", or leave it out")
+    if not isinstance(raw.get("runs") or [], list):
+        raise ConfigError(f"{where}: runs: expected a list of mappings of key.path: value")
     base = raw.get("base")
     return SweepSpec(
         base=os.path.normpath(path.parent / str(base)) if base is not None else None,
-        set=_overrides(raw.get("set") or {}, f"{path}: set"),
-        grid=_value_lists(raw.get("grid") or {}, f"{path}: grid"),
-        zip=_value_lists(raw.get("zip") or {}, f"{path}: zip"),
-        runs=tuple(_overrides(r, f"{path}: runs[{i}]")
+        set=_overrides(raw.get("set") or {}, f"{where}: set"),
+        grid=_value_lists(raw.get("grid") or {}, f"{where}: grid"),
+        zip=_value_lists(raw.get("zip") or {}, f"{where}: zip"),
+        runs=tuple(_overrides(r, f"{where}: runs[{i}]")
                    for i, r in enumerate(raw.get("runs") or [])),
         seeds=parse_seeds(raw["seeds"]) if raw.get("seeds") is not None else None,
     )
-
-
-def _read_mapping(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read sweep file ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: malformed YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        keys = ", ".join(SWEEP_KEYS)
-        raise ConfigError(f"{path}: a sweep file must be a mapping with keys {keys}")
-    return raw
 
 
 def _overrides(raw: Any, where: str) -> tuple[Override, ...]:
@@ -251,7 +262,7 @@ def _configs(base: str | None, overrides: tuple[Override, ...],
             return [load_config(base, texts)]
         return [load_config(base, [*texts, f"seed={s}"]) for s in seeds]
     except ConfigError as exc:
-        where = " ".join(texts) or "(no overrides)"
+        where = one_line(" ".join(texts)) or "(no overrides)"
         raise ConfigError(f"invalid run [{where}]: {exc}") from None
 
 
