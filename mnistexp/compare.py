@@ -23,6 +23,8 @@ import glob
 import json
 import math
 import warnings
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -230,13 +232,49 @@ def _read_config(folder: Path) -> ExperimentConfig:
 
 
 def _read_metrics(path: Path) -> tuple[dict[str, float], dict[str, list] | None]:
+    """Test metrics and reliability bins of a metrics.json; a RunError if it has none.
+
+    Files without ``schema_version`` (written before it existed) and older versions are read
+    for the fields they have; a newer version is refused with one line, since its fields may
+    mean something else. Malformed reliability bins are dropped, not passed on to the plots.
+    """
     report = runs.read_json(path)
-    test = report.get("test") if isinstance(report, dict) else None
+    if not isinstance(report, dict):
+        raise RunError(f"{path}: not a metrics report (a JSON object was expected)")
+    _check_schema(path, report.get("schema_version"))
+    test = report.get("test")
     if not isinstance(test, dict) or not _is_number(test.get("accuracy")):
         raise RunError(f"{path}: no test metrics")
     values = {key: _lookup(report, m) for key, m in METRICS.items()}
-    reliability = test.get("reliability") if isinstance(test.get("reliability"), dict) else None
-    return values, reliability
+    reliability = test.get("reliability")
+    return values, reliability if _valid_bins(reliability) else None
+
+
+def _check_schema(path: Path, version: Any) -> None:
+    from mnistexp.evaluation import SCHEMA_VERSION
+
+    if version is None:
+        return  # written before metrics.json had a version: read what is there
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RunError(f"{path}: schema_version {version!r} is not a version number")
+    if version > SCHEMA_VERSION:
+        raise RunError(f"{path}: schema_version {version} is newer than this mnistexp reads "
+                       f"({SCHEMA_VERSION}); compare it with the mnistexp that wrote it")
+
+
+def _valid_bins(bins: Any) -> bool:
+    """Reliability bins as metrics.py writes them: M + 1 edges, M counts, accuracies and mean
+    confidences (numbers; accuracy and confidence null in empty bins)."""
+    if not isinstance(bins, dict):
+        return False
+    edges, count = bins.get("edges"), bins.get("count")
+    if not (isinstance(edges, list) and isinstance(count, list) and len(edges) >= 2):
+        return False
+    m = len(edges) - 1
+    columns = [bins.get("accuracy"), bins.get("mean_confidence")]
+    return (all(_is_number(v) for v in [*edges, *count]) and len(count) == m
+            and all(isinstance(c, list) and len(c) == m
+                    and all(v is None or _is_number(v) for v in c) for c in columns))
 
 
 def _lookup(report: dict[str, Any], metric: Metric) -> float:
@@ -387,7 +425,11 @@ def compare_metric(base: Experiment, other: Experiment, metric: Metric,
     elif len(b) >= 2 and len(o) >= 2:
         diff, p, test = _welch(list(b.values()), list(o.values()))
     elif metric.key == "accuracy" and b and o:
-        diff, p, test = mcnemar(*_one_pair(base, other, shared))
+        try:
+            diff, p, test = mcnemar(*_one_pair(base, other, shared))
+        except RunError as exc:  # a corrupt predictions.npz costs the test, not the table
+            diff, p = float(np.mean(list(o.values())) - np.mean(list(b.values()))), None
+            test = f"no test ({exc})"
     else:
         diff = float(np.mean(list(o.values())) - np.mean(list(b.values()))) if b and o else math.nan
         p, test = None, "no test (needs 2 seeds per experiment)"
@@ -459,10 +501,13 @@ def _hits(run: Path) -> tuple[np.ndarray, np.ndarray]:
     """Correct-prediction mask (n,) bool and labels (n,) from a run's predictions.npz."""
     path = run / "predictions.npz"
     try:
-        with np.load(path) as npz:
+        with np.load(path, allow_pickle=False) as npz:
             predictions, labels = npz["predictions"], npz["labels"]
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise RunError(f"{path}: unreadable ({type(exc).__name__})") from None
+    if predictions.ndim != 1 or predictions.shape != labels.shape:
+        raise RunError(f"{path}: predictions {predictions.shape} and labels {labels.shape} "
+                       "do not match")
     return predictions == labels, labels
 
 
