@@ -137,15 +137,21 @@ def load_config(
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
-    """The mapping in the YAML file ``path`` (empty file: ``{}``), read as :func:`safe_yaml`
-    reads text; every problem is one ConfigError line naming the file."""
+    """The mapping in the YAML file ``path``, read as :func:`safe_yaml` reads text; every
+    problem (including a file without any key) is one ConfigError line naming the file."""
     where = one_line(str(path))
     raw = safe_yaml(_read_text(path, what), where)
-    if raw is None:
-        return {}
+    if raw is None:  # nothing but whitespace and comments: a truncated or wrong file
+        raise ConfigError(f"{where}: empty {what} file; state at least one key, e.g. "
+                          f"'name: {_stem(path)}'" + (" (leave out --config for the defaults)"
+                                                       if what == "config" else ""))
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: a {what} must be a mapping of keys, got {_kind(raw)}")
     return raw
+
+
+def _stem(path: Path) -> str:
+    return path.stem if _safe_name(path.stem) else "my_run"
 
 
 def _read_text(path: Path, what: str) -> str:

@@ -183,8 +183,8 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     path = Path(path)
     where = one_line(str(path))
     raw = read_yaml_mapping(path, "sweep")
-    if not raw:
-        raise ConfigError(f"{where}: empty sweep file; give some of {', '.join(SWEEP_KEYS)}")
+    if not raw:  # "{}"
+        raise ConfigError(f"{where}: empty sweep; give some of {', '.join(SWEEP_KEYS)}")
     unknown = sorted((k for k in raw if k not in SWEEP_KEYS), key=str)
     if unknown:
         key = one_line(str(unknown[0]))
