@@ -17,10 +17,13 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
-from collections.abc import Iterable
+import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +108,29 @@ def _cell(value: Any) -> Any:
     if value is None:
         return ""
     return f"{value:.6g}" if isinstance(value, float) else value
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block is done, so a file and the status that
+    describes it are written together; a signal that arrives meanwhile is raised again at
+    the end of the block, through the handler it would have met. (Masking the signal would
+    not do: the kernel hands a process's signal to any thread, e.g. a BLAS worker, and
+    Python runs the handler in the main thread at the next bytecode.) Only the main thread
+    can set handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(pending):
+            signal.raise_signal(s)
 
 
 # --------------------------------------------------------------------------- status
@@ -282,8 +308,10 @@ class Run:
         self._status("running", config_hash=config_hash)
 
     def add_epoch(self, row: dict[str, Any]) -> None:
-        self.history.append(row)
-        write_csv(self.path / "history.csv", self.history)
+        rows = [*self.history, row]
+        with signals_deferred():  # epochs_done always counts what history.csv holds
+            write_csv(self.path / "history.csv", rows)
+            self.history = rows
 
     def resume_history(self, rows: list[dict[str, Any]]) -> None:
         """Start from a checkpoint's rows: epochs after the checkpoint are trained again."""
@@ -300,8 +328,9 @@ class Run:
         arrays = {f"param.{k}": v for k, v in ckpt.params.items()}
         arrays |= {f"optimizer.{k}": v for k, v in ckpt.optimizer.items()}
         arrays["meta"] = np.array(json.dumps(meta, allow_nan=True))
-        write_npz(self.path / CHECKPOINT, arrays, compress=False)
-        self._status("running", checkpoint_epoch=ckpt.epoch)
+        with signals_deferred():  # checkpoint_epoch always names the file on disk
+            write_npz(self.path / CHECKPOINT, arrays, compress=False)
+            self._status("running", checkpoint_epoch=ckpt.epoch)
 
     def remove_checkpoint(self) -> None:
         (self.path / CHECKPOINT).unlink(missing_ok=True)
@@ -378,14 +407,14 @@ def read_checkpoint(folder: Path, expected_hash: str) -> Checkpoint | None:
         return None
     hint = f"delete it to train from the start ({path})"
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:  # closed on error
             arrays = {key: npz[key] for key in npz.files}
         meta = json.loads(str(arrays.pop("meta")))
         params = {k.removeprefix("param."): v for k, v in arrays.items() if k.startswith("param.")}
         state = {k.removeprefix("optimizer."): v for k, v in arrays.items()
                  if k.startswith("optimizer.")}
         ckpt = Checkpoint(int(meta["epoch"]), params, state, meta["rng_state"], meta["history"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise RunError(f"{path}: unreadable checkpoint ({exc}); {hint}") from None
     if meta.get("format") != CHECKPOINT_FORMAT or meta.get("config_hash") != expected_hash:
         raise RunError(f"{path}: the checkpoint belongs to another experiment or format; {hint}")

@@ -8,6 +8,10 @@ silently skip them.
 from __future__ import annotations
 
 import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -91,3 +95,45 @@ TINY = [
     "train.batch_size=20", "eval.bins=10",
 ]
 """--set overrides for a run on the tiny dataset that takes well under a second."""
+
+
+def tiny_sets(tiny: Path) -> list[str]:
+    """``--set`` options for a CLI run on the tiny dataset in folder ``tiny``."""
+    return [w for item in [*TINY, f"data.dir={tiny}"] for w in ("--set", item)]
+
+
+def run_states(root: Path) -> dict[str, str]:
+    """Folder name -> state (as :func:`mnistexp.runs.read_status` reads it) under ``root``."""
+    from mnistexp import runs
+
+    return {p.name: runs.read_status(p)["state"] for p in runs.iter_run_folders(root)}
+
+
+LAUNCHER = (
+    "import pickle, sys\n"
+    "from mnistexp import data\n"
+    "data.DATASETS['tiny'] = pickle.load(open(sys.argv.pop(1), 'rb'))\n"
+    "from mnistexp.cli import main\n"
+    "main(sys.argv[1:], prog_name='mnistexp')\n"
+)
+
+
+@pytest.fixture
+def launch(tiny: Path, tmp_path: Path) -> Callable[..., subprocess.Popen]:
+    """Start ``mnistexp <args>`` as a real process that knows the tiny dataset.
+
+    Subprocesses cannot see a monkeypatched dataset registry, so they start through a
+    launcher that registers the tiny dataset (pickled spec) before calling the CLI.
+    """
+    from mnistexp import data
+
+    spec_file = tmp_path / "tiny.pickle"
+    spec_file.write_bytes(pickle.dumps(data.DATASETS["tiny"]))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+
+    def start(*args: str, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", LAUNCHER, str(spec_file), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env, **kwargs)
+
+    return start

@@ -13,6 +13,7 @@ from mnistexp import sweep as lib
 from mnistexp.config import load_config, parse_override
 from mnistexp.errors import ConfigError
 from tests.conftest import TINY
+from tests.conftest import run_states as states
 
 # --------------------------------------------------------------------------- expansion
 
@@ -190,11 +191,6 @@ def diverging_first(tiny: Path) -> list:
     zips = [f"{b.split('=')[0]}={b.split('=')[1]},{g.split('=')[1]}" for b, g in zip(
         BLOW_UP, good, strict=True)]
     return tiny_configs(tiny, grid="train.batch_size=20", seeds="1", zips=zips)
-
-
-def states(root: Path) -> dict[str, str]:
-    return {p.name: json.loads((p / "status.json").read_text())["state"]
-            for p in runs.iter_run_folders(root)}
 
 
 def test_execute_trains_then_skips(tiny: Path, tmp_path: Path) -> None:

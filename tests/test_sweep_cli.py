@@ -7,41 +7,23 @@ that registers the tiny synthetic dataset (pickled spec) before calling the CLI.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from mnistexp import data, runs
 from mnistexp.cli import main
-from tests.conftest import TINY
+from tests.conftest import run_states as states
+from tests.conftest import tiny_sets
 
 GOLDEN = Path(__file__).parent / "golden"
 GRID = ["--grid", "train.lr=0.05,0.1", "--grid", "targets.scheme=onehot,soft", "--seeds", "0-1"]
-LAUNCHER = (
-    "import pickle, sys\n"
-    "from mnistexp import data\n"
-    "data.DATASETS['tiny'] = pickle.load(open(sys.argv.pop(1), 'rb'))\n"
-    "from mnistexp.cli import main\n"
-    "main(sys.argv[1:], prog_name='mnistexp')\n"
-)
-
-
-def tiny_sets(tiny: Path) -> list[str]:
-    return [w for item in [*TINY, f"data.dir={tiny}"] for w in ("--set", item)]
 
 
 def invoke(*args: str):
     return CliRunner().invoke(main, ["sweep", *args])
-
-
-def states(root: Path) -> dict[str, str]:
-    return {p.name: runs.read_status(p)["state"] for p in runs.iter_run_folders(root)}
 
 
 def check_golden(name: str, text: str) -> None:
@@ -134,21 +116,6 @@ def test_help_has_an_example() -> None:
 
 
 # --------------------------------------------------------------------------- processes
-
-
-@pytest.fixture
-def launch(tiny: Path, tmp_path: Path):
-    """Start ``mnistexp <args>`` as a process that knows the tiny dataset."""
-    spec_file = tmp_path / "tiny.pickle"
-    spec_file.write_bytes(pickle.dumps(data.DATASETS["tiny"]))
-    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
-
-    def start(*args: str, **kwargs) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", LAUNCHER, str(spec_file), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, **kwargs)
-
-    return start
 
 
 def test_two_concurrent_sweep_processes_train_each_run_once(launch, tiny: Path,

@@ -1,0 +1,322 @@
+"""Crashes and interruptions never lose a run: signals, kill -9, checkpoints, full disks.
+
+Real subprocesses where the behaviour is about processes (signals, a killed pid), in-process
+runs where a failure has to land at an exact point (an interrupt after epoch 3, a write that
+fails on predictions.npz).
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mnistexp import runs
+from mnistexp.cli import main
+from mnistexp.config import load_config
+from mnistexp.errors import RunError
+from mnistexp.experiment import run_experiment
+from tests.conftest import TINY, run_states, tiny_sets
+
+LONG = ["--set", "train.epochs=2000"]  # minutes of training: always stopped by the test
+
+
+def tiny_config(tiny: Path, *overrides: str):
+    return load_config(None, [*TINY, f"data.dir={tiny}", *overrides])
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def only_run(root: Path) -> Path:
+    (folder,) = runs.iter_run_folders(root)
+    return folder
+
+
+def history_rows(folder: Path) -> list[dict[str, str]]:
+    try:
+        with open(folder / "history.csv", newline="") as fh:
+            return list(csv.DictReader(fh))
+    except FileNotFoundError:
+        return []
+
+
+def epochs_written(root: Path) -> int:
+    folders = list(runs.iter_run_folders(root))
+    return len(history_rows(folders[0])) if folders else 0
+
+
+def assert_every_file_whole(folder: Path) -> None:
+    """Each file parses completely and no temporary file of an interrupted write is left."""
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    json.loads((folder / "status.json").read_text())
+    json.loads((folder / "env.json").read_text())
+    assert yaml.safe_load((folder / "config.yaml").read_text())["train"]["epochs"] >= 1
+    rows = history_rows(folder)
+    assert rows and all(len(r) == len(rows[0]) and None not in r.values() for r in rows)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
+
+
+# --------------------------------------------------------------------------- signals
+
+
+@pytest.mark.parametrize(("sig", "code", "reason"), [
+    (signal.SIGINT, 130, "Ctrl-C (SIGINT)"),
+    (signal.SIGTERM, 143, "SIGTERM"),
+])
+def test_a_signal_marks_the_run_interrupted_with_its_epochs(launch, tiny: Path, tmp_path: Path,
+                                                            sig, code: int, reason: str) -> None:
+    root = tmp_path / "runs"
+    proc = launch("train", *tiny_sets(tiny), *LONG, "--runs-dir", str(root))
+    wait_for(lambda: epochs_written(root) >= 3)
+    proc.send_signal(sig)
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == code, out
+    folder = only_run(root)
+    status = json.loads((folder / "status.json").read_text())
+    assert (status["state"], status["error"]) == ("interrupted", reason)
+    assert status["epochs_done"] == len(history_rows(folder)) >= 3  # the history is kept
+    assert_every_file_whole(folder)
+    assert "Traceback" not in out
+    assert f"interrupted after {status['epochs_done']} finished epoch(s)" in out
+
+
+def test_kill_9_leaves_running_with_a_dead_pid_that_every_command_reads_as_interrupted(
+        launch, tiny: Path, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    args = [*tiny_sets(tiny), *LONG, "--runs-dir", str(root)]
+    proc = launch("train", *args)
+    wait_for(lambda: epochs_written(root) >= 2)
+    proc.kill()
+    proc.communicate(timeout=30)
+    folder = only_run(root)
+    raw = json.loads((folder / "status.json").read_text())
+    assert (raw["state"], raw["pid"]) == ("running", proc.pid)  # nobody could update it
+    assert run_states(root) == {folder.name: "interrupted"}
+
+    dry = CliRunner().invoke(main, ["sweep", *args, "--dry-run"])
+    assert "retrain (interrupted)" in dry.output, dry.output
+    shown = CliRunner().invoke(main, ["compare", str(folder)])
+    assert "interrupted" in shown.output and "Traceback" not in shown.output
+
+    again = launch("train", *args)  # takes the folder over instead of leaving it alone
+    wait_for(lambda: json.loads((folder / "status.json").read_text()).get("pid") == again.pid)
+    again.kill()
+    again.communicate(timeout=30)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Make the next run raise KeyboardInterrupt once epoch ``epoch`` is in its history."""
+    add_epoch = runs.Run.add_epoch
+
+    def add_then_stop(self: runs.Run, row: dict) -> None:
+        add_epoch(self, row)
+        if row["epoch"] == epoch:
+            monkeypatch.setattr(runs.Run, "add_epoch", add_epoch)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.Run, "add_epoch", add_then_stop)
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    """Bit-identical metrics, predictions and parameters; identical history but for timing."""
+    assert (a / "metrics.json").read_bytes() == (b / "metrics.json").read_bytes()
+    for name in ("predictions.npz", "model.npz"):
+        with np.load(a / name) as x, np.load(b / name) as y:
+            assert x.files == y.files
+            for key in x.files:
+                np.testing.assert_array_equal(x[key], y[key], strict=True)
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in history_rows(a)]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in history_rows(b)]
+
+
+@pytest.mark.parametrize("optimizer", [
+    ["train.optimizer=sgd"],
+    ["train.optimizer=sgd", "train.momentum=0.9", "train.nesterov=true",
+     "train.weight_decay=0.001", "train.schedule=cosine"],
+    ["train.optimizer=adam", "train.lr=0.003"],
+    ["train.batch_size=1", "data.train_subset=120"],  # the row-sparse batch-of-one path
+], ids=["sgd", "momentum", "adam", "batch1"])
+def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(
+        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, optimizer: list[str]):
+    common = ["train.epochs=5", *optimizer]
+    plain = run_experiment(tiny_config(tiny, *common), runs_dir=tmp_path / "a")
+    cfg = tiny_config(tiny, *common, "train.checkpoint_every=2")
+    interrupt_after_epoch(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, runs_dir=tmp_path / "b")
+    folder = runs.run_dir(cfg, tmp_path / "b")
+    status = runs.read_status(folder)
+    assert (status["state"], status["epochs_done"], status["checkpoint_epoch"]) == (
+        "interrupted", 3, 2)
+
+    resumed = run_experiment(cfg, runs_dir=tmp_path / "b", resume=True)
+
+    assert (resumed.state, resumed.message) == ("completed", "resumed from epoch 2")
+    assert folder.name == plain.run_dir.name  # checkpointing is not part of the identity
+    assert_same_results(plain.run_dir, folder)
+    assert not (folder / runs.CHECKPOINT).exists()  # a finished run is not resumed
+    assert runs.read_status(folder)["resumed_from_epoch"] == 2
+
+
+def test_without_resume_an_interrupted_run_starts_over(tiny: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    cfg = tiny_config(tiny, "train.epochs=4", "train.checkpoint_every=1")
+    interrupt_after_epoch(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, runs_dir=tmp_path)
+    again = run_experiment(cfg, runs_dir=tmp_path)
+    assert (again.state, again.message) == ("completed", None)
+    assert "resumed_from_epoch" not in runs.read_status(again.run_dir)
+
+
+def test_resume_after_sigterm_in_a_real_process_matches(launch, tiny: Path, tmp_path: Path):
+    args = [*tiny_sets(tiny), "--set", "train.epochs=300", "--set", "model.hidden=[64]"]
+    done = launch("train", *args, "--runs-dir", str(tmp_path / "a"))
+    assert done.communicate(timeout=120) and done.returncode == 0
+    root = tmp_path / "b"
+    proc = launch("train", *args, "--set", "train.checkpoint_every=7", "--runs-dir", str(root))
+    wait_for(lambda: epochs_written(root) >= 30)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=30)[0]
+    saved = runs.read_status(only_run(root))["checkpoint_epoch"]
+    assert proc.returncode == 143 and saved >= 28, out
+    assert f"--resume continues from the checkpoint of epoch {saved}" in out
+
+    result = CliRunner().invoke(main, ["train", *args, "--set", "train.checkpoint_every=7",
+                                       "--runs-dir", str(root), "--resume"])
+    assert result.exit_code == 0 and f"resumed from epoch {saved}" in result.output
+    assert_same_results(only_run(tmp_path / "a"), only_run(root))
+
+
+def test_a_corrupt_checkpoint_is_one_line_and_touches_nothing(tiny: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    cfg = tiny_config(tiny, "train.epochs=4", "train.checkpoint_every=1")
+    interrupt_after_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, runs_dir=tmp_path)
+    folder = runs.run_dir(cfg, tmp_path)
+    (folder / runs.CHECKPOINT).write_bytes(b"PK\x03\x04 not really a zip file")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
+    result = CliRunner().invoke(main, ["train", *tiny_sets(tiny), "--set", "train.epochs=4",
+                                       "--set", "train.checkpoint_every=1",
+                                       "--runs-dir", str(tmp_path), "--resume"])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "unreadable checkpoint" in result.output
+    assert "delete it to train from the start" in result.output
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == before
+
+
+# --------------------------------------------------------------------------- write failures
+
+
+def fail_writes_of(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> None:
+    """Every atomic write whose target is in ``names`` fails as on a full disk, at the rename
+    (after the temporary file was written, the worst moment)."""
+    replace = os.replace
+
+    def full_disk(src, dst, *args, **kwargs):
+        if Path(dst).name in names:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(runs.os, "replace", full_disk)
+
+
+def test_a_full_disk_while_saving_results_fails_the_run_and_keeps_earlier_files(
+        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    fail_writes_of(monkeypatch, {"predictions.npz"})
+    result = CliRunner().invoke(main, ["train", *tiny_sets(tiny), "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "predictions.npz (No space left on device)" in result.output
+    folder = only_run(tmp_path)
+    status = json.loads((folder / "status.json").read_text())
+    assert status["state"] == "failed" and "No space left on device" in status["error"]
+    assert status["epochs_done"] == 2
+    assert_every_file_whole(folder)
+    assert not (folder / "predictions.npz").exists()
+
+
+def test_a_write_failure_mid_training_fails_the_run(tiny: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch):
+    fail_writes_of(monkeypatch, {runs.CHECKPOINT})
+    outcome = run_experiment(tiny_config(tiny, "train.checkpoint_every=1"), runs_dir=tmp_path)
+    assert outcome.state == "failed"
+    assert outcome.message.startswith("cannot write ") and "checkpoint.npz" in outcome.message
+    status = runs.read_status(outcome.run_dir)
+    assert (status["state"], status["epochs_done"]) == ("failed", 1)
+
+
+def test_when_even_status_json_cannot_be_written_nothing_escapes(
+        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    cfg = tiny_config(tiny)
+    add_epoch = runs.Run.add_epoch
+
+    def disk_fills_up(self: runs.Run, row: dict) -> None:
+        add_epoch(self, row)
+        fail_writes_of(monkeypatch, {"status.json", "history.csv", "metrics.json"})
+
+    monkeypatch.setattr(runs.Run, "add_epoch", disk_fills_up)
+    outcome = run_experiment(cfg, runs_dir=tmp_path)
+    assert outcome.state == "failed" and "No space left on device" in outcome.message
+    # status.json still says running, with this process's pid: once it exits, every
+    # command reads the run as interrupted
+    assert json.loads((outcome.run_dir / "status.json").read_text())["state"] == "running"
+
+
+def test_a_claim_whose_first_write_fails_leaves_no_folder(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    fail_writes_of(monkeypatch, {"status.json"})
+    with pytest.raises(RunError, match=r"cannot write .*status\.json \(No space left"):
+        runs.claim(tmp_path, "x-1-s0")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+@pytest.mark.parametrize("lr", ["0.5", "2"])  # blows up after a few epochs / in the first
+def test_divergence_records_the_epoch_and_the_last_finite_loss(tiny: Path, tmp_path: Path,
+                                                               lr: str):
+    cfg = tiny_config(tiny, "train.epochs=8", "data.scaling=raw", f"train.lr={lr}",
+                      "loss.type=mse", "loss.output=linear")
+    outcome = run_experiment(cfg, runs_dir=tmp_path)
+    assert outcome.state == "diverged"
+    status = runs.read_status(outcome.run_dir)
+    losses = [float(r["train_loss"]) for r in history_rows(outcome.run_dir)]
+    assert status["epochs_done"] == len(losses) < 8
+    assert f"in epoch {len(losses)} (lr {float(lr):g})" in status["error"]
+    assert not np.isfinite(losses[-1]) and np.isfinite(losses[:-1]).all()
+    if len(losses) == 1:
+        assert status["last_finite_loss"] is None and status["error"].endswith("loss: none")
+    else:
+        assert status["last_finite_loss"] == pytest.approx(losses[-2], rel=1e-5)
+        assert status["error"].endswith(f"loss: {status['last_finite_loss']:.6g}")
+
+
+def test_a_signal_inside_a_deferred_block_is_raised_at_its_end() -> None:
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with runs.signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a real handler would have raised by now
+            steps.append("wrote the file and its status")
+    assert steps == ["wrote the file and its status"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
