@@ -500,9 +500,13 @@ def mcnemar(base_run: Path, other_run: Path) -> tuple[float, float | None, str]:
 def _hits(run: Path) -> tuple[np.ndarray, np.ndarray]:
     """Correct-prediction mask (n,) bool and labels (n,) from a run's predictions.npz."""
     path = run / "predictions.npz"
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            predictions, labels = npz["predictions"], npz["labels"]
+    try:  # our own handle: np.load leaks its file when the zip directory is corrupt
+        with path.open("rb") as handle:
+            npz = np.load(handle, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with npz:
+                predictions, labels = npz["predictions"], npz["labels"]
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise RunError(f"{path}: unreadable ({type(exc).__name__})") from None
     if predictions.ndim != 1 or predictions.shape != labels.shape:
