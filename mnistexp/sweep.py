@@ -654,23 +654,25 @@ class _Progress:
 
 
 def train_command(run: PlannedRun, base: str | None, runs_dir: str | Path,
-                  data_dir: str | Path | None = None) -> str:
-    """A self-contained, shell-quoted ``mnistexp train`` command for one run."""
+                  data_dir: str | Path | None = None, flags: Sequence[str] = ()) -> str:
+    """A self-contained, shell-quoted ``mnistexp train`` command for one run; ``flags``
+    (``--resume``, ``--retry-failed``, ``--force``) are appended as given."""
     words = ["mnistexp", "train"]
     words += ["--config", str(base)] if base else []
     for item in run.overrides:
         words += ["--set", render_override(item)]
     words += ["--seed", str(run.config.seed), "--runs-dir", str(runs_dir)]
     words += ["--data-dir", str(data_dir)] if data_dir else []
+    words += flags
     return " ".join(shlex.quote(w) for w in words)
 
 
 def emit_commands(planned: Sequence[PlannedRun], base: str | None,
                   runs_dir: str | Path | None = None,
-                  data_dir: str | Path | None = None) -> list[str]:
+                  data_dir: str | Path | None = None, flags: Sequence[str] = ()) -> list[str]:
     """One command per run; pipe them to GNU parallel or list them for a Slurm array."""
     root = runs.runs_root(runs_dir)
-    return [train_command(p, base, root, data_dir) for p in planned]
+    return [train_command(p, base, root, data_dir, flags) for p in planned]
 
 
 def write_command_file(path: str | Path, commands: Sequence[str]) -> Path:

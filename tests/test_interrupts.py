@@ -313,10 +313,9 @@ def test_divergence_records_the_epoch_and_the_last_finite_loss(tiny: Path, tmp_p
 
 def test_a_signal_inside_a_deferred_block_is_raised_at_its_end() -> None:
     steps = []
-    with pytest.raises(KeyboardInterrupt):
-        with runs.signals_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # a real handler would have raised by now
-            steps.append("wrote the file and its status")
+    with pytest.raises(KeyboardInterrupt), runs.signals_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # a real handler would have raised by now
+        steps.append("wrote the file and its status")
     assert steps == ["wrote the file and its status"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

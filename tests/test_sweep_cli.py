@@ -93,6 +93,14 @@ def test_emit_commands_golden() -> None:
     check_golden("sweep_emit_commands.txt", result.output)
 
 
+def test_emit_passes_resume_and_retry_flags_to_every_command() -> None:
+    result = invoke("-c", "configs/baseline.yaml", "--seeds", "0-1", "--resume",
+                    "--retry-failed", "--emit", "commands")
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and len(lines) == 2
+    assert all(line.endswith(" --retry-failed --resume") for line in lines), lines
+
+
 def test_emit_slurm_array_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "base.yaml").write_text("train:\n  epochs: 1\n")

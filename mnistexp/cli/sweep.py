@@ -92,7 +92,9 @@ def sweep(sweep_file: str | None, config_path: str | None, overrides: tuple[str,
     spec = _spec(sweep_file, config_path, overrides, grids, zips, seeds)
     planned = lib.expand(spec)
     if emit:
-        _emit(emit, emit_file, array_limit, planned, spec, runs_dir, data_dir)
+        flags = [f for f, on in (("--force", force), ("--retry-failed", retry_failed),
+                                 ("--resume", resume)) if on]
+        _emit(emit, emit_file, array_limit, planned, spec, runs_dir, data_dir, flags)
     elif dry_run:
         _dry_run(planned, runs_dir, force, retry_failed)
     else:
@@ -115,10 +117,11 @@ def _spec(sweep_file: str | None, config_path: str | None, overrides: tuple[str,
 
 
 def _emit(kind: str, emit_file: str | None, limit: int | None, planned: list[PlannedRun],
-          spec: SweepSpec, runs_dir: str | None, data_dir: str | None) -> None:
+          spec: SweepSpec, runs_dir: str | None, data_dir: str | None,
+          flags: list[str]) -> None:
     from mnistexp import sweep as lib
 
-    commands = lib.emit_commands(planned, spec.base, runs_dir, data_dir)
+    commands = lib.emit_commands(planned, spec.base, runs_dir, data_dir, flags)
     if kind == "commands":
         click.echo("\n".join(commands))
         return
