@@ -4,8 +4,9 @@
 # `mnistexp sweep --emit commands` prints self-contained, shell-quoted commands; every run goes
 # to its own folder <runs>/<name>-<hash8>-s<seed> (claimed atomically), so parallel jobs never
 # share a folder, and a finished run is skipped: rerunning this script is always safe and only
-# trains what is missing (interrupted runs are resumed). Exit codes per command: 0 done or
-# already done, 1 failed/diverged, 2 bad config/data, 130 interrupted.
+# trains what is missing (interrupted runs are retrained; add --resume to the sweep to continue
+# them from checkpoints). Exit codes per command: 0 done or already done, 1 failed/diverged,
+# 2 bad config/data, 130 interrupted by Ctrl-C, 143 by SIGTERM.
 #
 # Usage: examples/gnu_parallel.sh [JOBS]      (on several machines: parallel -S host1,host2
 #        with a runs folder they all share)

@@ -7,7 +7,9 @@
 #     --output=slurm-%A_%a.out --wrap 'sed -n "${SLURM_ARRAY_TASK_ID}p" /abs/runs/sweep.txt | bash'
 # Runs land in the shared runs folder (it must be on a filesystem every node sees). Finished
 # runs are skipped, so resubmitting the same array after a timeout or preemption only trains
-# what is missing. Caveat: a run left `running` by a job killed hard (SIGKILL, node crash) on
+# what is missing; with `--set train.checkpoint_every=N --resume` below, a run that hit the
+# time limit (Slurm sends SIGTERM: the run is marked interrupted, exit 143) continues from
+# its last checkpoint instead of starting over. Caveat: a run left `running` by a job killed hard (SIGKILL, node crash) on
 # ANOTHER node cannot be told from a live one (its pid lives on that node), so it is skipped as
 # "running elsewhere"; delete that run folder by hand before resubmitting.
 #

@@ -13,8 +13,8 @@ before anything trains; the first bad one is reported with its override set.
 Seeds: ``"0-4"`` is the inclusive range 0..4, ``"0,2,5"`` a list, and a plain number ``N``
 the first N seeds 0..N-1 (as ``compare --seeds N``); one seed k alone is ``"k-k"``.
 
-Execution. :func:`execute` skips finished runs (run ids are deterministic), resumes
-interrupted ones, claims each run folder atomically (so concurrent sweeps over one runs folder
+Execution. :func:`execute` skips finished runs (run ids are deterministic), retrains
+interrupted ones (or, with ``resume``, continues them from their checkpoints), claims each run folder atomically (so concurrent sweeps over one runs folder
 train every run once), and trains in ``jobs`` worker processes, each with one BLAS thread.
 :func:`emit_commands` renders the same runs as self-contained ``mnistexp train`` commands.
 """
@@ -404,7 +404,8 @@ def execute(
     Configs are checked against the data first (a :class:`ConfigError` before anything trains).
     Runs already finished, or being trained by another live process, are skipped; keep-going
     unless ``fail_fast`` (then in-flight runs finish and nothing new starts). Ctrl-C (or SIGTERM
-    to the workers) marks the runs in flight ``interrupted``; the next call resumes them.
+    to the workers) marks the runs in flight ``interrupted``; the next call retrains them, or
+    continues them from their checkpoints with ``resume``.
     """
     start = time.time()
     check_data(configs, data_dir, progress=progress)

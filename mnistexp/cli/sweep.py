@@ -76,8 +76,9 @@ def sweep(sweep_file: str | None, config_path: str | None, overrides: tuple[str,
     """Train every combination of a grid of overrides, skipping finished runs.
 
     Runs come from SWEEP_FILE (YAML: base, set, grid, zip, runs, seeds) and/or the options;
-    every config is validated before anything trains. Interrupted runs are resumed; two
-    sweeps over one runs folder train each run once.
+    every config is validated before anything trains. Interrupted runs are retrained
+    (--resume: continued from their checkpoints); two sweeps over one runs folder train each
+    run once.
 
     \b
     Examples:
