@@ -11,6 +11,7 @@ inputs (corrupt runs among good ones are warnings, one line each) and sweep file
 
 from __future__ import annotations
 
+import ast
 import functools
 import gzip
 import hashlib
@@ -827,3 +828,40 @@ def test_missing_sweep_file(tmp_path: Path, runs: Path):
     result = run_cli("sweep", tmp_path / "nope.yaml", "--runs-dir", runs, "--dry-run")
     assert_one_line_error(result, "nope.yaml: cannot read sweep file")
 
+
+
+# --------------------------------------------------------------------------- security audit
+
+SOURCES = sorted((Path(__file__).parent.parent / "mnistexp").rglob("*.py"))
+FORBIDDEN = {"eval", "exec", "compile", "__import__", "yaml.load", "yaml.unsafe_load",
+             "yaml.full_load", "yaml.load_all", "yaml.unsafe_load_all", "os.system", "os.popen"}
+PICKLE_ALLOWED = {("sweep.py", "_init_worker")}  # the parent's own registry, in memory
+
+
+def _calls(path: Path) -> Iterator[tuple[str, ast.Call, str]]:
+    """(dotted callee name, call node, innermost enclosing function) for every call."""
+
+    def walk(node: ast.AST, where: str) -> Iterator[tuple[str, ast.Call, str]]:
+        for child in ast.iter_child_nodes(node):
+            inner = child.name if isinstance(child, ast.FunctionDef) else where
+            if isinstance(child, ast.Call):
+                yield ast.unparse(child.func), child, where
+            yield from walk(child, inner)
+
+    yield from walk(ast.parse(path.read_text(), filename=str(path)), "<module>")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
+def test_source_has_no_unsafe_loading(path: Path):
+    for callee, call, where in _calls(path):
+        assert callee not in FORBIDDEN, f"{path.name}: {callee} in {where}"
+        if callee in ("np.load", "numpy.load"):
+            keywords = {k.arg: ast.unparse(k.value) for k in call.keywords}
+            assert keywords.get("allow_pickle") == "False", f"{path.name}: np.load in {where}"
+        if callee.startswith("pickle.load"):
+            assert (path.name, where) in PICKLE_ALLOWED, f"{path.name}: {callee} in {where}"
+
+
+def test_mirrors_are_https():
+    for spec in data.DATASETS.values():
+        assert all(m.startswith("https://") for m in spec.mirrors), spec.name
