@@ -81,7 +81,10 @@ def run_experiment(
         env = environment(argv or sys.argv, dataset.checksums, str(dataset.source))
         run.start(to_yaml(cfg), chash, env)
         checkpoint = runs.read_checkpoint(run.path, chash) if resumable else None
-        return _train_into(cfg, dataset, run, checkpoint, progress)
+        outcome = _train_into(cfg, dataset, run, checkpoint, progress)
+        if resume and checkpoint is None and outcome.state == "completed":
+            outcome.message = "no checkpoint to resume from: trained from the start"
+        return outcome
     except KeyboardInterrupt as exc:
         _finish(run, "interrupted", error=interrupt_reason(exc))
         raise

@@ -250,8 +250,9 @@ def should_train(state: str | None, force: bool = False, retry_failed: bool = Fa
     """Whether a run whose folder is in ``state`` (None: no folder) is (re)trained.
 
     An interrupted run is retrained by default (Ctrl-C, SIGTERM or a killed process says
-    nothing about the experiment; ``--resume`` continues it from its checkpoint); failed and diverged runs only with ``retry_failed``; completed ones
-    only with ``force``; a run another live process is training never.
+    nothing about the experiment; ``--resume`` continues it from its checkpoint); failed and
+    diverged runs only with ``retry_failed``; completed ones only with ``force``; a run
+    another live process is training never.
     """
     if state is None or state == "interrupted":
         return True

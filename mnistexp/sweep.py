@@ -14,8 +14,9 @@ Seeds: ``"0-4"`` is the inclusive range 0..4, ``"0,2,5"`` a list, and a plain nu
 the first N seeds 0..N-1 (as ``compare --seeds N``); one seed k alone is ``"k-k"``.
 
 Execution. :func:`execute` skips finished runs (run ids are deterministic), retrains
-interrupted ones (or, with ``resume``, continues them from their checkpoints), claims each run folder atomically (so concurrent sweeps over one runs folder
-train every run once), and trains in ``jobs`` worker processes, each with one BLAS thread.
+interrupted ones (or, with ``resume``, continues them from their checkpoints), claims each
+run folder atomically (so concurrent sweeps over one runs folder train every run once), and
+trains in ``jobs`` worker processes, each with one BLAS thread.
 :func:`emit_commands` renders the same runs as self-contained ``mnistexp train`` commands.
 """
 

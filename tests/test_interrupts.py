@@ -186,6 +186,17 @@ def test_without_resume_an_interrupted_run_starts_over(tiny: Path, tmp_path: Pat
     assert "resumed_from_epoch" not in runs.read_status(again.run_dir)
 
 
+def test_resume_without_a_checkpoint_says_it_trained_from_the_start(
+        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    cfg = tiny_config(tiny, "train.epochs=3")  # no checkpoint_every
+    interrupt_after_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, runs_dir=tmp_path)
+    again = run_experiment(cfg, runs_dir=tmp_path, resume=True)
+    assert again.state == "completed"
+    assert again.message == "no checkpoint to resume from: trained from the start"
+
+
 def test_resume_after_sigterm_in_a_real_process_matches(launch, tiny: Path, tmp_path: Path):
     args = [*tiny_sets(tiny), "--set", "train.epochs=300", "--set", "model.hidden=[64]"]
     done = launch("train", *args, "--runs-dir", str(tmp_path / "a"))
