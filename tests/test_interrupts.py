@@ -94,6 +94,22 @@ def test_a_signal_marks_the_run_interrupted_with_its_epochs(launch, tiny: Path, 
     assert f"interrupted after {status['epochs_done']} finished epoch(s)" in out
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_to_a_sweep_marks_its_runs_interrupted_and_exits_143(launch, tiny: Path,
+                                                                      tmp_path: Path, jobs):
+    root = tmp_path / "runs"
+    proc = launch("sweep", *tiny_sets(tiny), *LONG, "--grid", "train.lr=0.05,0.1",
+                  "--runs-dir", str(root), "-j", jobs)
+    wait_for(lambda: "running" in run_states(root).values() and epochs_written(root) >= 2)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143, out
+    assert "interrupted" in run_states(root).values(), out
+    assert "running" not in run_states(root).values() and "Traceback" not in out
+    for folder in runs.iter_run_folders(root):
+        assert_every_file_whole(folder)
+
+
 def test_kill_9_leaves_running_with_a_dead_pid_that_every_command_reads_as_interrupted(
         launch, tiny: Path, tmp_path: Path) -> None:
     root = tmp_path / "runs"
