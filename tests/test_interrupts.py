@@ -150,6 +150,14 @@ def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
     monkeypatch.setattr(runs.Run, "add_epoch", add_then_stop)
 
 
+def interrupt_run(monkeypatch: pytest.MonkeyPatch, cfg, root: Path, epoch: int) -> Path:
+    """Train ``cfg`` into ``root`` but stop it as epoch ``epoch`` is recorded; its folder."""
+    interrupt_after_epoch(monkeypatch, epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, runs_dir=root)
+    return runs.run_dir(cfg, root)
+
+
 def assert_same_results(a: Path, b: Path) -> None:
     """Bit-identical metrics, predictions and parameters; identical history but for timing."""
     assert (a / "metrics.json").read_bytes() == (b / "metrics.json").read_bytes()
@@ -174,10 +182,7 @@ def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(
     common = ["train.epochs=5", *optimizer]
     plain = run_experiment(tiny_config(tiny, *common), runs_dir=tmp_path / "a")
     cfg = tiny_config(tiny, *common, "train.checkpoint_every=2")
-    interrupt_after_epoch(monkeypatch, 3)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, runs_dir=tmp_path / "b")
-    folder = runs.run_dir(cfg, tmp_path / "b")
+    folder = interrupt_run(monkeypatch, cfg, tmp_path / "b", 3)
     status = runs.read_status(folder)
     assert (status["state"], status["epochs_done"], status["checkpoint_epoch"]) == (
         "interrupted", 3, 2)
@@ -194,9 +199,7 @@ def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(
 def test_without_resume_an_interrupted_run_starts_over(tiny: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch):
     cfg = tiny_config(tiny, "train.epochs=4", "train.checkpoint_every=1")
-    interrupt_after_epoch(monkeypatch, 3)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, runs_dir=tmp_path)
+    interrupt_run(monkeypatch, cfg, tmp_path, 3)
     again = run_experiment(cfg, runs_dir=tmp_path)
     assert (again.state, again.message) == ("completed", None)
     assert "resumed_from_epoch" not in runs.read_status(again.run_dir)
@@ -205,9 +208,7 @@ def test_without_resume_an_interrupted_run_starts_over(tiny: Path, tmp_path: Pat
 def test_resume_without_a_checkpoint_says_it_trained_from_the_start(
         tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     cfg = tiny_config(tiny, "train.epochs=3")  # no checkpoint_every
-    interrupt_after_epoch(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, runs_dir=tmp_path)
+    interrupt_run(monkeypatch, cfg, tmp_path, 2)
     again = run_experiment(cfg, runs_dir=tmp_path, resume=True)
     assert again.state == "completed"
     assert again.message == "no checkpoint to resume from: trained from the start"
@@ -235,10 +236,7 @@ def test_resume_after_sigterm_in_a_real_process_matches(launch, tiny: Path, tmp_
 def test_a_corrupt_checkpoint_is_one_line_and_touches_nothing(tiny: Path, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch):
     cfg = tiny_config(tiny, "train.epochs=4", "train.checkpoint_every=1")
-    interrupt_after_epoch(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, runs_dir=tmp_path)
-    folder = runs.run_dir(cfg, tmp_path)
+    folder = interrupt_run(monkeypatch, cfg, tmp_path, 2)
     (folder / runs.CHECKPOINT).write_bytes(b"PK\x03\x04 not really a zip file")
     before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
     result = CliRunner().invoke(main, ["train", *tiny_sets(tiny), "--set", "train.epochs=4",
