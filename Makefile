@@ -10,7 +10,8 @@ ifneq ($(wildcard ../shared/data/mnist/train-images-idx3-ubyte.gz),)
 export MNISTEXP_DATA_DIR ?= $(abspath ../shared/data/mnist)
 endif
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean studies study-tutorial study-losses \
+	study-label-smoothing study-scaling study-published
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,78 @@ test: install lint
 
 bench: install
 	$(BIN)/python benchmarks/epoch_time.py
+
+# The five studies of the README's Findings section. Each target trains the runs that are
+# missing (finished runs are reused), prints the markdown table pasted in the README (also
+# written to docs/studies/), and refreshes the figures in docs/. A sweep exits 1 when a run
+# diverged, which is a result here (compare counts it), so only other exit codes stop make.
+JOBS ?= 2
+STUDY_RUNS ?= runs/studies
+SWEEP = $(BIN)/mnistexp sweep -j $(JOBS) --no-progress
+COMPARE = $(BIN)/mnistexp compare --format markdown
+DIVERGED_OK = || [ $$? -eq 1 ]
+
+studies: study-tutorial study-losses study-label-smoothing study-scaling study-published
+
+study-tutorial: install
+	$(SWEEP) configs/studies/tutorial/sweep.yaml --runs-dir $(STUDY_RUNS)/tutorial
+	@mkdir -p docs/studies
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/tutorial --baseline plain \
+	    --metrics accuracy,nll,brier,ece,confidence --plot $(STUDY_RUNS)/tutorial/plots \
+	    > docs/studies/tutorial.md
+	@cat docs/studies/tutorial.md
+	cp $(STUDY_RUNS)/tutorial/plots/reliability.png docs/tutorial_reliability.png
+
+LOSSES = mse_sigmoid mse_softmax mse_linear bce_sigmoid ce_softmax
+
+study-losses: install
+	$(SWEEP) configs/studies/losses/lr_grid.yaml --runs-dir $(STUDY_RUNS)/losses_grid $(DIVERGED_OK)
+	@mkdir -p docs/studies
+	rm -f docs/studies/losses_lr_grid.md
+	for loss in $(LOSSES); do \
+	    $(COMPARE) --runs-dir $(STUDY_RUNS)/losses_grid --filter name=$$loss --sort val_accuracy \
+	        --metrics val_accuracy,accuracy,nll,ece >> docs/studies/losses_lr_grid.md \
+	        && echo >> docs/studies/losses_lr_grid.md || exit 1; \
+	done
+	$(SWEEP) configs/studies/losses/final.yaml --runs-dir $(STUDY_RUNS)/losses $(DIVERGED_OK)
+	$(SWEEP) configs/studies/losses/large_init.yaml --runs-dir $(STUDY_RUNS)/losses $(DIVERGED_OK)
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/losses --baseline ce_softmax \
+	    --metrics accuracy,nll,ece,ts_ece,confidence > docs/studies/losses.md
+	@cat docs/studies/losses.md
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/losses --filter model.init=he \
+	    --plot $(STUDY_RUNS)/losses/plots_he \
+	    --curves grad_true,saturated,train_accuracy,val_accuracy > /dev/null
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/losses --filter model.init=normal \
+	    --plot $(STUDY_RUNS)/losses/plots_normal \
+	    --curves grad_true,saturated,train_accuracy,val_accuracy > /dev/null
+	cp $(STUDY_RUNS)/losses/plots_he/curves.png docs/losses_curves.png
+	cp $(STUDY_RUNS)/losses/plots_normal/curves.png docs/losses_curves_normal_init.png
+	cp $(STUDY_RUNS)/losses/plots_he/reliability.png docs/losses_reliability.png
+
+study-label-smoothing: install
+	$(SWEEP) configs/studies/label_smoothing/sweep.yaml --runs-dir $(STUDY_RUNS)/label_smoothing
+	@mkdir -p docs/studies
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/label_smoothing --baseline eps0 \
+	    --metrics accuracy,ece,ts_ece,nll,ts_nll,temperature \
+	    --plot $(STUDY_RUNS)/label_smoothing/plots > docs/studies/label_smoothing.md
+	@cat docs/studies/label_smoothing.md
+	cp $(STUDY_RUNS)/label_smoothing/plots/reliability.png docs/label_smoothing_reliability.png
+
+study-scaling: install
+	$(SWEEP) configs/studies/scaling/sweep.yaml --runs-dir $(STUDY_RUNS)/scaling $(DIVERGED_OK)
+	@mkdir -p docs/studies
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/scaling --baseline unit \
+	    --metrics accuracy,nll,ece,ts_ece --plot $(STUDY_RUNS)/scaling/plots \
+	    > docs/studies/scaling.md
+	@cat docs/studies/scaling.md
+	cp $(STUDY_RUNS)/scaling/plots/learning_curves.png docs/scaling_learning_curves.png
+
+study-published: install
+	$(SWEEP) configs/studies/published/sweep.yaml --runs-dir $(STUDY_RUNS)/published
+	@mkdir -p docs/studies
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/published --metrics accuracy,nll,ece,confidence \
+	    --plot $(STUDY_RUNS)/published/plots > docs/studies/published.md
+	@cat docs/studies/published.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
