@@ -7,6 +7,10 @@ apart from drawing so it can be tested without a figure.
 Pooling: a reliability diagram pools the test-set bins of all seeds of an experiment, read from
 each run's metrics.json (the same equal-width bins as the ECE, Guo et al. 2017), so the ECE in
 its title is the ECE of the pooled predictions, not the mean of the per-seed ECEs.
+
+Curves (``--curves``): any history.csv columns of :data:`CURVE_COLUMNS` per epoch, e.g. the
+gradient diagnostics ``grad_true`` and ``saturated``, which show whether a loss stops learning
+when its output units saturate.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import csv
 import math
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +43,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
-    """Write every figure of ``report`` as PNG into ``out_dir``; return the paths written."""
+def write_plots(report: Report, out_dir: str | Path, curves: Sequence[str] = ()) -> list[Path]:
+    """Write every figure of ``report`` as PNG into ``out_dir``; return the paths written.
+
+    ``curves`` (history.csv columns, see :data:`CURVE_COLUMNS`) adds ``curves.png``.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = {
@@ -47,6 +56,8 @@ def write_plots(report: Report, out_dir: str | Path) -> list[Path]:
         "learning_curves.png": learning_curves_figure(report.experiments),
         "metrics.png": metrics_figure(report),
     }
+    if curves:
+        figures["curves.png"] = curves_figure(report.experiments, curves)
     plt = _pyplot()
     paths = []
     for name, fig in figures.items():
@@ -261,6 +272,80 @@ def learning_curves_figure(experiments: list[Experiment]) -> Figure:
         else:
             _empty(ax, label, "no validation history")
     fig.suptitle("Learning curves: mean over seeds, band = ±1 std")
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class Curve:
+    """How a history.csv column is drawn: axis label, factor to display units, log axis."""
+
+    label: str
+    scale: float = 1.0
+    log: bool = False
+
+
+CURVE_COLUMNS: dict[str, Curve] = {
+    "train_loss": Curve("training loss (monitored batches)"),
+    "train_accuracy": Curve("training accuracy (%, monitored batches)", 100.0),
+    "grad_true": Curve("mean |dL/dz| at the true class", log=True),
+    "grad_other": Curve("mean |dL/dz| at each other class", log=True),
+    "saturated": Curve("output units saturated and wrong (%)", 100.0),
+    "val_accuracy": Curve("validation accuracy (%)", 100.0),
+    "val_nll": Curve("validation NLL (nats)"),
+    "val_ece": Curve("validation ECE (%)", 100.0),
+    "lr": Curve("learning rate", log=True),
+}
+"""The history.csv columns ``--curves`` can draw (see the README's Run folders section)."""
+
+
+def parse_curves(text: str) -> list[str]:
+    """``"grad_true,saturated"`` -> ``["grad_true", "saturated"]``; UsageError if unknown."""
+    from mnistexp.errors import UsageError
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CURVE_COLUMNS]
+    if unknown or not names:
+        raise UsageError(f"--curves {text!r}: unknown column {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(CURVE_COLUMNS)}")
+    return names
+
+
+def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figure:
+    """One panel per history.csv column: mean over seeds per epoch with a ±1 std band.
+
+    On a log axis the band is drawn only where it stays positive (mean - std may not).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = _grid(len(columns), size=(4.2, 3.4))
+    for ax, column in zip(axes, columns, strict=True):
+        style = CURVE_COLUMNS[column]
+        for i, exp in enumerate(experiments):
+            epochs, mean, std = learning_curve(exp, column)
+            if not np.any(np.isfinite(mean)):
+                continue
+            low = mean - std
+            if style.log:
+                low = np.where(low > 0, low, np.nan)
+            ax.plot(epochs, style.scale * mean, marker="o", markersize=3, color=_color(i),
+                    label=f"{exp.name} (n = {len(exp.runs)})")
+            ax.fill_between(epochs, style.scale * low, style.scale * (mean + std),
+                            color=_color(i), alpha=0.2, linewidth=0)
+        if style.log:
+            ax.set_yscale("log")
+        ax.set(xlabel="epoch", ylabel=style.label, title=style.label)
+        ax.title.set_fontsize(10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3, which="both" if style.log else "major")
+        if not ax.has_data():
+            _empty(ax, style.label, f"no {column} in history.csv")
+    handles, labels = next(((h, lab) for h, lab in (a.get_legend_handles_labels()
+                                                    for a in axes) if h), ([], []))
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=min(len(labels), 4) or 1, fontsize=8, frameon=False)
+    fig.suptitle("Per-epoch history (training columns on monitored batches): "
+                 "mean over seeds, band = ±1 std")
     fig.tight_layout()
     return fig
 

@@ -35,7 +35,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 @data_dir_option
 @click.option("--metrics", "metric_names", metavar="M1,M2,...",
               help="Columns, e.g. accuracy,ece,ts_ece (default: accuracy,nll,brier,ece,ts_ece,"
-                   "confidence; also ts_nll, mce, ace).")
+                   "confidence; also ts_nll, temperature, mce, ace, val_accuracy, val_nll).")
 @click.option("--sort", "sort", metavar="METRIC", help="Sort rows by this metric, best first.")
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
               help="Keep experiments whose resolved config has this value (repeatable).")
@@ -47,11 +47,15 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
               show_default=True, help="Output format.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write PNG figures (reliability, confidence, learning curves, metrics) here.")
+@click.option("--curves", "curve_names", metavar="C1,C2,...",
+              help="With --plot: also draw these history.csv columns per epoch in curves.png, "
+                   "e.g. grad_true,saturated (also grad_other, train_loss, train_accuracy, "
+                   "val_accuracy, val_nll, val_ece, lr).")
 @one_line_errors
 def compare(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int,
             overrides: tuple[str, ...], data_dir: str | None, metric_names: str | None,
             sort: str | None, filters: tuple[str, ...], baseline: str | None, alpha: float,
-            fmt: str, plot_dir: Path | None) -> None:
+            fmt: str, plot_dir: Path | None, curve_names: str | None) -> None:
     """Compare experiments over seeds: accuracy and calibration, with significance tests.
 
     INPUTS are run folders, globs, runs roots (default: the runs root), or config files; for
@@ -67,11 +71,13 @@ def compare(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int
           --set train.epochs=3 --baseline baseline --plot runs/plots
       mnistexp compare --metrics accuracy,ece,ts_ece --sort ece --filter loss.type=mse
       mnistexp compare --format json > comparison.json
+      mnistexp compare --runs-dir runs/study --plot figs --curves grad_true,saturated
     """
     from mnistexp import compare as cmp
     from mnistexp.report import render
 
     metrics = cmp.parse_metrics(metric_names)
+    curves = _curves(curve_names, plot_dir)
     folders = _folders(inputs, runs_dir, seeds, jobs, overrides, data_dir)
     records, notes = cmp.load_runs(folders)
     for note in notes:
@@ -84,10 +90,21 @@ def compare(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int
     if plot_dir is not None:
         from mnistexp.plots import write_plots
 
-        for path in write_plots(report, plot_dir):
+        for path in write_plots(report, plot_dir, curves):
             click.echo(f"wrote {path}", err=True)
     if report.nothing_to_compare:
         raise CliError(report.nothing_to_compare)
+
+
+def _curves(names: str | None, plot_dir: Path | None) -> list[str]:
+    """The --curves columns, checked before anything is loaded or trained."""
+    if names is None:
+        return []
+    if plot_dir is None:
+        raise CliError("--curves draws into the --plot folder; add --plot DIR")
+    from mnistexp.plots import parse_curves
+
+    return parse_curves(names)
 
 
 def _folders(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int,
