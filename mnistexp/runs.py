@@ -189,7 +189,8 @@ def claim(root: Path, rid: str, *, force: bool = False, retry_failed: bool = Fal
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RunError(f"{root}: cannot create the runs folder ({exc.strerror})") from None
+        why = "it is a file, not a folder" if root.is_file() else exc.strerror
+        raise RunError(f"{root}: cannot create the runs folder ({why})") from None
     aside: Path | None = None
     try:
         for _ in range(5):  # a few rounds in case another process moves the folder under us

@@ -6,15 +6,44 @@ the command bodies, so ``mnistexp --help`` stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import click
 
 from mnistexp import __version__
-from mnistexp.cli.common import EXIT_USAGE
+from mnistexp.cli.common import EXIT_USAGE, CliError
 
 __all__ = ["EXIT_USAGE", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineGroup(click.Group):
+    """Click's own usage errors (a missing value, an unknown option, ``--seed -1``) in our
+    format: one ``Error:`` line that ends with where to find help, exit code 2, instead of a
+    usage block above the error."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    try:
+        yield
+    except click.UsageError as exc:
+        if exc.ctx is None:
+            raise
+        where = f"see '{exc.ctx.command_path} --help'"
+        raise CliError(f"{exc.format_message()} ({where})".replace("\n", " ")) from None
+
+
+@click.group(cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mnistexp")
 def main() -> None:
     """Train, compare and sweep MLP experiments on MNIST: accuracy and calibration.
