@@ -149,9 +149,10 @@ def _float(text: str | None) -> float:
 # --------------------------------------------------------------------------- figures
 
 
-def _grid(n: int, size: tuple[float, float] = (3.6, 3.6)) -> tuple[Figure, list[Axes]]:
+def _grid(n: int, size: tuple[float, float] = (3.6, 3.6),
+          max_cols: int = 4) -> tuple[Figure, list[Axes]]:
     plt = _pyplot()
-    cols = min(n, 4)
+    cols = min(n, max_cols)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows),
                              squeeze=False)
@@ -318,7 +319,7 @@ def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figu
     """
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = _grid(len(columns), size=(4.2, 3.4))
+    fig, axes = _grid(len(columns), size=(5.0, 3.4), max_cols=2)
     for ax, column in zip(axes, columns, strict=True):
         style = CURVE_COLUMNS[column]
         for i, exp in enumerate(experiments):
@@ -334,7 +335,7 @@ def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figu
                             color=_color(i), alpha=0.2, linewidth=0)
         if style.log:
             ax.set_yscale("log")
-        ax.set(xlabel="epoch", ylabel=style.label, title=style.label)
+        ax.set(xlabel="epoch", title=style.label)  # the title names the quantity and unit
         ax.title.set_fontsize(10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3, which="both" if style.log else "major")
@@ -343,7 +344,7 @@ def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figu
     handles, labels = next(((h, lab) for h, lab in (a.get_legend_handles_labels()
                                                     for a in axes) if h), ([], []))
     fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-               ncol=min(len(labels), 4) or 1, fontsize=8, frameon=False)
+               ncol=min(len(labels), 3) or 1, fontsize=8, frameon=False)
     fig.suptitle("Per-epoch history (training columns on monitored batches): "
                  "mean over seeds, band = ±1 std")
     fig.tight_layout()
