@@ -215,7 +215,7 @@ def test_resume_without_a_checkpoint_says_it_trained_from_the_start(
 
 
 def test_resume_after_sigterm_in_a_real_process_matches(launch, tiny: Path, tmp_path: Path):
-    args = [*tiny_sets(tiny), "--set", "train.epochs=300", "--set", "model.hidden=[64]"]
+    args = [*tiny_sets(tiny), "--set", "train.epochs=100", "--set", "model.hidden=[64]"]
     done = launch("train", *args, "--runs-dir", str(tmp_path / "a"))
     assert done.communicate(timeout=120) and done.returncode == 0
     root = tmp_path / "b"
