@@ -66,6 +66,9 @@ study-losses: install
 	        --metrics val_accuracy,accuracy,nll,ece >> docs/studies/losses_lr_grid.md \
 	        && echo >> docs/studies/losses_lr_grid.md || exit 1; \
 	done
+	$(BIN)/mnistexp compare --runs-dir $(STUDY_RUNS)/losses_grid --metrics val_accuracy \
+	    --format json 2>/dev/null \
+	    | $(BIN)/python configs/studies/losses/pick_rates.py configs/studies/losses/final.yaml
 	$(SWEEP) configs/studies/losses/final.yaml --runs-dir $(STUDY_RUNS)/losses $(DIVERGED_OK)
 	$(SWEEP) configs/studies/losses/large_init.yaml --runs-dir $(STUDY_RUNS)/losses $(DIVERGED_OK)
 	$(COMPARE) --runs-dir $(STUDY_RUNS)/losses --baseline ce_softmax \

@@ -102,10 +102,15 @@ def comparison_rows(report: Report) -> Rows:
     return header, body, [False] * 4
 
 
-LEGEND = (
-    "Test set. mean ± std over seeds (± half-width of the 95% t-interval); n = seeds used.",
-    "TS = temperature scaling; config keys equal in all experiments are not shown.",
-)
+def legend(report: Report) -> list[str]:
+    """The lines under the main table: which split the numbers are from and how to read them."""
+    validation = [m.header for m in report.metrics if m.section == "validation"]
+    split = "Test set" if not validation else (
+        f"Test set, except {', '.join(validation)} (the validation split)")
+    return [
+        f"{split}. mean ± std over seeds (± half-width of the 95% t-interval); n = seeds used.",
+        "TS = temperature scaling; config keys equal in all experiments are not shown.",
+    ]
 
 
 # --------------------------------------------------------------------------- renderers
@@ -118,7 +123,7 @@ def render(report: Report, fmt: str = "table") -> str:
 
 def render_table(report: Report) -> str:
     """Aligned plain text for a terminal."""
-    out = [_aligned(*main_rows(report)), "", *LEGEND]
+    out = [_aligned(*main_rows(report)), "", *legend(report)]
     if report.comparisons:
         out += ["", f"Against the baseline '{report.baseline}' (alpha = {report.alpha:g}):",
                 _aligned(*comparison_rows(report))]
@@ -137,7 +142,7 @@ def _aligned(header: list[str], body: list[list[str]], right: list[bool]) -> str
 
 def render_markdown(report: Report) -> str:
     """GitHub-flavoured markdown tables."""
-    out = [_markdown(*main_rows(report)), "", *(f"_{line}_" for line in LEGEND)]
+    out = [_markdown(*main_rows(report)), "", *(f"_{line}_" for line in legend(report))]
     if report.comparisons:
         out += ["", f"**Against baseline `{report.baseline}`** (alpha = {report.alpha:g})", "",
                 _markdown(*comparison_rows(report))]

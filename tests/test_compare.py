@@ -235,6 +235,14 @@ def test_cli_metrics_sort_filter(two: Path) -> None:
     assert [r.split(",")[0] for r in result.stdout.splitlines()] == ["experiment", "mse"]
 
 
+def test_legend_names_the_split_of_every_column(two: Path) -> None:
+    only_test = invoke("--runs-dir", str(two), "--metrics", "accuracy,ts_ece")
+    assert "\nTest set. mean ± std" in only_test.stdout
+    mixed = invoke("--runs-dir", str(two), "--metrics", "val_accuracy,accuracy")
+    assert ("\nTest set, except validation accuracy (%) (the validation split). mean ± std"
+            in mixed.stdout), mixed.stdout
+
+
 def test_cli_inputs_glob_and_folder(two: Path) -> None:
     result = invoke(str(two / "base-*"), "--format", "json")
     assert result.exit_code == 0, result.output

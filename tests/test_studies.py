@@ -96,6 +96,35 @@ def test_lr_grid_in_miniature(mnist_dir: Path, tmp_path: Path) -> None:
     assert all(n in ("1", "0 (+1 diverged)") for n in found.values()), found
 
 
+def _grid_report(cells: dict[tuple[str, float], float]) -> str:
+    """compare's JSON for (name, lr) -> mean validation accuracy (None: every run diverged)."""
+    import json
+
+    experiments = [{"name": f"{name}@{i:08x}", "config": {"train.lr": lr},
+                    "metrics": {"val_accuracy": {"mean": score}}}
+                   for i, ((name, lr), score) in enumerate(cells.items())]
+    return json.dumps({"experiments": experiments})
+
+
+@pytest.mark.parametrize(("final_rates", "code"), [({"a": 1.0, "b": 0.1}, 0),
+                                                   ({"a": 0.1, "b": 0.1}, 1)])
+def test_pick_rates_checks_final_yaml_against_the_grid(tmp_path: Path, final_rates, code):
+    import subprocess
+    import sys
+
+    final = tmp_path / "final.yaml"
+    final.write_text("runs:\n" + "".join(f"  - {{name: {n}, train.lr: {lr}}}\n"
+                                          for n, lr in final_rates.items()))
+    grid = _grid_report({("a", 0.1): 0.95, ("a", 1.0): 0.97, ("a", 10.0): None,
+                         ("b", 0.1): 0.96, ("b", 1.0): 0.90})
+    script = STUDIES / "losses" / "pick_rates.py"
+    done = subprocess.run([sys.executable, str(script), str(final)], input=grid, text=True,
+                          capture_output=True)
+    assert done.returncode == code, done.stderr
+    assert "a            best lr 1 (validation accuracy 97.00%)" in done.stdout
+    assert ("update it" in done.stderr) == bool(code)
+
+
 # --------------------------------------------------------------------------- --curves
 
 
