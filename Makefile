@@ -92,6 +92,8 @@ study-label-smoothing: install
 	    --plot $(STUDY_RUNS)/label_smoothing/plots > docs/studies/label_smoothing.md
 	@cat docs/studies/label_smoothing.md
 	cp $(STUDY_RUNS)/label_smoothing/plots/reliability.png docs/label_smoothing_reliability.png
+	cp $(STUDY_RUNS)/label_smoothing/plots/reliability_ts.png \
+	    docs/label_smoothing_reliability_ts.png
 
 # The learning-curve figure leaves out raw inputs: their flat 11% would squash the other curves.
 study-scaling: install

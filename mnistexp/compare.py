@@ -163,6 +163,7 @@ class RunRecord:
     state: str
     values: dict[str, float] = field(default_factory=dict)  # metric key -> raw value or NaN
     reliability: dict[str, list] | None = None  # metrics.json test reliability bins
+    reliability_ts: dict[str, list] | None = None  # ... after temperature scaling, if fitted
 
 
 def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -219,7 +220,8 @@ def read_run(folder: Path) -> RunRecord:
     state = str(status.get("state", "failed"))
     record = RunRecord(folder, cfg.name, cfg.seed, config_hash(cfg), flatten(cfg), state)
     if state == "completed":
-        record.values, record.reliability = _read_metrics(folder / "metrics.json")
+        record.values, record.reliability, record.reliability_ts = _read_metrics(
+            folder / "metrics.json")
     return record
 
 
@@ -231,8 +233,10 @@ def _read_config(folder: Path) -> ExperimentConfig:
         raise RunError(str(exc)) from None
 
 
-def _read_metrics(path: Path) -> tuple[dict[str, float], dict[str, list] | None]:
-    """Test metrics and reliability bins of a metrics.json; a RunError if it has none.
+def _read_metrics(path: Path) -> tuple[dict[str, float], dict[str, list] | None,
+                                       dict[str, list] | None]:
+    """Test metrics and the reliability bins of a metrics.json before and after temperature
+    scaling (None where absent); a RunError if it has no test metrics.
 
     Files without ``schema_version`` (written before it existed) and older versions are read
     for the fields they have; a newer version is refused with one line, since its fields may
@@ -246,8 +250,11 @@ def _read_metrics(path: Path) -> tuple[dict[str, float], dict[str, list] | None]
     if not isinstance(test, dict) or not _is_number(test.get("accuracy")):
         raise RunError(f"{path}: no test metrics")
     values = {key: _lookup(report, m) for key, m in METRICS.items()}
-    reliability = test.get("reliability")
-    return values, reliability if _valid_bins(reliability) else None
+    scaled = report.get("test_temperature_scaled")
+    scaled_bins = scaled.get("reliability") if isinstance(scaled, dict) else None
+    bins = [test.get("reliability"), scaled_bins]
+    before, after = (b if _valid_bins(b) else None for b in bins)
+    return values, before, after
 
 
 def _check_schema(path: Path, version: Any) -> None:

@@ -52,6 +52,8 @@ def write_plots(report: Report, out_dir: str | Path, curves: Sequence[str] = ())
     out.mkdir(parents=True, exist_ok=True)
     figures = {
         "reliability.png": reliability_figure(report.experiments),
+        **({"reliability_ts.png": reliability_figure(report.experiments, scaled=True)}
+           if any(r.reliability_ts for e in report.experiments for r in e.runs) else {}),
         "confidence.png": confidence_figure(report.experiments),
         "learning_curves.png": learning_curves_figure(report.experiments),
         "metrics.png": metrics_figure(report),
@@ -77,10 +79,11 @@ def _color(index: int) -> Any:
 # --------------------------------------------------------------------------- data
 
 
-def pooled_bins(exp: Experiment) -> dict[str, np.ndarray] | None:
+def pooled_bins(exp: Experiment, scaled: bool = False) -> dict[str, np.ndarray] | None:
     """Reliability bins of all seeds pooled: ``edges`` (M+1), ``count``, ``accuracy`` and
-    ``confidence`` (M, NaN in empty bins); None when no run has bins."""
-    bins = [r.reliability for r in exp.runs if r.reliability]
+    ``confidence`` (M, NaN in empty bins); None when no run has bins. ``scaled``: the bins
+    after temperature scaling."""
+    bins = [b for r in exp.runs if (b := r.reliability_ts if scaled else r.reliability)]
     if not bins:
         return None
     edges = np.asarray(bins[0]["edges"], dtype=np.float64)
@@ -162,23 +165,27 @@ def _grid(n: int, size: tuple[float, float] = (3.6, 3.6),
     return fig, flat[:n]
 
 
-def reliability_figure(experiments: list[Experiment]) -> Figure:
-    """One reliability diagram per experiment: accuracy bars, gap bars, the diagonal."""
+def reliability_figure(experiments: list[Experiment], scaled: bool = False) -> Figure:
+    """One reliability diagram per experiment: accuracy bars, gap bars, the diagonal.
+    ``scaled``: the test bins after each run's temperature scaling."""
     fig, axes = _grid(len(experiments))
+    split = "test after TS" if scaled else "test"
     for ax, exp in zip(axes, experiments, strict=True):
-        bins = pooled_bins(exp)
+        bins = pooled_bins(exp, scaled)
         if bins is None:
-            _empty(ax, exp.name, "no reliability bins in metrics.json")
+            why = "no temperature scaling" if scaled else "no reliability bins in metrics.json"
+            _empty(ax, exp.name, why)
             continue
         _reliability_panel(ax, bins)
         ax.set_title(f"{exp.name}\nECE = {100 * pooled_ece(bins):.2f}% "
-                     f"(test, {len(exp.runs)} seed{'s' * (len(exp.runs) != 1)} pooled)",
+                     f"({split}, {len(exp.runs)} seed{'s' * (len(exp.runs) != 1)} pooled)",
                      fontsize=10)
     fig.legend(handles=_reliability_legend(), loc="upper center",
                bbox_to_anchor=(0.5, 0.02), ncol=4,
                fontsize=9, frameon=False)
-    fig.suptitle("Reliability diagrams (top-label confidence, equal-width bins): bars above the "
-                 "diagonal = underconfident, below = overconfident")
+    after = ", after temperature scaling" if scaled else ""
+    fig.suptitle(f"Reliability diagrams{after} (top-label confidence, equal-width bins): bars "
+                 "above the diagonal = underconfident, below = overconfident")
     fig.tight_layout()
     return fig
 

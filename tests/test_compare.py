@@ -55,7 +55,8 @@ def _write_results(folder: Path, accuracy: float, shift: float, seed: int,
             "reliability": metrics.reliability_bins(conf, hits, 10)}
     runs.write_json(folder / "metrics.json", {
         "schema_version": 1, "test": test,
-        "test_temperature_scaled": {"temperature": 1.1, "ece": 0.01 + shift / 20, "nll": 0.29},
+        "test_temperature_scaled": {"temperature": 1.1, "ece": 0.01 + shift / 20, "nll": 0.29,
+                                    "reliability": metrics.reliability_bins(conf ** 0.5, hits, 10)},
     })
     runs.write_npz(folder / "predictions.npz", {"predictions": predictions, "labels": labels,
                                                 "probs": np.full((100, 10), 0.1, np.float32)})

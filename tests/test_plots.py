@@ -32,6 +32,28 @@ def test_pooled_bins_sum_counts_and_weight_accuracy(root: Path) -> None:
     assert 0 <= plots.pooled_ece(bins) <= 1
 
 
+def test_pooled_bins_after_temperature_scaling_are_their_own(root: Path) -> None:
+    (base, _) = report_of(root).experiments
+    before, after = plots.pooled_bins(base), plots.pooled_bins(base, scaled=True)
+    assert before is not None and after is not None
+    assert after["count"].sum() == 200
+    # the fixture's scaled confidences are sqrt(conf): every image moves to a higher bin
+    mean_bin = [np.average(np.arange(10), weights=b["count"]) for b in (before, after)]
+    assert mean_bin[1] > mean_bin[0]
+    base.runs[0].reliability_ts = base.runs[1].reliability_ts = None
+    assert plots.pooled_bins(base, scaled=True) is None
+
+
+def test_write_plots_skips_the_scaled_diagram_without_temperature_scaling(root: Path,
+                                                                          tmp_path: Path):
+    report = report_of(root)
+    for exp in report.experiments:
+        for run in exp.runs:
+            run.reliability_ts = None
+    names = [p.name for p in plots.write_plots(report, tmp_path / "figs")]
+    assert "reliability.png" in names and "reliability_ts.png" not in names
+
+
 def test_learning_curve_mean_and_std(root: Path) -> None:
     (base, _) = report_of(root).experiments
     epochs, mean, std = plots.learning_curve(base, "val_accuracy")
@@ -44,7 +66,7 @@ def test_learning_curve_mean_and_std(root: Path) -> None:
 
 def test_write_plots_makes_pngs(root: Path, tmp_path: Path) -> None:
     paths = plots.write_plots(report_of(root), tmp_path / "figs")
-    assert [p.name for p in paths] == ["reliability.png", "confidence.png",
+    assert [p.name for p in paths] == ["reliability.png", "reliability_ts.png", "confidence.png",
                                        "learning_curves.png", "metrics.png"]
     for path in paths:
         data = path.read_bytes()
@@ -56,4 +78,5 @@ def test_cli_plot_option(root: Path, tmp_path: Path) -> None:
     result = invoke("--runs-dir", str(root), "--plot", str(out), "--metrics", "accuracy")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["confidence.png", "learning_curves.png",
-                                                     "metrics.png", "reliability.png"]
+                                                     "metrics.png", "reliability.png",
+                                                     "reliability_ts.png"]
