@@ -18,7 +18,6 @@ verified by checksum, and a resumed run is bit-identical to an uninterrupted one
 
 from __future__ import annotations
 
-import collections.abc
 import contextlib
 import dataclasses
 import difflib
@@ -35,10 +34,8 @@ from typing import Any
 import yaml
 
 from mnistexp.errors import ConfigError
+from mnistexp.yamlio import kind, one_line, read_yaml_mapping, safe_yaml, show
 
-MAX_YAML_BYTES = 1 << 20  # a config is a few hundred bytes; refuse anything past 1 MiB
-MAX_YAML_DEPTH = 32  # nesting levels; deeper documents are refused, never a RecursionError
-MAX_YAML_NODES = 10_000  # nodes after alias expansion: "billion laughs" documents are refused
 MAX_NAME_LENGTH = 100  # run names become folder names (file systems allow 255 bytes)
 MAX_LAYER_SIZE = 100_000  # a wider hidden layer would not fit in memory anyway
 MAX_BINS = 10_000
@@ -124,7 +121,8 @@ def load_config(
     """Read a YAML file (or start from defaults), apply ``key=value`` overrides, validate."""
     raw: dict[str, Any] = {}
     if path is not None:
-        raw = read_yaml_mapping(Path(path), "config")
+        example = (f"'name: {_stem(Path(path))}' (leave out --config for the defaults)")
+        raw = read_yaml_mapping(Path(path), "config", example)
         raw.setdefault("name", Path(path).stem)
         try:  # the file on its own first, so its errors name the file
             from_dict(raw)
@@ -136,134 +134,8 @@ def load_config(
     return from_dict(raw)
 
 
-def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
-    """The mapping in the YAML file ``path``, read as :func:`safe_yaml` reads text; every
-    problem (including a file without any key) is one ConfigError line naming the file."""
-    where = one_line(str(path))
-    raw = safe_yaml(_read_text(path, what), where)
-    if raw is None:  # nothing but whitespace and comments: a truncated or wrong file
-        raise ConfigError(f"{where}: empty {what} file; state at least one key, e.g. "
-                          f"'name: {_stem(path)}'" + (" (leave out --config for the defaults)"
-                                                       if what == "config" else ""))
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: a {what} must be a mapping of keys, got {_kind(raw)}")
-    return raw
-
-
 def _stem(path: Path) -> str:
     return path.stem if _safe_name(path.stem) else "my_run"
-
-
-def _read_text(path: Path, what: str) -> str:
-    """The UTF-8 text of ``path``, refusing folders, huge files and undecodable bytes."""
-    where = one_line(str(path))
-    try:
-        if path.is_dir():
-            raise ConfigError(f"{where}: is a folder, not a {what} file")
-        with path.open("rb") as handle:
-            blob = handle.read(MAX_YAML_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {what} file ({exc.strerror or exc})") from None
-    if len(blob) > MAX_YAML_BYTES:
-        raise ConfigError(f"{where}: larger than {MAX_YAML_BYTES >> 20} MiB, too big for a "
-                          f"{what} file")
-    try:
-        return blob.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{where}: not UTF-8 text (byte 0x{blob[exc.start]:02x} at offset {exc.start})"
-        ) from None
-
-
-def safe_yaml(text: str, where: str) -> Any:
-    """``yaml.safe_load`` with duplicate keys refused and bounded depth and alias expansion.
-
-    Errors are one ConfigError line starting with ``where``: the YAML line and column when
-    PyYAML knows them, the byte position for characters YAML does not allow.
-    """
-    try:
-        loader = _StrictLoader(text)
-        try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = one_line(exc.problem or exc.context or "invalid YAML")
-        raise ConfigError(f"{where}: malformed YAML{at}: {problem}") from None
-    except yaml.reader.ReaderError as exc:
-        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        raise ConfigError(
-            f"{where}: malformed YAML: character #x{char:02x} at position {exc.position} "
-            "is not allowed in YAML"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: malformed YAML: {one_line(str(exc))[:200]}") from None
-    except (ValueError, OverflowError) as exc:  # e.g. a 5000-digit integer, 2001-13-45
-        reason = one_line(str(exc).split(";")[0])[:200]
-        raise ConfigError(f"{where}: a value cannot be read: {reason}") from None
-    except RecursionError:
-        raise ConfigError(f"{where}: nested too deeply") from None
-
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that also refuses duplicate keys, nesting deeper than
-    :data:`MAX_YAML_DEPTH` and more than :data:`MAX_YAML_NODES` nodes once aliases are
-    expanded (each node's expanded size is computed once, bottom-up)."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-        self._sizes: dict[int, int] = {}
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        is_alias = self.check_event(yaml.AliasEvent)
-        if self._depth >= MAX_YAML_DEPTH:
-            mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(
-                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
-        self._depth += 1
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        size = self._sizes.get(id(node)) if is_alias else self._size_of(node)
-        if size is None:
-            raise yaml.composer.ComposerError(
-                None, None, "an alias refers to the collection that contains it", node.start_mark)
-        if size > MAX_YAML_NODES:
-            raise yaml.composer.ComposerError(
-                None, None, f"more than {MAX_YAML_NODES} values once aliases are expanded",
-                node.start_mark)
-        self._sizes[id(node)] = size
-        return node
-
-    def _size_of(self, node: yaml.Node) -> int | None:
-        if isinstance(node, yaml.ScalarNode):
-            return 1
-        children = (node.value if isinstance(node, yaml.SequenceNode)
-                    else [n for pair in node.value for n in pair])
-        sizes = [self._sizes.get(id(child)) for child in children]
-        return None if None in sizes else 1 + sum(sizes)  # type: ignore[arg-type]
-
-    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    continue  # "<<: *base" then overriding keys is how merges work
-                key = self.construct_object(key_node, deep=True)
-                if isinstance(key, collections.abc.Hashable):
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {one_line(str(key))}",
-                            key_node.start_mark)
-                    seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -300,14 +172,6 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
-def one_line(text: str) -> str:
-    """``text`` with line breaks and other control characters escaped, so that an error
-    message built from user input stays one line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 # --------------------------------------------------------------------------- building
 
 
@@ -320,7 +184,7 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix.rstrip('.')} must be a section (mapping), got {_kind(raw)}")
+        raise ConfigError(f"{prefix.rstrip('.')} must be a section (mapping), got {kind(raw)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in fields(cls)}
     for key in raw:
@@ -347,14 +211,14 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigError(
-                f"{path} = {_show(value)} is invalid: expected a list, e.g. [256, 128]"
+                f"{path} = {show(value)} is invalid: expected a list, e.g. [256, 128]"
             )
         return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
     if hint is float:
         return _coerce_float(value, path)
     if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
         return value
-    raise ConfigError(f"{path} = {_show(value)} is invalid: expected {_type_name(hint)}")
+    raise ConfigError(f"{path} = {show(value)} is invalid: expected {_type_name(hint)}")
 
 
 def _coerce_float(value: Any, path: str) -> float:
@@ -370,14 +234,10 @@ def _coerce_float(value: Any, path: str) -> float:
         except OverflowError:  # an integer beyond the float range
             number = math.inf
     if number is None:
-        raise ConfigError(f"{path} = {_show(value)} is invalid: expected a number")
+        raise ConfigError(f"{path} = {show(value)} is invalid: expected a number")
     if not math.isfinite(number):
-        raise ConfigError(f"{path} = {_show(value)} is invalid: must be a finite number")
+        raise ConfigError(f"{path} = {show(value)} is invalid: must be a finite number")
     return number
-
-
-def _kind(value: Any) -> str:
-    return "a list" if isinstance(value, list) else f"{type(value).__name__} {_show(value)}"
 
 
 def _show_key(key: Any) -> str:
@@ -385,15 +245,6 @@ def _show_key(key: Any) -> str:
     text = str(key)
     plain = isinstance(key, str) and text.isprintable() and text and not text.isspace()
     return text if plain and " " not in text else one_line(repr(key))
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` on one line, cut to ``limit`` characters, for error messages."""
-    try:
-        text = one_line(repr(value))
-    except ValueError:  # an int too long to print (over 4300 digits)
-        text = f"<an integer of about {value.bit_length() * 3 // 10} digits>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _type_name(hint: Any) -> str:
@@ -433,16 +284,16 @@ def validate(cfg: ExperimentConfig) -> None:
     for path, value, choices in registries.choice_fields(cfg):
         if value not in choices:
             raise ConfigError(
-                f"{path} = {_show(value)} is invalid: choose one of {', '.join(choices)}"
+                f"{path} = {show(value)} is invalid: choose one of {', '.join(choices)}"
             )
     for path, value, ok, rule in _range_rules(cfg):
         if not ok:
-            raise ConfigError(f"{path} = {_show(value)} is invalid: {rule}")
+            raise ConfigError(f"{path} = {show(value)} is invalid: {rule}")
     allowed = registries.outputs_for_loss(cfg.loss.type)
     if cfg.loss.output not in allowed:
         raise ConfigError(
-            f"loss.output = {_show(cfg.loss.output)} does not fit loss.type = "
-            f"{_show(cfg.loss.type)}: "
+            f"loss.output = {show(cfg.loss.output)} does not fit loss.type = "
+            f"{show(cfg.loss.type)}: "
             f"use loss.output = {' or '.join(allowed)}"
         )
 

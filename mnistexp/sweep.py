@@ -42,15 +42,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from mnistexp import runs
-from mnistexp.config import (
-    ExperimentConfig,
-    check_against_data,
-    load_config,
-    one_line,
-    parse_override,
-    read_yaml_mapping,
-)
+from mnistexp.config import ExperimentConfig, check_against_data, load_config, parse_override
 from mnistexp.errors import ConfigError, interrupt_exit_code, interrupt_reason
+from mnistexp.yamlio import one_line, read_yaml_mapping
 
 if TYPE_CHECKING:
     from mnistexp.experiment import Outcome
@@ -177,13 +171,13 @@ def spec_from_options(
 def load_sweep_file(path: str | Path) -> SweepSpec:
     """Read a sweep file; ``base`` is relative to the sweep file's folder.
 
-    The file is read like a config (:func:`mnistexp.config.read_yaml_mapping`: safe, bounded,
+    The file is read like a config (:func:`mnistexp.yamlio.read_yaml_mapping`: safe, bounded,
     duplicate keys refused); a ``grid``, ``zip`` or ``runs`` that is given but empty is an
     error rather than a sweep that silently shrinks to the base config.
     """
     path = Path(path)
     where = one_line(str(path))
-    raw = read_yaml_mapping(path, "sweep")
+    raw = read_yaml_mapping(path, "sweep", "'base: configs/baseline.yaml'")
     if not raw:  # "{}"
         raise ConfigError(f"{where}: empty sweep; give some of {', '.join(SWEEP_KEYS)}")
     unknown = sorted((k for k in raw if k not in SWEEP_KEYS), key=str)

@@ -776,7 +776,7 @@ def test_compare_unknown_metric_and_baseline(two_runs):
 # --------------------------------------------------------------------------- sweep files
 
 SWEEP_FILES = [
-    ("empty-file", "", ["empty sweep file"]),
+    ("empty-file", "", ["empty sweep file", "e.g. 'base: configs/baseline.yaml'"]),
     ("empty-mapping", "{}\n", ["empty sweep; give some of base, set, grid"]),
     ("list", "- grid\n", ["a sweep must be a mapping of keys, got a list"]),
     ("syntax-error", "grid:\n  train.lr: [0.1\n", ["malformed YAML at line 3"]),
