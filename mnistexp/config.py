@@ -5,9 +5,7 @@ overrides (values parsed as YAML scalars or lists) are applied after the file. V
 turns every problem into one :class:`ConfigError` line naming the key path, the bad value and
 what is allowed, with choices read from the registries, so a new option is one registry entry.
 
-YAML is read with ``yaml.safe_load`` semantics only, and bounded: files over 1 MiB, documents
-nested deeper than 32 levels or holding more than 10,000 values once aliases are expanded (an
-"alias bomb"), duplicate keys and bytes that are not UTF-8 are refused with one line. Messages
+Files are read by :mod:`mnistexp.yamlio` (safe, bounded, duplicate keys refused). Messages
 never contain a line break: keys and values from the input are shown escaped and shortened.
 
 The experiment's identity is :func:`config_hash`: a SHA-256 of the canonical JSON of the
