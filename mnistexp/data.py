@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import logging
-import math
 import os
-import struct
 import sys
 import tempfile
 import urllib.error
@@ -38,6 +35,7 @@ import numpy as np
 
 from mnistexp import __version__
 from mnistexp.errors import DataError
+from mnistexp.idx import GZIP_MAGIC, decompress, parse_header, parse_idx, write_idx
 
 __all__ = [
     "DATASETS",
@@ -68,23 +66,11 @@ NUM_CLASSES = 10
 DATA_DIR_ENV = "MNISTEXP_DATA_DIR"
 CACHE_DIR_ENV = "MNISTEXP_CACHE_DIR"
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _CACHE_FORMAT = 1  # bump when the layout of decoded cache entries changes
 _TIMEOUT_S = 30.0
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _SLACK = 1 << 20  # a download may exceed the decompressed size by this much (headers)
 _CHUNK = 1 << 16
-
-# IDX type code -> big-endian dtype of the payload.
-_IDX_DTYPES: dict[int, np.dtype] = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
 
 # --------------------------------------------------------------------------- registry
 
@@ -238,95 +224,12 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     return _parse_checked(_read_raw(path), path)
 
 
-def write_idx(
-    path: str | os.PathLike[str], array: np.ndarray, compress: bool | None = None
-) -> Path:
-    """Write ``array`` (1 to 4 dimensions, an IDX dtype) as an IDX file.
-
-    ``compress=None`` gzips when the path ends with ``.gz``. Returns the path.
-    """
-    path = Path(path)
-    array = np.asarray(array)
-    code = _idx_code(array.dtype)
-    if not 1 <= array.ndim <= 4:
-        raise ValueError(f"IDX arrays have 1 to 4 dimensions, got shape {array.shape}")
-    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    blob = header + array.astype(_IDX_DTYPES[code], copy=False).tobytes()
-    if compress is None:
-        compress = path.suffix == ".gz"
-    if compress:
-        blob = gzip.compress(blob, compresslevel=6, mtime=0)
-    path.write_bytes(blob)
-    return path
-
-
-def _idx_code(dtype: np.dtype) -> int:
-    """The IDX type code of a numpy dtype (any byte order)."""
-    for code, idx_dtype in _IDX_DTYPES.items():
-        if dtype.kind == idx_dtype.kind and dtype.itemsize == idx_dtype.itemsize:
-            return code
-    raise ValueError(f"dtype {dtype} has no IDX type code")
-
-
-def _parse_header(raw: bytes) -> tuple[np.dtype, tuple[int, ...], int]:
-    """Check an IDX header; returns (payload dtype, dims, header length). Raises ValueError."""
-    if len(raw) < 4:
-        raise ValueError(f"too short for an IDX header ({len(raw)} bytes)")
-    code, ndim = raw[2], raw[3]
-    if raw[:2] != b"\0\0":
-        raise ValueError(f"not an IDX file (magic bytes {raw[:4].hex()}, expected 0000 tt nn)")
-    if code not in _IDX_DTYPES:
-        raise ValueError(f"unsupported IDX data type 0x{code:02x}")
-    if not 1 <= ndim <= 4:
-        raise ValueError(f"IDX dimension count {ndim} is outside 1..4")
-    offset = 4 + 4 * ndim
-    if len(raw) < offset:
-        raise ValueError(f"truncated header ({len(raw)} bytes, {ndim} dimensions need {offset})")
-    dims = struct.unpack_from(f">{ndim}I", raw, 4)
-    return _IDX_DTYPES[code], dims, offset
-
-
-def _parse_idx(raw: bytes) -> np.ndarray:
-    """Decode IDX bytes into a read-only native-endian array. Raises ValueError."""
-    dtype, dims, offset = _parse_header(raw)
-    count = math.prod(dims)
-    expected, payload = count * dtype.itemsize, len(raw) - offset
-    if payload < expected:
-        raise ValueError(f"truncated: {payload} data bytes, expected {expected} for shape {dims}")
-    if payload > expected:
-        raise ValueError(f"{payload - expected} trailing bytes after the data for shape {dims}")
-    array = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(dims)
-    if dtype.itemsize > 1:
-        array = array.astype(dtype.newbyteorder("="))
-        array.flags.writeable = False
-    return array
-
-
 def _parse_checked(raw: bytes, path: Path) -> np.ndarray:
     """:func:`_parse_idx` with errors turned into a DataError naming ``path``."""
     try:
-        return _parse_idx(raw)
+        return parse_idx(raw)
     except ValueError as exc:
         raise DataError(f"{path}: {exc}; {_advice(path)}") from None
-
-
-def _decompress(blob: bytes, *, expect_gzip: bool, limit: int | None = None) -> bytes:
-    """The payload of ``blob``: gunzipped if it starts with the gzip magic. Raises ValueError,
-    also when the payload would exceed ``limit`` bytes (a gzip bomb from a mirror)."""
-    if blob[:2] == _GZIP_MAGIC:
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(blob)) as stream:
-                raw = stream.read(-1 if limit is None else limit + 1)
-        except (EOFError, zlib.error, OSError) as exc:
-            raise ValueError(f"bad gzip stream ({exc})") from None
-        if limit is not None and len(raw) > limit:
-            raise ValueError(f"decompresses to more than {limit} bytes")
-        return raw
-    if expect_gzip:
-        raise ValueError(
-            f"named .gz but is not gzip data (starts with {blob[:4].hex() or 'nothing'})"
-        )
-    return blob
 
 
 def _read_raw(path: Path) -> bytes:
@@ -337,7 +240,7 @@ def _read_raw(path: Path) -> bytes:
         reason = exc.strerror or exc
         raise DataError(f"{path}: cannot read ({reason}); check the path and permissions") from None
     try:
-        return _decompress(blob, expect_gzip=path.suffix == ".gz")
+        return decompress(blob, expect_gzip=path.suffix == ".gz")
     except ValueError as exc:
         raise DataError(f"{path}: {exc}; {_advice(path)}") from None
 
@@ -567,7 +470,7 @@ def _stream(url: str, dest: Path, label: str, progress: bool, limit: int) -> Non
 def _download_problem(spec: FileSpec, tmp: Path) -> str | None:
     """Why the downloaded file ``tmp`` does not match ``spec`` (None if it does)."""
     try:
-        raw = _decompress(tmp.read_bytes(), expect_gzip=spec.filename.endswith(".gz"),
+        raw = decompress(tmp.read_bytes(), expect_gzip=spec.filename.endswith(".gz"),
                           limit=spec.raw_bytes)
     except ValueError as exc:
         return str(exc)
@@ -688,10 +591,10 @@ def _file_info(spec: FileSpec, path: Path) -> FileInfo:
     """Size, header shape and cache state of one file."""
     try:
         with path.open("rb") as handle:
-            gzipped = handle.read(2) == _GZIP_MAGIC
+            gzipped = handle.read(2) == GZIP_MAGIC
         with gzip.open(path, "rb") if gzipped else path.open("rb") as handle:
             head = handle.read(4 + 4 * 4)
-        _, dims, _ = _parse_header(head)
+        _, dims, _ = parse_header(head)
     except (OSError, EOFError, zlib.error, ValueError) as exc:
         raise DataError(f"{path}: unreadable IDX header ({exc}); {_advice(path)}") from None
     entry = _cache_entry(path, spec)
