@@ -62,11 +62,12 @@ def epochs_written(root: Path) -> int:
 def assert_every_file_whole(folder: Path) -> None:
     """Each file parses completely and no temporary file of an interrupted write is left."""
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
-    json.loads((folder / "status.json").read_text())
+    status = json.loads((folder / "status.json").read_text())
     json.loads((folder / "env.json").read_text())
     assert yaml.safe_load((folder / "config.yaml").read_text())["train"]["epochs"] >= 1
-    rows = history_rows(folder)
-    assert rows and all(len(r) == len(rows[0]) and None not in r.values() for r in rows)
+    rows = history_rows(folder)  # none if stopped before its first epoch ended
+    assert len(rows) == status.get("epochs_done", len(rows))
+    assert all(len(r) == len(rows[0]) and None not in r.values() for r in rows)
     assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1))
 
 
@@ -106,8 +107,10 @@ def test_sigterm_to_a_sweep_marks_its_runs_interrupted_and_exits_143(launch, tin
     assert proc.returncode == 143, out
     assert "interrupted" in run_states(root).values(), out
     assert "running" not in run_states(root).values() and "Traceback" not in out
-    for folder in runs.iter_run_folders(root):
+    folders = list(runs.iter_run_folders(root))
+    for folder in folders:
         assert_every_file_whole(folder)
+    assert sum(runs.read_status(f)["epochs_done"] for f in folders) >= 2
 
 
 def test_kill_9_leaves_running_with_a_dead_pid_that_every_command_reads_as_interrupted(
