@@ -601,11 +601,11 @@ def train_missing(configs: Sequence[ExperimentConfig], *, jobs: int = 1,
                   progress: bool = True) -> list[Path]:
     """Train the runs of ``configs`` not finished yet (finished ones are reused); their folders.
 
-    Trains through :func:`mnistexp.sweep.execute`, so ``jobs`` workers, skipping and
+    Trains through :func:`mnistexp.workers.execute`, so ``jobs`` workers, skipping and
     resumption behave exactly as in ``mnistexp sweep``.
     """
     from mnistexp.errors import Terminated
-    from mnistexp.sweep import execute
+    from mnistexp.workers import execute
 
     summary = execute(list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir,
                       progress=progress)

@@ -165,6 +165,13 @@ def _alive(status: dict[str, Any]) -> bool:
     return True
 
 
+def run_state(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> str | None:
+    """State of ``cfg``'s run folder (a dead ``running`` reads as interrupted); None if it
+    has no folder yet."""
+    status = read_status(run_dir(cfg, runs_dir))
+    return status.get("state", "failed") if status else None
+
+
 # --------------------------------------------------------------------------- claiming
 
 

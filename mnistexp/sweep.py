@@ -1,4 +1,4 @@
-"""Sweeps: expand grids, zips, explicit run lists and seeds into configs, then train them.
+"""Sweeps: expand grids, zips, explicit run lists and seeds into configs.
 
 Expansion. A :class:`SweepSpec` comes from the command line (``--grid key=v1,v2`` crossed,
 ``--zip a=1,2 --zip b=x,y`` paired, ``--set`` for every run, ``--seeds``) or from a sweep file
@@ -13,47 +13,36 @@ before anything trains; the first bad one is reported with its override set.
 Seeds: ``"0-4"`` is the inclusive range 0..4, ``"0,2,5"`` a list, and a plain number ``N``
 the first N seeds 0..N-1 (as ``compare --seeds N``); one seed k alone is ``"k-k"``.
 
-Execution. :func:`execute` skips finished runs (run ids are deterministic), retrains
-interrupted ones (or, with ``resume``, continues them from their checkpoints), claims each
-run folder atomically (so concurrent sweeps over one runs folder train every run once), and
-trains in ``jobs`` worker processes, each with one BLAS thread.
-:func:`emit_commands` renders the same runs as self-contained ``mnistexp train`` commands.
+Execution is :func:`mnistexp.workers.execute` (local worker processes);
+:func:`emit_commands` renders the same runs as self-contained ``mnistexp train`` commands for
+GNU parallel or a Slurm job array.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import itertools
 import json
 import os
-import pickle
 import shlex
-import signal
-import sys
-import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mnistexp import runs
-from mnistexp.config import ExperimentConfig, check_against_data, load_config, parse_override
-from mnistexp.errors import ConfigError, interrupt_exit_code, interrupt_reason
+from mnistexp.config import ExperimentConfig, load_config, parse_override
+from mnistexp.errors import ConfigError
 from mnistexp.yamlio import one_line, read_yaml_mapping
 
 if TYPE_CHECKING:
-    from mnistexp.experiment import Outcome
+    pass
 
 Override = tuple[str, Any]  # ("train.lr", 0.05)
 SWEEP_KEYS = ("base", "set", "grid", "zip", "runs", "seeds")
 MAX_SEEDS = 10_000
-BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-            "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 # --------------------------------------------------------------------------- the spec
@@ -282,12 +271,6 @@ def _reads_back(text: str) -> bool:
 # --------------------------------------------------------------------------- planning
 
 
-def existing_state(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> str | None:
-    """State of ``cfg``'s run folder (dead ``running`` reads as interrupted), None if absent."""
-    status = runs.read_status(runs.run_dir(cfg, runs_dir))
-    return status.get("state", "failed") if status else None
-
-
 def plan_line(cfg: ExperimentConfig, state: str | None, train: bool) -> str:
     """One ``--dry-run`` line: what happens to the run and why."""
     if train:
@@ -295,355 +278,6 @@ def plan_line(cfg: ExperimentConfig, state: str | None, train: bool) -> str:
     else:
         action = "skip (running elsewhere)" if state == "running" else f"skip ({state})"
     return f"{action:26} {runs.run_name(cfg)}"
-
-
-def check_data(configs: Sequence[ExperimentConfig], data_dir: str | Path | None = None,
-               progress: bool = True) -> None:
-    """Check every config against its dataset's size (finding or downloading it once, here)."""
-    from mnistexp import data
-
-    sizes: dict[tuple[str, str | None], int] = {}
-    for cfg in configs:
-        where = (cfg.data.dataset, str(data_dir or cfg.data.dir or "") or None)
-        if where not in sizes:
-            folder = data.locate(where[0], where[1], progress=progress)
-            _, files = data.describe(where[0], folder)
-            roles = dict(zip(data.dataset_spec(where[0]).files, files, strict=True))
-            sizes[where] = roles["train_labels"].shape[0]
-        try:
-            check_against_data(cfg, sizes[where])
-        except ConfigError as exc:
-            raise ConfigError(f"invalid run {runs.run_name(cfg)}: {exc}") from None
-
-
-# --------------------------------------------------------------------------- execution
-
-
-@dataclass
-class Summary:
-    """What a sweep did: one outcome per run it reached, counts, and the exit code."""
-
-    outcomes: list[Outcome] = field(default_factory=list)
-    not_run: int = 0  # left out by --fail-fast or Ctrl-C
-    interrupted_by_user: bool = False
-    interrupt_code: int = 130  # 143 when the sweep itself got SIGTERM
-    seconds: float = 0.0
-
-    def _count(self, state: str, skipped: bool | None = None) -> int:
-        return sum(o.state == state and (skipped is None or o.skipped == skipped)
-                   for o in self.outcomes)
-
-    @property
-    def done(self) -> int:
-        return self._count("completed", skipped=False)
-
-    @property
-    def skipped(self) -> int:
-        return self._count("completed", skipped=True) + self._count("running")
-
-    @property
-    def failed(self) -> int:
-        return self._count("failed")
-
-    @property
-    def diverged(self) -> int:
-        return self._count("diverged")
-
-    @property
-    def interrupted(self) -> int:
-        return self._count("interrupted")
-
-    @property
-    def exit_code(self) -> int:
-        """130 interrupted (143 by SIGTERM), else 1 if any run failed or diverged, else 0."""
-        if self.interrupted_by_user or self.interrupted:
-            return self.interrupt_code
-        return 1 if self.failed or self.diverged else 0
-
-    def line(self) -> str:
-        """``6 runs: 4 done, 2 skipped, 0 failed, 0 diverged, 0 interrupted in 12.3 s``."""
-        n = len(self.outcomes) + self.not_run
-        rest = f", {self.not_run} not run" if self.not_run else ""
-        return (f"{n} runs: {self.done} done, {self.skipped} skipped, {self.failed} failed, "
-                f"{self.diverged} diverged, {self.interrupted} interrupted{rest} "
-                f"in {self.seconds:.1f} s")
-
-
-@dataclass(frozen=True)
-class _Job:
-    """Arguments of one run, picklable for a worker process."""
-
-    index: int
-    config: ExperimentConfig
-    runs_dir: str | None
-    data_dir: str | None
-    force: bool
-    retry_failed: bool
-    resume: bool = False
-
-
-def execute(
-    configs: list[ExperimentConfig],
-    *,
-    jobs: int = 1,
-    runs_dir: str | Path | None = None,
-    data_dir: str | Path | None = None,
-    force: bool = False,
-    retry_failed: bool = False,
-    resume: bool = False,
-    fail_fast: bool = False,
-    progress: bool = True,
-) -> Summary:
-    """Train every config that is not finished yet, ``jobs`` at a time; see the module doc.
-
-    Configs are checked against the data first (a :class:`ConfigError` before anything trains).
-    Runs already finished, or being trained by another live process, are skipped; keep-going
-    unless ``fail_fast`` (then in-flight runs finish and nothing new starts). Ctrl-C (or SIGTERM
-    to the workers) marks the runs in flight ``interrupted``; the next call retrains them, or
-    continues them from their checkpoints with ``resume``.
-    """
-    start = time.time()
-    check_data(configs, data_dir, progress=progress)
-    summary = Summary()
-    results: dict[int, Outcome] = {}
-    todo = []
-    for i, cfg in enumerate({runs.run_name(c): c for c in configs}.values()):
-        job = _Job(i, cfg, _str(runs_dir), _str(data_dir), force, retry_failed, resume)
-        if _wanted(job):
-            todo.append(job)
-        else:
-            results[i] = _train(job)  # only reads the folder's status: a quick skip
-    with _Progress(len(todo), skipped=len(results), enabled=progress) as bar:
-        runner = _run_serial if jobs <= 1 or len(todo) <= 1 else _run_pool
-        results.update(runner(todo, jobs, fail_fast, bar, summary))
-    summary.outcomes = [results[i] for i in sorted(results)]
-    summary.not_run = sum(job.index not in results for job in todo)
-    summary.seconds = time.time() - start
-    return summary
-
-
-def _wanted(job: _Job) -> bool:
-    return runs.should_train(existing_state(job.config, job.runs_dir), job.force, job.retry_failed)
-
-
-def _str(path: str | Path | None) -> str | None:
-    return str(path) if path is not None else None
-
-
-def _stops(outcome: Outcome, fail_fast: bool) -> bool:
-    return fail_fast and not outcome.skipped and outcome.state in ("failed", "diverged")
-
-
-def _run_serial(todo: list[_Job], jobs: int, fail_fast: bool, bar: _Progress,
-                summary: Summary) -> dict[int, Outcome]:
-    """Train in this process, one run after the other, with one BLAS thread like a worker.
-
-    Small batches run several times faster on one BLAS thread than on many (measured on MNIST
-    with batch size 32), and -j 1 should time what one worker does.
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        return _serial_loop(todo, fail_fast, bar, summary)
-
-
-def _serial_loop(todo: list[_Job], fail_fast: bool, bar: _Progress,
-                 summary: Summary) -> dict[int, Outcome]:
-    results: dict[int, Outcome] = {}
-    for job in todo:
-        try:
-            outcome = _train(job)
-        except KeyboardInterrupt as exc:
-            results[job.index] = _interrupted(job, exc)
-            summary.interrupted_by_user = True
-            summary.interrupt_code = interrupt_exit_code(exc)
-            break
-        results[job.index] = outcome
-        bar.add(outcome)
-        if _stops(outcome, fail_fast):
-            break
-    return results
-
-
-def _run_pool(todo: list[_Job], jobs: int, fail_fast: bool, bar: _Progress,
-              summary: Summary) -> dict[int, Outcome]:
-    """Train in ``jobs`` spawned worker processes (one BLAS thread each)."""
-    import multiprocessing
-
-    from mnistexp import data
-
-    registry = pickle.dumps(dict(data.DATASETS))  # tests and plugins may add datasets
-    results: dict[int, Outcome] = {}
-    executor = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                   initargs=(registry,),
-                                   mp_context=multiprocessing.get_context("spawn"))
-    futures = {executor.submit(_work, job): job for job in todo}
-    try:
-        _collect(futures, fail_fast, bar, results)
-    except KeyboardInterrupt as exc:
-        summary.interrupted_by_user = True
-        summary.interrupt_code = interrupt_exit_code(exc)
-        _stop_workers(executor, futures, results)
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
-    return results
-
-
-def _collect(futures: dict[Future, _Job], fail_fast: bool, bar: _Progress,
-             results: dict[int, Outcome]) -> None:
-    """Gather outcomes as workers finish; on a failure with ``fail_fast`` cancel the rest."""
-    pending = set(futures)
-    while pending:
-        finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-        bar.refresh()
-        for future in finished:
-            outcome = _result(future, futures[future])
-            if outcome is None:
-                continue
-            results[futures[future].index] = outcome
-            bar.add(outcome)
-            if _stops(outcome, fail_fast):
-                for other in pending:
-                    other.cancel()
-
-
-def _stop_workers(executor: ProcessPoolExecutor, futures: dict[Future, _Job],
-                  results: dict[int, Outcome]) -> None:
-    """Ctrl-C: cancel queued runs, SIGTERM the workers, wait for them to mark their runs."""
-    import multiprocessing
-
-    for future in futures:
-        future.cancel()
-    for child in multiprocessing.active_children():
-        if child.pid is not None:
-            os.kill(child.pid, signal.SIGTERM)
-    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
-        wait(list(futures), timeout=30)
-    for future, job in futures.items():
-        if future.done() and not future.cancelled():
-            outcome = _result(future, job)
-            if outcome is not None:
-                results[job.index] = outcome
-
-
-def _result(future: Future, job: _Job) -> Outcome | None:
-    """A worker's outcome; None if the run never started (cancelled, stopped, pool broken)."""
-    if future.cancelled():
-        return None
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        return None
-    except Exception as exc:  # a bug or bad input in a worker: record it, keep going
-        from mnistexp.experiment import Outcome
-
-        path = runs.run_dir(job.config, job.runs_dir)
-        return Outcome(path, "failed", message=f"{type(exc).__name__}: {exc}")
-
-
-def _train(job: _Job) -> Outcome:
-    from mnistexp.experiment import run_experiment
-
-    return run_experiment(job.config, runs_dir=job.runs_dir, data_dir=job.data_dir,
-                          force=job.force, retry_failed=job.retry_failed, resume=job.resume,
-                          progress=False, argv=sys.argv)
-
-
-def _interrupted(job: _Job, exc: BaseException) -> Outcome:
-    from mnistexp.experiment import Outcome
-
-    path = runs.run_dir(job.config, job.runs_dir)
-    return Outcome(path, "interrupted", message=interrupt_reason(exc))
-
-
-# --------------------------------------------------------------------------- workers
-
-_STATE = {"stopping": False, "busy": False}
-WORKER_STOPPED = "the sweep was stopped (Ctrl-C or SIGTERM)"
-
-
-def _init_worker(registry: bytes) -> None:
-    """Worker start: one BLAS thread, the parent's dataset registry, and signal handling.
-
-    The thread variables are set before numpy loads (the registry is unpickled only after,
-    since unpickling it imports numpy). Ctrl-C goes to the whole process group; workers
-    ignore SIGINT and leave stopping to the parent, which sends SIGTERM: that interrupts the
-    run in flight (marked ``interrupted``) and makes the worker refuse further runs.
-    """
-    for name in BLAS_ENV:
-        os.environ[name] = "1"
-    from threadpoolctl import threadpool_limits
-
-    from mnistexp import data
-
-    threadpool_limits(1)  # in case numpy was loaded already
-    data.DATASETS.update(pickle.loads(registry))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    first = not _STATE["stopping"]
-    _STATE["stopping"] = True
-    if first and _STATE["busy"]:
-        raise KeyboardInterrupt(WORKER_STOPPED)
-
-
-def _work(job: _Job) -> Outcome | None:
-    """Run one job in a worker; None if the worker is stopping and the run never started."""
-    if _STATE["stopping"]:
-        return None
-    _STATE["busy"] = True
-    try:
-        return _train(job)
-    except KeyboardInterrupt as exc:
-        return _interrupted(job, exc)
-    finally:
-        _STATE["busy"] = False
-
-
-# --------------------------------------------------------------------------- progress
-
-
-class _Progress:
-    """One overall progress line on stderr: done / failed / skipped / remaining and the ETA."""
-
-    def __init__(self, total: int, skipped: int, enabled: bool) -> None:
-        self.total = total  # runs to train: the ETA is about them
-        self.enabled = enabled
-        self.counts = {"done": 0, "failed": 0, "skipped": skipped}
-        self.left = total
-        self.bar: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.total, desc="sweep", unit="run", file=sys.stderr,
-                            dynamic_ncols=True, mininterval=0.5)
-            self._postfix()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def add(self, outcome: Outcome) -> None:
-        key = ("skipped" if outcome.skipped and outcome.state in ("completed", "running")
-               else "done" if outcome.state == "completed" else "failed")
-        self.counts[key] += 1
-        self.left -= 1
-        if self.bar is not None:
-            self.bar.update(1)
-            self._postfix()
-
-    def refresh(self) -> None:
-        if self.bar is not None:
-            self.bar.refresh()
-
-    def _postfix(self) -> None:
-        parts = [f"{k} {v}" for k, v in self.counts.items()] + [f"remaining {self.left}"]
-        self.bar.set_postfix_str(", ".join(parts), refresh=False)
 
 
 # --------------------------------------------------------------------------- emitting

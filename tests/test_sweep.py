@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistexp import runs
+from mnistexp import runs, workers
 from mnistexp import sweep as lib
 from mnistexp.config import load_config, parse_override
 from mnistexp.errors import ConfigError
@@ -195,22 +195,22 @@ def diverging_first(tiny: Path) -> list:
 
 def test_execute_trains_then_skips(tiny: Path, tmp_path: Path) -> None:
     configs = tiny_configs(tiny)
-    first = lib.execute(configs, runs_dir=tmp_path, progress=False)
+    first = workers.execute(configs, runs_dir=tmp_path, progress=False)
     assert (first.done, first.skipped, first.exit_code) == (4, 0, 0)
     assert set(states(tmp_path).values()) == {"completed"}
-    again = lib.execute(configs, runs_dir=tmp_path, progress=False)
+    again = workers.execute(configs, runs_dir=tmp_path, progress=False)
     assert (again.done, again.skipped, again.exit_code) == (0, 4, 0)
-    forced = lib.execute(configs[:1], runs_dir=tmp_path, force=True, progress=False)
+    forced = workers.execute(configs[:1], runs_dir=tmp_path, force=True, progress=False)
     assert (forced.done, forced.skipped) == (1, 0)
 
 
 def test_failed_runs_need_retry_failed(tiny: Path, tmp_path: Path) -> None:
     configs = diverging_first(tiny)[:1]
-    first = lib.execute(configs, runs_dir=tmp_path, progress=False)
+    first = workers.execute(configs, runs_dir=tmp_path, progress=False)
     assert (first.diverged, first.exit_code) == (1, 1)
-    kept = lib.execute(configs, runs_dir=tmp_path, progress=False)
+    kept = workers.execute(configs, runs_dir=tmp_path, progress=False)
     assert (kept.outcomes[0].skipped, kept.exit_code) == (True, 1)
-    retried = lib.execute(configs, runs_dir=tmp_path, retry_failed=True, progress=False)
+    retried = workers.execute(configs, runs_dir=tmp_path, retry_failed=True, progress=False)
     assert (retried.outcomes[0].skipped, retried.diverged) == (False, 1)
 
 
@@ -223,8 +223,8 @@ def test_a_running_run_with_a_dead_pid_is_interrupted_and_resumed(tiny: Path,
     folder.mkdir(parents=True)
     dead = {"state": "running", "pid": 2**22 + 12345, "host": socket.gethostname()}
     (folder / "status.json").write_text(json.dumps(dead))
-    assert lib.existing_state(cfg, tmp_path) == "interrupted"
-    summary = lib.execute([cfg], runs_dir=tmp_path, progress=False)
+    assert runs.run_state(cfg, tmp_path) == "interrupted"
+    summary = workers.execute([cfg], runs_dir=tmp_path, progress=False)
     assert (summary.done, states(tmp_path)) == (1, {folder.name: "completed"})
 
 
@@ -237,15 +237,15 @@ def test_a_run_another_live_process_trains_is_skipped(tiny: Path, tmp_path: Path
     folder.mkdir(parents=True)
     alive = {"state": "running", "pid": os.getpid(), "host": socket.gethostname()}
     (folder / "status.json").write_text(json.dumps(alive))
-    summary = lib.execute([cfg], runs_dir=tmp_path, force=True, progress=False)
+    summary = workers.execute([cfg], runs_dir=tmp_path, force=True, progress=False)
     assert (summary.skipped, summary.exit_code, summary.outcomes[0].state) == (1, 0, "running")
 
 
 def test_fail_fast_stops_after_the_first_failure(tiny: Path, tmp_path: Path) -> None:
     configs = diverging_first(tiny)
-    summary = lib.execute(configs, runs_dir=tmp_path, fail_fast=True, progress=False)
+    summary = workers.execute(configs, runs_dir=tmp_path, fail_fast=True, progress=False)
     assert (summary.diverged, summary.done, summary.not_run, summary.exit_code) == (1, 0, 1, 1)
-    keep_going = lib.execute(configs, runs_dir=tmp_path, progress=False)
+    keep_going = workers.execute(configs, runs_dir=tmp_path, progress=False)
     assert (keep_going.diverged, keep_going.done) == (1, 1)
 
 
@@ -254,16 +254,16 @@ def test_configs_are_checked_against_the_data_before_training(tiny: Path,
     configs = tiny_configs(tiny, grid="data.train_subset=100,100000", seeds="1")
     message = r"^invalid run default-\w+-s0: data.train_subset = 100000"
     with pytest.raises(ConfigError, match=message):
-        lib.execute(configs, runs_dir=tmp_path, progress=False)
+        workers.execute(configs, runs_dir=tmp_path, progress=False)
     assert not tmp_path.exists() or not list(runs.iter_run_folders(tmp_path))
 
 
 def test_worker_processes_train_the_sweep(tiny: Path, tmp_path: Path) -> None:
     configs = tiny_configs(tiny)
-    summary = lib.execute(configs, jobs=2, runs_dir=tmp_path, progress=False)
+    summary = workers.execute(configs, jobs=2, runs_dir=tmp_path, progress=False)
     assert (summary.done, summary.exit_code) == (4, 0)
     serial_dir = tmp_path / "serial"
-    lib.execute(configs[:1], runs_dir=serial_dir, progress=False)
+    workers.execute(configs[:1], runs_dir=serial_dir, progress=False)
     name = runs.run_name(configs[0])
     same = [json.loads((d / name / "metrics.json").read_text())["test"]["nll"]
             for d in (tmp_path, serial_dir)]
@@ -272,10 +272,10 @@ def test_worker_processes_train_the_sweep(tiny: Path, tmp_path: Path) -> None:
 
 def test_two_concurrent_sweeps_train_every_run_once(tiny: Path, tmp_path: Path) -> None:
     configs = tiny_configs(tiny, seeds="0-2")
-    summaries: list[lib.Summary] = []
+    summaries: list[workers.Summary] = []
 
     def sweep() -> None:
-        summaries.append(lib.execute(configs, runs_dir=tmp_path, progress=False))
+        summaries.append(workers.execute(configs, runs_dir=tmp_path, progress=False))
 
     threads = [threading.Thread(target=sweep) for _ in range(2)]
     for t in threads:

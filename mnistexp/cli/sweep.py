@@ -17,7 +17,8 @@ from mnistexp.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from mnistexp.sweep import PlannedRun, Summary, SweepSpec
+    from mnistexp.sweep import PlannedRun, SweepSpec
+    from mnistexp.workers import Summary
 
 
 class _SweepCommand(click.Command):
@@ -89,6 +90,7 @@ def sweep(sweep_file: str | None, config_path: str | None, overrides: tuple[str,
       mnistexp sweep configs/sweeps/encodings.yaml --emit slurm-array runs/sweep.txt
     """
     from mnistexp import sweep as lib
+    from mnistexp import workers
 
     spec = _spec(sweep_file, config_path, overrides, grids, zips, seeds)
     planned = lib.expand(spec)
@@ -101,10 +103,10 @@ def sweep(sweep_file: str | None, config_path: str | None, overrides: tuple[str,
     else:
         progress = not no_progress and sys.stderr.isatty()
         with sigterm_as_interrupt():
-            summary = lib.execute([p.config for p in planned], jobs=jobs, runs_dir=runs_dir,
-                                  data_dir=data_dir, force=force, retry_failed=retry_failed,
-                                  resume=resume,
-                                  fail_fast=fail_fast, progress=progress)
+            summary = workers.execute([p.config for p in planned], jobs=jobs,
+                                      runs_dir=runs_dir, data_dir=data_dir, force=force,
+                                      retry_failed=retry_failed, resume=resume,
+                                      fail_fast=fail_fast, progress=progress)
         _report(summary)
         sys.exit(summary.exit_code)
 
@@ -135,11 +137,11 @@ def _emit(kind: str, emit_file: str | None, limit: int | None, planned: list[Pla
 def _dry_run(planned: list[PlannedRun], runs_dir: str | None, force: bool,
              retry_failed: bool) -> None:
     from mnistexp import sweep as lib
-    from mnistexp.runs import should_train
+    from mnistexp.runs import run_state, should_train
 
     n_train = 0
     for run in planned:
-        state = lib.existing_state(run.config, runs_dir)
+        state = run_state(run.config, runs_dir)
         train = should_train(state, force, retry_failed)
         n_train += train
         click.echo(f"{lib.plan_line(run.config, state, train)}  {run.label}")
