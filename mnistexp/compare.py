@@ -189,6 +189,10 @@ def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
     records: list[RunRecord] = []
     notes: list[str] = []
     for folder in folders:
+        state = (runs.read_status(folder) or {}).get("state")
+        if state in ("running", "interrupted", "failed"):  # nothing to read but the status
+            notes.append(_state_note(folder, state))
+            continue
         try:
             record = read_run(folder)
         except UsageError as exc:

@@ -350,3 +350,13 @@ def test_a_signal_inside_a_deferred_block_is_raised_at_its_end() -> None:
         steps.append("wrote the file and its status")
     assert steps == ["wrote the file and its status"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_compare_names_a_run_stopped_right_after_its_claim_as_interrupted(tmp_path: Path):
+    folder = tmp_path / "runs" / "default-68efcb63-s0"
+    folder.mkdir(parents=True)  # what a claim leaves when SIGTERM lands before config.yaml
+    runs.write_json(folder / "status.json", {"state": "interrupted", "error": "SIGTERM"})
+    result = CliRunner().invoke(main, ["compare", str(folder)])
+    assert result.exit_code == 2  # nothing to compare
+    assert f"warning: {folder}: interrupted (SIGTERM); left out" in result.output
+    assert "config.yaml" not in result.output
