@@ -189,25 +189,24 @@ def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
     records: list[RunRecord] = []
     notes: list[str] = []
     for folder in folders:
-        state = (runs.read_status(folder) or {}).get("state")
-        if state in ("running", "interrupted", "failed"):  # nothing to read but the status
-            notes.append(_state_note(folder, state))
+        status = runs.read_status(folder)
+        if status is None:
+            notes.append(f"{folder}: status.json missing or unreadable; left out")
             continue
-        try:
-            record = read_run(folder)
-        except UsageError as exc:
-            notes.append(f"{exc}; left out")
-            continue
-        if record.state != "completed":
-            notes.append(_state_note(folder, record.state))
-        if record.state in ("completed", "diverged"):
-            records.append(record)
+        state = str(status.get("state", "failed"))
+        if state in ("completed", "diverged"):  # a folder with results to read
+            try:
+                records.append(read_run(folder, status))
+            except UsageError as exc:
+                notes.append(f"{exc}; left out")
+                continue
+        if state != "completed":  # running, interrupted or failed ones may have no config yet
+            notes.append(_state_note(folder, state, status.get("error")))
     return records, notes
 
 
-def _state_note(folder: Path, state: str) -> str:
-    status = runs.read_status(folder) or {}
-    why = f" ({status['error']})" if status.get("error") else ""
+def _state_note(folder: Path, state: str, error: str | None) -> str:
+    why = f" ({error})" if error else ""
     if state == "diverged":
         return f"{folder}: diverged{why}; counted, but left out of the statistics"
     if state == "running":
@@ -215,11 +214,9 @@ def _state_note(folder: Path, state: str) -> str:
     return f"{folder}: {state}{why}; left out"
 
 
-def read_run(folder: Path) -> RunRecord:
-    """The :class:`RunRecord` of one folder; :class:`RunError` if it cannot be used at all."""
-    status = runs.read_status(folder)
-    if status is None:
-        raise RunError(f"{folder}: status.json missing or unreadable")
+def read_run(folder: Path, status: dict[str, Any]) -> RunRecord:
+    """The :class:`RunRecord` of one folder whose ``status`` (status.json) has been read;
+    :class:`RunError` if it cannot be used at all."""
     cfg = _read_config(folder)
     state = str(status.get("state", "failed"))
     record = RunRecord(folder, cfg.name, cfg.seed, config_hash(cfg), flatten(cfg), state)
