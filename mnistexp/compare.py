@@ -23,8 +23,6 @@ import glob
 import json
 import math
 import warnings
-import zipfile
-import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -196,7 +194,7 @@ def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
         state = str(status.get("state", "failed"))
         if state in ("completed", "diverged"):  # a folder with results to read
             try:
-                records.append(read_run(folder, status))
+                records.append(read_run(folder, state))
             except UsageError as exc:
                 notes.append(f"{exc}; left out")
                 continue
@@ -214,11 +212,10 @@ def _state_note(folder: Path, state: str, error: str | None) -> str:
     return f"{folder}: {state}{why}; left out"
 
 
-def read_run(folder: Path, status: dict[str, Any]) -> RunRecord:
-    """The :class:`RunRecord` of one folder whose ``status`` (status.json) has been read;
+def read_run(folder: Path, state: str) -> RunRecord:
+    """The :class:`RunRecord` of one folder in ``state`` (from its status.json);
     :class:`RunError` if it cannot be used at all."""
     cfg = _read_config(folder)
-    state = str(status.get("state", "failed"))
     record = RunRecord(folder, cfg.name, cfg.seed, config_hash(cfg), flatten(cfg), state)
     if state == "completed":
         record.values, record.reliability, record.reliability_ts = _read_metrics(
@@ -436,12 +433,17 @@ def compare_metric(base: Experiment, other: Experiment, metric: Metric,
         try:
             diff, p, test = mcnemar(*_one_pair(base, other, shared))
         except RunError as exc:  # a corrupt predictions.npz costs the test, not the table
-            diff, p = float(np.mean(list(o.values())) - np.mean(list(b.values()))), None
-            test = f"no test ({exc})"
+            diff, p, test = _mean_difference(b, o), None, f"no test ({exc})"
     else:
-        diff = float(np.mean(list(o.values())) - np.mean(list(b.values()))) if b and o else math.nan
-        p, test = None, "no test (needs 2 seeds per experiment)"
+        diff, p, test = _mean_difference(b, o), None, "no test (needs 2 seeds per experiment)"
     return Comparison(other.name, base.name, metric.key, diff, p, test, alpha)
+
+
+def _mean_difference(base: dict[int, float], other: dict[int, float]) -> float:
+    """Mean of ``other`` minus mean of ``base`` over their seeds (NaN if either is empty)."""
+    if not base or not other:
+        return math.nan
+    return float(np.mean(list(other.values())) - np.mean(list(base.values())))
 
 
 def _pvalue(test: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
@@ -508,15 +510,11 @@ def mcnemar(base_run: Path, other_run: Path) -> tuple[float, float | None, str]:
 def _hits(run: Path) -> tuple[np.ndarray, np.ndarray]:
     """Correct-prediction mask (n,) bool and labels (n,) from a run's predictions.npz."""
     path = run / "predictions.npz"
-    try:  # our own handle: np.load leaks its file when the zip directory is corrupt
-        with path.open("rb") as handle:
-            npz = np.load(handle, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with npz:
-                predictions, labels = npz["predictions"], npz["labels"]
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    try:
+        arrays = runs.read_npz(path, ("predictions", "labels"))
+    except runs.NPZ_ERRORS as exc:
         raise RunError(f"{path}: unreadable ({type(exc).__name__})") from None
+    predictions, labels = arrays["predictions"], arrays["labels"]
     if predictions.ndim != 1 or predictions.shape != labels.shape:
         raise RunError(f"{path}: predictions {predictions.shape} and labels {labels.shape} "
                        "do not match")

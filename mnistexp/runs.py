@@ -23,7 +23,8 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,24 @@ def write_npz(path: Path, arrays: dict[str, Any], compress: bool = True) -> None
     buf = io.BytesIO()
     (np.savez_compressed if compress else np.savez)(buf, **arrays)
     write_atomic(path, buf.getvalue())
+
+
+NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+"""What :func:`read_npz` raises for a missing, truncated or corrupt file."""
+
+
+def read_npz(path: Path, keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """The arrays ``keys`` (default: all) of an .npz file, never unpickling anything; one of
+    :data:`NPZ_ERRORS` if the file is unusable. The file is opened through our own handle,
+    since ``np.load`` leaks its file when the zip directory is corrupt."""
+    import numpy as np
+
+    with path.open("rb") as handle:
+        npz = np.load(handle, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with npz:
+            return {key: npz[key] for key in (npz.files if keys is None else keys)}
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -407,8 +426,6 @@ def read_json(path: Path) -> Any:
 def read_checkpoint(folder: Path, expected_hash: str) -> Checkpoint | None:
     """The checkpoint of a run folder, None if it has none; a one-line :class:`RunError` if
     it is unreadable or belongs to another experiment."""
-    import numpy as np
-
     from mnistexp.trainer import Checkpoint
 
     path = folder / CHECKPOINT
@@ -416,14 +433,13 @@ def read_checkpoint(folder: Path, expected_hash: str) -> Checkpoint | None:
         return None
     hint = f"delete it to train from the start ({path})"
     try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:  # closed on error
-            arrays = {key: npz[key] for key in npz.files}
+        arrays = read_npz(path)
         meta = json.loads(str(arrays.pop("meta")))
         params = {k.removeprefix("param."): v for k, v in arrays.items() if k.startswith("param.")}
         state = {k.removeprefix("optimizer."): v for k, v in arrays.items()
                  if k.startswith("optimizer.")}
         ckpt = Checkpoint(int(meta["epoch"]), params, state, meta["rng_state"], meta["history"])
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+    except (*NPZ_ERRORS, TypeError) as exc:
         raise RunError(f"{path}: unreadable checkpoint ({exc}); {hint}") from None
     if meta.get("format") != CHECKPOINT_FORMAT or meta.get("config_hash") != expected_hash:
         raise RunError(f"{path}: the checkpoint belongs to another experiment or format; {hint}")

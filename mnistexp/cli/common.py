@@ -12,10 +12,7 @@ import click
 
 from mnistexp.errors import Terminated, UsageError
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2  # the other codes: 0 done, 1 failed or diverged, 130 Ctrl-C, 143 SIGTERM
 
 F = TypeVar("F", bound=Callable[..., Any])
 
