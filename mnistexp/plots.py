@@ -254,36 +254,6 @@ def confidence_figure(experiments: list[Experiment]) -> Figure:
     return fig
 
 
-CURVES = (("val_accuracy", "validation accuracy (%)", 100.0),
-          ("val_nll", "validation NLL (nats)", 1.0))
-
-
-def learning_curves_figure(experiments: list[Experiment]) -> Figure:
-    """Validation accuracy and NLL per epoch: mean over seeds with a ±1 std band."""
-    from matplotlib.ticker import MaxNLocator
-
-    fig, axes = _pyplot().subplots(1, len(CURVES), figsize=(11, 4.2))
-    for ax, (column, label, scale) in zip(axes, CURVES, strict=True):
-        for i, exp in enumerate(experiments):
-            epochs, mean, std = learning_curve(exp, column)
-            if not np.any(np.isfinite(mean)):
-                continue
-            ax.plot(epochs, scale * mean, marker="o", markersize=3, color=_color(i),
-                    label=f"{exp.name} (n = {len(exp.runs)})")
-            ax.fill_between(epochs, scale * (mean - std), scale * (mean + std),
-                            color=_color(i), alpha=0.2, linewidth=0)
-        ax.set(xlabel="epoch", ylabel=label, title=label.split(" (")[0] + " per epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        if ax.has_data():
-            ax.legend(fontsize=8)
-        else:
-            _empty(ax, label, "no validation history")
-    fig.suptitle("Learning curves: mean over seeds, band = ±1 std")
-    fig.tight_layout()
-    return fig
-
-
 @dataclass(frozen=True)
 class Curve:
     """How a history.csv column is drawn: axis label, factor to display units, log axis."""
@@ -307,6 +277,29 @@ CURVE_COLUMNS: dict[str, Curve] = {
 """The history.csv columns ``--curves`` can draw (see the README's Run folders section)."""
 
 
+LEARNING_CURVES = ("val_accuracy", "val_nll")
+
+
+def learning_curves_figure(experiments: list[Experiment]) -> Figure:
+    """Validation accuracy and NLL per epoch: mean over seeds with a ±1 std band."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = _pyplot().subplots(1, len(LEARNING_CURVES), figsize=(11, 4.2))
+    for ax, column in zip(axes, LEARNING_CURVES, strict=True):
+        _draw_curve(ax, experiments, column)
+        label = CURVE_COLUMNS[column].label
+        ax.set(xlabel="epoch", ylabel=label, title=label.split(" (")[0] + " per epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=8)
+        else:
+            _empty(ax, label, "no validation history")
+    fig.suptitle("Learning curves: mean over seeds, band = ±1 std")
+    fig.tight_layout()
+    return fig
+
+
 def parse_curves(text: str) -> list[str]:
     """``"grad_true,saturated"`` -> ``["grad_true", "saturated"]``; UsageError if unknown."""
     from mnistexp.errors import UsageError
@@ -319,29 +312,33 @@ def parse_curves(text: str) -> list[str]:
     return names
 
 
-def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figure:
-    """One panel per history.csv column: mean over seeds per epoch with a ±1 std band.
+def _draw_curve(ax: Axes, experiments: list[Experiment], column: str) -> None:
+    """Every experiment's mean of history.csv ``column`` per epoch, with a ±1 std band (on a
+    log axis only where the band stays positive; mean - std may not)."""
+    style = CURVE_COLUMNS[column]
+    for i, exp in enumerate(experiments):
+        epochs, mean, std = learning_curve(exp, column)
+        if not np.any(np.isfinite(mean)):
+            continue
+        low = mean - std
+        if style.log:
+            low = np.where(low > 0, low, np.nan)
+        ax.plot(epochs, style.scale * mean, marker="o", markersize=3, color=_color(i),
+                label=f"{exp.name} (n = {len(exp.runs)})")
+        ax.fill_between(epochs, style.scale * low, style.scale * (mean + std),
+                        color=_color(i), alpha=0.2, linewidth=0)
+    if style.log:
+        ax.set_yscale("log")
 
-    On a log axis the band is drawn only where it stays positive (mean - std may not).
-    """
+
+def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figure:
+    """One panel per history.csv column: mean over seeds per epoch with a ±1 std band."""
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = _grid(len(columns), size=(5.0, 3.4), max_cols=2)
     for ax, column in zip(axes, columns, strict=True):
         style = CURVE_COLUMNS[column]
-        for i, exp in enumerate(experiments):
-            epochs, mean, std = learning_curve(exp, column)
-            if not np.any(np.isfinite(mean)):
-                continue
-            low = mean - std
-            if style.log:
-                low = np.where(low > 0, low, np.nan)
-            ax.plot(epochs, style.scale * mean, marker="o", markersize=3, color=_color(i),
-                    label=f"{exp.name} (n = {len(exp.runs)})")
-            ax.fill_between(epochs, style.scale * low, style.scale * (mean + std),
-                            color=_color(i), alpha=0.2, linewidth=0)
-        if style.log:
-            ax.set_yscale("log")
+        _draw_curve(ax, experiments, column)
         ax.set(xlabel="epoch", title=style.label)  # the title names the quantity and unit
         ax.title.set_fontsize(10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
