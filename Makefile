@@ -26,7 +26,8 @@ demo: install
 	$(BIN)/mnistexp train --config configs/baseline.yaml
 
 lint: install
-	$(BIN)/ruff check mnistexp tests benchmarks
+	$(BIN)/ruff check mnistexp tests benchmarks configs
+	$(BIN)/ruff format --check mnistexp tests benchmarks configs
 
 test: install lint
 	$(BIN)/python -m pytest

@@ -46,8 +46,9 @@ def env() -> dict[str, str]:
 def run_child(cmd: list[str], cwd: Path = ROOT) -> tuple[float, str]:
     """(wall seconds, stdout) of one child process; raises if it fails."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     out, err = proc.communicate()
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
@@ -61,14 +62,17 @@ def peak_rss(cmd: list[str]) -> tuple[float, float]:
     ``getrusage(RUSAGE_CHILDREN)`` would report the maximum over every child so far (the
     --help runs included); ``wait4`` gives this child's own ``ru_maxrss``."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: "
-                           f"{proc.stderr.read().decode().strip()[-500:]}")
+        raise RuntimeError(
+            f"{' '.join(cmd)} exited {proc.returncode}: "
+            f"{proc.stderr.read().decode().strip()[-500:]}"
+        )
     proc.stderr.close()
     return seconds, usage.ru_maxrss / 1024  # kilobytes on Linux
 
@@ -78,8 +82,11 @@ def summary(label: str, times: list[float], target: float | None = None) -> None
     if target is not None:
         met = statistics.median(times) < target
         verdict = f"  target < {target:g} s: {'met' if met else 'NOT met'}"
-    print(f"{label:<34} median {statistics.median(times):6.3f} s "
-          f"(min {min(times):.3f}, max {max(times):.3f}, n={len(times)}){verdict}", flush=True)
+    print(
+        f"{label:<34} median {statistics.median(times):6.3f} s "
+        f"(min {min(times):.3f}, max {max(times):.3f}, n={len(times)}){verdict}",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
 
     mnistexp = str(BIN / "mnistexp")
     run_child([mnistexp, "--help"])  # warm the file cache
-    summary("mnistexp --help", [run_child([mnistexp, "--help"])[0] for _ in range(args.repeats)],
-            0.3)
+    summary(
+        "mnistexp --help", [run_child([mnistexp, "--help"])[0] for _ in range(args.repeats)], 0.3
+    )
 
     run_child([sys.executable, "-c", SECOND_LOAD])  # first load: fills the decoded cache
     loads = [float(run_child([sys.executable, "-c", SECOND_LOAD])[1]) for _ in range(args.repeats)]
@@ -100,8 +108,16 @@ def main(argv: list[str] | None = None) -> int:
 
     times, peaks = [], []
     with tempfile.TemporaryDirectory(prefix="mnistexp-bench-") as runs_dir:
-        cmd = [mnistexp, "train", "--config", args.config, "--runs-dir", runs_dir, "--force",
-               "--no-progress"]
+        cmd = [
+            mnistexp,
+            "train",
+            "--config",
+            args.config,
+            "--runs-dir",
+            runs_dir,
+            "--force",
+            "--no-progress",
+        ]
         for _ in range(args.train_repeats):
             seconds, peak = peak_rss(cmd)
             times.append(seconds)
@@ -109,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     summary(f"mnistexp train {args.config}", times, 10.0)
     peak = max(peaks)
     ratio = peak / FLOAT32_DATASET_MB
-    print(f"{'peak RSS of that run':<34} {peak:6.0f} MiB = {ratio:.2f}x the float32 dataset "
-          f"({FLOAT32_DATASET_MB:.0f} MiB)  target < 2.5x: {'met' if ratio < 2.5 else 'NOT met'}")
+    print(
+        f"{'peak RSS of that run':<34} {peak:6.0f} MiB = {ratio:.2f}x the float32 dataset "
+        f"({FLOAT32_DATASET_MB:.0f} MiB)  target < 2.5x: {'met' if ratio < 2.5 else 'NOT met'}"
+    )
     return 0
 
 

@@ -115,8 +115,10 @@ def load_data() -> Data:
         test_images, test_labels = ds.test_images, ds.test_labels
         real = True
     except DataError as exc:
-        print(f"NOTE: MNIST not available ({exc}); timing on random uint8 data of the same "
-              "shape (accuracies are meaningless)")
+        print(
+            f"NOTE: MNIST not available ({exc}); timing on random uint8 data of the same "
+            "shape (accuracies are meaningless)"
+        )
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (60000, 784), dtype=np.uint8)
         images[rng.random(images.shape) < 0.8] = 0  # MNIST-like sparsity
@@ -127,26 +129,37 @@ def load_data() -> Data:
     def scale(a: np.ndarray) -> np.ndarray:
         return a.reshape(len(a), -1).astype(np.float32) / np.float32(255)
 
-    return Data(scale(images), labels.astype(np.int64), scale(test_images),
-                test_labels.astype(np.int64), real)
+    return Data(
+        scale(images),
+        labels.astype(np.int64),
+        scale(test_images),
+        test_labels.astype(np.int64),
+        real,
+    )
 
 
 # --------------------------------------------------------------------------- the two loops
 
 
 def make_config(cell: Cell) -> config.ExperimentConfig:
-    return config.from_dict({
-        "model": {"hidden": [cell.hidden], "activation": cell.activation,
-                  "init": INIT[cell.activation]},
-        "loss": {"type": "cross_entropy", "output": "softmax"},
-        "train": {"batch_size": cell.batch, "lr": LR, "optimizer": "sgd", "epochs": 1},
-    })
+    return config.from_dict(
+        {
+            "model": {
+                "hidden": [cell.hidden],
+                "activation": cell.activation,
+                "init": INIT[cell.activation],
+            },
+            "loss": {"type": "cross_entropy", "output": "softmax"},
+            "train": {"batch_size": cell.batch, "lr": LR, "optimizer": "sgd", "epochs": 1},
+        }
+    )
 
 
 def initial_model(cell: Cell, seed: int):
     rng = np.random.default_rng(seed)
-    return init_mlp([784, cell.hidden, N_CLASSES], cell.activation, INIT[cell.activation],
-                    True, rng, np.float32)
+    return init_mlp(
+        [784, cell.hidden, N_CLASSES], cell.activation, INIT[cell.activation], True, rng, np.float32
+    )
 
 
 def run_mnistexp(cell: Cell, split: trainer.Split, seed: int):
@@ -166,8 +179,9 @@ def torch_net(cell: Cell, seed: int):
     """nn.Sequential with mnistexp's initial weights (nn.Linear stores W as (out, in))."""
     model = initial_model(cell, seed)
     act = torch.nn.Sigmoid() if cell.activation == "sigmoid" else torch.nn.ReLU()
-    net = torch.nn.Sequential(torch.nn.Linear(784, cell.hidden), act,
-                              torch.nn.Linear(cell.hidden, N_CLASSES))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(784, cell.hidden), act, torch.nn.Linear(cell.hidden, N_CLASSES)
+    )
     with torch.no_grad():
         for layer, w, b in zip((net[0], net[2]), model.weights, model.biases, strict=True):
             layer.weight.copy_(torch.from_numpy(w.T.copy()))
@@ -264,7 +278,8 @@ def _acc(values: list[float]) -> str:
     if not values:
         return "-"
     return f"{100 * statistics.mean(values):.2f}" + (
-        f"±{100 * statistics.stdev(values):.2f}" if len(values) > 1 else "")
+        f"±{100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    )
 
 
 def print_row(r: Result) -> None:
@@ -272,8 +287,11 @@ def print_row(r: Result) -> None:
     if r.torch:
         ratio = f"{statistics.median(r.mnistexp) / statistics.median(r.torch):.2f}"
     torch_col = _spread(r.torch) if r.torch else "-"
-    print(f"| {r.cell.name:<24} | {_spread(r.mnistexp):>24} | {torch_col:>24} | {ratio:>5} "
-          f"| {_acc(r.acc_mnistexp):>11} | {_acc(r.acc_torch):>11} |", flush=True)
+    print(
+        f"| {r.cell.name:<24} | {_spread(r.mnistexp):>24} | {torch_col:>24} | {ratio:>5} "
+        f"| {_acc(r.acc_mnistexp):>11} | {_acc(r.acc_torch):>11} |",
+        flush=True,
+    )
 
 
 def _load() -> str:
@@ -284,30 +302,49 @@ def print_header(n: int, repeats: dict[int, int], real: bool, use_torch: bool) -
     import threadpoolctl
 
     blas = threadpoolctl.threadpool_info()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"python {platform.python_version()}; numpy {np.__version__} "
-          f"({', '.join(sorted({b['internal_api'] for b in blas}))})"
-          + (f"; torch {torch.__version__} ({torch.get_num_threads()} threads)"
-             if use_torch else "; torch not used")
-          + f"; load average {_load()} (others' work skews a shared machine)")
-    print(f"data: {'MNIST' if real else 'RANDOM uint8 (MNIST missing)'}, one epoch over {n} "
-          f"images; repeats per batch size {repeats}; lr {LR}; test accuracy after one epoch "
-          "(mean±sd over repeats, same initial weights for both)")
-    print("| cell                     | mnistexp s median (min-max) | torch s median (min-max) "
-          "| ratio | acc mnistexp | acc torch |")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"python {platform.python_version()}; numpy {np.__version__} "
+        f"({', '.join(sorted({b['internal_api'] for b in blas}))})"
+        + (
+            f"; torch {torch.__version__} ({torch.get_num_threads()} threads)"
+            if use_torch
+            else "; torch not used"
+        )
+        + f"; load average {_load()} (others' work skews a shared machine)"
+    )
+    print(
+        f"data: {'MNIST' if real else 'RANDOM uint8 (MNIST missing)'}, one epoch over {n} "
+        f"images; repeats per batch size {repeats}; lr {LR}; test accuracy after one epoch "
+        "(mean±sd over repeats, same initial weights for both)"
+    )
+    print(
+        "| cell                     | mnistexp s median (min-max) | torch s median (min-max) "
+        "| ratio | acc mnistexp | acc torch |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="one repeat over 10k images: a smoke test, not the table")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="one repeat over 10k images: a smoke test, not the table",
+    )
     p.add_argument("--repeats", type=int, help="repeats per cell (default 5; 3 at batch 1)")
-    p.add_argument("--cells", action="append", default=[],
-                   help="keep cells whose name contains every given text, e.g. '800' 'b128'")
+    p.add_argument(
+        "--cells",
+        action="append",
+        default=[],
+        help="keep cells whose name contains every given text, e.g. '800' 'b128'",
+    )
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
-    p.add_argument("--in-process", action="store_true",
-                   help="measure every cell in this process (default: a fresh process per cell)")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure every cell in this process (default: a fresh process per cell)",
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 

@@ -75,24 +75,44 @@ class Metric:
         return 2 if self.percent else 4
 
 
-METRICS: dict[str, Metric] = {m.key: m for m in (
-    Metric("accuracy", "accuracy", "test", "accuracy", percent=True, higher_is_better=True),
-    Metric("nll", "NLL", "test", "nll", unit="nats"),
-    Metric("brier", "Brier", "test", "brier"),
-    Metric("ece", "ECE", "test", "ece", percent=True),
-    Metric("ts_ece", "ECE after TS", "test_temperature_scaled", "ece", percent=True),
-    Metric("ts_nll", "NLL after TS", "test_temperature_scaled", "nll", unit="nats"),
-    Metric("mce", "MCE", "test", "mce", percent=True),
-    Metric("ace", "adaptive ECE", "test", "ace", percent=True),
-    Metric("confidence", "mean confidence", "test", "mean_confidence", percent=True,
-           higher_is_better=None),
-    Metric("temperature", "TS temperature", "test_temperature_scaled", "temperature",
-           higher_is_better=None),
-    # Validation metrics choose hyperparameters (e.g. a learning rate) without touching test.
-    Metric("val_accuracy", "validation accuracy", "validation", "accuracy", percent=True,
-           higher_is_better=True),
-    Metric("val_nll", "validation NLL", "validation", "nll", unit="nats"),
-)}
+METRICS: dict[str, Metric] = {
+    m.key: m
+    for m in (
+        Metric("accuracy", "accuracy", "test", "accuracy", percent=True, higher_is_better=True),
+        Metric("nll", "NLL", "test", "nll", unit="nats"),
+        Metric("brier", "Brier", "test", "brier"),
+        Metric("ece", "ECE", "test", "ece", percent=True),
+        Metric("ts_ece", "ECE after TS", "test_temperature_scaled", "ece", percent=True),
+        Metric("ts_nll", "NLL after TS", "test_temperature_scaled", "nll", unit="nats"),
+        Metric("mce", "MCE", "test", "mce", percent=True),
+        Metric("ace", "adaptive ECE", "test", "ace", percent=True),
+        Metric(
+            "confidence",
+            "mean confidence",
+            "test",
+            "mean_confidence",
+            percent=True,
+            higher_is_better=None,
+        ),
+        Metric(
+            "temperature",
+            "TS temperature",
+            "test_temperature_scaled",
+            "temperature",
+            higher_is_better=None,
+        ),
+        # Validation metrics choose hyperparameters (e.g. a learning rate) without touching test.
+        Metric(
+            "val_accuracy",
+            "validation accuracy",
+            "validation",
+            "accuracy",
+            percent=True,
+            higher_is_better=True,
+        ),
+        Metric("val_nll", "validation NLL", "validation", "nll", unit="nats"),
+    )
+}
 DEFAULT_METRICS = ("accuracy", "nll", "brier", "ece", "ts_ece", "confidence")
 
 
@@ -101,8 +121,10 @@ def parse_metrics(text: str | None) -> list[Metric]:
     names = [n.strip() for n in text.split(",") if n.strip()] if text else DEFAULT_METRICS
     unknown = [n for n in names if n not in METRICS]
     if unknown or not names:
-        raise UsageError(f"--metrics {text!r}: unknown metric {', '.join(unknown) or '(none)'}; "
-                         f"choose from {', '.join(METRICS)}")
+        raise UsageError(
+            f"--metrics {text!r}: unknown metric {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(METRICS)}"
+        )
     return [METRICS[n] for n in names]
 
 
@@ -122,8 +144,10 @@ def collect_folders(inputs: Sequence[str], root: Path) -> list[Path]:
 
 def _root_folders(root: Path) -> list[Path]:
     if not root.is_dir():
-        raise RunError(f"{root}: no such runs folder; train runs first (mnistexp train) "
-                       "or name run folders or config files")
+        raise RunError(
+            f"{root}: no such runs folder; train runs first (mnistexp train) "
+            "or name run folders or config files"
+        )
     folders = list(runs.iter_run_folders(root))
     if not folders:
         raise RunError(f"{root}: no run folders to compare")
@@ -219,7 +243,8 @@ def read_run(folder: Path, state: str) -> RunRecord:
     record = RunRecord(folder, cfg.name, cfg.seed, config_hash(cfg), flatten(cfg), state)
     if state == "completed":
         record.values, record.reliability, record.reliability_ts = _read_metrics(
-            folder / "metrics.json")
+            folder / "metrics.json"
+        )
     return record
 
 
@@ -231,8 +256,9 @@ def _read_config(folder: Path) -> ExperimentConfig:
         raise RunError(str(exc)) from None
 
 
-def _read_metrics(path: Path) -> tuple[dict[str, float], dict[str, list] | None,
-                                       dict[str, list] | None]:
+def _read_metrics(
+    path: Path,
+) -> tuple[dict[str, float], dict[str, list] | None, dict[str, list] | None]:
     """Test metrics and the reliability bins of a metrics.json before and after temperature
     scaling (None where absent); a RunError if it has no test metrics.
 
@@ -263,8 +289,10 @@ def _check_schema(path: Path, version: Any) -> None:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise RunError(f"{path}: schema_version {version!r} is not a version number")
     if version > SCHEMA_VERSION:
-        raise RunError(f"{path}: schema_version {version} is newer than this mnistexp reads "
-                       f"({SCHEMA_VERSION}); compare it with the mnistexp that wrote it")
+        raise RunError(
+            f"{path}: schema_version {version} is newer than this mnistexp reads "
+            f"({SCHEMA_VERSION}); compare it with the mnistexp that wrote it"
+        )
 
 
 def _valid_bins(bins: Any) -> bool:
@@ -277,9 +305,14 @@ def _valid_bins(bins: Any) -> bool:
         return False
     m = len(edges) - 1
     columns = [bins.get("accuracy"), bins.get("mean_confidence")]
-    return (all(_is_number(v) for v in [*edges, *count]) and len(count) == m
-            and all(isinstance(c, list) and len(c) == m
-                    and all(v is None or _is_number(v) for v in c) for c in columns))
+    return (
+        all(_is_number(v) for v in [*edges, *count])
+        and len(count) == m
+        and all(
+            isinstance(c, list) and len(c) == m and all(v is None or _is_number(v) for v in c)
+            for c in columns
+        )
+    )
 
 
 def _lookup(report: dict[str, Any], metric: Metric) -> float:
@@ -335,8 +368,9 @@ def _experiment(chash: str, members: list[RunRecord], notes: list[str]) -> Exper
     done: dict[int, RunRecord] = {}
     for record in (r for r in members if r.state == "completed"):
         if record.seed in done:
-            notes.append(f"{record.path}: same experiment and seed as {done[record.seed].path}; "
-                         "left out")
+            notes.append(
+                f"{record.path}: same experiment and seed as {done[record.seed].path}; left out"
+            )
             continue
         done[record.seed] = record
     name = Counter(r.name for r in members).most_common(1)[0][0]
@@ -420,8 +454,9 @@ class Comparison:
         return None if self.p_value is None else self.p_value < self.alpha
 
 
-def compare_metric(base: Experiment, other: Experiment, metric: Metric,
-                   alpha: float = 0.05) -> Comparison:
+def compare_metric(
+    base: Experiment, other: Experiment, metric: Metric, alpha: float = 0.05
+) -> Comparison:
     """Difference of ``other`` to ``base`` on ``metric`` with the test the seeds allow."""
     b, o = base.values(metric.key), other.values(metric.key)
     shared = sorted(set(b) & set(o))
@@ -498,8 +533,11 @@ def mcnemar(base_run: Path, other_run: Path) -> tuple[float, float | None, str]:
     base_hit, labels = _hits(base_run)
     other_hit, other_labels = _hits(other_run)
     if not np.array_equal(labels, other_labels):
-        return (float(other_hit.mean() - base_hit.mean()), None,
-                "no test (the runs' test labels differ)")
+        return (
+            float(other_hit.mean() - base_hit.mean()),
+            None,
+            "no test (the runs' test labels differ)",
+        )
     b = int(np.sum(base_hit & ~other_hit))
     c = int(np.sum(~base_hit & other_hit))
     p = 1.0 if b + c == 0 else float(stats.binomtest(c, b + c, 0.5).pvalue)
@@ -516,8 +554,9 @@ def _hits(run: Path) -> tuple[np.ndarray, np.ndarray]:
         raise RunError(f"{path}: unreadable ({type(exc).__name__})") from None
     predictions, labels = arrays["predictions"], arrays["labels"]
     if predictions.ndim != 1 or predictions.shape != labels.shape:
-        raise RunError(f"{path}: predictions {predictions.shape} and labels {labels.shape} "
-                       "do not match")
+        raise RunError(
+            f"{path}: predictions {predictions.shape} and labels {labels.shape} do not match"
+        )
     return predictions == labels, labels
 
 
@@ -538,25 +577,38 @@ class Report:
     nothing_to_compare: str | None = None  # why --baseline had nothing to compare against
 
 
-def build_report(records: Sequence[RunRecord], metrics: Sequence[Metric] | None = None, *,
-                 sort: str | None = None, filters: Sequence[str] = (),
-                 baseline: str | None = None, alpha: float = 0.05,
-                 notes: Sequence[str] = ()) -> Report:
+def build_report(
+    records: Sequence[RunRecord],
+    metrics: Sequence[Metric] | None = None,
+    *,
+    sort: str | None = None,
+    filters: Sequence[str] = (),
+    baseline: str | None = None,
+    alpha: float = 0.05,
+    notes: Sequence[str] = (),
+) -> Report:
     """Group, filter, sort and (with ``baseline``) test loaded runs; ``notes`` are the
     warnings of :func:`load_runs`, kept in the report."""
     experiments, more = group_runs(records)
     if not any(e.runs for e in experiments):
         raise RunError("nothing to compare: no run has finished with test metrics")
     experiments = _order(apply_filters(experiments, filters), sort, baseline)
-    report = Report(experiments, list(metrics or parse_metrics(None)),
-                    differing_keys(experiments), baseline, alpha, warnings=[*notes, *more])
+    report = Report(
+        experiments,
+        list(metrics or parse_metrics(None)),
+        differing_keys(experiments),
+        baseline,
+        alpha,
+        warnings=[*notes, *more],
+    )
     if baseline is not None:
         _add_comparisons(report, baseline)
     return report
 
 
-def _order(experiments: list[Experiment], sort: str | None, baseline: str | None
-           ) -> list[Experiment]:
+def _order(
+    experiments: list[Experiment], sort: str | None, baseline: str | None
+) -> list[Experiment]:
     """By name with the baseline first; with ``sort``, best mean first (missing last)."""
     if sort is not None:
         if sort not in METRICS:
@@ -573,31 +625,45 @@ def _sort_key(mean: float, sign: float) -> tuple[bool, float]:
 def _add_comparisons(report: Report, baseline: str) -> None:
     by_name = {e.name: e for e in report.experiments}
     if baseline not in by_name:
-        raise UsageError(f"--baseline {baseline}: no such experiment; choose from "
-                         f"{', '.join(by_name)}")
+        raise UsageError(
+            f"--baseline {baseline}: no such experiment; choose from {', '.join(by_name)}"
+        )
     base = by_name[baseline]
     others = [e for e in report.experiments if e is not base]
     if not others:
-        report.nothing_to_compare = (f"--baseline {baseline}: nothing to compare, "
-                                     "it is the only experiment")
+        report.nothing_to_compare = (
+            f"--baseline {baseline}: nothing to compare, it is the only experiment"
+        )
         return
-    report.comparisons = [compare_metric(base, other, metric, report.alpha)
-                          for other in others for metric in report.metrics]
+    report.comparisons = [
+        compare_metric(base, other, metric, report.alpha)
+        for other in others
+        for metric in report.metrics
+    ]
 
 
 # --------------------------------------------------------------------------- training configs
 
 
-def plan_runs(config_paths: Sequence[str], seeds: int,
-              overrides: Sequence[str] = ()) -> list[ExperimentConfig]:
+def plan_runs(
+    config_paths: Sequence[str], seeds: int, overrides: Sequence[str] = ()
+) -> list[ExperimentConfig]:
     """One config per (file, seed 0..seeds-1), with ``overrides`` applied to every file."""
-    return [load_config(path, [*overrides, f"seed={seed}"])
-            for path in config_paths for seed in range(seeds)]
+    return [
+        load_config(path, [*overrides, f"seed={seed}"])
+        for path in config_paths
+        for seed in range(seeds)
+    ]
 
 
-def train_missing(configs: Sequence[ExperimentConfig], *, jobs: int = 1,
-                  runs_dir: str | Path | None = None, data_dir: str | Path | None = None,
-                  progress: bool = True) -> list[Path]:
+def train_missing(
+    configs: Sequence[ExperimentConfig],
+    *,
+    jobs: int = 1,
+    runs_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[Path]:
     """Train the runs of ``configs`` not finished yet (finished ones are reused); their folders.
 
     Trains through :func:`mnistexp.workers.execute`, so ``jobs`` workers, skipping and
@@ -606,8 +672,9 @@ def train_missing(configs: Sequence[ExperimentConfig], *, jobs: int = 1,
     from mnistexp.errors import Terminated
     from mnistexp.workers import execute
 
-    summary = execute(list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir,
-                      progress=progress)
+    summary = execute(
+        list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir, progress=progress
+    )
     if summary.interrupted_by_user:  # no table from half the runs: stop as the sweep did
         raise Terminated() if summary.interrupt_code == 143 else KeyboardInterrupt()
     return [runs.run_dir(cfg, runs_dir) for cfg in configs]

@@ -119,7 +119,7 @@ def load_config(
     """Read a YAML file (or start from defaults), apply ``key=value`` overrides, validate."""
     raw: dict[str, Any] = {}
     if path is not None:
-        example = (f"'name: {_stem(Path(path))}' (leave out --config for the defaults)")
+        example = f"'name: {_stem(Path(path))}' (leave out --config for the defaults)"
         raw = read_yaml_mapping(Path(path), "config", example)
         raw.setdefault("name", Path(path).stem)
         try:  # the file on its own first, so its errors name the file
@@ -164,8 +164,9 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
         if child is None:  # "train:" with nothing under it is an empty section
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ConfigError(f"{one_line(path)} is not a section, so {one_line(key)} "
-                              "cannot be set")
+            raise ConfigError(
+                f"{one_line(path)} is not a section, so {one_line(key)} cannot be set"
+            )
         node = child
     node[leaf] = value
 
@@ -299,20 +300,41 @@ def validate(cfg: ExperimentConfig) -> None:
 def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
     t, tr, d, m = cfg.targets, cfg.train, cfg.data, cfg.model
     return [
-        ("name", cfg.name, _safe_name(cfg.name),
-         "use ASCII letters, digits, '.', '_' or '-', starting with a letter, digit or '_'"),
-        ("name", cfg.name, len(cfg.name) <= MAX_NAME_LENGTH,
-         f"at most {MAX_NAME_LENGTH} characters (it becomes a folder name)"),
+        (
+            "name",
+            cfg.name,
+            _safe_name(cfg.name),
+            "use ASCII letters, digits, '.', '_' or '-', starting with a letter, digit or '_'",
+        ),
+        (
+            "name",
+            cfg.name,
+            len(cfg.name) <= MAX_NAME_LENGTH,
+            f"at most {MAX_NAME_LENGTH} characters (it becomes a folder name)",
+        ),
         ("seed", cfg.seed, cfg.seed >= 0, "must be >= 0"),
         ("seed", cfg.seed, cfg.seed <= MAX_SEED, "must be < 2**63"),
         ("data.validation", d.validation, 0 <= d.validation < 60000, "must be in [0, 60000)"),
-        ("data.train_subset", d.train_subset, d.train_subset is None or d.train_subset >= 1,
-         "must be >= 1 or null"),
+        (
+            "data.train_subset",
+            d.train_subset,
+            d.train_subset is None or d.train_subset >= 1,
+            "must be >= 1 or null",
+        ),
         ("model.hidden", list(m.hidden), len(m.hidden) > 0, "must list at least one layer size"),
-        *[(f"model.hidden[{i}]", h, h >= 1, "layer sizes must be >= 1")
-          for i, h in enumerate(m.hidden)],
-        *[(f"model.hidden[{i}]", h, h <= MAX_LAYER_SIZE,
-           f"layer sizes must be <= {MAX_LAYER_SIZE}") for i, h in enumerate(m.hidden)],
+        *[
+            (f"model.hidden[{i}]", h, h >= 1, "layer sizes must be >= 1")
+            for i, h in enumerate(m.hidden)
+        ],
+        *[
+            (
+                f"model.hidden[{i}]",
+                h,
+                h <= MAX_LAYER_SIZE,
+                f"layer sizes must be <= {MAX_LAYER_SIZE}",
+            )
+            for i, h in enumerate(m.hidden)
+        ],
         ("targets.low", t.low, 0.0 <= t.low <= 1.0, "must be in [0, 1]"),
         ("targets.high", t.high, 0.0 <= t.high <= 1.0, "must be in [0, 1]"),
         ("targets.low", t.low, t.low < t.high, f"must be < targets.high = {t.high}"),
@@ -321,13 +343,21 @@ def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
         ("train.batch_size", tr.batch_size, tr.batch_size >= 1, "must be >= 1"),
         ("train.lr", tr.lr, tr.lr > 0, "must be > 0"),
         ("train.momentum", tr.momentum, 0.0 <= tr.momentum < 1.0, "must be in [0, 1)"),
-        ("train.nesterov", tr.nesterov, not tr.nesterov or tr.momentum > 0,
-         "needs train.momentum > 0"),
+        (
+            "train.nesterov",
+            tr.nesterov,
+            not tr.nesterov or tr.momentum > 0,
+            "needs train.momentum > 0",
+        ),
         ("train.weight_decay", tr.weight_decay, tr.weight_decay >= 0, "must be >= 0"),
         ("train.step_every", tr.step_every, tr.step_every >= 1, "must be >= 1"),
         ("train.gamma", tr.gamma, 0 < tr.gamma <= 1, "must be in (0, 1]"),
-        ("train.checkpoint_every", tr.checkpoint_every, tr.checkpoint_every >= 0,
-         "must be >= 0 (0: no checkpoints)"),
+        (
+            "train.checkpoint_every",
+            tr.checkpoint_every,
+            tr.checkpoint_every >= 0,
+            "must be >= 0 (0: no checkpoints)",
+        ),
         ("eval.bins", cfg.eval.bins, cfg.eval.bins >= 1, "must be >= 1"),
         ("eval.bins", cfg.eval.bins, cfg.eval.bins <= MAX_BINS, f"must be <= {MAX_BINS}"),
     ]

@@ -470,8 +470,9 @@ def _stream(url: str, dest: Path, label: str, progress: bool, limit: int) -> Non
 def _download_problem(spec: FileSpec, tmp: Path) -> str | None:
     """Why the downloaded file ``tmp`` does not match ``spec`` (None if it does)."""
     try:
-        raw = decompress(tmp.read_bytes(), expect_gzip=spec.filename.endswith(".gz"),
-                          limit=spec.raw_bytes)
+        raw = decompress(
+            tmp.read_bytes(), expect_gzip=spec.filename.endswith(".gz"), limit=spec.raw_bytes
+        )
     except ValueError as exc:
         return str(exc)
     return _digest_problem(spec, len(raw), hashlib.sha256(raw).hexdigest())

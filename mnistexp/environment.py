@@ -20,9 +20,19 @@ def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain=v2", "--branch",
-             "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
+            [
+                "git",
+                "-C",
+                str(here),
+                "status",
+                "--porcelain=v2",
+                "--branch",
+                "--untracked-files=no",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None

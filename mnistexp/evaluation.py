@@ -49,16 +49,20 @@ def evaluate_run(
     return report, predictions
 
 
-def _split_metrics(loss: Loss, z: np.ndarray, log_p: np.ndarray, pred: np.ndarray,
-                   split: Split, bins: int) -> dict[str, Any]:
+def _split_metrics(
+    loss: Loss, z: np.ndarray, log_p: np.ndarray, pred: np.ndarray, split: Split, bins: int
+) -> dict[str, Any]:
     out = metrics.evaluate(np.exp(log_p), split.y, pred, bins=bins, log_probs=log_p)
     with np.errstate(over="ignore", invalid="ignore"):
         out["loss"] = loss.value(z, loss.activate(z), split.t)
     return out
 
 
-def _temperature_section(cfg: ExperimentConfig, splits: dict[str, Split | None],
-                         outputs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+def _temperature_section(
+    cfg: ExperimentConfig,
+    splits: dict[str, Split | None],
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, Any]:
     if not cfg.eval.temperature_scaling:
         return {"skipped": "eval.temperature_scaling is false"}
     if splits.get("validation") is None:
@@ -67,6 +71,7 @@ def _temperature_section(cfg: ExperimentConfig, splits: dict[str, Split | None],
     temperature = metrics.fit_temperature(val_log_p, splits["validation"].y)
     log_p, pred = outputs["test"]
     probs_t, log_p_t = metrics.apply_temperature(log_p, temperature)
-    section = metrics.evaluate(probs_t, splits["test"].y, pred, bins=cfg.eval.bins,
-                               log_probs=log_p_t)
+    section = metrics.evaluate(
+        probs_t, splits["test"].y, pred, bins=cfg.eval.bins, log_probs=log_p_t
+    )
     return {"temperature": temperature, **section}

@@ -72,8 +72,13 @@ def run_experiment(
         runs.read_checkpoint(path, chash)
     dataset = data.load(cfg.data.dataset, data_dir or cfg.data.dir, progress=progress)
     check_against_data(cfg, dataset.train_labels.shape[0])
-    claimed = runs.claim(path.parent, path.name, force=force, retry_failed=retry_failed,
-                         carry=(runs.CHECKPOINT,) if resumable else ())
+    claimed = runs.claim(
+        path.parent,
+        path.name,
+        force=force,
+        retry_failed=retry_failed,
+        carry=(runs.CHECKPOINT,) if resumable else (),
+    )
     if claimed.run is None:
         return _skipped(path, runs.read_status(path) or {"state": claimed.existing})
     run = claimed.run
@@ -110,16 +115,24 @@ def _skipped(path: Path, status: dict[str, Any]) -> Outcome:
     return Outcome(path, state, skipped=True, metrics=metrics, message=status.get("error"))
 
 
-def _train_into(cfg: ExperimentConfig, dataset, run: runs.Run, checkpoint: Checkpoint | None,
-                progress: bool) -> Outcome:
+def _train_into(
+    cfg: ExperimentConfig, dataset, run: runs.Run, checkpoint: Checkpoint | None, progress: bool
+) -> Outcome:
     rng = np.random.default_rng(cfg.seed)
     train_split, val_split, test_split = make_splits(cfg, dataset)
     if checkpoint is not None:
         run.resume_history(checkpoint.history)
     chash = config_hash(cfg)
-    result = train(cfg, train_split, val_split, rng, progress=progress, on_epoch=run.add_epoch,
-                   resume=checkpoint,
-                   on_checkpoint=lambda ckpt: run.write_checkpoint(ckpt, chash))
+    result = train(
+        cfg,
+        train_split,
+        val_split,
+        rng,
+        progress=progress,
+        on_epoch=run.add_epoch,
+        resume=checkpoint,
+        on_checkpoint=lambda ckpt: run.write_checkpoint(ckpt, chash),
+    )
     if result.state == "diverged":
         run.finish("diverged", error=result.message, last_finite_loss=result.last_finite_loss)
         run.remove_checkpoint()  # resuming would only diverge again

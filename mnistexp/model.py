@@ -129,8 +129,12 @@ class MLP:
 
 
 def init_mlp(
-    sizes: list[int], activation: str, init: str, bias: bool,
-    rng: np.random.Generator, dtype: type = np.float32,
+    sizes: list[int],
+    activation: str,
+    init: str,
+    bias: bool,
+    rng: np.random.Generator,
+    dtype: type = np.float32,
 ) -> MLP:
     """Draw weights for layer sizes ``[784, *hidden, 10]``; biases start at zero."""
     pairs = list(itertools.pairwise(sizes))
@@ -198,9 +202,7 @@ def forward(model: MLP, ws: Workspace, m: int) -> np.ndarray:
     return ws.z[:m]
 
 
-def backward(
-    model: MLP, ws: Workspace, m: int, rows: np.ndarray | None = None
-) -> list[np.ndarray]:
+def backward(model: MLP, ws: Workspace, m: int, rows: np.ndarray | None = None) -> list[np.ndarray]:
     """Gradients of the loss whose output delta (m, K) is in ``ws.d[-1][:m]``.
 
     Returns ``ws.grads`` in ``MLP.parameters()`` order. The delta must already carry any

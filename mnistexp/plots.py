@@ -52,8 +52,11 @@ def write_plots(report: Report, out_dir: str | Path, curves: Sequence[str] = ())
     out.mkdir(parents=True, exist_ok=True)
     figures = {
         "reliability.png": reliability_figure(report.experiments),
-        **({"reliability_ts.png": reliability_figure(report.experiments, scaled=True)}
-           if any(r.reliability_ts for e in report.experiments for r in e.runs) else {}),
+        **(
+            {"reliability_ts.png": reliability_figure(report.experiments, scaled=True)}
+            if any(r.reliability_ts for e in report.experiments for r in e.runs)
+            else {}
+        ),
         "confidence.png": confidence_figure(report.experiments),
         "learning_curves.png": learning_curves_figure(report.experiments),
         "metrics.png": metrics_figure(report),
@@ -96,8 +99,12 @@ def pooled_bins(exp: Experiment, scaled: bool = False) -> dict[str, np.ndarray] 
         hits += c * _nan_to_zero(b["accuracy"])
         conf += c * _nan_to_zero(b["mean_confidence"])
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"edges": edges, "count": count, "accuracy": hits / count,
-                "confidence": conf / count}
+        return {
+            "edges": edges,
+            "count": count,
+            "accuracy": hits / count,
+            "confidence": conf / count,
+        }
 
 
 def _nan_to_zero(values: list[float | None]) -> np.ndarray:
@@ -152,13 +159,13 @@ def _float(text: str | None) -> float:
 # --------------------------------------------------------------------------- figures
 
 
-def _grid(n: int, size: tuple[float, float] = (3.6, 3.6),
-          max_cols: int = 4) -> tuple[Figure, list[Axes]]:
+def _grid(
+    n: int, size: tuple[float, float] = (3.6, 3.6), max_cols: int = 4
+) -> tuple[Figure, list[Axes]]:
     plt = _pyplot()
     cols = min(n, max_cols)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows),
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -177,15 +184,24 @@ def reliability_figure(experiments: list[Experiment], scaled: bool = False) -> F
             _empty(ax, exp.name, why)
             continue
         _reliability_panel(ax, bins)
-        ax.set_title(f"{exp.name}\nECE = {100 * pooled_ece(bins):.2f}% "
-                     f"({split}, {len(exp.runs)} seed{'s' * (len(exp.runs) != 1)} pooled)",
-                     fontsize=10)
-    fig.legend(handles=_reliability_legend(), loc="upper center",
-               bbox_to_anchor=(0.5, 0.02), ncol=4,
-               fontsize=9, frameon=False)
+        ax.set_title(
+            f"{exp.name}\nECE = {100 * pooled_ece(bins):.2f}% "
+            f"({split}, {len(exp.runs)} seed{'s' * (len(exp.runs) != 1)} pooled)",
+            fontsize=10,
+        )
+    fig.legend(
+        handles=_reliability_legend(),
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.02),
+        ncol=4,
+        fontsize=9,
+        frameon=False,
+    )
     after = ", after temperature scaling" if scaled else ""
-    fig.suptitle(f"Reliability diagrams{after} (top-label confidence, equal-width bins): bars "
-                 "above the diagonal = underconfident, below = overconfident")
+    fig.suptitle(
+        f"Reliability diagrams{after} (top-label confidence, equal-width bins): bars "
+        "above the diagonal = underconfident, below = overconfident"
+    )
     fig.tight_layout()
     return fig
 
@@ -197,8 +213,12 @@ def _reliability_legend() -> list:
     return [
         Line2D([], [], color="k", linestyle="--", linewidth=1, label="perfect calibration"),
         Patch(color="#4c72b0", label="accuracy in bin"),
-        Patch(facecolor="none", edgecolor="#c03030", hatch="//",
-              label="gap: mean confidence − accuracy"),
+        Patch(
+            facecolor="none",
+            edgecolor="#c03030",
+            hatch="//",
+            label="gap: mean confidence − accuracy",
+        ),
         Patch(color="#b8c6dd", label=f"faded: bin with < {SPARSE_BIN} images"),
     ]
 
@@ -216,12 +236,25 @@ def _reliability_panel(ax: Axes, bins: dict[str, np.ndarray]) -> None:
     ax.bar(left, acc, width=width, align="edge", color=colors, edgecolor="white")
     # The gap is an unfilled hatched box from accuracy to confidence, so the accuracy bar under
     # it stays visible when the bin is underconfident (accuracy above the diagonal).
-    ax.bar(left, conf - acc, bottom=acc, width=width, align="edge", facecolor="none",
-           edgecolor=np.where(faded, "#e3a5a5", "#c03030"), hatch="//", linewidth=0.8,
-           zorder=3)
+    ax.bar(
+        left,
+        conf - acc,
+        bottom=acc,
+        width=width,
+        align="edge",
+        facecolor="none",
+        edgecolor=np.where(faded, "#e3a5a5", "#c03030"),
+        hatch="//",
+        linewidth=0.8,
+        zorder=3,
+    )
     ax.plot([0, 1], [0, 1], "k--", linewidth=1)
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-label probability)",
-           ylabel="accuracy in bin")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="confidence (top-label probability)",
+        ylabel="accuracy in bin",
+    )
     ax.set_aspect("equal")
 
 
@@ -242,12 +275,21 @@ def confidence_figure(experiments: list[Experiment]) -> Figure:
         count = np.where(bins["count"] > 0, bins["count"], np.nan)  # log scale: gaps, no drops
         share = 100 * count / bins["count"].sum()
         mean = exp.summary("confidence").mean
-        ax.stairs(share, bins["edges"], baseline=None, color=_color(i), linewidth=1.8,
-                  label=f"{exp.name} (mean {100 * mean:.1f}%)")
+        ax.stairs(
+            share,
+            bins["edges"],
+            baseline=None,
+            color=_color(i),
+            linewidth=1.8,
+            label=f"{exp.name} (mean {100 * mean:.1f}%)",
+        )
     ax.set_yscale("log")
-    ax.set(xlim=(0, 1), xlabel="confidence (top-label probability)",
-           ylabel="share of test images (%, log scale)",
-           title="Confidence histograms (test set, seeds pooled)")
+    ax.set(
+        xlim=(0, 1),
+        xlabel="confidence (top-label probability)",
+        ylabel="share of test images (%, log scale)",
+        title="Confidence histograms (test set, seeds pooled)",
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -307,8 +349,10 @@ def parse_curves(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in CURVE_COLUMNS]
     if unknown or not names:
-        raise UsageError(f"--curves {text!r}: unknown column {', '.join(unknown) or '(none)'}; "
-                         f"choose from {', '.join(CURVE_COLUMNS)}")
+        raise UsageError(
+            f"--curves {text!r}: unknown column {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(CURVE_COLUMNS)}"
+        )
     return names
 
 
@@ -323,10 +367,22 @@ def _draw_curve(ax: Axes, experiments: list[Experiment], column: str) -> None:
         low = mean - std
         if style.log:
             low = np.where(low > 0, low, np.nan)
-        ax.plot(epochs, style.scale * mean, marker="o", markersize=3, color=_color(i),
-                label=f"{exp.name} (n = {len(exp.runs)})")
-        ax.fill_between(epochs, style.scale * low, style.scale * (mean + std),
-                        color=_color(i), alpha=0.2, linewidth=0)
+        ax.plot(
+            epochs,
+            style.scale * mean,
+            marker="o",
+            markersize=3,
+            color=_color(i),
+            label=f"{exp.name} (n = {len(exp.runs)})",
+        )
+        ax.fill_between(
+            epochs,
+            style.scale * low,
+            style.scale * (mean + std),
+            color=_color(i),
+            alpha=0.2,
+            linewidth=0,
+        )
     if style.log:
         ax.set_yscale("log")
 
@@ -345,12 +401,21 @@ def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figu
         ax.grid(alpha=0.3, which="both" if style.log else "major")
         if not ax.has_data():
             _empty(ax, style.label, f"no {column} in history.csv")
-    handles, labels = next(((h, lab) for h, lab in (a.get_legend_handles_labels()
-                                                    for a in axes) if h), ([], []))
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-               ncol=min(len(labels), 3) or 1, fontsize=8, frameon=False)
-    fig.suptitle("Per-epoch history (training columns on monitored batches): "
-                 "mean over seeds, band = ±1 std")
+    handles, labels = next(
+        ((h, lab) for h, lab in (a.get_legend_handles_labels() for a in axes) if h), ([], [])
+    )
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(len(labels), 3) or 1,
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(
+        "Per-epoch history (training columns on monitored batches): mean over seeds, band = ±1 std"
+    )
     fig.tight_layout()
     return fig
 
@@ -362,14 +427,19 @@ def metrics_figure(report: Report) -> Figure:
     for ax, metric in zip(axes, report.metrics, strict=True):
         stats = [e.summary(metric.key) for e in report.experiments]
         means = [metric.shown(s.mean) for s in stats]
-        errors = [0.0 if math.isnan(s.ci_high) else metric.shown(s.ci_high - s.mean)
-                  for s in stats]
-        ax.bar(range(len(names)), means, yerr=errors, capsize=4,
-               color=[_color(i) for i in range(len(names))])
+        errors = [0.0 if math.isnan(s.ci_high) else metric.shown(s.ci_high - s.mean) for s in stats]
+        ax.bar(
+            range(len(names)),
+            means,
+            yerr=errors,
+            capsize=4,
+            color=[_color(i) for i in range(len(names))],
+        )
         _zoom(ax, means, errors)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         better = {True: "higher is better", False: "lower is better"}.get(
-            metric.higher_is_better, "")
+            metric.higher_is_better, ""
+        )
         ax.set(ylabel=metric.header, title=f"{metric.header}\n{better}".strip())
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Test metrics: mean over seeds, error bars = 95% t-interval")
@@ -387,5 +457,11 @@ def _zoom(ax: Axes, means: list[float], errors: list[float]) -> None:
     if low > 0 and (high - low) < 0.5 * high:
         pad = 0.15 * (high - low) or 0.05 * high
         ax.set_ylim(low - pad, high + pad)
-        ax.annotate("y axis does not start at 0", (0.02, 0.98), xycoords="axes fraction",
-                    va="top", fontsize=7, color="0.4")
+        ax.annotate(
+            "y axis does not start at 0",
+            (0.02, 0.98),
+            xycoords="axes fraction",
+            va="top",
+            fontsize=7,
+            color="0.4",
+        )

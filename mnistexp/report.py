@@ -73,8 +73,9 @@ def _value_text(value: Any) -> str:
 
 
 def _n_text(exp: Experiment) -> str:
-    return f"{len(exp.runs)} (+{len(exp.diverged)} diverged)" if exp.diverged else str(
-        len(exp.runs))
+    return (
+        f"{len(exp.runs)} (+{len(exp.diverged)} diverged)" if exp.diverged else str(len(exp.runs))
+    )
 
 
 # --------------------------------------------------------------------------- rows
@@ -88,25 +89,35 @@ def main_rows(report: Report) -> Rows:
     """The experiment table: name, differing config keys, n, one column per metric."""
     header = ["experiment", *report.keys, "n", *(m.header for m in report.metrics)]
     right = [False] * (1 + len(report.keys)) + [True] * (1 + len(report.metrics))
-    body = [[e.name, *(_value_text(e.config.get(k)) for k in report.keys), _n_text(e),
-             *(format_cell(m, e.summary(m.key)) for m in report.metrics)]
-            for e in report.experiments]
+    body = [
+        [
+            e.name,
+            *(_value_text(e.config.get(k)) for k in report.keys),
+            _n_text(e),
+            *(format_cell(m, e.summary(m.key)) for m in report.metrics),
+        ]
+        for e in report.experiments
+    ]
     return header, body, right
 
 
 def comparison_rows(report: Report) -> Rows:
     """The baseline table: experiment, metric, verdict sentence, test used."""
     header = ["experiment", "metric", f"difference to {report.baseline}", "test"]
-    body = [[c.experiment, METRICS[c.metric].header, verdict(c), c.test]
-            for c in report.comparisons]
+    body = [
+        [c.experiment, METRICS[c.metric].header, verdict(c), c.test] for c in report.comparisons
+    ]
     return header, body, [False] * 4
 
 
 def legend(report: Report) -> list[str]:
     """The lines under the main table: which split the numbers are from and how to read them."""
     validation = [m.header for m in report.metrics if m.section == "validation"]
-    split = "Test set" if not validation else (
-        f"Test set, except {', '.join(validation)} (the validation split)")
+    split = (
+        "Test set"
+        if not validation
+        else (f"Test set, except {', '.join(validation)} (the validation split)")
+    )
     return [
         f"{split}. mean ± std over seeds (± half-width of the 95% t-interval); n = seeds used.",
         "TS = temperature scaling; config keys equal in all experiments are not shown.",
@@ -125,8 +136,11 @@ def render_table(report: Report) -> str:
     """Aligned plain text for a terminal."""
     out = [_aligned(*main_rows(report)), "", *legend(report)]
     if report.comparisons:
-        out += ["", f"Against the baseline '{report.baseline}' (alpha = {report.alpha:g}):",
-                _aligned(*comparison_rows(report))]
+        out += [
+            "",
+            f"Against the baseline '{report.baseline}' (alpha = {report.alpha:g}):",
+            _aligned(*comparison_rows(report)),
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -134,8 +148,9 @@ def _aligned(header: list[str], body: list[list[str]], right: list[bool]) -> str
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = []
     for row in [header, ["-" * w for w in widths], *body]:
-        cells = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right,
-                                                                  strict=True)]
+        cells = [
+            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)
+        ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -144,8 +159,12 @@ def render_markdown(report: Report) -> str:
     """GitHub-flavoured markdown tables."""
     out = [_markdown(*main_rows(report)), "", *(f"_{line}_" for line in legend(report))]
     if report.comparisons:
-        out += ["", f"**Against baseline `{report.baseline}`** (alpha = {report.alpha:g})", "",
-                _markdown(*comparison_rows(report))]
+        out += [
+            "",
+            f"**Against baseline `{report.baseline}`** (alpha = {report.alpha:g})",
+            "",
+            _markdown(*comparison_rows(report)),
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -173,16 +192,25 @@ def render_csv(report: Report) -> str:
 
 
 def _csv_row(report: Report, exp: Experiment) -> list[Any]:
-    row: list[Any] = [exp.name, exp.chash, *(_value_text(exp.config.get(k)) for k in report.keys),
-                      len(exp.runs), len(exp.diverged), " ".join(map(str, exp.seeds))]
+    row: list[Any] = [
+        exp.name,
+        exp.chash,
+        *(_value_text(exp.config.get(k)) for k in report.keys),
+        len(exp.runs),
+        len(exp.diverged),
+        " ".join(map(str, exp.seeds)),
+    ]
     found = {(c.experiment, c.metric): c for c in report.comparisons}
     for m in report.metrics:
         s = exp.summary(m.key)
         row += [_number(v) for v in (s.mean, s.std, s.ci_low, s.ci_high)]
         if report.comparisons:
             c = found.get((exp.name, m.key))
-            row += ["", "", "baseline"] if c is None else [
-                _number(c.difference), _number(c.p_value), c.test]
+            row += (
+                ["", "", "baseline"]
+                if c is None
+                else [_number(c.difference), _number(c.p_value), c.test]
+            )
     return row
 
 
@@ -219,14 +247,26 @@ def _experiment_dict(report: Report, exp: Experiment) -> dict[str, Any]:
 
 
 def _summary_dict(s: Summary) -> dict[str, Any]:
-    return {"n": s.n, "mean": _json_number(s.mean), "std": _json_number(s.std),
-            "ci95_low": _json_number(s.ci_low), "ci95_high": _json_number(s.ci_high)}
+    return {
+        "n": s.n,
+        "mean": _json_number(s.mean),
+        "std": _json_number(s.std),
+        "ci95_low": _json_number(s.ci_low),
+        "ci95_high": _json_number(s.ci_high),
+    }
 
 
 def _comparison_dict(c: Comparison) -> dict[str, Any]:
-    return {"experiment": c.experiment, "baseline": c.baseline, "metric": c.metric,
-            "difference": _json_number(c.difference), "p_value": c.p_value, "test": c.test,
-            "significant": c.significant, "verdict": verdict(c)}
+    return {
+        "experiment": c.experiment,
+        "baseline": c.baseline,
+        "metric": c.metric,
+        "difference": _json_number(c.difference),
+        "p_value": c.p_value,
+        "test": c.test,
+        "significant": c.significant,
+        "verdict": verdict(c),
+    }
 
 
 def _json_number(value: float) -> float | None:

@@ -203,8 +203,14 @@ class Claim:
     existing: str | None = None  # completed | running | failed | diverged | interrupted
 
 
-def claim(root: Path, rid: str, *, force: bool = False, retry_failed: bool = False,
-          carry: Iterable[str] = ()) -> Claim:
+def claim(
+    root: Path,
+    rid: str,
+    *,
+    force: bool = False,
+    retry_failed: bool = False,
+    carry: Iterable[str] = (),
+) -> Claim:
     """Claim ``root/rid`` for training, or report the state that makes us leave it alone.
 
     What is replaced follows :func:`should_train`, the one rule for every command. Files
@@ -351,8 +357,13 @@ class Run:
         """Save ``ckpt`` as checkpoint.npz (arrays, and the rest as JSON), atomically."""
         import numpy as np
 
-        meta = {"format": CHECKPOINT_FORMAT, "config_hash": config_hash, "epoch": ckpt.epoch,
-                "rng_state": ckpt.rng_state, "history": ckpt.history}
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "config_hash": config_hash,
+            "epoch": ckpt.epoch,
+            "rng_state": ckpt.rng_state,
+            "history": ckpt.history,
+        }
         arrays = {f"param.{k}": v for k, v in ckpt.params.items()}
         arrays |= {f"optimizer.{k}": v for k, v in ckpt.optimizer.items()}
         arrays["meta"] = np.array(json.dumps(meta, allow_nan=True))
@@ -363,8 +374,9 @@ class Run:
     def remove_checkpoint(self) -> None:
         (self.path / CHECKPOINT).unlink(missing_ok=True)
 
-    def write_results(self, metrics: dict[str, Any], predictions: dict[str, Any],
-                      params: dict[str, Any]) -> None:
+    def write_results(
+        self, metrics: dict[str, Any], predictions: dict[str, Any], params: dict[str, Any]
+    ) -> None:
         write_json(self.path / "metrics.json", metrics)
         write_npz(self.path / "predictions.npz", predictions)
         write_npz(self.path / "model.npz", params)
@@ -375,12 +387,23 @@ class Run:
 
     def finish(self, state: str, error: str | None = None, **extra: Any) -> None:
         """Record the final state, with the number of finished epochs (``epochs_done``)."""
-        self._status(state, error=error, finished=_now(), seconds=time.time() - self.started,
-                     epochs_done=len(self.history), **extra)
+        self._status(
+            state,
+            error=error,
+            finished=_now(),
+            seconds=time.time() - self.started,
+            epochs_done=len(self.history),
+            **extra,
+        )
 
     def _status(self, state: str, **fields: Any) -> None:
-        status = {"state": state, "pid": os.getpid(), "host": socket.gethostname(),
-                  "started": _iso(self.started), **fields}
+        status = {
+            "state": state,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": _iso(self.started),
+            **fields,
+        }
         self._last = {**self._last, **status}
         write_json(self.path / "status.json", self._last)
 
@@ -402,9 +425,7 @@ def iter_run_folders(root: Path) -> Iterable[Path]:
     if not root.is_dir():
         return []
     return sorted(
-        p for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".")
-        and is_run_folder(p)
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_run_folder(p)
     )
 
 
@@ -436,8 +457,9 @@ def read_checkpoint(folder: Path, expected_hash: str) -> Checkpoint | None:
         arrays = read_npz(path)
         meta = json.loads(str(arrays.pop("meta")))
         params = {k.removeprefix("param."): v for k, v in arrays.items() if k.startswith("param.")}
-        state = {k.removeprefix("optimizer."): v for k, v in arrays.items()
-                 if k.startswith("optimizer.")}
+        state = {
+            k.removeprefix("optimizer."): v for k, v in arrays.items() if k.startswith("optimizer.")
+        }
         ckpt = Checkpoint(int(meta["epoch"]), params, state, meta["rng_state"], meta["history"])
     except (*NPZ_ERRORS, TypeError) as exc:
         raise RunError(f"{path}: unreadable checkpoint ({exc}); {hint}") from None

@@ -178,8 +178,9 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
     for key in ("grid", "zip", "runs"):
         if key in raw and not raw[key]:
             example = "[{train.lr: 0.1}, ...]" if key == "runs" else "{train.lr: [0.05, 0.1]}"
-            raise ConfigError(f"{where}: {key} is empty; give it entries, e.g. {key}: {example}"
-                              f", or leave it out")
+            raise ConfigError(
+                f"{where}: {key} is empty; give it entries, e.g. {key}: {example}, or leave it out"
+            )
     if not isinstance(raw.get("runs") or [], list):
         raise ConfigError(f"{where}: runs: expected a list of mappings of key.path: value")
     base = raw.get("base")
@@ -188,8 +189,9 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
         set=_overrides(raw.get("set") or {}, f"{where}: set"),
         grid=_value_lists(raw.get("grid") or {}, f"{where}: grid"),
         zip=_value_lists(raw.get("zip") or {}, f"{where}: zip"),
-        runs=tuple(_overrides(r, f"{where}: runs[{i}]")
-                   for i, r in enumerate(raw.get("runs") or [])),
+        runs=tuple(
+            _overrides(r, f"{where}: runs[{i}]") for i, r in enumerate(raw.get("runs") or [])
+        ),
         seeds=parse_seeds(raw["seeds"]) if raw.get("seeds") is not None else None,
     )
 
@@ -238,8 +240,9 @@ def expand(spec: SweepSpec) -> list[PlannedRun]:
     return list(planned.values())
 
 
-def _configs(base: str | None, overrides: tuple[Override, ...],
-             seeds: tuple[int, ...] | None) -> list[ExperimentConfig]:
+def _configs(
+    base: str | None, overrides: tuple[Override, ...], seeds: tuple[int, ...] | None
+) -> list[ExperimentConfig]:
     texts = [render_override(o) for o in overrides]
     try:
         if seeds is None:
@@ -283,8 +286,13 @@ def plan_line(cfg: ExperimentConfig, state: str | None, train: bool) -> str:
 # --------------------------------------------------------------------------- emitting
 
 
-def train_command(run: PlannedRun, base: str | None, runs_dir: str | Path,
-                  data_dir: str | Path | None = None, flags: Sequence[str] = ()) -> str:
+def train_command(
+    run: PlannedRun,
+    base: str | None,
+    runs_dir: str | Path,
+    data_dir: str | Path | None = None,
+    flags: Sequence[str] = (),
+) -> str:
     """A self-contained, shell-quoted ``mnistexp train`` command for one run; ``flags``
     (``--resume``, ``--retry-failed``, ``--force``) are appended as given."""
     words = ["mnistexp", "train"]
@@ -297,9 +305,13 @@ def train_command(run: PlannedRun, base: str | None, runs_dir: str | Path,
     return " ".join(shlex.quote(w) for w in words)
 
 
-def emit_commands(planned: Sequence[PlannedRun], base: str | None,
-                  runs_dir: str | Path | None = None,
-                  data_dir: str | Path | None = None, flags: Sequence[str] = ()) -> list[str]:
+def emit_commands(
+    planned: Sequence[PlannedRun],
+    base: str | None,
+    runs_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    flags: Sequence[str] = (),
+) -> list[str]:
     """One command per run; pipe them to GNU parallel or list them for a Slurm array."""
     root = runs.runs_root(runs_dir)
     return [train_command(p, base, root, data_dir, flags) for p in planned]
@@ -317,6 +329,8 @@ def slurm_snippet(command_file: str | Path, n: int, limit: int | None = None) ->
     """An ``sbatch --array`` command whose task k runs line k of ``command_file``."""
     script = f'sed -n "${{SLURM_ARRAY_TASK_ID}}p" {shlex.quote(str(command_file))} | bash'
     array = f"1-{n}" + (f"%{limit}" if limit else "")
-    return (f"# {n} runs, one per line of {command_file}; resubmitting is safe\n"
-            f"sbatch --array={array} --job-name=mnistexp-sweep --cpus-per-task=1 "
-            f"--output=slurm-%A_%a.out --wrap {shlex.quote(script)}")
+    return (
+        f"# {n} runs, one per line of {command_file}; resubmitting is safe\n"
+        f"sbatch --array={array} --job-name=mnistexp-sweep --cpus-per-task=1 "
+        f"--output=slurm-%A_%a.out --wrap {shlex.quote(script)}"
+    )

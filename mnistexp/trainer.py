@@ -78,8 +78,9 @@ class _Monitor:
     grad_other: float = 0.0
     saturated: float = 0.0
 
-    def add(self, loss: Loss, z: np.ndarray, a: np.ndarray, t: np.ndarray,
-            y: np.ndarray, d: np.ndarray) -> None:
+    def add(
+        self, loss: Loss, z: np.ndarray, a: np.ndarray, t: np.ndarray, y: np.ndarray, d: np.ndarray
+    ) -> None:
         """Accumulate one batch; ``d`` is the unscaled per-sample delta (m, K)."""
         m, k = z.shape
         rows = np.arange(m)
@@ -141,8 +142,9 @@ def train(
             start = time.perf_counter()
             lr = learning_rate(cfg.train, epoch)
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected below
-                monitor = _epoch(model, loss, optimizer, train_split, cfg.train.batch_size,
-                                 lr, rng, bar)
+                monitor = _epoch(
+                    model, loss, optimizer, train_split, cfg.train.batch_size, lr, rng, bar
+                )
             row = {"epoch": epoch + 1, "lr": lr, **monitor.row()}
             row |= _validate(model, loss, val_split, cfg.eval.bins)
             row["seconds"] = time.perf_counter() - start
@@ -150,29 +152,49 @@ def train(
             if on_epoch is not None:
                 on_epoch(row)
             if bar is not None:
-                bar.set_postfix(epoch=epoch + 1, loss=f"{row['train_loss']:.4f}",
-                                acc=f"{row['train_accuracy']:.3f}",
-                                val_acc=_fmt(row["val_accuracy"]), refresh=False)
+                bar.set_postfix(
+                    epoch=epoch + 1,
+                    loss=f"{row['train_loss']:.4f}",
+                    acc=f"{row['train_accuracy']:.3f}",
+                    val_acc=_fmt(row["val_accuracy"]),
+                    refresh=False,
+                )
             if not _finite(model, row["train_loss"]):
                 result.state = "diverged"
                 result.last_finite_loss = _last_finite_loss(result.history)
                 last = result.last_finite_loss
-                result.message = (f"training loss became {row['train_loss']} in epoch "
-                                  f"{epoch + 1} (lr {lr:g}); the parameters are not finite; "
-                                  "last finite training loss: "
-                                  + ("none" if last is None else f"{last:.6g}"))
+                result.message = (
+                    f"training loss became {row['train_loss']} in epoch "
+                    f"{epoch + 1} (lr {lr:g}); the parameters are not finite; "
+                    "last finite training loss: " + ("none" if last is None else f"{last:.6g}")
+                )
                 break
             if on_checkpoint is not None and every and (epoch + 1) % every == 0:
-                on_checkpoint(Checkpoint(epoch + 1, model.arrays(), optimizer.state(),
-                                         rng.bit_generator.state, result.history))
+                on_checkpoint(
+                    Checkpoint(
+                        epoch + 1,
+                        model.arrays(),
+                        optimizer.state(),
+                        rng.bit_generator.state,
+                        result.history,
+                    )
+                )
     finally:
         if bar is not None:
             bar.close()
     return result
 
 
-def _epoch(model: MLP, loss: Loss, optimizer, split: Split, batch: int, lr: float,
-           rng: np.random.Generator, bar) -> _Monitor:
+def _epoch(
+    model: MLP,
+    loss: Loss,
+    optimizer,
+    split: Split,
+    batch: int,
+    lr: float,
+    rng: np.random.Generator,
+    bar,
+) -> _Monitor:
     """One pass over a fresh permutation of ``split``; returns the monitored running sums.
 
     A step is a fixed handful of numpy calls writing into a :class:`~mnistexp.model.Workspace`
@@ -268,8 +290,12 @@ def _validate(model: MLP, loss: Loss, split: Split | None, bins: int) -> dict[st
         a = loss.activate(z)
         value = loss.value(z, a, split.t)
     if not np.isfinite(z).all():
-        return {"val_loss": value, "val_accuracy": float("nan"), "val_nll": float("nan"),
-                "val_ece": float("nan")}
+        return {
+            "val_loss": value,
+            "val_accuracy": float("nan"),
+            "val_nll": float("nan"),
+            "val_ece": float("nan"),
+        }
     pred = z.argmax(axis=1)
     log_p = metrics.log_probabilities(z, loss.output_name)
     probs = np.exp(log_p)
@@ -300,5 +326,11 @@ def _progress_bar(cfg: ExperimentConfig, split: Split, enabled: bool, first_epoc
     if not enabled:
         return None
     per_epoch = -(-split.x.shape[0] // cfg.train.batch_size)
-    return tqdm(total=per_epoch * cfg.train.epochs, initial=per_epoch * first_epoch,
-                desc=cfg.name, unit="step", leave=False, mininterval=0.2)
+    return tqdm(
+        total=per_epoch * cfg.train.epochs,
+        initial=per_epoch * first_epoch,
+        desc=cfg.name,
+        unit="step",
+        leave=False,
+        mininterval=0.2,
+    )

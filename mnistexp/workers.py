@@ -29,12 +29,18 @@ from mnistexp.errors import ConfigError, interrupt_exit_code, interrupt_reason
 if TYPE_CHECKING:
     from mnistexp.experiment import Outcome
 
-BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-            "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+BLAS_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
-def check_data(configs: Sequence[ExperimentConfig], data_dir: str | Path | None = None,
-               progress: bool = True) -> None:
+def check_data(
+    configs: Sequence[ExperimentConfig], data_dir: str | Path | None = None, progress: bool = True
+) -> None:
     """Check every config against its dataset's size (finding or downloading it once, here)."""
     from mnistexp import data
 
@@ -63,8 +69,9 @@ class Summary:
     seconds: float = 0.0
 
     def _count(self, state: str, skipped: bool | None = None) -> int:
-        return sum(o.state == state and (skipped is None or o.skipped == skipped)
-                   for o in self.outcomes)
+        return sum(
+            o.state == state and (skipped is None or o.skipped == skipped) for o in self.outcomes
+        )
 
     @property
     def done(self) -> int:
@@ -97,9 +104,11 @@ class Summary:
         """``6 runs: 4 done, 2 skipped, 0 failed, 0 diverged, 0 interrupted in 12.3 s``."""
         n = len(self.outcomes) + self.not_run
         rest = f", {self.not_run} not run" if self.not_run else ""
-        return (f"{n} runs: {self.done} done, {self.skipped} skipped, {self.failed} failed, "
-                f"{self.diverged} diverged, {self.interrupted} interrupted{rest} "
-                f"in {self.seconds:.1f} s")
+        return (
+            f"{n} runs: {self.done} done, {self.skipped} skipped, {self.failed} failed, "
+            f"{self.diverged} diverged, {self.interrupted} interrupted{rest} "
+            f"in {self.seconds:.1f} s"
+        )
 
 
 @dataclass(frozen=True)
@@ -167,8 +176,9 @@ def _stops(outcome: Outcome, fail_fast: bool) -> bool:
     return fail_fast and not outcome.skipped and outcome.state in ("failed", "diverged")
 
 
-def _run_serial(todo: list[_Job], jobs: int, fail_fast: bool, bar: _Progress,
-                summary: Summary) -> dict[int, Outcome]:
+def _run_serial(
+    todo: list[_Job], jobs: int, fail_fast: bool, bar: _Progress, summary: Summary
+) -> dict[int, Outcome]:
     """Train in this process, one run after the other, with one BLAS thread like a worker.
 
     Small batches run several times faster on one BLAS thread than on many (measured on MNIST
@@ -180,8 +190,9 @@ def _run_serial(todo: list[_Job], jobs: int, fail_fast: bool, bar: _Progress,
         return _serial_loop(todo, fail_fast, bar, summary)
 
 
-def _serial_loop(todo: list[_Job], fail_fast: bool, bar: _Progress,
-                 summary: Summary) -> dict[int, Outcome]:
+def _serial_loop(
+    todo: list[_Job], fail_fast: bool, bar: _Progress, summary: Summary
+) -> dict[int, Outcome]:
     results: dict[int, Outcome] = {}
     for job in todo:
         try:
@@ -198,8 +209,9 @@ def _serial_loop(todo: list[_Job], fail_fast: bool, bar: _Progress,
     return results
 
 
-def _run_pool(todo: list[_Job], jobs: int, fail_fast: bool, bar: _Progress,
-              summary: Summary) -> dict[int, Outcome]:
+def _run_pool(
+    todo: list[_Job], jobs: int, fail_fast: bool, bar: _Progress, summary: Summary
+) -> dict[int, Outcome]:
     """Train in ``jobs`` spawned worker processes (one BLAS thread each)."""
     import multiprocessing
 
@@ -207,9 +219,12 @@ def _run_pool(todo: list[_Job], jobs: int, fail_fast: bool, bar: _Progress,
 
     registry = pickle.dumps(dict(data.DATASETS))  # tests and plugins may add datasets
     results: dict[int, Outcome] = {}
-    executor = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                                   initargs=(registry,),
-                                   mp_context=multiprocessing.get_context("spawn"))
+    executor = ProcessPoolExecutor(
+        max_workers=jobs,
+        initializer=_init_worker,
+        initargs=(registry,),
+        mp_context=multiprocessing.get_context("spawn"),
+    )
     futures = {executor.submit(_work, job): job for job in todo}
     try:
         _collect(futures, fail_fast, bar, results)
@@ -222,8 +237,9 @@ def _run_pool(todo: list[_Job], jobs: int, fail_fast: bool, bar: _Progress,
     return results
 
 
-def _collect(futures: dict[Future, _Job], fail_fast: bool, bar: _Progress,
-             results: dict[int, Outcome]) -> None:
+def _collect(
+    futures: dict[Future, _Job], fail_fast: bool, bar: _Progress, results: dict[int, Outcome]
+) -> None:
     """Gather outcomes as workers finish; on a failure with ``fail_fast`` cancel the rest."""
     pending = set(futures)
     while pending:
@@ -240,8 +256,9 @@ def _collect(futures: dict[Future, _Job], fail_fast: bool, bar: _Progress,
                     other.cancel()
 
 
-def _stop_workers(executor: ProcessPoolExecutor, futures: dict[Future, _Job],
-                  results: dict[int, Outcome]) -> None:
+def _stop_workers(
+    executor: ProcessPoolExecutor, futures: dict[Future, _Job], results: dict[int, Outcome]
+) -> None:
     """Ctrl-C: cancel queued runs, SIGTERM the workers, wait for them to mark their runs."""
     import multiprocessing
 
@@ -277,9 +294,16 @@ def _result(future: Future, job: _Job) -> Outcome | None:
 def _train(job: _Job) -> Outcome:
     from mnistexp.experiment import run_experiment
 
-    return run_experiment(job.config, runs_dir=job.runs_dir, data_dir=job.data_dir,
-                          force=job.force, retry_failed=job.retry_failed, resume=job.resume,
-                          progress=False, argv=sys.argv)
+    return run_experiment(
+        job.config,
+        runs_dir=job.runs_dir,
+        data_dir=job.data_dir,
+        force=job.force,
+        retry_failed=job.retry_failed,
+        resume=job.resume,
+        progress=False,
+        argv=sys.argv,
+    )
 
 
 def _interrupted(job: _Job, exc: BaseException) -> Outcome:
@@ -352,8 +376,14 @@ class _Progress:
         if self.enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, desc="sweep", unit="run", file=sys.stderr,
-                            dynamic_ncols=True, mininterval=0.5)
+            self.bar = tqdm(
+                total=self.total,
+                desc="sweep",
+                unit="run",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                mininterval=0.5,
+            )
             self._postfix()
         return self
 
@@ -362,8 +392,13 @@ class _Progress:
             self.bar.close()
 
     def add(self, outcome: Outcome) -> None:
-        key = ("skipped" if outcome.skipped and outcome.state in ("completed", "running")
-               else "done" if outcome.state == "completed" else "failed")
+        key = (
+            "skipped"
+            if outcome.skipped and outcome.state in ("completed", "running")
+            else "done"
+            if outcome.state == "completed"
+            else "failed"
+        )
         self.counts[key] += 1
         self.left -= 1
         if self.bar is not None:

@@ -47,8 +47,9 @@ def _read_text(path: Path, what: str) -> str:
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {what} file ({exc.strerror or exc})") from None
     if len(blob) > MAX_YAML_BYTES:
-        raise ConfigError(f"{where}: larger than {MAX_YAML_BYTES >> 20} MiB, too big for a "
-                          f"{what} file")
+        raise ConfigError(
+            f"{where}: larger than {MAX_YAML_BYTES >> 20} MiB, too big for a {what} file"
+        )
     try:
         return blob.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -107,7 +108,8 @@ class _StrictLoader(yaml.SafeLoader):
         if self._depth >= MAX_YAML_DEPTH:
             mark = self.peek_event().start_mark
             raise yaml.composer.ComposerError(
-                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
+                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark
+            )
         self._depth += 1
         try:
             node = super().compose_node(parent, index)
@@ -116,19 +118,26 @@ class _StrictLoader(yaml.SafeLoader):
         size = self._sizes.get(id(node)) if is_alias else self._size_of(node)
         if size is None:
             raise yaml.composer.ComposerError(
-                None, None, "an alias refers to the collection that contains it", node.start_mark)
+                None, None, "an alias refers to the collection that contains it", node.start_mark
+            )
         if size > MAX_YAML_NODES:
             raise yaml.composer.ComposerError(
-                None, None, f"more than {MAX_YAML_NODES} values once aliases are expanded",
-                node.start_mark)
+                None,
+                None,
+                f"more than {MAX_YAML_NODES} values once aliases are expanded",
+                node.start_mark,
+            )
         self._sizes[id(node)] = size
         return node
 
     def _size_of(self, node: yaml.Node) -> int | None:
         if isinstance(node, yaml.ScalarNode):
             return 1
-        children = (node.value if isinstance(node, yaml.SequenceNode)
-                    else [n for pair in node.value for n in pair])
+        children = (
+            node.value
+            if isinstance(node, yaml.SequenceNode)
+            else [n for pair in node.value for n in pair]
+        )
         sizes = [self._sizes.get(id(child)) for child in children]
         return None if None in sizes else 1 + sum(sizes)  # type: ignore[arg-type]
 
@@ -142,8 +151,8 @@ class _StrictLoader(yaml.SafeLoader):
                 if isinstance(key, collections.abc.Hashable):
                     if key in seen:
                         raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {one_line(str(key))}",
-                            key_node.start_mark)
+                            None, None, f"duplicate key {one_line(str(key))}", key_node.start_mark
+                        )
                     seen.add(key)
         return super().construct_mapping(node, deep=deep)
 

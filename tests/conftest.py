@@ -65,7 +65,9 @@ def make_tiny_dataset(folder: Path, n_train: int = 600, n_test: int = 200, seed:
             data.write_idx(path, array, compress=False)
             raw = path.read_bytes()
             files[f"{role}_{kind}"] = data.FileSpec(
-                spec.filename, hashlib.md5(raw).hexdigest(), hashlib.sha256(raw).hexdigest(),
+                spec.filename,
+                hashlib.md5(raw).hexdigest(),
+                hashlib.sha256(raw).hexdigest(),
                 len(raw),
             )
     return data.DatasetSpec("tiny", files, mirrors=())
@@ -91,8 +93,12 @@ def tiny(tiny_data_dir, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 TINY = [
-    "data.dataset=tiny", "data.validation=100", "model.hidden=[16]", "train.epochs=2",
-    "train.batch_size=20", "eval.bins=10",
+    "data.dataset=tiny",
+    "data.validation=100",
+    "model.hidden=[16]",
+    "train.epochs=2",
+    "train.batch_size=20",
+    "eval.bins=10",
 ]
 """--set overrides for a run on the tiny dataset that takes well under a second."""
 
@@ -132,8 +138,13 @@ def launch(tiny: Path, tmp_path: Path) -> Callable[..., subprocess.Popen]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
 
     def start(*args: str, **kwargs) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", LAUNCHER, str(spec_file), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, **kwargs)
+        return subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER, str(spec_file), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            **kwargs,
+        )
 
     return start

@@ -75,8 +75,17 @@ def train(tiny: Path, runs: Path):
     """``mnistexp train`` on the tiny dataset with ``args`` added."""
 
     def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-        return run_cli("train", "--runs-dir", runs, "--data-dir", tiny, "--no-progress",
-                       *sets(*TINY), *args, env=env)
+        return run_cli(
+            "train",
+            "--runs-dir",
+            runs,
+            "--data-dir",
+            tiny,
+            "--no-progress",
+            *sets(*TINY),
+            *args,
+            env=env,
+        )
 
     return invoke
 
@@ -97,80 +106,135 @@ CONFIG_FILES = [
     ("top-level-list", "- train\n- lr\n", ["must be a mapping of keys, got a list"]),
     ("syntax-error", "train:\n  lr: [0.1\nmodel: {}\n", ["malformed YAML at line 3"]),
     ("bad-indent", "train:\n  lr: 0.1\n epochs: 3\n", ["malformed YAML at line 3"]),
-    ("tab-indent", "train:\n\tlr: 0.1\n", ["malformed YAML at line 2",
-                                          "found character '\\t'"]),
+    ("tab-indent", "train:\n\tlr: 0.1\n", ["malformed YAML at line 2", "found character '\\t'"]),
     ("unclosed-quote", "name: 'abc\n", ["malformed YAML at line 2"]),
-    ("list-for-section", "train:\n  - lr\n  - 0.1\n",
-     ["train must be a section (mapping), got a list"]),
+    (
+        "list-for-section",
+        "train:\n  - lr\n  - 0.1\n",
+        ["train must be a section (mapping), got a list"],
+    ),
     ("scalar-for-section", "model: 100\n", ["model must be a section (mapping), got int 100"]),
     ("unknown-top", "trian:\n  lr: 0.1\n", ["unknown key trian; did you mean train?"]),
     ("unknown-train", "train:\n  lrr: 0.1\n", ["unknown key train.lrr; did you mean train.lr?"]),
-    ("unknown-model", "model:\n  hiden: [10]\n",
-     ["unknown key model.hiden; did you mean model.hidden?"]),
-    ("unknown-targets", "targets:\n  epsilom: 0.1\n",
-     ["unknown key targets.epsilom; did you mean targets.epsilon?"]),
+    (
+        "unknown-model",
+        "model:\n  hiden: [10]\n",
+        ["unknown key model.hiden; did you mean model.hidden?"],
+    ),
+    (
+        "unknown-targets",
+        "targets:\n  epsilom: 0.1\n",
+        ["unknown key targets.epsilom; did you mean targets.epsilon?"],
+    ),
     ("unknown-eval", "eval:\n  binz: 10\n", ["unknown key eval.binz; did you mean eval.bins?"]),
     ("unknown-data", "data:\n  scale: unit\n", ["unknown key data.scale"]),
     ("unknown-no-hint", "zzzz: 1\n", ["unknown key zzzz"]),
     ("unknown-empty-key", "'': 1\n", ["unknown key ''"]),
     ("unknown-newline-key", '"a\\nb": 1\n', ["unknown key 'a\\nb'"]),
-    ("string-for-number", "train:\n  lr: fast\n",
-     ["train.lr = 'fast' is invalid: expected a number"]),
-    ("float-for-int", "train:\n  epochs: 2.5\n",
-     ["train.epochs = 2.5 is invalid: expected an integer"]),
-    ("string-for-int", "train:\n  batch_size: '32'\n",
-     ["train.batch_size = '32' is invalid: expected an integer"]),
+    (
+        "string-for-number",
+        "train:\n  lr: fast\n",
+        ["train.lr = 'fast' is invalid: expected a number"],
+    ),
+    (
+        "float-for-int",
+        "train:\n  epochs: 2.5\n",
+        ["train.epochs = 2.5 is invalid: expected an integer"],
+    ),
+    (
+        "string-for-int",
+        "train:\n  batch_size: '32'\n",
+        ["train.batch_size = '32' is invalid: expected an integer"],
+    ),
     ("bool-for-int", "seed: true\n", ["seed = True is invalid: expected an integer"]),
-    ("bool-for-list", "model:\n  hidden: true\n",
-     ["model.hidden = True is invalid: expected a list"]),
-    ("float-in-list", "model:\n  hidden: [10.5]\n",
-     ["model.hidden[0] = 10.5 is invalid: expected an integer"]),
+    (
+        "bool-for-list",
+        "model:\n  hidden: true\n",
+        ["model.hidden = True is invalid: expected a list"],
+    ),
+    (
+        "float-in-list",
+        "model:\n  hidden: [10.5]\n",
+        ["model.hidden[0] = 10.5 is invalid: expected an integer"],
+    ),
     ("int-for-bool", "model:\n  bias: 1\n", ["model.bias = 1 is invalid: expected true or false"]),
     ("date-for-int", "seed: 2024-01-01\n", ["seed = datetime.date(2024, 1, 1) is invalid"]),
-    ("epsilon-range", "targets:\n  epsilon: 1.0\n",
-     ["targets.epsilon = 1.0 is invalid: must be in [0, 1)"]),
+    (
+        "epsilon-range",
+        "targets:\n  epsilon: 1.0\n",
+        ["targets.epsilon = 1.0 is invalid: must be in [0, 1)"],
+    ),
     ("negative-lr", "train:\n  lr: -0.1\n", ["train.lr = -0.1 is invalid: must be > 0"]),
     ("infinite-lr", "train:\n  lr: .inf\n", ["train.lr = inf is invalid: must be a finite"]),
-    ("nan-decay", "train:\n  weight_decay: .nan\n", ["train.weight_decay = nan is invalid: "
-                                                     "must be a finite number"]),
+    (
+        "nan-decay",
+        "train:\n  weight_decay: .nan\n",
+        ["train.weight_decay = nan is invalid: must be a finite number"],
+    ),
     ("momentum-1", "train:\n  momentum: 1.0\n", ["train.momentum = 1.0 is invalid"]),
     ("hidden-zero", "model:\n  hidden: [100, 0]\n", ["model.hidden[1] = 0 is invalid"]),
-    ("hidden-huge", "model:\n  hidden: [1000000000]\n",
-     ["model.hidden[0] = 1000000000 is invalid: layer sizes must be <= 100000"]),
+    (
+        "hidden-huge",
+        "model:\n  hidden: [1000000000]\n",
+        ["model.hidden[0] = 1000000000 is invalid: layer sizes must be <= 100000"],
+    ),
     ("bins-huge", "eval:\n  bins: 100000000\n", ["eval.bins = 100000000 is invalid"]),
     ("validation-range", "data:\n  validation: 60000\n", ["data.validation = 60000 is invalid"]),
-    ("seed-huge", "seed: 100000000000000000000\n", ["seed = 100000000000000000000 is invalid: "
-                                                    "must be < 2**63"]),
+    (
+        "seed-huge",
+        "seed: 100000000000000000000\n",
+        ["seed = 100000000000000000000 is invalid: must be < 2**63"],
+    ),
     ("gamma-zero", "train:\n  gamma: 0\n", ["train.gamma = 0.0 is invalid: must be in (0, 1]"]),
-    ("unknown-choice", "loss:\n  type: hinge\n",
-     ["loss.type = 'hinge' is invalid: choose one of"]),
+    ("unknown-choice", "loss:\n  type: hinge\n", ["loss.type = 'hinge' is invalid: choose one of"]),
     ("unknown-optimizer", "train:\n  optimizer: rmsprop\n", ["train.optimizer = 'rmsprop'"]),
-    ("ce-sigmoid", "loss:\n  type: cross_entropy\n  output: sigmoid\n",
-     ["loss.output = 'sigmoid' does not fit loss.type = 'cross_entropy': use loss.output = "
-      "softmax"]),
+    (
+        "ce-sigmoid",
+        "loss:\n  type: cross_entropy\n  output: sigmoid\n",
+        [
+            "loss.output = 'sigmoid' does not fit loss.type = 'cross_entropy': use loss.output = "
+            "softmax"
+        ],
+    ),
     ("ce-linear", "loss:\n  output: linear\n", ["does not fit loss.type = 'cross_entropy'"]),
-    ("bce-softmax", "loss:\n  type: bce\n  output: softmax\n",
-     ["loss.output = 'softmax' does not fit loss.type = 'bce': use loss.output = sigmoid"]),
+    (
+        "bce-softmax",
+        "loss:\n  type: bce\n  output: softmax\n",
+        ["loss.output = 'softmax' does not fit loss.type = 'bce': use loss.output = sigmoid"],
+    ),
     ("nesterov-no-momentum", "train:\n  nesterov: true\n", ["needs train.momentum > 0"]),
-    ("duplicate-key", "train:\n  lr: 0.1\n  lr: 0.2\n",
-     ["malformed YAML at line 3", "duplicate key lr"]),
-    ("duplicate-section", "train: {lr: 0.1}\nmodel: {}\ntrain: {epochs: 1}\n",
-     ["line 3", "duplicate key train"]),
+    (
+        "duplicate-key",
+        "train:\n  lr: 0.1\n  lr: 0.2\n",
+        ["malformed YAML at line 3", "duplicate key lr"],
+    ),
+    (
+        "duplicate-section",
+        "train: {lr: 0.1}\nmodel: {}\ntrain: {epochs: 1}\n",
+        ["line 3", "duplicate key train"],
+    ),
     ("alias-bomb", BOMB, ["more than 10000 values once aliases are expanded"]),
     ("recursive-alias", "model:\n  hidden: &h [*h]\n", ["refers to the collection"]),
-    ("deep-nesting", "model:\n  hidden: " + "[" * 2000 + "]" * 2000 + "\n",
-     ["nested deeper than 32 levels"]),
+    (
+        "deep-nesting",
+        "model:\n  hidden: " + "[" * 2000 + "]" * 2000 + "\n",
+        ["nested deeper than 32 levels"],
+    ),
     ("huge-int", "seed: " + "9" * 5000 + "\n", ["a value cannot be read", "4300 digits"]),
     ("bad-date", "seed: 2001-13-45\n", ["a value cannot be read: month must be in 1..12"]),
-    ("unsafe-tag", "name: !!python/object/apply:os.system ['echo pwned']\n",
-     ["malformed YAML at line 1", "could not determine a constructor"]),
+    (
+        "unsafe-tag",
+        "name: !!python/object/apply:os.system ['echo pwned']\n",
+        ["malformed YAML at line 1", "could not determine a constructor"],
+    ),
     ("control-char", "name: a\x07b\n", ["character #x07 at position 7 is not allowed"]),
     ("name-traversal", "name: ../../x\n", ["name = '../../x' is invalid"]),
 ]
 
 
-@pytest.mark.parametrize(("text", "fragments"), [pytest.param(t, f, id=i)
-                                                 for i, t, f in CONFIG_FILES])
+@pytest.mark.parametrize(
+    ("text", "fragments"), [pytest.param(t, f, id=i) for i, t, f in CONFIG_FILES]
+)
 def test_bad_config_file(train, runs: Path, tmp_path: Path, text: str, fragments: list[str]):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -179,13 +243,19 @@ def test_bad_config_file(train, runs: Path, tmp_path: Path, text: str, fragments
     assert_nothing_written(runs)
 
 
-@pytest.mark.parametrize(("blob", "fragments"), [
-    pytest.param(b"name: caf\xe9\n", ["not UTF-8 text (byte 0xe9 at offset 9)"], id="latin-1"),
-    pytest.param(b"\xff\xfen\x00a\x00", ["not UTF-8 text (byte 0xff at offset 0)"], id="utf-16"),
-    pytest.param(b"\x89PNG\r\n\x1a\n\x00\x00", ["not UTF-8 text (byte 0x89 at offset 0)"],
-                 id="binary"),
-    pytest.param(b"name: x\n" + b"#" * (1 << 20), ["larger than 1 MiB"], id="huge-file"),
-])
+@pytest.mark.parametrize(
+    ("blob", "fragments"),
+    [
+        pytest.param(b"name: caf\xe9\n", ["not UTF-8 text (byte 0xe9 at offset 9)"], id="latin-1"),
+        pytest.param(
+            b"\xff\xfen\x00a\x00", ["not UTF-8 text (byte 0xff at offset 0)"], id="utf-16"
+        ),
+        pytest.param(
+            b"\x89PNG\r\n\x1a\n\x00\x00", ["not UTF-8 text (byte 0x89 at offset 0)"], id="binary"
+        ),
+        pytest.param(b"name: x\n" + b"#" * (1 << 20), ["larger than 1 MiB"], id="huge-file"),
+    ],
+)
 def test_bad_config_bytes(train, runs: Path, tmp_path: Path, blob: bytes, fragments: list[str]):
     path = tmp_path / "bad.yaml"
     path.write_bytes(blob)
@@ -195,15 +265,15 @@ def test_bad_config_bytes(train, runs: Path, tmp_path: Path, blob: bytes, fragme
 
 def test_missing_config_file(train, runs: Path, tmp_path: Path):
     missing = tmp_path / "nope.yaml"
-    assert_one_line_error(train("-c", missing), f"{missing}: cannot read config file",
-                          "No such file")
+    assert_one_line_error(
+        train("-c", missing), f"{missing}: cannot read config file", "No such file"
+    )
     assert_nothing_written(runs)
 
 
 def test_folder_as_config_to_train(train, runs: Path, tmp_path: Path):
     # click checks -c itself (dir_okay=False); the group makes its usage error one line
-    assert_one_line_error(train("-c", tmp_path), "is a directory",
-                          "train --help')")
+    assert_one_line_error(train("-c", tmp_path), "is a directory", "train --help')")
     assert_nothing_written(runs)
 
 
@@ -229,8 +299,7 @@ OVERRIDES = [
     ("unknown-top", ["bogus=1"], ["unknown key bogus"]),
     ("unparsable-list", ["train.lr=[1"], ["--set 'train.lr=[1': the value is not valid YAML"]),
     ("unparsable-map", ["model.hidden={a: 1"], ["the value is not valid YAML"]),
-    ("unsafe-tag", ["name=!!python/object/apply:os.system [id]"],
-     ["the value is not valid YAML"]),
+    ("unsafe-tag", ["name=!!python/object/apply:os.system [id]"], ["the value is not valid YAML"]),
     ("alias-in-value", ["model.hidden=*x"], ["the value is not valid YAML"]),
     ("section-to-scalar", ["train=3"], ["train must be a section (mapping), got int 3"]),
     ("section-to-list", ["model=[1, 2]"], ["model must be a section (mapping), got a list"]),
@@ -240,16 +309,16 @@ OVERRIDES = [
     ("bool-for-list", ["model.hidden=false"], ["model.hidden = False is invalid"]),
     ("out-of-range", ["train.batch_size=0"], ["train.batch_size = 0 is invalid: must be >= 1"]),
     ("infinite", ["train.lr=.inf"], ["train.lr = inf is invalid: must be a finite number"]),
-    ("incompatible", ["loss.type=bce"], ["loss.output = 'softmax' does not fit loss.type = "
-                                         "'bce'"]),
+    ("incompatible", ["loss.type=bce"], ["loss.output = 'softmax' does not fit loss.type = 'bce'"]),
     ("data-too-small", ["data.train_subset=100000"], ["data.train_subset = 100000 is invalid"]),
     ("seed-option-huge", ["seed=99999999999999999999"], ["must be < 2**63"]),
     ("long-value", ["train.lr=" + "x" * 500], ["train.lr = 'xxxxx", "... is invalid"]),
 ]
 
 
-@pytest.mark.parametrize(("items", "fragments"), [pytest.param(s, f, id=i)
-                                                  for i, s, f in OVERRIDES])
+@pytest.mark.parametrize(
+    ("items", "fragments"), [pytest.param(s, f, id=i) for i, s, f in OVERRIDES]
+)
 def test_bad_set(train, runs: Path, items: list[str], fragments: list[str]):
     line = assert_one_line_error(train(*sets(*items)), *fragments)
     assert len(line) < 300
@@ -289,8 +358,9 @@ def test_bad_run_name(train, runs: Path, tmp_path: Path, name: str, fragment: st
 def test_runs_folder_is_a_file(tiny: Path, tmp_path: Path):
     runs_file = tmp_path / "runs.txt"
     runs_file.write_text("not a folder\n")
-    result = run_cli("train", "--data-dir", tiny, *sets(*TINY),
-                     env={"MNISTEXP_RUNS_DIR": str(runs_file)})
+    result = run_cli(
+        "train", "--data-dir", tiny, *sets(*TINY), env={"MNISTEXP_RUNS_DIR": str(runs_file)}
+    )
     assert_one_line_error(result, str(runs_file), "cannot create the runs folder")
     assert runs_file.read_text() == "not a folder\n"
 
@@ -306,23 +376,29 @@ def test_runs_folder_is_a_file_by_option(train, tmp_path: Path):
 def test_runs_folder_is_a_file_by_environment(tiny: Path, tmp_path: Path):
     runs_file = tmp_path / "runs.txt"
     runs_file.write_text("x")
-    result = run_cli("train", "--data-dir", tiny, *sets(*TINY),
-                     env={"MNISTEXP_RUNS_DIR": str(runs_file)})
-    assert_one_line_error(result, f"{runs_file}: cannot create the runs folder (it is a file, "
-                                  "not a folder)")
+    result = run_cli(
+        "train", "--data-dir", tiny, *sets(*TINY), env={"MNISTEXP_RUNS_DIR": str(runs_file)}
+    )
+    assert_one_line_error(
+        result, f"{runs_file}: cannot create the runs folder (it is a file, not a folder)"
+    )
     assert runs_file.read_text() == "x"
 
 
 def test_runs_folder_below_a_file(train, tmp_path: Path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert_one_line_error(train("--runs-dir", blocker / "runs"),
-                          f"{blocker / 'runs'}: cannot create the runs folder (Not a directory)")
+    assert_one_line_error(
+        train("--runs-dir", blocker / "runs"),
+        f"{blocker / 'runs'}: cannot create the runs folder (Not a directory)",
+    )
 
 
 def test_runs_folder_cannot_be_created(train):
-    assert_one_line_error(train("--runs-dir", "/proc/mnistexp-runs"),
-                          "/proc/mnistexp-runs: cannot create the runs folder")
+    assert_one_line_error(
+        train("--runs-dir", "/proc/mnistexp-runs"),
+        "/proc/mnistexp-runs: cannot create the runs folder",
+    )
 
 
 def test_runs_folder_not_writable(train, runs: Path, monkeypatch: pytest.MonkeyPatch):
@@ -347,8 +423,9 @@ def test_runs_folder_not_writable(train, runs: Path, monkeypatch: pytest.MonkeyP
 # --------------------------------------------------------------------------- data files
 
 
-def _write_set(folder: Path, n_train: int = 40, n_test: int = 20, *, gz: bool = False
-               ) -> dict[str, Path]:
+def _write_set(
+    folder: Path, n_train: int = 40, n_test: int = 20, *, gz: bool = False
+) -> dict[str, Path]:
     """Four small IDX files (plain or .gz) in ``folder``; role -> path."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
@@ -365,8 +442,12 @@ def _write_set(folder: Path, n_train: int = 40, n_test: int = 20, *, gz: bool = 
     return paths
 
 
-def _register(monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path],
-              mirrors: tuple[str, ...] = (), name: str = "bad") -> None:
+def _register(
+    monkeypatch: pytest.MonkeyPatch,
+    paths: dict[str, Path],
+    mirrors: tuple[str, ...] = (),
+    name: str = "bad",
+) -> None:
     """Register the files as dataset ``name``, with checksums of their current bytes."""
     files = {}
     for role, path in paths.items():
@@ -376,8 +457,9 @@ def _register(monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path],
         except (OSError, EOFError):  # not gzip, or a damaged stream: take the bytes as they are
             raw = blob
         filename = data.DATASETS["mnist"].files[role].filename
-        files[role] = data.FileSpec(filename, hashlib.md5(raw).hexdigest(),
-                                    hashlib.sha256(raw).hexdigest(), len(raw))
+        files[role] = data.FileSpec(
+            filename, hashlib.md5(raw).hexdigest(), hashlib.sha256(raw).hexdigest(), len(raw)
+        )
     monkeypatch.setitem(data.DATASETS, name, data.DatasetSpec(name, files, mirrors))
 
 
@@ -425,32 +507,70 @@ def _float_labels(path: Path) -> None:
 
 # (id, role, damage, checksums taken after the damage?, gzip files?, fragments)
 DATA = [
-    ("truncated-vs-checksum", "train_images", _truncate, False, False,
-     ["decompressed size is", "expected", "mnistexp data fetch --dest"]),
-    ("truncated-payload", "train_images", _truncate, True, False,
-     ["truncated:", "data bytes, expected 31360 for shape (40, 28, 28)"]),
-    ("checksum-mismatch", "test_images", _flip_byte, False, False,
-     ["sha256 of decompressed data is", "the file is corrupt"]),
-    ("wrong-magic", "train_labels", _bad_magic, True, False,
-     ["not an IDX file (magic bytes 1234"]),
+    (
+        "truncated-vs-checksum",
+        "train_images",
+        _truncate,
+        False,
+        False,
+        ["decompressed size is", "expected", "mnistexp data fetch --dest"],
+    ),
+    (
+        "truncated-payload",
+        "train_images",
+        _truncate,
+        True,
+        False,
+        ["truncated:", "data bytes, expected 31360 for shape (40, 28, 28)"],
+    ),
+    (
+        "checksum-mismatch",
+        "test_images",
+        _flip_byte,
+        False,
+        False,
+        ["sha256 of decompressed data is", "the file is corrupt"],
+    ),
+    ("wrong-magic", "train_labels", _bad_magic, True, False, ["not an IDX file (magic bytes 1234"]),
     ("wrong-type-code", "train_labels", _bad_type, True, False, ["unsupported IDX data type 0x07"]),
     ("empty-file", "test_labels", _empty, True, False, ["too short for an IDX header (0 bytes)"]),
     ("html-as-gz", "train_labels", _html, True, True, ["named .gz but is not gzip data"]),
     ("truncated-gzip", "train_images", _truncate, True, True, ["bad gzip stream"]),
-    ("mismatched-counts", "train_labels", _fewer_labels, True, False,
-     ["39 labels for 40 images"]),
+    ("mismatched-counts", "train_labels", _fewer_labels, True, False, ["39 labels for 40 images"]),
     ("label-out-of-range", "train_labels", _label_12, True, False, ["label 12 is not a digit"]),
-    ("wrong-image-shape", "train_images", _small_images, True, False,
-     ["images are uint8 (40, 20, 20), expected uint8 (n, 28, 28)"]),
-    ("wrong-label-dtype", "train_labels", _float_labels, True, False,
-     ["labels are float32 (40,), expected uint8"]),
+    (
+        "wrong-image-shape",
+        "train_images",
+        _small_images,
+        True,
+        False,
+        ["images are uint8 (40, 20, 20), expected uint8 (n, 28, 28)"],
+    ),
+    (
+        "wrong-label-dtype",
+        "train_labels",
+        _float_labels,
+        True,
+        False,
+        ["labels are float32 (40,), expected uint8"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("role", "damage", "after", "gz", "fragments"),
-                         [pytest.param(*row[1:], id=row[0]) for row in DATA])
-def test_bad_data_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runs: Path, role: str,
-                       damage, after: bool, gz: bool, fragments: list[str]):
+@pytest.mark.parametrize(
+    ("role", "damage", "after", "gz", "fragments"),
+    [pytest.param(*row[1:], id=row[0]) for row in DATA],
+)
+def test_bad_data_file(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    runs: Path,
+    role: str,
+    damage,
+    after: bool,
+    gz: bool,
+    fragments: list[str],
+):
     folder = tmp_path / "data"
     paths = _write_set(folder, gz=gz)
     if not after:
@@ -458,8 +578,15 @@ def test_bad_data_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runs: Pa
     damage(paths[role])
     if after:
         _register(monkeypatch, paths)
-    result = run_cli("train", "--runs-dir", runs, "--data-dir", folder, "--no-progress",
-                     *sets("data.dataset=bad", "data.validation=10", "train.batch_size=10"))
+    result = run_cli(
+        "train",
+        "--runs-dir",
+        runs,
+        "--data-dir",
+        folder,
+        "--no-progress",
+        *sets("data.dataset=bad", "data.validation=10", "train.batch_size=10"),
+    )
     line = assert_one_line_error(result, *fragments)
     assert data.DATASETS["mnist"].files[role].filename.removesuffix(".gz") in line
     assert_nothing_written(runs)
@@ -467,16 +594,19 @@ def test_bad_data_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runs: Pa
 
 def test_data_dir_missing(train, tmp_path: Path, runs: Path):
     missing = tmp_path / "nowhere"
-    assert_one_line_error(train("--data-dir", missing), f"not found in {missing} (the folder "
-                          "does not exist), given by --data-dir")
+    assert_one_line_error(
+        train("--data-dir", missing),
+        f"not found in {missing} (the folder does not exist), given by --data-dir",
+    )
     assert_nothing_written(runs)
 
 
 def test_data_dir_without_files(train, tmp_path: Path, runs: Path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert_one_line_error(train("--data-dir", empty),
-                          "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz")
+    assert_one_line_error(
+        train("--data-dir", empty), "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz"
+    )
     assert_nothing_written(runs)
 
 
@@ -484,8 +614,14 @@ def test_data_dir_missing_one_file(monkeypatch, tmp_path: Path, runs: Path):
     paths = _write_set(tmp_path / "data")
     _register(monkeypatch, paths)
     paths["test_labels"].unlink()
-    result = run_cli("train", "--runs-dir", runs, "--data-dir", tmp_path / "data",
-                     *sets("data.dataset=bad", "data.validation=10", "train.batch_size=10"))
+    result = run_cli(
+        "train",
+        "--runs-dir",
+        runs,
+        "--data-dir",
+        tmp_path / "data",
+        *sets("data.dataset=bad", "data.validation=10", "train.batch_size=10"),
+    )
     assert_one_line_error(result, "t10k-labels-idx1-ubyte.gz: not found in")
     assert_nothing_written(runs)
 
@@ -506,8 +642,7 @@ def test_unknown_dataset(train, runs: Path):
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """No proxies: requests to 127.0.0.1 go straight to the test server."""
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
-                "ALL_PROXY"):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -551,11 +686,14 @@ def redirecting(offline: None) -> Iterator[str]:
     yield from _serve(_Redirect)
 
 
-@pytest.mark.parametrize("mirror", [
-    pytest.param("http://yann.lecun.com/exdb/mnist/", id="plain-http"),
-    pytest.param("ftp://example.org/mnist/", id="ftp"),
-    pytest.param("file:///etc/", id="file-url"),
-])
+@pytest.mark.parametrize(
+    "mirror",
+    [
+        pytest.param("http://yann.lecun.com/exdb/mnist/", id="plain-http"),
+        pytest.param("ftp://example.org/mnist/", id="ftp"),
+        pytest.param("file:///etc/", id="file-url"),
+    ],
+)
 def test_download_refuses_insecure_urls(monkeypatch, tmp_path: Path, mirror: str):
     _register(monkeypatch, _write_set(tmp_path / "src"), mirrors=(mirror,), name="mnist")
     dest = tmp_path / "dest"
@@ -579,8 +717,11 @@ def test_download_refuses_gzip_bomb(monkeypatch, tmp_path: Path, www: tuple[Path
     paths["train_images"].write_bytes(gzip.compress(b"\0" * 31376 * 50))
     dest = tmp_path / "dest"
     result = run_cli("data", "fetch", "--dest", dest, "--no-progress")
-    assert_one_line_error(result, "train-images-idx3-ubyte.gz: download failed",
-                          "decompresses to more than 31376 bytes")
+    assert_one_line_error(
+        result,
+        "train-images-idx3-ubyte.gz: download failed",
+        "decompresses to more than 31376 bytes",
+    )
     assert [p for p in dest.rglob("*")] == []
 
 
@@ -591,8 +732,9 @@ def test_download_refuses_oversized_file(monkeypatch, tmp_path: Path, www: tuple
     paths["train_labels"].write_bytes(os.urandom((1 << 20) + 4096))
     dest = tmp_path / "dest"
     result = run_cli("data", "fetch", "--dest", dest, "--no-progress")
-    assert_one_line_error(result, "train-labels-idx1-ubyte.gz: download failed",
-                          f"larger than {48 + (1 << 20)} bytes")
+    assert_one_line_error(
+        result, "train-labels-idx1-ubyte.gz: download failed", f"larger than {48 + (1 << 20)} bytes"
+    )
     assert [p.name for p in dest.iterdir()] == ["train-images-idx3-ubyte.gz"]  # verified
 
 
@@ -632,6 +774,7 @@ def _write(name: str, content: str | bytes):
     def damage(run: Path) -> None:
         path = run / name
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
     return damage
 
 
@@ -644,6 +787,7 @@ def _edit_json(name: str, change):
         doc = json.loads((run / name).read_text())
         change(doc)
         (run / name).write_text(json.dumps(doc))
+
     return damage
 
 
@@ -663,29 +807,44 @@ RUN_DAMAGE = [
     ("metrics-list", _write("metrics.json", "[1, 2]"), "not a metrics report"),
     ("metrics-missing", _remove("metrics.json"), "metrics.json: missing"),
     ("metrics-no-test", _edit_json("metrics.json", _del_item("test")), "no test metrics"),
-    ("metrics-newer-schema", _edit_json("metrics.json", _set_item("schema_version", 99)),
-     "schema_version 99 is newer than this mnistexp reads (1)"),
-    ("metrics-bad-schema", _edit_json("metrics.json", _set_item("schema_version", "one")),
-     "schema_version 'one' is not a version number"),
+    (
+        "metrics-newer-schema",
+        _edit_json("metrics.json", _set_item("schema_version", 99)),
+        "schema_version 99 is newer than this mnistexp reads (1)",
+    ),
+    (
+        "metrics-bad-schema",
+        _edit_json("metrics.json", _set_item("schema_version", "one")),
+        "schema_version 'one' is not a version number",
+    ),
     ("metrics-older-schema", _edit_json("metrics.json", _del_item("schema_version")), None),
-    ("metrics-bad-bins", _edit_json("metrics.json",
-                                    lambda d: d["test"].__setitem__("reliability", {"x": 1})),
-     None),
+    (
+        "metrics-bad-bins",
+        _edit_json("metrics.json", lambda d: d["test"].__setitem__("reliability", {"x": 1})),
+        None,
+    ),
     ("status-garbage", _write("status.json", "{{"), "status.json missing or unreadable"),
     ("status-list", _write("status.json", "[]"), "status.json missing or unreadable"),
     ("status-missing", _remove("status.json"), "status.json missing or unreadable"),
-    ("status-failed", _write("status.json", '{"state": "failed", "error": "boom"}'),
-     "failed (boom); left out"),
+    (
+        "status-failed",
+        _write("status.json", '{"state": "failed", "error": "boom"}'),
+        "failed (boom); left out",
+    ),
     ("config-garbage", _write("config.yaml", "train: [1\n"), "config.yaml: malformed YAML"),
     ("config-missing", _remove("config.yaml"), "config.yaml: cannot read config file"),
-    ("config-old-key", _write("config.yaml", "train:\n  learning_rate: 0.1\n"),
-     "unknown key train.learning_rate"),
+    (
+        "config-old-key",
+        _write("config.yaml", "train:\n  learning_rate: 0.1\n"),
+        "unknown key train.learning_rate",
+    ),
     ("config-bomb", _write("config.yaml", BOMB), "more than 10000 values"),
 ]
 
 
-@pytest.mark.parametrize(("damage", "fragment"),
-                         [pytest.param(d, f, id=i) for i, d, f in RUN_DAMAGE])
+@pytest.mark.parametrize(
+    ("damage", "fragment"), [pytest.param(d, f, id=i) for i, d, f in RUN_DAMAGE]
+)
 def test_corrupt_run_among_good_ones(two_runs, damage, fragment: str | None):
     root, victim = two_runs
     damage(victim)
@@ -702,16 +861,28 @@ def test_corrupt_run_among_good_ones(two_runs, damage, fragment: str | None):
     assert fragment in warnings[0], warnings
 
 
-@pytest.mark.parametrize("content", [
-    pytest.param(b"not a zip", id="garbage"),
-    pytest.param(b"PK\x03\x04" + b"\0" * 40, id="truncated-zip"),
-    pytest.param(b"", id="empty"),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"not a zip", id="garbage"),
+        pytest.param(b"PK\x03\x04" + b"\0" * 40, id="truncated-zip"),
+        pytest.param(b"", id="empty"),
+    ],
+)
 def test_corrupt_predictions_cost_only_the_test(two_runs, content: bytes):
     root, victim = two_runs
     (victim / "predictions.npz").write_bytes(content)
-    result = run_cli("compare", "--runs-dir", root, "--baseline", "tiny@" + _hash8(victim),
-                     "--metrics", "accuracy", "--format", "csv")
+    result = run_cli(
+        "compare",
+        "--runs-dir",
+        root,
+        "--baseline",
+        "tiny@" + _hash8(victim),
+        "--metrics",
+        "accuracy",
+        "--format",
+        "csv",
+    )
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     assert f"no test ({victim / 'predictions.npz'}: unreadable" in result.stdout
@@ -721,8 +892,17 @@ def test_pickled_predictions_are_not_unpickled(two_runs):
     root, victim = two_runs
     arrays = {"predictions": np.array([object()], dtype=object), "labels": np.zeros(1)}
     np.savez(victim / "predictions.npz", **arrays)
-    result = run_cli("compare", "--runs-dir", root, "--baseline", "tiny@" + _hash8(victim),
-                     "--metrics", "accuracy", "--format", "csv")
+    result = run_cli(
+        "compare",
+        "--runs-dir",
+        root,
+        "--baseline",
+        "tiny@" + _hash8(victim),
+        "--metrics",
+        "accuracy",
+        "--format",
+        "csv",
+    )
     assert result.exit_code == 0, result.output
     assert "unreadable (ValueError)" in result.stdout
 
@@ -743,21 +923,34 @@ def test_only_corrupt_runs(two_runs):
 
 
 COMPARE_INPUTS = [
-    ("empty-runs-folder", lambda tmp: (tmp / "runs").mkdir(), [],
-     ["no run folders to compare"]),
+    ("empty-runs-folder", lambda tmp: (tmp / "runs").mkdir(), [], ["no run folders to compare"]),
     ("no-runs-folder", lambda tmp: None, [], ["no such runs folder"]),
-    ("folder-not-a-run", lambda tmp: (tmp / "notes").mkdir(), ["notes"],
-     ["nothing to compare: no run has finished"]),
-    ("file-not-a-run", lambda tmp: (tmp / "notes.txt").write_text("x"), ["notes.txt"],
-     ["notes.txt: no such run folder, runs root or config file"]),
+    (
+        "folder-not-a-run",
+        lambda tmp: (tmp / "notes").mkdir(),
+        ["notes"],
+        ["nothing to compare: no run has finished"],
+    ),
+    (
+        "file-not-a-run",
+        lambda tmp: (tmp / "notes.txt").write_text("x"),
+        ["notes.txt"],
+        ["notes.txt: no such run folder, runs root or config file"],
+    ),
     ("glob-matches-nothing", lambda tmp: None, ["nothing-*"], ["matches no run folder"]),
-    ("missing-config-input", lambda tmp: None, ["missing.yaml"],
-     ["missing.yaml: cannot read config file"]),
+    (
+        "missing-config-input",
+        lambda tmp: None,
+        ["missing.yaml"],
+        ["missing.yaml: cannot read config file"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("prepare", "inputs", "fragments"),
-                         [pytest.param(*row[1:], id=row[0]) for row in COMPARE_INPUTS])
+@pytest.mark.parametrize(
+    ("prepare", "inputs", "fragments"),
+    [pytest.param(*row[1:], id=row[0]) for row in COMPARE_INPUTS],
+)
 def test_bad_compare_inputs(tmp_path: Path, monkeypatch, prepare, inputs, fragments):
     monkeypatch.chdir(tmp_path)
     prepare(tmp_path)
@@ -767,10 +960,13 @@ def test_bad_compare_inputs(tmp_path: Path, monkeypatch, prepare, inputs, fragme
 
 def test_compare_unknown_metric_and_baseline(two_runs):
     root, _ = two_runs
-    assert_one_line_error(run_cli("compare", "--runs-dir", root, "--metrics", "acc"),
-                          "unknown metric acc")
-    assert_one_line_error(run_cli("compare", "--runs-dir", root, "--baseline", "nope"),
-                          "--baseline nope: no such experiment")
+    assert_one_line_error(
+        run_cli("compare", "--runs-dir", root, "--metrics", "acc"), "unknown metric acc"
+    )
+    assert_one_line_error(
+        run_cli("compare", "--runs-dir", root, "--baseline", "nope"),
+        "--baseline nope: no such experiment",
+    )
 
 
 # --------------------------------------------------------------------------- sweep files
@@ -788,30 +984,51 @@ SWEEP_FILES = [
     ("grid-scalar", "grid:\n  train.lr: 0.1\n", ["grid: expected key.path: [value1, value2"]),
     ("grid-empty-list", "grid:\n  train.lr: []\n", ["grid: expected key.path: [value1"]),
     ("grid-list", "grid: [1, 2]\n", ["grid: expected key.path: [value1"]),
-    ("duplicate-grid-key", "grid:\n  train.lr: [0.1]\n  train.lr: [0.2]\n",
-     ["line 3", "duplicate key train.lr"]),
-    ("duplicate-top-key", "grid: {train.lr: [0.1]}\ngrid: {train.lr: [0.2]}\n",
-     ["duplicate key grid"]),
-    ("unknown-top-key", "grids: {train.lr: [0.1]}\n",
-     ["unknown sweep key grids; use base, set, grid", "did you mean grid?"]),
-    ("unknown-config-key", "grid:\n  train.lrr: [0.1, 0.2]\n",
-     ["invalid run [train.lrr=0.1]: unknown key train.lrr; did you mean train.lr?"]),
-    ("invalid-value", "grid:\n  train.lr: [0.1, -1]\n",
-     ["invalid run [train.lr=-1]: train.lr = -1.0 is invalid: must be > 0"]),
+    (
+        "duplicate-grid-key",
+        "grid:\n  train.lr: [0.1]\n  train.lr: [0.2]\n",
+        ["line 3", "duplicate key train.lr"],
+    ),
+    (
+        "duplicate-top-key",
+        "grid: {train.lr: [0.1]}\ngrid: {train.lr: [0.2]}\n",
+        ["duplicate key grid"],
+    ),
+    (
+        "unknown-top-key",
+        "grids: {train.lr: [0.1]}\n",
+        ["unknown sweep key grids; use base, set, grid", "did you mean grid?"],
+    ),
+    (
+        "unknown-config-key",
+        "grid:\n  train.lrr: [0.1, 0.2]\n",
+        ["invalid run [train.lrr=0.1]: unknown key train.lrr; did you mean train.lr?"],
+    ),
+    (
+        "invalid-value",
+        "grid:\n  train.lr: [0.1, -1]\n",
+        ["invalid run [train.lr=-1]: train.lr = -1.0 is invalid: must be > 0"],
+    ),
     ("set-not-mapping", "set: [train.lr=0.1]\n", ["set: expected a mapping of key.path: value"]),
     ("seeds-backwards", "grid: {train.lr: [0.1]}\nseeds: 5-2\n", ["a range is A-B"]),
-    ("seeds-too-many", "grid: {train.lr: [0.1]}\nseeds: 0-99999999\n",
-     ["at most 10000 seeds"]),
-    ("zip-unequal", "zip:\n  train.lr: [0.1, 0.2]\n  train.epochs: [1]\n",
-     ["--zip lists must have the same length"]),
-    ("missing-base", "base: nowhere.yaml\ngrid: {train.lr: [0.1]}\n",
-     ["nowhere.yaml: cannot read config file"]),
+    ("seeds-too-many", "grid: {train.lr: [0.1]}\nseeds: 0-99999999\n", ["at most 10000 seeds"]),
+    (
+        "zip-unequal",
+        "zip:\n  train.lr: [0.1, 0.2]\n  train.epochs: [1]\n",
+        ["--zip lists must have the same length"],
+    ),
+    (
+        "missing-base",
+        "base: nowhere.yaml\ngrid: {train.lr: [0.1]}\n",
+        ["nowhere.yaml: cannot read config file"],
+    ),
     ("alias-bomb", BOMB, ["more than 10000 values"]),
 ]
 
 
-@pytest.mark.parametrize(("text", "fragments"), [pytest.param(t, f, id=i)
-                                                 for i, t, f in SWEEP_FILES])
+@pytest.mark.parametrize(
+    ("text", "fragments"), [pytest.param(t, f, id=i) for i, t, f in SWEEP_FILES]
+)
 def test_bad_sweep_file(tmp_path: Path, runs: Path, text: str, fragments: list[str]):
     path = tmp_path / "sweep.yaml"
     path.write_text(text)
@@ -820,18 +1037,33 @@ def test_bad_sweep_file(tmp_path: Path, runs: Path, text: str, fragments: list[s
     assert_nothing_written(runs)
 
 
-@pytest.mark.parametrize(("args", "fragments"), [
-    pytest.param(["--grid", "train.lr"], ["--grid 'train.lr': expected key.path=value1"],
-                 id="grid-no-values"),
-    pytest.param(["--grid", "train.lr=[0.1"], ["the values are not a valid YAML list"],
-                 id="grid-bad-yaml"),
-    pytest.param(["--zip", "train.lr=0.1,0.2", "--zip", "train.epochs=1"],
-                 ["--zip lists must have the same length"], id="zip-unequal"),
-    pytest.param(["--grid", "train.lr=0.1", "--grid", "train.lr=0.2"],
-                 ["train.lr is swept twice"], id="grid-twice"),
-    pytest.param(["--seeds", "x"], ["seeds 'x': expected N"], id="seeds-word"),
-    pytest.param(["--set", "=1"], ["--set '=1': expected key.path=value"], id="set-no-key"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        pytest.param(
+            ["--grid", "train.lr"],
+            ["--grid 'train.lr': expected key.path=value1"],
+            id="grid-no-values",
+        ),
+        pytest.param(
+            ["--grid", "train.lr=[0.1"],
+            ["the values are not a valid YAML list"],
+            id="grid-bad-yaml",
+        ),
+        pytest.param(
+            ["--zip", "train.lr=0.1,0.2", "--zip", "train.epochs=1"],
+            ["--zip lists must have the same length"],
+            id="zip-unequal",
+        ),
+        pytest.param(
+            ["--grid", "train.lr=0.1", "--grid", "train.lr=0.2"],
+            ["train.lr is swept twice"],
+            id="grid-twice",
+        ),
+        pytest.param(["--seeds", "x"], ["seeds 'x': expected N"], id="seeds-word"),
+        pytest.param(["--set", "=1"], ["--set '=1': expected key.path=value"], id="set-no-key"),
+    ],
+)
 def test_bad_sweep_options(tmp_path: Path, runs: Path, args: list[str], fragments: list[str]):
     result = run_cli("sweep", "--runs-dir", runs, "--dry-run", *args)
     assert_one_line_error(result, *fragments)
@@ -843,12 +1075,22 @@ def test_missing_sweep_file(tmp_path: Path, runs: Path):
     assert_one_line_error(result, "nope.yaml: cannot read sweep file")
 
 
-
 # --------------------------------------------------------------------------- security audit
 
 SOURCES = sorted((Path(__file__).parent.parent / "mnistexp").rglob("*.py"))
-FORBIDDEN = {"eval", "exec", "compile", "__import__", "yaml.load", "yaml.unsafe_load",
-             "yaml.full_load", "yaml.load_all", "yaml.unsafe_load_all", "os.system", "os.popen"}
+FORBIDDEN = {
+    "eval",
+    "exec",
+    "compile",
+    "__import__",
+    "yaml.load",
+    "yaml.unsafe_load",
+    "yaml.full_load",
+    "yaml.load_all",
+    "yaml.unsafe_load_all",
+    "os.system",
+    "os.popen",
+}
 PICKLE_ALLOWED = {("workers.py", "_init_worker")}  # the parent's own registry, in memory
 
 

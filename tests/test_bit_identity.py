@@ -35,14 +35,31 @@ CASES = {
     "bce_sigmoid": ("baseline.yaml", ["loss.type=bce", "loss.output=sigmoid"]),
     "mse_linear": ("baseline.yaml", ["loss.type=mse", "loss.output=linear", "train.lr=0.01"]),
     "mse_softmax": ("baseline.yaml", ["loss.type=mse", "loss.output=softmax"]),
-    "adam_tanh": ("baseline.yaml", ["train.optimizer=adam", "train.lr=0.001",
-                                    "model.activation=tanh", "model.hidden=[64,32]"]),
-    "nesterov_cosine_f64": ("baseline.yaml", [
-        "train.momentum=0.9", "train.nesterov=true", "train.weight_decay=0.0001",
-        "train.schedule=cosine", "train.dtype=float64", "data.scaling=standardize"]),
-    "batch1_sigmoid": ("baseline.yaml", ["train.batch_size=1", "model.activation=sigmoid",
-                                         "train.lr=0.05", "train.epochs=1",
-                                         "data.train_subset=1000"]),
+    "adam_tanh": (
+        "baseline.yaml",
+        ["train.optimizer=adam", "train.lr=0.001", "model.activation=tanh", "model.hidden=[64,32]"],
+    ),
+    "nesterov_cosine_f64": (
+        "baseline.yaml",
+        [
+            "train.momentum=0.9",
+            "train.nesterov=true",
+            "train.weight_decay=0.0001",
+            "train.schedule=cosine",
+            "train.dtype=float64",
+            "data.scaling=standardize",
+        ],
+    ),
+    "batch1_sigmoid": (
+        "baseline.yaml",
+        [
+            "train.batch_size=1",
+            "model.activation=sigmoid",
+            "train.lr=0.05",
+            "train.epochs=1",
+            "data.train_subset=1000",
+        ],
+    ),
 }
 
 

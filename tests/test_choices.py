@@ -15,8 +15,12 @@ from tests.conftest import TINY
 
 VARIANTS = [
     *[[f"loss.type={t}", f"loss.output={o}"] for t, c in LOSSES.items() for o in c.outputs],
-    *[[f"{key}={value}"] for key, values in registries.choices().items()
-      if key not in ("loss.type", "loss.output", "data.dataset") for value in values],
+    *[
+        [f"{key}={value}"]
+        for key, values in registries.choices().items()
+        if key not in ("loss.type", "loss.output", "data.dataset")
+        for value in values
+    ],
     ["train.momentum=0.9", "train.nesterov=true"],
     ["train.weight_decay=0.001"],
     ["model.hidden=[12,8]", "model.bias=false"],

@@ -28,41 +28,80 @@ GOLDEN = Path(__file__).parent / "golden"
 MSE = ("loss.type=mse", "loss.output=sigmoid")
 
 
-def make_run(root: Path, name: str, seed: int, accuracy: float = 0.9, *,
-             overrides: tuple[str, ...] = (), state: str = "completed", shift: float = 0.0,
-             hits: np.ndarray | None = None) -> Path:
+def make_run(
+    root: Path,
+    name: str,
+    seed: int,
+    accuracy: float = 0.9,
+    *,
+    overrides: tuple[str, ...] = (),
+    state: str = "completed",
+    shift: float = 0.0,
+    hits: np.ndarray | None = None,
+) -> Path:
     """A fake run folder: config, status, metrics with known numbers, predictions, history."""
     cfg = load_config(None, [f"name={name}", f"seed={seed}", *overrides])
     folder = root / runs.run_id(name, config_hash(cfg), seed)
     folder.mkdir(parents=True)
     runs.write_atomic(folder / "config.yaml", to_yaml(cfg))
-    runs.write_json(folder / "status.json", {"state": state, "host": "elsewhere",
-                                             "error": "loss is NaN" if state != "completed"
-                                             else None})
+    runs.write_json(
+        folder / "status.json",
+        {
+            "state": state,
+            "host": "elsewhere",
+            "error": "loss is NaN" if state != "completed" else None,
+        },
+    )
     if state == "completed":
         _write_results(folder, accuracy, shift, seed, hits)
     return folder
 
 
-def _write_results(folder: Path, accuracy: float, shift: float, seed: int,
-                   hits: np.ndarray | None) -> None:
+def _write_results(
+    folder: Path, accuracy: float, shift: float, seed: int, hits: np.ndarray | None
+) -> None:
     labels = np.arange(100) % 10
     hits = np.arange(100) < round(100 * accuracy) if hits is None else hits
     predictions = np.where(hits, labels, (labels + 1) % 10)
     conf = np.linspace(0.55, 0.95, 100)
-    test = {"accuracy": accuracy, "nll": 0.3 + shift, "brier": 0.15 + shift / 2,
-            "ece": 0.02 + shift / 10, "mce": 0.1, "ace": 0.02, "mean_confidence": 0.88 - shift,
-            "reliability": metrics.reliability_bins(conf, hits, 10)}
-    runs.write_json(folder / "metrics.json", {
-        "schema_version": 1, "test": test,
-        "test_temperature_scaled": {"temperature": 1.1, "ece": 0.01 + shift / 20, "nll": 0.29,
-                                    "reliability": metrics.reliability_bins(conf ** 0.5, hits, 10)},
-    })
-    runs.write_npz(folder / "predictions.npz", {"predictions": predictions, "labels": labels,
-                                                "probs": np.full((100, 10), 0.1, np.float32)})
-    runs.write_csv(folder / "history.csv", [
-        {"epoch": e, "val_accuracy": accuracy - 0.1 / e + seed / 1000, "val_nll": 0.3 + 0.2 / e}
-        for e in (1, 2, 3)])
+    test = {
+        "accuracy": accuracy,
+        "nll": 0.3 + shift,
+        "brier": 0.15 + shift / 2,
+        "ece": 0.02 + shift / 10,
+        "mce": 0.1,
+        "ace": 0.02,
+        "mean_confidence": 0.88 - shift,
+        "reliability": metrics.reliability_bins(conf, hits, 10),
+    }
+    runs.write_json(
+        folder / "metrics.json",
+        {
+            "schema_version": 1,
+            "test": test,
+            "test_temperature_scaled": {
+                "temperature": 1.1,
+                "ece": 0.01 + shift / 20,
+                "nll": 0.29,
+                "reliability": metrics.reliability_bins(conf**0.5, hits, 10),
+            },
+        },
+    )
+    runs.write_npz(
+        folder / "predictions.npz",
+        {
+            "predictions": predictions,
+            "labels": labels,
+            "probs": np.full((100, 10), 0.1, np.float32),
+        },
+    )
+    runs.write_csv(
+        folder / "history.csv",
+        [
+            {"epoch": e, "val_accuracy": accuracy - 0.1 / e + seed / 1000, "val_nll": 0.3 + 0.2 / e}
+            for e in (1, 2, 3)
+        ],
+    )
 
 
 @pytest.fixture
@@ -150,13 +189,17 @@ def experiments(root: Path) -> dict[str, compare.Experiment]:
     return {e.name: e for e in compare.group_runs(records)[0]}
 
 
-@pytest.mark.parametrize(("seeds_a", "seeds_b", "test"), [
-    pytest.param([0, 1, 2], [0, 1, 2], "paired t-test, 3 shared seeds", id="paired"),
-    pytest.param([0, 1, 2], [3, 4, 5], "Welch t-test, 3 vs 3 seeds", id="welch"),
-    pytest.param([0, 1, 2], [2, 3, 4], "Welch t-test, 3 vs 3 seeds", id="one-shared-welch"),
-])
-def test_identical_experiments_not_significant(tmp_path: Path, seeds_a: list[int],
-                                               seeds_b: list[int], test: str) -> None:
+@pytest.mark.parametrize(
+    ("seeds_a", "seeds_b", "test"),
+    [
+        pytest.param([0, 1, 2], [0, 1, 2], "paired t-test, 3 shared seeds", id="paired"),
+        pytest.param([0, 1, 2], [3, 4, 5], "Welch t-test, 3 vs 3 seeds", id="welch"),
+        pytest.param([0, 1, 2], [2, 3, 4], "Welch t-test, 3 vs 3 seeds", id="one-shared-welch"),
+    ],
+)
+def test_identical_experiments_not_significant(
+    tmp_path: Path, seeds_a: list[int], seeds_b: list[int], test: str
+) -> None:
     accuracies = {0: 0.90, 1: 0.92, 2: 0.91, 3: 0.90, 4: 0.92, 5: 0.91}
     for s in seeds_a:
         make_run(tmp_path, "a", s, accuracies[s])
@@ -169,12 +212,16 @@ def test_identical_experiments_not_significant(tmp_path: Path, seeds_a: list[int
     assert rendering.verdict(c).endswith("not significant")
 
 
-@pytest.mark.parametrize(("seeds_b", "p_text", "test"), [
-    pytest.param([0, 1, 2], "p < 0.001", "paired t-test, 3 shared seeds", id="paired"),
-    pytest.param([3, 4, 5], "p = 0.004", "Welch t-test, 3 vs 3 seeds", id="welch"),
-])
-def test_clear_shift_is_significant(tmp_path: Path, seeds_b: list[int], p_text: str,
-                                    test: str) -> None:
+@pytest.mark.parametrize(
+    ("seeds_b", "p_text", "test"),
+    [
+        pytest.param([0, 1, 2], "p < 0.001", "paired t-test, 3 shared seeds", id="paired"),
+        pytest.param([3, 4, 5], "p = 0.004", "Welch t-test, 3 vs 3 seeds", id="welch"),
+    ],
+)
+def test_clear_shift_is_significant(
+    tmp_path: Path, seeds_b: list[int], p_text: str, test: str
+) -> None:
     for s, acc in zip([0, 1, 2], [0.90, 0.91, 0.92], strict=True):
         make_run(tmp_path, "a", s, acc)
     for s, acc in zip(seeds_b, [0.951, 0.960, 0.972], strict=True):
@@ -229,8 +276,18 @@ def test_cli_metrics_sort_filter(two: Path) -> None:
     result = invoke("--runs-dir", str(two), "--metrics", "accuracy,ts_ece", "--sort", "ts_ece")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["experiment", "loss.type", "loss.output", "n", "accuracy",
-                                "(%)", "ECE", "after", "TS", "(%)"]
+    assert lines[0].split() == [
+        "experiment",
+        "loss.type",
+        "loss.output",
+        "n",
+        "accuracy",
+        "(%)",
+        "ECE",
+        "after",
+        "TS",
+        "(%)",
+    ]
     assert lines[2].startswith("base") and lines[3].startswith("mse")
     result = invoke("--runs-dir", str(two), "--filter", "loss.type=mse", "--format", "csv")
     assert [r.split(",")[0] for r in result.stdout.splitlines()] == ["experiment", "mse"]
@@ -240,8 +297,10 @@ def test_legend_names_the_split_of_every_column(two: Path) -> None:
     only_test = invoke("--runs-dir", str(two), "--metrics", "accuracy,ts_ece")
     assert "\nTest set. mean ± std" in only_test.stdout
     mixed = invoke("--runs-dir", str(two), "--metrics", "val_accuracy,accuracy")
-    assert ("\nTest set, except validation accuracy (%) (the validation split). mean ± std"
-            in mixed.stdout), mixed.stdout
+    assert (
+        "\nTest set, except validation accuracy (%) (the validation split). mean ± std"
+        in mixed.stdout
+    ), mixed.stdout
 
 
 def test_cli_inputs_glob_and_folder(two: Path) -> None:
@@ -250,16 +309,22 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
     assert [e["name"] for e in json.loads(result.stdout)["experiments"]] == ["base"]
 
 
-@pytest.mark.parametrize(("args", "fragments"), [
-    pytest.param(["--metrics", "acc"], ["unknown metric acc", "accuracy"], id="metric"),
-    pytest.param(["--sort", "speed"], ["--sort speed: unknown metric"], id="sort"),
-    pytest.param(["--filter", "loss.typo=mse"], ["unknown key loss.typo"], id="filter-key"),
-    pytest.param(["--filter", "loss.type=bce"], ["no experiment matches"], id="filter-none"),
-    pytest.param(["--baseline", "nope"], ["--baseline nope: no such experiment",
-                                          "base, mse"], id="baseline"),
-    pytest.param(["--set", "train.lr=1"], ["--set applies to config files"], id="set"),
-    pytest.param(["does/not/exist"], ["does/not/exist: no such run folder"], id="path"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        pytest.param(["--metrics", "acc"], ["unknown metric acc", "accuracy"], id="metric"),
+        pytest.param(["--sort", "speed"], ["--sort speed: unknown metric"], id="sort"),
+        pytest.param(["--filter", "loss.typo=mse"], ["unknown key loss.typo"], id="filter-key"),
+        pytest.param(["--filter", "loss.type=bce"], ["no experiment matches"], id="filter-none"),
+        pytest.param(
+            ["--baseline", "nope"],
+            ["--baseline nope: no such experiment", "base, mse"],
+            id="baseline",
+        ),
+        pytest.param(["--set", "train.lr=1"], ["--set applies to config files"], id="set"),
+        pytest.param(["does/not/exist"], ["does/not/exist: no such run folder"], id="path"),
+    ],
+)
 def test_cli_bad_options(two: Path, args: list[str], fragments: list[str]) -> None:
     assert_one_line_error(invoke("--runs-dir", str(two), *args), *fragments)
 
@@ -267,8 +332,9 @@ def test_cli_bad_options(two: Path, args: list[str], fragments: list[str]) -> No
 def test_empty_and_missing_runs_root(tmp_path: Path) -> None:
     assert_one_line_error(invoke("--runs-dir", str(tmp_path / "none")), "no such runs folder")
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(invoke("--runs-dir", str(tmp_path / "empty")),
-                          "no run folders to compare")
+    assert_one_line_error(
+        invoke("--runs-dir", str(tmp_path / "empty")), "no run folders to compare"
+    )
 
 
 def test_one_experiment(tmp_path: Path) -> None:
@@ -280,15 +346,29 @@ def test_one_experiment(tmp_path: Path) -> None:
     assert "solo" in result.stdout  # the table is still printed
 
 
-@pytest.mark.parametrize(("damage", "fragment"), [
-    pytest.param(lambda f: (f / "metrics.json").unlink(), "metrics.json: missing", id="missing"),
-    pytest.param(lambda f: (f / "metrics.json").write_text("{oops"), "metrics.json: unreadable",
-                 id="corrupt-metrics"),
-    pytest.param(lambda f: (f / "status.json").write_text("[1,"), "status.json missing or unre",
-                 id="corrupt-status"),
-    pytest.param(lambda f: (f / "config.yaml").write_text("loss: {type: nope}"),
-                 "loss.type = 'nope' is invalid", id="bad-config"),
-])
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        pytest.param(
+            lambda f: (f / "metrics.json").unlink(), "metrics.json: missing", id="missing"
+        ),
+        pytest.param(
+            lambda f: (f / "metrics.json").write_text("{oops"),
+            "metrics.json: unreadable",
+            id="corrupt-metrics",
+        ),
+        pytest.param(
+            lambda f: (f / "status.json").write_text("[1,"),
+            "status.json missing or unre",
+            id="corrupt-status",
+        ),
+        pytest.param(
+            lambda f: (f / "config.yaml").write_text("loss: {type: nope}"),
+            "loss.type = 'nope' is invalid",
+            id="bad-config",
+        ),
+    ],
+)
 def test_damaged_run_is_a_warning(tmp_path: Path, damage: Any, fragment: str) -> None:
     make_run(tmp_path, "good", 0)
     damage(make_run(tmp_path, "bad", 0, overrides=("train.lr=0.2",)))
@@ -308,9 +388,11 @@ def test_only_damaged_runs_is_nothing_to_compare(tmp_path: Path) -> None:
 
 
 def test_help_is_fast_and_light() -> None:
-    code = ("import sys; from mnistexp.cli import main; import mnistexp.cli.compare; "
-            "heavy = {'scipy', 'matplotlib', 'mnistexp.compare'} & set(sys.modules); "
-            "assert not heavy, heavy")
+    code = (
+        "import sys; from mnistexp.cli import main; import mnistexp.cli.compare; "
+        "heavy = {'scipy', 'matplotlib', 'mnistexp.compare'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert "--baseline" in invoke("--help").stdout
 
@@ -319,8 +401,18 @@ def test_config_inputs_train_then_compare(tmp_path: Path, tiny: Path) -> None:
     config = tmp_path / "small.yaml"
     config.write_text("model: {hidden: [8]}\n")
     sets = [arg for item in TINY for arg in ("--set", item)]
-    args = [str(config), "--seeds", "2", "--runs-dir", str(tmp_path / "runs"),
-            "--data-dir", str(tiny), *sets, "--format", "json"]
+    args = [
+        str(config),
+        "--seeds",
+        "2",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--data-dir",
+        str(tiny),
+        *sets,
+        "--format",
+        "json",
+    ]
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     (exp,) = json.loads(first.stdout)["experiments"]

@@ -47,8 +47,9 @@ def test_numbers_are_accepted_in_friendly_forms(raw, value):
 OK = [
     pytest.param(["model.hidden=[256,128]"], "model", "hidden", (256, 128), id="list"),
     pytest.param(["targets.epsilon=0.05"], "targets", "epsilon", 0.05, id="float"),
-    pytest.param(["train.nesterov=true", "train.momentum=0.9"], "train", "nesterov", True,
-                 id="bool"),
+    pytest.param(
+        ["train.nesterov=true", "train.momentum=0.9"], "train", "nesterov", True, id="bool"
+    ),
     pytest.param(["data.train_subset=null"], "data", "train_subset", None, id="null"),
     pytest.param(["loss.type=mse", "loss.output=linear"], "loss", "output", "linear", id="pair"),
 ]
@@ -64,49 +65,82 @@ BAD = [
     pytest.param(["train.lrr=0.1"], "unknown key train.lrr; did you mean train.lr?", id="typo"),
     pytest.param(["bogus=1"], "unknown key bogus", id="unknown-top"),
     pytest.param(["train.lr=-0.1"], "train.lr = -0.1 is invalid: must be > 0", id="lr<=0"),
-    pytest.param(["train.lr=fast"], "train.lr = 'fast' is invalid: expected a number",
-                 id="lr-type"),
+    pytest.param(
+        ["train.lr=fast"], "train.lr = 'fast' is invalid: expected a number", id="lr-type"
+    ),
     pytest.param(["train.epochs=0"], "train.epochs = 0 is invalid: must be >= 1", id="epochs"),
-    pytest.param(["train.epochs=2.5"], "train.epochs = 2.5 is invalid: expected an integer",
-                 id="epochs-type"),
-    pytest.param(["train.batch_size=0"], "train.batch_size = 0 is invalid: must be >= 1",
-                 id="batch"),
-    pytest.param(["train.nesterov=yes please"],
-                 "train.nesterov = 'yes please' is invalid: expected true or false", id="bool"),
-    pytest.param(["targets.epsilon=1.0"], "targets.epsilon = 1.0 is invalid: must be in [0, 1)",
-                 id="epsilon"),
-    pytest.param(["targets.low=0.9", "targets.high=0.1"],
-                 "targets.low = 0.9 is invalid: must be < targets.high = 0.1", id="low>=high"),
-    pytest.param(["targets.high=1.5"], "targets.high = 1.5 is invalid: must be in [0, 1]",
-                 id="high>1"),
-    pytest.param(["model.hidden=[]"], "model.hidden = [] is invalid: must list at least one "
-                 "layer size", id="hidden-empty"),
-    pytest.param(["model.hidden=[100,0]"],
-                 "model.hidden[1] = 0 is invalid: layer sizes must be >= 1", id="hidden-0"),
-    pytest.param(["model.hidden=100"],
-                 "model.hidden = 100 is invalid: expected a list, e.g. [256, 128]",
-                 id="hidden-scalar"),
+    pytest.param(
+        ["train.epochs=2.5"], "train.epochs = 2.5 is invalid: expected an integer", id="epochs-type"
+    ),
+    pytest.param(
+        ["train.batch_size=0"], "train.batch_size = 0 is invalid: must be >= 1", id="batch"
+    ),
+    pytest.param(
+        ["train.nesterov=yes please"],
+        "train.nesterov = 'yes please' is invalid: expected true or false",
+        id="bool",
+    ),
+    pytest.param(
+        ["targets.epsilon=1.0"], "targets.epsilon = 1.0 is invalid: must be in [0, 1)", id="epsilon"
+    ),
+    pytest.param(
+        ["targets.low=0.9", "targets.high=0.1"],
+        "targets.low = 0.9 is invalid: must be < targets.high = 0.1",
+        id="low>=high",
+    ),
+    pytest.param(
+        ["targets.high=1.5"], "targets.high = 1.5 is invalid: must be in [0, 1]", id="high>1"
+    ),
+    pytest.param(
+        ["model.hidden=[]"],
+        "model.hidden = [] is invalid: must list at least one layer size",
+        id="hidden-empty",
+    ),
+    pytest.param(
+        ["model.hidden=[100,0]"],
+        "model.hidden[1] = 0 is invalid: layer sizes must be >= 1",
+        id="hidden-0",
+    ),
+    pytest.param(
+        ["model.hidden=100"],
+        "model.hidden = 100 is invalid: expected a list, e.g. [256, 128]",
+        id="hidden-scalar",
+    ),
     pytest.param(["eval.bins=0"], "eval.bins = 0 is invalid: must be >= 1", id="bins"),
-    pytest.param(["loss.type=hinge"],
-                 "loss.type = 'hinge' is invalid: choose one of cross_entropy, mse, bce",
-                 id="choice"),
-    pytest.param(["model.activation=gelu"],
-                 "model.activation = 'gelu' is invalid: choose one of sigmoid, tanh, relu",
-                 id="activation"),
-    pytest.param(["loss.type=cross_entropy", "loss.output=sigmoid"],
-                 "loss.output = 'sigmoid' does not fit loss.type = 'cross_entropy': "
-                 "use loss.output = softmax", id="ce-needs-softmax"),
-    pytest.param(["loss.type=bce", "loss.output=softmax"],
-                 "loss.output = 'softmax' does not fit loss.type = 'bce': "
-                 "use loss.output = sigmoid", id="bce-needs-sigmoid"),
+    pytest.param(
+        ["loss.type=hinge"],
+        "loss.type = 'hinge' is invalid: choose one of cross_entropy, mse, bce",
+        id="choice",
+    ),
+    pytest.param(
+        ["model.activation=gelu"],
+        "model.activation = 'gelu' is invalid: choose one of sigmoid, tanh, relu",
+        id="activation",
+    ),
+    pytest.param(
+        ["loss.type=cross_entropy", "loss.output=sigmoid"],
+        "loss.output = 'sigmoid' does not fit loss.type = 'cross_entropy': "
+        "use loss.output = softmax",
+        id="ce-needs-softmax",
+    ),
+    pytest.param(
+        ["loss.type=bce", "loss.output=softmax"],
+        "loss.output = 'softmax' does not fit loss.type = 'bce': use loss.output = sigmoid",
+        id="bce-needs-sigmoid",
+    ),
     pytest.param(["train=3"], "train must be a section (mapping), got int 3", id="section"),
-    pytest.param(["seed"], "--set 'seed': expected key.path=value, e.g. train.lr=0.05",
-                 id="no-equals"),
-    pytest.param(["train.lr=[1"], "--set 'train.lr=[1': the value is not valid YAML",
-                 id="bad-yaml-value"),
+    pytest.param(
+        ["seed"], "--set 'seed': expected key.path=value, e.g. train.lr=0.05", id="no-equals"
+    ),
+    pytest.param(
+        ["train.lr=[1"], "--set 'train.lr=[1': the value is not valid YAML", id="bad-yaml-value"
+    ),
     pytest.param(["seed=-1"], "seed = -1 is invalid: must be >= 0", id="seed"),
-    pytest.param(["train.momentum=0", "train.nesterov=true"],
-                 "train.nesterov = True is invalid: needs train.momentum > 0", id="nesterov"),
+    pytest.param(
+        ["train.momentum=0", "train.nesterov=true"],
+        "train.nesterov = True is invalid: needs train.momentum > 0",
+        id="nesterov",
+    ),
 ]
 
 
@@ -123,8 +157,11 @@ def test_bad_overrides_give_one_exact_line(sets, message):
     [
         pytest.param("train: [1, 2\n", "malformed YAML at line 2, column 1", id="malformed"),
         pytest.param("- 1\n- 2\n", "a config must be a mapping of keys, got a list", id="list"),
-        pytest.param("model:\n  hiden: [10]\n", "unknown key model.hiden; did you mean "
-                     "model.hidden?", id="typo"),
+        pytest.param(
+            "model:\n  hiden: [10]\n",
+            "unknown key model.hiden; did you mean model.hidden?",
+            id="typo",
+        ),
         pytest.param("!!python/object:os.system {}\n", "malformed YAML", id="unsafe-tag"),
     ],
 )

@@ -14,8 +14,10 @@ def test_saturated_wrong_sigmoid_units_are_counted_and_have_tiny_gradients():
     # Sample 1: outputs [1e-4, 0.5, 0.5]: unit 0 is saturated (slope ~1e-4 < 0.01) and wrong
     #   (|a - t| = 0.9999 > 0.5): 1 of 3 units. Sample 2: [0.9, 0.1, 0.1]: nothing saturated.
     #   -> saturated fraction = (1/3 + 0) / 2 = 1/6.
-    z = np.log(np.array([[1e-4, 0.5, 0.5], [0.9, 0.1, 0.1]]) /
-               (1 - np.array([[1e-4, 0.5, 0.5], [0.9, 0.1, 0.1]])))
+    z = np.log(
+        np.array([[1e-4, 0.5, 0.5], [0.9, 0.1, 0.1]])
+        / (1 - np.array([[1e-4, 0.5, 0.5], [0.9, 0.1, 0.1]]))
+    )
     loss = make_loss("mse", "sigmoid")
     a = loss.activate(z)
     t = np.array([[1.0, 0, 0], [1.0, 0, 0]])

@@ -22,11 +22,18 @@ from mnistexp.errors import ConfigError
 
 _EXAMPLES = int(os.environ.get("MNISTEXP_FUZZ_EXAMPLES", "0"))
 settings.register_profile(
-    "ci", max_examples=120, derandomize=True, deadline=None, database=None,
+    "ci",
+    max_examples=120,
+    derandomize=True,
+    deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "long", max_examples=_EXAMPLES or 5000, deadline=None, database=None,
+    "long",
+    max_examples=_EXAMPLES or 5000,
+    deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("long" if _EXAMPLES else "ci")
@@ -36,15 +43,49 @@ SECTIONS = sorted({k.split(".")[0] for k in KEYS if "." in k})
 LEAVES = sorted({k.rsplit(".", 1)[-1] for k in KEYS})
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(-3, 200),
-    st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 1),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(-3, 200),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(0, 1),
     st.text(max_size=12),
-    st.sampled_from(["sgd", "adam", "mse", "bce", "softmax", "sigmoid", "linear", "relu",
-                     "onehot", "soft", "smooth", "unit", "tutorial", "float64", "1e-3",
-                     "tiny", "mnist", "cosine", "step", "../../x", "a/b", "", "nan", "inf"]),
+    st.sampled_from(
+        [
+            "sgd",
+            "adam",
+            "mse",
+            "bce",
+            "softmax",
+            "sigmoid",
+            "linear",
+            "relu",
+            "onehot",
+            "soft",
+            "smooth",
+            "unit",
+            "tutorial",
+            "float64",
+            "1e-3",
+            "tiny",
+            "mnist",
+            "cosine",
+            "step",
+            "../../x",
+            "a/b",
+            "",
+            "nan",
+            "inf",
+        ]
+    ),
 )
-key_names = st.one_of(st.sampled_from([*SECTIONS, *LEAVES, *KEYS]), st.text(max_size=8),
-                      st.integers(), st.booleans(), st.none())
+key_names = st.one_of(
+    st.sampled_from([*SECTIONS, *LEAVES, *KEYS]),
+    st.text(max_size=8),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+)
 documents = st.recursive(
     scalars,
     lambda children: st.one_of(
@@ -61,22 +102,76 @@ sections = st.dictionaries(
 )
 raw_text = st.one_of(
     st.text(max_size=200),
-    st.lists(st.sampled_from(["train:", "  lr: 0.1", "- 1", "&a [1, 2]", "*a", "<<: *a", "{",
-                              "}", "[", "]", ":", "? x", "!!str", "!!binary x", "!!int x",
-                              "model:", "  hidden: [10]", "  hidden: &h [*h]", "\t", "'", '"',
-                              "%YAML 1.1", "---", "...", "seed: 1", "seed: 1", "#", "|", ">"]),
-             max_size=12).map("\n".join),
+    st.lists(
+        st.sampled_from(
+            [
+                "train:",
+                "  lr: 0.1",
+                "- 1",
+                "&a [1, 2]",
+                "*a",
+                "<<: *a",
+                "{",
+                "}",
+                "[",
+                "]",
+                ":",
+                "? x",
+                "!!str",
+                "!!binary x",
+                "!!int x",
+                "model:",
+                "  hidden: [10]",
+                "  hidden: &h [*h]",
+                "\t",
+                "'",
+                '"',
+                "%YAML 1.1",
+                "---",
+                "...",
+                "seed: 1",
+                "seed: 1",
+                "#",
+                "|",
+                ">",
+            ]
+        ),
+        max_size=12,
+    ).map("\n".join),
     st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
 )
-override_keys = st.one_of(st.sampled_from([*KEYS, *SECTIONS]), st.text(max_size=10),
-                          st.sampled_from(["", ".", "train.", ".lr", "train..lr", "a.b.c",
-                                           "train.lr.x", "model.hidden.0"]))
+override_keys = st.one_of(
+    st.sampled_from([*KEYS, *SECTIONS]),
+    st.text(max_size=10),
+    st.sampled_from(
+        ["", ".", "train.", ".lr", "train..lr", "a.b.c", "train.lr.x", "model.hidden.0"]
+    ),
+)
 override_values = st.one_of(
     st.text(max_size=20),
     scalars.map(lambda v: yaml.safe_dump(v, default_flow_style=True).strip().split("\n")[0]),
-    st.sampled_from(["[1, 2]", "[", "{a: 1}", "&a [*a]", "!!python/object:os.system {}",
-                     "99999999999999999999999999", ".inf", "-.inf", ".nan", "2001-13-45",
-                     "[256,128]", "null", "~", "true", "0x10", "1_000", "1e3", "1.0e3"]),
+    st.sampled_from(
+        [
+            "[1, 2]",
+            "[",
+            "{a: 1}",
+            "&a [*a]",
+            "!!python/object:os.system {}",
+            "99999999999999999999999999",
+            ".inf",
+            "-.inf",
+            ".nan",
+            "2001-13-45",
+            "[256,128]",
+            "null",
+            "~",
+            "true",
+            "0x10",
+            "1_000",
+            "1e3",
+            "1.0e3",
+        ]
+    ),
 )
 overrides = st.lists(
     st.one_of(st.tuples(override_keys, override_values).map("=".join), st.text(max_size=20)),

@@ -77,12 +77,16 @@ def assert_every_file_whole(folder: Path) -> None:
 # --------------------------------------------------------------------------- signals
 
 
-@pytest.mark.parametrize(("sig", "code", "reason"), [
-    (signal.SIGINT, 130, "Ctrl-C (SIGINT)"),
-    (signal.SIGTERM, 143, "SIGTERM"),
-])
-def test_a_signal_marks_the_run_interrupted_with_its_epochs(launch, tiny: Path, tmp_path: Path,
-                                                            sig, code: int, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code", "reason"),
+    [
+        (signal.SIGINT, 130, "Ctrl-C (SIGINT)"),
+        (signal.SIGTERM, 143, "SIGTERM"),
+    ],
+)
+def test_a_signal_marks_the_run_interrupted_with_its_epochs(
+    launch, tiny: Path, tmp_path: Path, sig, code: int, reason: str
+) -> None:
     root = tmp_path / "runs"
     proc = launch("train", *tiny_sets(tiny), *LONG, "--runs-dir", str(root))
     wait_for(lambda: epochs_written(root) >= 3)
@@ -99,11 +103,21 @@ def test_a_signal_marks_the_run_interrupted_with_its_epochs(launch, tiny: Path, 
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_sigterm_to_a_sweep_marks_its_runs_interrupted_and_exits_143(launch, tiny: Path,
-                                                                      tmp_path: Path, jobs):
+def test_sigterm_to_a_sweep_marks_its_runs_interrupted_and_exits_143(
+    launch, tiny: Path, tmp_path: Path, jobs
+):
     root = tmp_path / "runs"
-    proc = launch("sweep", *tiny_sets(tiny), *LONG, "--grid", "train.lr=0.05,0.1",
-                  "--runs-dir", str(root), "-j", jobs)
+    proc = launch(
+        "sweep",
+        *tiny_sets(tiny),
+        *LONG,
+        "--grid",
+        "train.lr=0.05,0.1",
+        "--runs-dir",
+        str(root),
+        "-j",
+        jobs,
+    )
     wait_for(lambda: "running" in run_states(root).values() and epochs_written(root) >= 2)
     proc.send_signal(signal.SIGTERM)
     out = proc.communicate(timeout=60)[0]
@@ -117,7 +131,8 @@ def test_sigterm_to_a_sweep_marks_its_runs_interrupted_and_exits_143(launch, tin
 
 
 def test_kill_9_leaves_running_with_a_dead_pid_that_every_command_reads_as_interrupted(
-        launch, tiny: Path, tmp_path: Path) -> None:
+    launch, tiny: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "runs"
     args = [*tiny_sets(tiny), *LONG, "--runs-dir", str(root)]
     proc = launch("train", *args)
@@ -176,22 +191,35 @@ def assert_same_results(a: Path, b: Path) -> None:
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in history_rows(b)]
 
 
-@pytest.mark.parametrize("optimizer", [
-    ["train.optimizer=sgd"],
-    ["train.optimizer=sgd", "train.momentum=0.9", "train.nesterov=true",
-     "train.weight_decay=0.001", "train.schedule=cosine"],
-    ["train.optimizer=adam", "train.lr=0.003"],
-    ["train.batch_size=1", "data.train_subset=120"],  # the row-sparse batch-of-one path
-], ids=["sgd", "momentum", "adam", "batch1"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        ["train.optimizer=sgd"],
+        [
+            "train.optimizer=sgd",
+            "train.momentum=0.9",
+            "train.nesterov=true",
+            "train.weight_decay=0.001",
+            "train.schedule=cosine",
+        ],
+        ["train.optimizer=adam", "train.lr=0.003"],
+        ["train.batch_size=1", "data.train_subset=120"],  # the row-sparse batch-of-one path
+    ],
+    ids=["sgd", "momentum", "adam", "batch1"],
+)
 def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(
-        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, optimizer: list[str]):
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, optimizer: list[str]
+):
     common = ["train.epochs=5", *optimizer]
     plain = run_experiment(tiny_config(tiny, *common), runs_dir=tmp_path / "a")
     cfg = tiny_config(tiny, *common, "train.checkpoint_every=2")
     folder = interrupt_run(monkeypatch, cfg, tmp_path / "b", 3)
     status = runs.read_status(folder)
     assert (status["state"], status["epochs_done"], status["checkpoint_epoch"]) == (
-        "interrupted", 3, 2)
+        "interrupted",
+        3,
+        2,
+    )
 
     resumed = run_experiment(cfg, runs_dir=tmp_path / "b", resume=True)
 
@@ -202,8 +230,9 @@ def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(
     assert runs.read_status(folder)["resumed_from_epoch"] == 2
 
 
-def test_without_resume_an_interrupted_run_starts_over(tiny: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch):
+def test_without_resume_an_interrupted_run_starts_over(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     cfg = tiny_config(tiny, "train.epochs=4", "train.checkpoint_every=1")
     interrupt_run(monkeypatch, cfg, tmp_path, 3)
     again = run_experiment(cfg, runs_dir=tmp_path)
@@ -212,7 +241,8 @@ def test_without_resume_an_interrupted_run_starts_over(tiny: Path, tmp_path: Pat
 
 
 def test_resume_without_a_checkpoint_says_it_trained_from_the_start(
-        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     cfg = tiny_config(tiny, "train.epochs=3")  # no checkpoint_every
     interrupt_run(monkeypatch, cfg, tmp_path, 2)
     again = run_experiment(cfg, runs_dir=tmp_path, resume=True)
@@ -233,21 +263,35 @@ def test_resume_after_sigterm_in_a_real_process_matches(launch, tiny: Path, tmp_
     assert proc.returncode == 143 and saved >= 28, out
     assert f"--resume continues from the checkpoint of epoch {saved}" in out
 
-    result = CliRunner().invoke(main, ["train", *args, "--set", "train.checkpoint_every=7",
-                                       "--runs-dir", str(root), "--resume"])
+    result = CliRunner().invoke(
+        main,
+        ["train", *args, "--set", "train.checkpoint_every=7", "--runs-dir", str(root), "--resume"],
+    )
     assert result.exit_code == 0 and f"resumed from epoch {saved}" in result.output
     assert_same_results(only_run(tmp_path / "a"), only_run(root))
 
 
-def test_a_corrupt_checkpoint_is_one_line_and_touches_nothing(tiny: Path, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch):
+def test_a_corrupt_checkpoint_is_one_line_and_touches_nothing(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     cfg = tiny_config(tiny, "train.epochs=4", "train.checkpoint_every=1")
     folder = interrupt_run(monkeypatch, cfg, tmp_path, 2)
     (folder / runs.CHECKPOINT).write_bytes(b"PK\x03\x04 not really a zip file")
     before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
-    result = CliRunner().invoke(main, ["train", *tiny_sets(tiny), "--set", "train.epochs=4",
-                                       "--set", "train.checkpoint_every=1",
-                                       "--runs-dir", str(tmp_path), "--resume"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            *tiny_sets(tiny),
+            "--set",
+            "train.epochs=4",
+            "--set",
+            "train.checkpoint_every=1",
+            "--runs-dir",
+            str(tmp_path),
+            "--resume",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert result.output.count("\n") == 1 and "unreadable checkpoint" in result.output
     assert "delete it to train from the start" in result.output
@@ -271,7 +315,8 @@ def fail_writes_of(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> None:
 
 
 def test_a_full_disk_while_saving_results_fails_the_run_and_keeps_earlier_files(
-        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     fail_writes_of(monkeypatch, {"predictions.npz"})
     result = CliRunner().invoke(main, ["train", *tiny_sets(tiny), "--runs-dir", str(tmp_path)])
     assert result.exit_code == 1, result.output
@@ -285,8 +330,9 @@ def test_a_full_disk_while_saving_results_fails_the_run_and_keeps_earlier_files(
     assert not (folder / "predictions.npz").exists()
 
 
-def test_a_write_failure_mid_training_fails_the_run(tiny: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch):
+def test_a_write_failure_mid_training_fails_the_run(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     fail_writes_of(monkeypatch, {runs.CHECKPOINT})
     outcome = run_experiment(tiny_config(tiny, "train.checkpoint_every=1"), runs_dir=tmp_path)
     assert outcome.state == "failed"
@@ -296,7 +342,8 @@ def test_a_write_failure_mid_training_fails_the_run(tiny: Path, tmp_path: Path,
 
 
 def test_when_even_status_json_cannot_be_written_nothing_escapes(
-        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     cfg = tiny_config(tiny)
     add_epoch = runs.Run.add_epoch
 
@@ -312,8 +359,9 @@ def test_when_even_status_json_cannot_be_written_nothing_escapes(
     assert json.loads((outcome.run_dir / "status.json").read_text())["state"] == "running"
 
 
-def test_a_claim_whose_first_write_fails_leaves_no_folder(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch):
+def test_a_claim_whose_first_write_fails_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     fail_writes_of(monkeypatch, {"status.json"})
     with pytest.raises(RunError, match=r"cannot write .*status\.json \(No space left"):
         runs.claim(tmp_path, "x-1-s0")
@@ -324,10 +372,15 @@ def test_a_claim_whose_first_write_fails_leaves_no_folder(tmp_path: Path,
 
 
 @pytest.mark.parametrize("lr", ["0.5", "2"])  # blows up after a few epochs / in the first
-def test_divergence_records_the_epoch_and_the_last_finite_loss(tiny: Path, tmp_path: Path,
-                                                               lr: str):
-    cfg = tiny_config(tiny, "train.epochs=8", "data.scaling=raw", f"train.lr={lr}",
-                      "loss.type=mse", "loss.output=linear")
+def test_divergence_records_the_epoch_and_the_last_finite_loss(tiny: Path, tmp_path: Path, lr: str):
+    cfg = tiny_config(
+        tiny,
+        "train.epochs=8",
+        "data.scaling=raw",
+        f"train.lr={lr}",
+        "loss.type=mse",
+        "loss.output=linear",
+    )
     outcome = run_experiment(cfg, runs_dir=tmp_path)
     assert outcome.state == "diverged"
     status = runs.read_status(outcome.run_dir)

@@ -21,13 +21,37 @@ pytestmark = pytest.mark.mnist
 CONFIGS = Path(__file__).parent.parent / "configs"
 SMALL = ["--set", "data.train_subset=10000", "--set", "train.epochs=2", "--no-progress"]
 SECTIONS = ("test", "validation", "train", "test_temperature_scaled")
-KEYS = {"accuracy", "error", "nll", "brier", "ece", "mce", "rmsce", "ace", "classwise_ece",
-        "mean_confidence", "overconfidence", "entropy"}
+KEYS = {
+    "accuracy",
+    "error",
+    "nll",
+    "brier",
+    "ece",
+    "mce",
+    "rmsce",
+    "ace",
+    "classwise_ece",
+    "mean_confidence",
+    "overconfidence",
+    "entropy",
+}
 
 
 def run(config: str, mnist_dir: Path, runs: Path) -> Path:
-    result = CliRunner().invoke(main, ["train", "-c", str(CONFIGS / config), "--data-dir",
-                                       str(mnist_dir), "--runs-dir", str(runs), "--json", *SMALL])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "-c",
+            str(CONFIGS / config),
+            "--data-dir",
+            str(mnist_dir),
+            "--runs-dir",
+            str(runs),
+            "--json",
+            *SMALL,
+        ],
+    )
     assert result.exit_code == 0, result.output
     return Path(json.loads(result.output)["run_dir"])
 
@@ -76,23 +100,34 @@ def test_history_has_validation_and_gradient_diagnostics(mnist_dir, tmp_path):
     assert len(rows) == 2 and float(rows[-1]["val_accuracy"]) > 0.8
 
 
-def test_interrupted_then_resumed_matches_an_uninterrupted_run(mnist_dir, tmp_path,
-                                                               monkeypatch):
+def test_interrupted_then_resumed_matches_an_uninterrupted_run(mnist_dir, tmp_path, monkeypatch):
     """Stopped as epoch 2 of 3 is recorded (its checkpoint not yet written, so the last is
     epoch 1's) and resumed: bit-identical results."""
     from mnistexp import runs
     from tests.test_interrupts import assert_same_results, interrupt_after_epoch
 
-    args = ["train", "-c", str(CONFIGS / "baseline.yaml"), "--data-dir", str(mnist_dir),
-            "--set", "data.train_subset=5000", "--set", "train.epochs=3",
-            "--set", "train.momentum=0.9", "--no-progress"]
+    args = [
+        "train",
+        "-c",
+        str(CONFIGS / "baseline.yaml"),
+        "--data-dir",
+        str(mnist_dir),
+        "--set",
+        "data.train_subset=5000",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "train.momentum=0.9",
+        "--no-progress",
+    ]
     plain = CliRunner().invoke(main, [*args, "--runs-dir", str(tmp_path / "a")])
     assert plain.exit_code == 0, plain.output
     resumable = [*args, "--set", "train.checkpoint_every=1", "--runs-dir", str(tmp_path / "b")]
     interrupt_after_epoch(monkeypatch, 2)
     stopped = CliRunner().invoke(main, resumable)
     assert stopped.exit_code == 130 and "--resume continues from the checkpoint of epoch 1" in (
-        stopped.output)
+        stopped.output
+    )
     resumed = CliRunner().invoke(main, [*resumable, "--resume"])
     assert resumed.exit_code == 0 and "(resumed from epoch 1)" in resumed.output
     (a,), (b,) = runs.iter_run_folders(tmp_path / "a"), runs.iter_run_folders(tmp_path / "b")

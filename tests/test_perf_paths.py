@@ -86,8 +86,9 @@ def test_recorded_monitor_equals_per_batch_monitor():
         z = rng.normal(0, 3, (len(idx), k))
         recorder(z, idx)
         a = loss.activate(z)
-        direct.add(loss, z, a, split.t[idx], y[idx], loss.delta(z, a, split.t[idx],
-                                                                np.empty_like(z)))
+        direct.add(
+            loss, z, a, split.t[idx], y[idx], loss.delta(z, a, split.t[idx], np.empty_like(z))
+        )
     recorded = recorder.monitor(loss, split).row()
     for key, value in direct.row().items():
         assert recorded[key] == pytest.approx(value, rel=1e-12), key

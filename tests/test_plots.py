@@ -44,8 +44,9 @@ def test_pooled_bins_after_temperature_scaling_are_their_own(root: Path) -> None
     assert plots.pooled_bins(base, scaled=True) is None
 
 
-def test_write_plots_skips_the_scaled_diagram_without_temperature_scaling(root: Path,
-                                                                          tmp_path: Path):
+def test_write_plots_skips_the_scaled_diagram_without_temperature_scaling(
+    root: Path, tmp_path: Path
+):
     report = report_of(root)
     for exp in report.experiments:
         for run in exp.runs:
@@ -66,8 +67,13 @@ def test_learning_curve_mean_and_std(root: Path) -> None:
 
 def test_write_plots_makes_pngs(root: Path, tmp_path: Path) -> None:
     paths = plots.write_plots(report_of(root), tmp_path / "figs")
-    assert [p.name for p in paths] == ["reliability.png", "reliability_ts.png", "confidence.png",
-                                       "learning_curves.png", "metrics.png"]
+    assert [p.name for p in paths] == [
+        "reliability.png",
+        "reliability_ts.png",
+        "confidence.png",
+        "learning_curves.png",
+        "metrics.png",
+    ]
     for path in paths:
         data = path.read_bytes()
         assert len(data) > 1000 and data.startswith(PNG_SIGNATURE)
@@ -77,6 +83,10 @@ def test_cli_plot_option(root: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli-figs"
     result = invoke("--runs-dir", str(root), "--plot", str(out), "--metrics", "accuracy")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["confidence.png", "learning_curves.png",
-                                                     "metrics.png", "reliability.png",
-                                                     "reliability_ts.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "confidence.png",
+        "learning_curves.png",
+        "metrics.png",
+        "reliability.png",
+        "reliability_ts.png",
+    ]

@@ -26,8 +26,9 @@ def current_ids() -> dict[str, list[str]]:
     """Shipped file (relative to configs/) -> the run ids it stands for, in order."""
     out = {f.name: [runs.run_name(load_config(f))] for f in sorted(CONFIGS.glob("*.yaml"))}
     for f in sorted([*CONFIGS.glob("sweeps/*.yaml"), *CONFIGS.glob("studies/*/*.yaml")]):
-        out[str(f.relative_to(CONFIGS))] = [runs.run_name(p.config)
-                                            for p in expand(load_sweep_file(f))]
+        out[str(f.relative_to(CONFIGS))] = [
+            runs.run_name(p.config) for p in expand(load_sweep_file(f))
+        ]
     return out
 
 

@@ -41,46 +41,94 @@ def rows(markdown: str) -> dict[str, str]:
     return {c[0]: c[at] for c in cells}
 
 
-def run_study(files: list[str], seeds: str, runs_dir: Path, data_dir: Path,
-              *compare_args: str) -> dict[str, str]:
+def run_study(
+    files: list[str], seeds: str, runs_dir: Path, data_dir: Path, *compare_args: str
+) -> dict[str, str]:
     for name in files:
         extra = () if name.startswith(("tutorial", "published")) else SMALL_VALIDATION
-        result = cli("sweep", str(STUDIES / name), "--seeds", seeds, "--runs-dir", str(runs_dir),
-                     "--data-dir", str(data_dir), *TINY_BUDGET, *extra)
+        result = cli(
+            "sweep",
+            str(STUDIES / name),
+            "--seeds",
+            seeds,
+            "--runs-dir",
+            str(runs_dir),
+            "--data-dir",
+            str(data_dir),
+            *TINY_BUDGET,
+            *extra,
+        )
         assert result.exit_code in (0, 1), result.output  # 1: a run diverged, which is data
         assert re.search(r"\d+ runs: \d+ done", result.output), result.output
-    result = cli("compare", "--runs-dir", str(runs_dir), "--format", "markdown",
-                 *compare_args)
+    result = cli("compare", "--runs-dir", str(runs_dir), "--format", "markdown", *compare_args)
     assert result.exit_code == 0, result.output
     return rows(result.output)
 
 
 STUDY_CASES = [
-    pytest.param(["tutorial/sweep.yaml"], "0-0", ("--baseline", "plain"),
-                 {"plain": "1", "soft_targets": "1", "shifted_inputs": "1", "both_tricks": "1"},
-                 id="tutorial"),
-    pytest.param(["label_smoothing/sweep.yaml"], "0-0",
-                 ("--baseline", "eps0", "--metrics", "accuracy,ece,ts_ece,nll,ts_nll"),
-                 {f"eps{e}": "1" for e in ("0", "0.01", "0.05", "0.1", "0.2", "0.3")},
-                 id="label_smoothing"),
-    pytest.param(["scaling/sweep.yaml"], "0-0", ("--baseline", "unit"),
-                 dict.fromkeys(("unit", "tutorial", "standardize", "symmetric", "raw"), "1"),
-                 id="scaling"),
-    pytest.param(["losses/final.yaml", "losses/large_init.yaml"], "0-1",
-                 ("--baseline", "ce_softmax", "--metrics", "accuracy,nll,ece"),
-                 dict.fromkeys(("ce_softmax", "mse_sigmoid", "mse_softmax", "mse_linear",
-                                "bce_sigmoid", "ce_softmax_normal_init",
-                                "mse_sigmoid_normal_init", "bce_sigmoid_normal_init"), "2"),
-                 id="losses"),
-    pytest.param(["published/sweep.yaml"], "0-0", ("--metrics", "accuracy",),
-                 {"ce_800": "1", "mse_300": "1"}, id="published"),
+    pytest.param(
+        ["tutorial/sweep.yaml"],
+        "0-0",
+        ("--baseline", "plain"),
+        {"plain": "1", "soft_targets": "1", "shifted_inputs": "1", "both_tricks": "1"},
+        id="tutorial",
+    ),
+    pytest.param(
+        ["label_smoothing/sweep.yaml"],
+        "0-0",
+        ("--baseline", "eps0", "--metrics", "accuracy,ece,ts_ece,nll,ts_nll"),
+        {f"eps{e}": "1" for e in ("0", "0.01", "0.05", "0.1", "0.2", "0.3")},
+        id="label_smoothing",
+    ),
+    pytest.param(
+        ["scaling/sweep.yaml"],
+        "0-0",
+        ("--baseline", "unit"),
+        dict.fromkeys(("unit", "tutorial", "standardize", "symmetric", "raw"), "1"),
+        id="scaling",
+    ),
+    pytest.param(
+        ["losses/final.yaml", "losses/large_init.yaml"],
+        "0-1",
+        ("--baseline", "ce_softmax", "--metrics", "accuracy,nll,ece"),
+        dict.fromkeys(
+            (
+                "ce_softmax",
+                "mse_sigmoid",
+                "mse_softmax",
+                "mse_linear",
+                "bce_sigmoid",
+                "ce_softmax_normal_init",
+                "mse_sigmoid_normal_init",
+                "bce_sigmoid_normal_init",
+            ),
+            "2",
+        ),
+        id="losses",
+    ),
+    pytest.param(
+        ["published/sweep.yaml"],
+        "0-0",
+        (
+            "--metrics",
+            "accuracy",
+        ),
+        {"ce_800": "1", "mse_300": "1"},
+        id="published",
+    ),
 ]
 
 
 @pytest.mark.mnist
 @pytest.mark.parametrize(("files", "seeds", "compare_args", "expected"), STUDY_CASES)
-def test_study_in_miniature(files: list[str], seeds: str, compare_args: tuple[str, ...],
-                            expected: dict[str, str], mnist_dir: Path, tmp_path: Path) -> None:
+def test_study_in_miniature(
+    files: list[str],
+    seeds: str,
+    compare_args: tuple[str, ...],
+    expected: dict[str, str],
+    mnist_dir: Path,
+    tmp_path: Path,
+) -> None:
     found = run_study(files, seeds, tmp_path / "runs", mnist_dir, *compare_args)
     assert {k: v.split(" ")[0] for k, v in found.items()} == expected
 
@@ -88,8 +136,16 @@ def test_study_in_miniature(files: list[str], seeds: str, compare_args: tuple[st
 @pytest.mark.mnist
 def test_lr_grid_in_miniature(mnist_dir: Path, tmp_path: Path) -> None:
     """5 losses x 7 learning rates: one experiment per pair, each named after its loss."""
-    found = run_study(["losses/lr_grid.yaml"], "0-0", tmp_path / "runs", mnist_dir,
-                      "--metrics", "val_accuracy,accuracy", "--sort", "val_accuracy")
+    found = run_study(
+        ["losses/lr_grid.yaml"],
+        "0-0",
+        tmp_path / "runs",
+        mnist_dir,
+        "--metrics",
+        "val_accuracy,accuracy",
+        "--sort",
+        "val_accuracy",
+    )
     names = sorted(name.split("@")[0] for name in found)
     losses = ("bce_sigmoid", "ce_softmax", "mse_linear", "mse_sigmoid", "mse_softmax")
     assert names == sorted(loss for loss in losses for _ in range(7))
@@ -100,26 +156,35 @@ def _grid_report(cells: dict[tuple[str, float], float]) -> str:
     """compare's JSON for (name, lr) -> mean validation accuracy (None: every run diverged)."""
     import json
 
-    experiments = [{"name": f"{name}@{i:08x}", "config": {"train.lr": lr},
-                    "metrics": {"val_accuracy": {"mean": score}}}
-                   for i, ((name, lr), score) in enumerate(cells.items())]
+    experiments = [
+        {
+            "name": f"{name}@{i:08x}",
+            "config": {"train.lr": lr},
+            "metrics": {"val_accuracy": {"mean": score}},
+        }
+        for i, ((name, lr), score) in enumerate(cells.items())
+    ]
     return json.dumps({"experiments": experiments})
 
 
-@pytest.mark.parametrize(("final_rates", "code"), [({"a": 1.0, "b": 0.1}, 0),
-                                                   ({"a": 0.1, "b": 0.1}, 1)])
+@pytest.mark.parametrize(
+    ("final_rates", "code"), [({"a": 1.0, "b": 0.1}, 0), ({"a": 0.1, "b": 0.1}, 1)]
+)
 def test_pick_rates_checks_final_yaml_against_the_grid(tmp_path: Path, final_rates, code):
     import subprocess
     import sys
 
     final = tmp_path / "final.yaml"
-    final.write_text("runs:\n" + "".join(f"  - {{name: {n}, train.lr: {lr}}}\n"
-                                          for n, lr in final_rates.items()))
-    grid = _grid_report({("a", 0.1): 0.95, ("a", 1.0): 0.97, ("a", 10.0): None,
-                         ("b", 0.1): 0.96, ("b", 1.0): 0.90})
+    final.write_text(
+        "runs:\n" + "".join(f"  - {{name: {n}, train.lr: {lr}}}\n" for n, lr in final_rates.items())
+    )
+    grid = _grid_report(
+        {("a", 0.1): 0.95, ("a", 1.0): 0.97, ("a", 10.0): None, ("b", 0.1): 0.96, ("b", 1.0): 0.90}
+    )
     script = STUDIES / "losses" / "pick_rates.py"
-    done = subprocess.run([sys.executable, str(script), str(final)], input=grid, text=True,
-                          capture_output=True)
+    done = subprocess.run(
+        [sys.executable, str(script), str(final)], input=grid, text=True, capture_output=True
+    )
     assert done.returncode == code, done.stderr
     assert "a            best lr 1 (validation accuracy 97.00%)" in done.stdout
     assert ("update it" in done.stderr) == bool(code)
@@ -157,18 +222,28 @@ def test_cli_curves_writes_curves_png(tmp_path: Path) -> None:
     for seed in (0, 1):
         _history(make_run(root, "base", seed), [0.1, 0.0])
     out = tmp_path / "figs"
-    result = cli("compare", "--runs-dir", str(root), "--plot", str(out), "--curves",
-                 "grad_true,saturated")
+    result = cli(
+        "compare", "--runs-dir", str(root), "--plot", str(out), "--curves", "grad_true,saturated"
+    )
     assert result.exit_code == 0, result.output
     assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    pytest.param(("--curves", "saturated"),
-                 "Error: --curves draws into the --plot folder; add --plot DIR", id="no-plot"),
-    pytest.param(("--plot", "figs", "--curves", "nope"),
-                 "Error: --curves 'nope': unknown column nope; choose from", id="unknown"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ("--curves", "saturated"),
+            "Error: --curves draws into the --plot folder; add --plot DIR",
+            id="no-plot",
+        ),
+        pytest.param(
+            ("--plot", "figs", "--curves", "nope"),
+            "Error: --curves 'nope': unknown column nope; choose from",
+            id="unknown",
+        ),
+    ],
+)
 def test_cli_curves_errors(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
     result = cli("compare", "--runs-dir", str(tmp_path), *args)
     assert result.exit_code == 2

@@ -26,27 +26,52 @@ def spec(**options) -> lib.SweepSpec:
     ("options", "expected"),
     [
         pytest.param({}, [()], id="nothing-is-one-run"),
-        pytest.param({"grids": ["train.lr=0.05,0.1"]},
-                     [(("train.lr", 0.05),), (("train.lr", 0.1),)], id="grid"),
-        pytest.param({"grids": ["train.lr=0.05,0.1", "targets.scheme=onehot,soft"]},
-                     [(("train.lr", 0.05), ("targets.scheme", "onehot")),
-                      (("train.lr", 0.05), ("targets.scheme", "soft")),
-                      (("train.lr", 0.1), ("targets.scheme", "onehot")),
-                      (("train.lr", 0.1), ("targets.scheme", "soft"))], id="grid-crossed"),
-        pytest.param({"zips": ["loss.type=mse,cross_entropy", "loss.output=sigmoid,softmax"]},
-                     [(("loss.type", "mse"), ("loss.output", "sigmoid")),
-                      (("loss.type", "cross_entropy"), ("loss.output", "softmax"))], id="zip"),
-        pytest.param({"grids": ["train.lr=1,2"], "zips": ["a.b=x,y"]},
-                     [(("train.lr", 1), ("a.b", "x")), (("train.lr", 1), ("a.b", "y")),
-                      (("train.lr", 2), ("a.b", "x")), (("train.lr", 2), ("a.b", "y"))],
-                     id="grid-times-zip"),
-        pytest.param({"grids": ["model.hidden=[256,128],[100]"]},
-                     [(("model.hidden", [256, 128]),), (("model.hidden", [100]),)],
-                     id="list-values"),
-        pytest.param({"grids": ["train.nesterov=true,false", "data.train_subset=null"]},
-                     [(("train.nesterov", True), ("data.train_subset", None)),
-                      (("train.nesterov", False), ("data.train_subset", None))],
-                     id="yaml-scalars"),
+        pytest.param(
+            {"grids": ["train.lr=0.05,0.1"]},
+            [(("train.lr", 0.05),), (("train.lr", 0.1),)],
+            id="grid",
+        ),
+        pytest.param(
+            {"grids": ["train.lr=0.05,0.1", "targets.scheme=onehot,soft"]},
+            [
+                (("train.lr", 0.05), ("targets.scheme", "onehot")),
+                (("train.lr", 0.05), ("targets.scheme", "soft")),
+                (("train.lr", 0.1), ("targets.scheme", "onehot")),
+                (("train.lr", 0.1), ("targets.scheme", "soft")),
+            ],
+            id="grid-crossed",
+        ),
+        pytest.param(
+            {"zips": ["loss.type=mse,cross_entropy", "loss.output=sigmoid,softmax"]},
+            [
+                (("loss.type", "mse"), ("loss.output", "sigmoid")),
+                (("loss.type", "cross_entropy"), ("loss.output", "softmax")),
+            ],
+            id="zip",
+        ),
+        pytest.param(
+            {"grids": ["train.lr=1,2"], "zips": ["a.b=x,y"]},
+            [
+                (("train.lr", 1), ("a.b", "x")),
+                (("train.lr", 1), ("a.b", "y")),
+                (("train.lr", 2), ("a.b", "x")),
+                (("train.lr", 2), ("a.b", "y")),
+            ],
+            id="grid-times-zip",
+        ),
+        pytest.param(
+            {"grids": ["model.hidden=[256,128],[100]"]},
+            [(("model.hidden", [256, 128]),), (("model.hidden", [100]),)],
+            id="list-values",
+        ),
+        pytest.param(
+            {"grids": ["train.nesterov=true,false", "data.train_subset=null"]},
+            [
+                (("train.nesterov", True), ("data.train_subset", None)),
+                (("train.nesterov", False), ("data.train_subset", None)),
+            ],
+            id="yaml-scalars",
+        ),
     ],
 )
 def test_override_sets(options: dict, expected: list) -> None:
@@ -54,11 +79,15 @@ def test_override_sets(options: dict, expected: list) -> None:
 
 
 def test_explicit_runs_are_crossed_with_the_grid() -> None:
-    s = lib.SweepSpec(runs=((("loss.type", "mse"),), (("loss.type", "bce"),)),
-                      grid=(("train.lr", (1, 2)),))
+    s = lib.SweepSpec(
+        runs=((("loss.type", "mse"),), (("loss.type", "bce"),)), grid=(("train.lr", (1, 2)),)
+    )
     assert lib.override_sets(s) == [
-        (("loss.type", "mse"), ("train.lr", 1)), (("loss.type", "mse"), ("train.lr", 2)),
-        (("loss.type", "bce"), ("train.lr", 1)), (("loss.type", "bce"), ("train.lr", 2))]
+        (("loss.type", "mse"), ("train.lr", 1)),
+        (("loss.type", "mse"), ("train.lr", 2)),
+        (("loss.type", "bce"), ("train.lr", 1)),
+        (("loss.type", "bce"), ("train.lr", 2)),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -79,29 +108,50 @@ def test_parse_seeds(text, seeds: tuple[int, ...]) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        pytest.param({"seeds": "4-2"}, "seeds '4-2': a range is A-B with 0 <= A <= B, e.g. 0-4",
-                     id="backwards-range"),
-        pytest.param({"seeds": "a"}, "seeds 'a': expected N (seeds 0..N-1), A-B or A,B,C",
-                     id="not-a-number"),
-        pytest.param({"seeds": "0"}, "seeds '0': the number of seeds must be >= 1",
-                     id="zero-seeds"),
+        pytest.param(
+            {"seeds": "4-2"},
+            "seeds '4-2': a range is A-B with 0 <= A <= B, e.g. 0-4",
+            id="backwards-range",
+        ),
+        pytest.param(
+            {"seeds": "a"}, "seeds 'a': expected N (seeds 0..N-1), A-B or A,B,C", id="not-a-number"
+        ),
+        pytest.param(
+            {"seeds": "0"}, "seeds '0': the number of seeds must be >= 1", id="zero-seeds"
+        ),
         pytest.param({"seeds": "1,1"}, "seeds '1,1': a seed is listed twice", id="repeated"),
-        pytest.param({"seeds": "1,-2"}, "seeds '1,-2': a range is A-B with 0 <= A <= B, e.g. 0-4",
-                     id="negative"),
-        pytest.param({"zips": ["a=1,2", "b=x"]},
-                     "--zip lists must have the same length: a has 2, b has 1", id="zip-lengths"),
-        pytest.param({"grids": ["train.lr"]},
-                     "--grid 'train.lr': expected key.path=value1,value2,...", id="no-values"),
-        pytest.param({"grids": ["a=1", "a=2"]}, "a is swept twice (in --grid/--zip); give it once",
-                     id="swept-twice"),
+        pytest.param(
+            {"seeds": "1,-2"},
+            "seeds '1,-2': a range is A-B with 0 <= A <= B, e.g. 0-4",
+            id="negative",
+        ),
+        pytest.param(
+            {"zips": ["a=1,2", "b=x"]},
+            "--zip lists must have the same length: a has 2, b has 1",
+            id="zip-lengths",
+        ),
+        pytest.param(
+            {"grids": ["train.lr"]},
+            "--grid 'train.lr': expected key.path=value1,value2,...",
+            id="no-values",
+        ),
+        pytest.param(
+            {"grids": ["a=1", "a=2"]},
+            "a is swept twice (in --grid/--zip); give it once",
+            id="swept-twice",
+        ),
         # invalid runs are reported before anything trains, named by their override set
-        pytest.param({"grids": ["train.lrr=0.1,0.2"]},
-                     "invalid run [train.lrr=0.1]: unknown key train.lrr; did you mean train.lr?",
-                     id="unknown-key"),
-        pytest.param({"grids": ["loss.type=cross_entropy,bce"]},
-                     "invalid run [loss.type=bce]: loss.output = 'softmax' does not fit "
-                     "loss.type = 'bce': use loss.output = sigmoid",
-                     id="invalid-combination-names-its-override-set"),
+        pytest.param(
+            {"grids": ["train.lrr=0.1,0.2"]},
+            "invalid run [train.lrr=0.1]: unknown key train.lrr; did you mean train.lr?",
+            id="unknown-key",
+        ),
+        pytest.param(
+            {"grids": ["loss.type=cross_entropy,bce"]},
+            "invalid run [loss.type=bce]: loss.output = 'softmax' does not fit "
+            "loss.type = 'bce': use loss.output = sigmoid",
+            id="invalid-combination-names-its-override-set",
+        ),
     ],
 )
 def test_expansion_errors(options: dict, message: str) -> None:
@@ -111,7 +161,8 @@ def test_expansion_errors(options: dict, message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["onehot", "0.05", 0.05, 1e-10, True, None, [256, 128], "yes", "1.0", "a b", ""],
+    "value",
+    ["onehot", "0.05", 0.05, 1e-10, True, None, [256, 128], "yes", "1.0", "a b", ""],
 )
 def test_rendered_overrides_read_back(value) -> None:
     assert parse_override(lib.render_override(("k", value))) == ("k", value)
@@ -178,8 +229,10 @@ BLOW_UP = ["data.scaling=raw", "train.lr=10", "loss.type=mse", "loss.output=line
 def diverging_first(tiny: Path) -> list:
     """Two configs: the first diverges, the second trains."""
     good = ["data.scaling=unit", "train.lr=0.1", "loss.type=cross_entropy", "loss.output=softmax"]
-    zips = [f"{b.split('=')[0]}={b.split('=')[1]},{g.split('=')[1]}" for b, g in zip(
-        BLOW_UP, good, strict=True)]
+    zips = [
+        f"{b.split('=')[0]}={b.split('=')[1]},{g.split('=')[1]}"
+        for b, g in zip(BLOW_UP, good, strict=True)
+    ]
     return tiny_configs(tiny, grid="train.batch_size=20", seeds="1", zips=zips)
 
 
@@ -204,8 +257,9 @@ def test_failed_runs_need_retry_failed(tiny: Path, tmp_path: Path) -> None:
     assert (retried.outcomes[0].skipped, retried.diverged) == (False, 1)
 
 
-def test_a_running_run_with_a_dead_pid_is_interrupted_and_resumed(tiny: Path,
-                                                                   tmp_path: Path) -> None:
+def test_a_running_run_with_a_dead_pid_is_interrupted_and_resumed(
+    tiny: Path, tmp_path: Path
+) -> None:
     import socket
 
     (cfg,) = tiny_configs(tiny, grid="train.lr=0.1", seeds="1")
@@ -239,8 +293,7 @@ def test_fail_fast_stops_after_the_first_failure(tiny: Path, tmp_path: Path) -> 
     assert (keep_going.diverged, keep_going.done) == (1, 1)
 
 
-def test_configs_are_checked_against_the_data_before_training(tiny: Path,
-                                                              tmp_path: Path) -> None:
+def test_configs_are_checked_against_the_data_before_training(tiny: Path, tmp_path: Path) -> None:
     configs = tiny_configs(tiny, grid="data.train_subset=100,100000", seeds="1")
     message = r"^invalid run default-\w+-s0: data.train_subset = 100000"
     with pytest.raises(ConfigError, match=message):
@@ -255,8 +308,10 @@ def test_worker_processes_train_the_sweep(tiny: Path, tmp_path: Path) -> None:
     serial_dir = tmp_path / "serial"
     workers.execute(configs[:1], runs_dir=serial_dir, progress=False)
     name = runs.run_name(configs[0])
-    same = [json.loads((d / name / "metrics.json").read_text())["test"]["nll"]
-            for d in (tmp_path, serial_dir)]
+    same = [
+        json.loads((d / name / "metrics.json").read_text())["test"]["nll"]
+        for d in (tmp_path, serial_dir)
+    ]
     assert same[0] == pytest.approx(same[1], rel=1e-6)  # BLAS threads differ: 1 vs many
 
 
@@ -279,10 +334,15 @@ def test_two_concurrent_sweeps_train_every_run_once(tiny: Path, tmp_path: Path) 
 
 
 def test_load_config_and_emitted_commands_agree(tmp_path: Path) -> None:
-    planned = lib.expand(spec(config="configs/baseline.yaml",
-                              grids=["model.hidden=[32,16],[8]", "targets.scheme=onehot,soft"]))
-    for run, command in zip(planned, lib.emit_commands(planned, "configs/baseline.yaml",
-                                                        tmp_path), strict=True):
+    planned = lib.expand(
+        spec(
+            config="configs/baseline.yaml",
+            grids=["model.hidden=[32,16],[8]", "targets.scheme=onehot,soft"],
+        )
+    )
+    for run, command in zip(
+        planned, lib.emit_commands(planned, "configs/baseline.yaml", tmp_path), strict=True
+    ):
         import shlex
 
         words = shlex.split(command)

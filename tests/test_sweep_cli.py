@@ -63,39 +63,70 @@ def test_dry_run_lists_what_would_train_and_skip(tiny: Path, tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["--zip", "train.lr=1,2", "--zip", "train.epochs=1"],
-                     "Error: --zip lists must have the same length: train.lr has 2, "
-                     "train.epochs has 1", id="zip-lengths"),
-        pytest.param(["--seeds", "2-1"],
-                     "Error: seeds '2-1': a range is A-B with 0 <= A <= B, e.g. 0-4", id="seeds"),
-        pytest.param(["--grid", "loss.type=cross_entropy,bce"],
-                     "Error: invalid run [loss.type=bce]: loss.output = 'softmax' does not fit "
-                     "loss.type = 'bce': use loss.output = sigmoid", id="combination"),
-        pytest.param(["--grid", "train.epoch=1,2"],
-                     "Error: invalid run [train.epoch=1]: unknown key train.epoch; "
-                     "did you mean train.epochs?", id="unknown-key"),
-        pytest.param(["--emit", "slurm-array"],
-                     "Error: --emit slurm-array needs a FILE: --emit slurm-array runs/sweep.txt",
-                     id="slurm-without-file"),
+        pytest.param(
+            ["--zip", "train.lr=1,2", "--zip", "train.epochs=1"],
+            "Error: --zip lists must have the same length: train.lr has 2, train.epochs has 1",
+            id="zip-lengths",
+        ),
+        pytest.param(
+            ["--seeds", "2-1"],
+            "Error: seeds '2-1': a range is A-B with 0 <= A <= B, e.g. 0-4",
+            id="seeds",
+        ),
+        pytest.param(
+            ["--grid", "loss.type=cross_entropy,bce"],
+            "Error: invalid run [loss.type=bce]: loss.output = 'softmax' does not fit "
+            "loss.type = 'bce': use loss.output = sigmoid",
+            id="combination",
+        ),
+        pytest.param(
+            ["--grid", "train.epoch=1,2"],
+            "Error: invalid run [train.epoch=1]: unknown key train.epoch; "
+            "did you mean train.epochs?",
+            id="unknown-key",
+        ),
+        pytest.param(
+            ["--emit", "slurm-array"],
+            "Error: --emit slurm-array needs a FILE: --emit slurm-array runs/sweep.txt",
+            id="slurm-without-file",
+        ),
     ],
 )
-def test_bad_sweeps_fail_up_front_with_one_line(tmp_path: Path, args: list[str],
-                                                message: str) -> None:
+def test_bad_sweeps_fail_up_front_with_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     result = invoke(*args, "--runs-dir", str(tmp_path / "runs"))
     assert (result.exit_code, result.output) == (2, message + "\n")
     assert not (tmp_path / "runs").exists()
 
 
 def test_emit_commands_golden() -> None:
-    result = invoke("-c", "configs/baseline.yaml", *GRID, "--set", "model.hidden=[32,16]",
-                    "--runs-dir", "runs/enc", "--emit", "commands")
+    result = invoke(
+        "-c",
+        "configs/baseline.yaml",
+        *GRID,
+        "--set",
+        "model.hidden=[32,16]",
+        "--runs-dir",
+        "runs/enc",
+        "--emit",
+        "commands",
+    )
     assert result.exit_code == 0
     check_golden("sweep_emit_commands.txt", result.output)
 
 
 def test_emit_passes_resume_and_retry_flags_to_every_command() -> None:
-    result = invoke("-c", "configs/baseline.yaml", "--seeds", "0-1", "--resume",
-                    "--retry-failed", "--emit", "commands")
+    result = invoke(
+        "-c",
+        "configs/baseline.yaml",
+        "--seeds",
+        "0-1",
+        "--resume",
+        "--retry-failed",
+        "--emit",
+        "commands",
+    )
     lines = result.output.splitlines()
     assert result.exit_code == 0 and len(lines) == 2
     assert all(line.endswith(" --retry-failed --resume") for line in lines), lines
@@ -104,12 +135,26 @@ def test_emit_passes_resume_and_retry_flags_to_every_command() -> None:
 def test_emit_slurm_array_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "base.yaml").write_text("train:\n  epochs: 1\n")
-    result = invoke("-c", "base.yaml", "--grid", "train.lr=0.05,0.1",
-                    "--seeds", "2", "--emit", "slurm-array", "sweep.txt", "--array-limit", "4")
+    result = invoke(
+        "-c",
+        "base.yaml",
+        "--grid",
+        "train.lr=0.05,0.1",
+        "--seeds",
+        "2",
+        "--emit",
+        "slurm-array",
+        "sweep.txt",
+        "--array-limit",
+        "4",
+    )
     assert result.exit_code == 0, result.output
-    check_golden("sweep_slurm_array.txt",
-                 result.output.replace(str(tmp_path), "$DIR") + "---\n"
-                 + (tmp_path / "sweep.txt").read_text())
+    check_golden(
+        "sweep_slurm_array.txt",
+        result.output.replace(str(tmp_path), "$DIR")
+        + "---\n"
+        + (tmp_path / "sweep.txt").read_text(),
+    )
 
 
 def test_shipped_sweep_file_dry_run(tmp_path: Path) -> None:
@@ -126,8 +171,9 @@ def test_help_has_an_example() -> None:
 # --------------------------------------------------------------------------- processes
 
 
-def test_two_concurrent_sweep_processes_train_each_run_once(launch, tiny: Path,
-                                                             tmp_path: Path) -> None:
+def test_two_concurrent_sweep_processes_train_each_run_once(
+    launch, tiny: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "runs"
     args = ["sweep", *tiny_sets(tiny), *GRID, "--runs-dir", str(root), "-j", "2"]
     procs = [launch(*args) for _ in range(2)]
@@ -143,9 +189,21 @@ def test_shell_loop_of_background_trains(launch, tiny: Path, tmp_path: Path) -> 
     root = tmp_path / "runs"
 
     def loop() -> list[tuple[int, str]]:
-        procs = [launch("train", *tiny_sets(tiny), "--set", "targets.scheme=smooth",
-                        "--set", f"targets.epsilon={eps}", "--seed", "1", "--runs-dir", str(root))
-                 for eps in (0, 0.05, 0.1, 0.2)]
+        procs = [
+            launch(
+                "train",
+                *tiny_sets(tiny),
+                "--set",
+                "targets.scheme=smooth",
+                "--set",
+                f"targets.epsilon={eps}",
+                "--seed",
+                "1",
+                "--runs-dir",
+                str(root),
+            )
+            for eps in (0, 0.05, 0.1, 0.2)
+        ]
         return [(p.wait(timeout=120), p.communicate()[0]) for p in procs]
 
     assert [code for code, _ in loop()] == [0, 0, 0, 0]
@@ -155,11 +213,22 @@ def test_shell_loop_of_background_trains(launch, tiny: Path, tmp_path: Path) -> 
     assert all("already completed" in out for _, out in again)
 
 
-def test_ctrl_c_marks_interrupted_and_the_next_sweep_resumes(launch, tiny: Path,
-                                                              tmp_path: Path) -> None:
+def test_ctrl_c_marks_interrupted_and_the_next_sweep_resumes(
+    launch, tiny: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "runs"
-    args = ["sweep", *tiny_sets(tiny), "--set", "train.epochs=2000", "--grid",
-            "train.lr=0.05,0.1", "--runs-dir", str(root), "-j", "2"]
+    args = [
+        "sweep",
+        *tiny_sets(tiny),
+        "--set",
+        "train.epochs=2000",
+        "--grid",
+        "train.lr=0.05,0.1",
+        "--runs-dir",
+        str(root),
+        "-j",
+        "2",
+    ]
     proc = launch(*args, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and list(states(root).values()) != ["running"] * 2:
@@ -174,8 +243,9 @@ def test_ctrl_c_marks_interrupted_and_the_next_sweep_resumes(launch, tiny: Path,
     assert dry.output.count("retrain (interrupted)") == 2
 
 
-def test_sigterm_to_train_marks_the_run_interrupted_and_exits_143(launch, tiny: Path,
-                                                                   tmp_path: Path) -> None:
+def test_sigterm_to_train_marks_the_run_interrupted_and_exits_143(
+    launch, tiny: Path, tmp_path: Path
+) -> None:
     """A batch system's time limit sends SIGTERM: the run must say 'interrupted', not 'running'."""
     root = tmp_path / "runs"
     proc = launch("train", *tiny_sets(tiny), "--set", "train.epochs=2000", "--runs-dir", str(root))

@@ -13,8 +13,15 @@ from click.testing import CliRunner
 from mnistexp.cli import main
 from tests.conftest import TINY
 
-RUN_FILES = {"config.yaml", "status.json", "history.csv", "metrics.json", "predictions.npz",
-             "model.npz", "env.json"}
+RUN_FILES = {
+    "config.yaml",
+    "status.json",
+    "history.csv",
+    "metrics.json",
+    "predictions.npz",
+    "model.npz",
+    "env.json",
+}
 
 
 def train(tiny: Path, runs: Path, *extra: str):
@@ -84,8 +91,16 @@ def test_json_output(tiny: Path, tmp_path: Path):
 
 
 def test_divergence_is_recorded_with_exit_1(tiny: Path, tmp_path: Path):
-    blow_up = ["--set", "data.scaling=raw", "--set", "train.lr=10", "--set", "loss.type=mse",
-               "--set", "loss.output=linear"]
+    blow_up = [
+        "--set",
+        "data.scaling=raw",
+        "--set",
+        "train.lr=10",
+        "--set",
+        "loss.type=mse",
+        "--set",
+        "loss.output=linear",
+    ]
     result = train(tiny, tmp_path, *blow_up)
     assert result.exit_code == 1
     status = json.loads((only_run(tmp_path) / "status.json").read_text())
@@ -98,12 +113,20 @@ def test_divergence_is_recorded_with_exit_1(tiny: Path, tmp_path: Path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        pytest.param(["--set", "train.lr=0"], "Error: train.lr = 0.0 is invalid: must be > 0",
-                     id="range"),
-        pytest.param(["--set", "train.batch_size=5000"], "Error: train.batch_size = 5000 is "
-                     "invalid: larger than the 500 training images", id="batch>train"),
-        pytest.param(["--set", "loss.output=linear"], "Error: loss.output = 'linear' does not "
-                     "fit loss.type = 'cross_entropy': use loss.output = softmax", id="pairing"),
+        pytest.param(
+            ["--set", "train.lr=0"], "Error: train.lr = 0.0 is invalid: must be > 0", id="range"
+        ),
+        pytest.param(
+            ["--set", "train.batch_size=5000"],
+            "Error: train.batch_size = 5000 is invalid: larger than the 500 training images",
+            id="batch>train",
+        ),
+        pytest.param(
+            ["--set", "loss.output=linear"],
+            "Error: loss.output = 'linear' does not "
+            "fit loss.type = 'cross_entropy': use loss.output = softmax",
+            id="pairing",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_leaves_no_run(tiny, tmp_path, extra, message):
@@ -131,8 +154,9 @@ def test_runs_dir_that_is_a_file(tiny: Path, tmp_path: Path):
 
 
 def test_print_config_shows_resolved_values(tmp_path: Path):
-    result = CliRunner().invoke(main, ["train", "--set", "model.hidden=[256,128]", "--seed", "4",
-                                       "--print-config"])
+    result = CliRunner().invoke(
+        main, ["train", "--set", "model.hidden=[256,128]", "--seed", "4", "--print-config"]
+    )
     assert result.exit_code == 0
     assert "hidden:\n  - 256\n  - 128\n" in result.output or "hidden: [256, 128]" in result.output
     assert "seed: 4" in result.output and "epsilon: 0.1" in result.output

@@ -63,6 +63,7 @@ def _register() -> None:
     main.add_command(compare)
     main.add_command(train.train)
     from mnistexp.cli import sweep as sweep_cli
+
     main.add_command(sweep_cli.sweep)
 
 

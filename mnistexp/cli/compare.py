@@ -27,35 +27,89 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 @click.command()
 @click.argument("inputs", nargs=-1, metavar="[RUN_DIR | GLOB | RUNS_ROOT | CONFIG.yaml]...")
 @runs_dir_option
-@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
-              help="With config files: train and compare seeds 0..N-1 of each.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="With config files: parallel training workers.")
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="With config files: train and compare seeds 0..N-1 of each.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With config files: parallel training workers.",
+)
 @set_option
 @data_dir_option
-@click.option("--metrics", "metric_names", metavar="M1,M2,...",
-              help="Columns, e.g. accuracy,ece,ts_ece (default: accuracy,nll,brier,ece,ts_ece,"
-                   "confidence; also ts_nll, temperature, mce, ace, val_accuracy, val_nll).")
+@click.option(
+    "--metrics",
+    "metric_names",
+    metavar="M1,M2,...",
+    help="Columns, e.g. accuracy,ece,ts_ece (default: accuracy,nll,brier,ece,ts_ece,"
+    "confidence; also ts_nll, temperature, mce, ace, val_accuracy, val_nll).",
+)
 @click.option("--sort", "sort", metavar="METRIC", help="Sort rows by this metric, best first.")
-@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
-              help="Keep experiments whose resolved config has this value (repeatable).")
-@click.option("--baseline", metavar="NAME",
-              help="Test every other experiment against this one on each metric.")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.05, show_default=True, help="Significance level for the verdicts.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
-              show_default=True, help="Output format.")
-@click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write PNG figures (reliability, confidence, learning curves, metrics) here.")
-@click.option("--curves", "curve_names", metavar="C1,C2,...",
-              help="With --plot: also draw these history.csv columns per epoch in curves.png, "
-                   "e.g. grad_true,saturated (also grad_other, train_loss, train_accuracy, "
-                   "val_accuracy, val_nll, val_ece, lr).")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Keep experiments whose resolved config has this value (repeatable).",
+)
+@click.option(
+    "--baseline",
+    metavar="NAME",
+    help="Test every other experiment against this one on each metric.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Significance level for the verdicts.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--plot",
+    "plot_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write PNG figures (reliability, confidence, learning curves, metrics) here.",
+)
+@click.option(
+    "--curves",
+    "curve_names",
+    metavar="C1,C2,...",
+    help="With --plot: also draw these history.csv columns per epoch in curves.png, "
+    "e.g. grad_true,saturated (also grad_other, train_loss, train_accuracy, "
+    "val_accuracy, val_nll, val_ece, lr).",
+)
 @one_line_errors
-def compare(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int,
-            overrides: tuple[str, ...], data_dir: str | None, metric_names: str | None,
-            sort: str | None, filters: tuple[str, ...], baseline: str | None, alpha: float,
-            fmt: str, plot_dir: Path | None, curve_names: str | None) -> None:
+def compare(
+    inputs: tuple[str, ...],
+    runs_dir: str | None,
+    seeds: int,
+    jobs: int,
+    overrides: tuple[str, ...],
+    data_dir: str | None,
+    metric_names: str | None,
+    sort: str | None,
+    filters: tuple[str, ...],
+    baseline: str | None,
+    alpha: float,
+    fmt: str,
+    plot_dir: Path | None,
+    curve_names: str | None,
+) -> None:
     """Compare experiments over seeds: accuracy and calibration, with significance tests.
 
     INPUTS are run folders, globs, runs roots (default: the runs root), or config files; for
@@ -82,9 +136,10 @@ def compare(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int
     records, notes = cmp.load_runs(folders)
     for note in notes:
         click.echo(f"warning: {note}", err=True)
-    report = cmp.build_report(records, metrics, sort=sort, filters=filters, baseline=baseline,
-                              alpha=alpha, notes=notes)
-    for note in report.warnings[len(notes):]:  # found while grouping (duplicate seeds)
+    report = cmp.build_report(
+        records, metrics, sort=sort, filters=filters, baseline=baseline, alpha=alpha, notes=notes
+    )
+    for note in report.warnings[len(notes) :]:  # found while grouping (duplicate seeds)
         click.echo(f"warning: {note}", err=True)
     click.echo(render(report, fmt), nl=False)
     if plot_dir is not None:
@@ -107,8 +162,14 @@ def _curves(names: str | None, plot_dir: Path | None) -> list[str]:
     return parse_curves(names)
 
 
-def _folders(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: int,
-             overrides: tuple[str, ...], data_dir: str | None) -> list[Path]:
+def _folders(
+    inputs: tuple[str, ...],
+    runs_dir: str | None,
+    seeds: int,
+    jobs: int,
+    overrides: tuple[str, ...],
+    data_dir: str | None,
+) -> list[Path]:
     """Run folders to compare; config-file inputs are trained first where runs are missing."""
     from mnistexp import compare as cmp
     from mnistexp.runs import runs_root
@@ -120,12 +181,20 @@ def _folders(inputs: tuple[str, ...], runs_dir: str | None, seeds: int, jobs: in
     folders = cmp.collect_folders(others, runs_root(runs_dir)) if others or not configs else []
     if configs:
         planned = cmp.plan_runs(configs, seeds, overrides)
-        click.echo(f"{len(planned)} runs ({len(configs)} configs x {seeds} seeds) in "
-                   f"{runs_root(runs_dir)}; finished runs are reused", err=True)
+        click.echo(
+            f"{len(planned)} runs ({len(configs)} configs x {seeds} seeds) in "
+            f"{runs_root(runs_dir)}; finished runs are reused",
+            err=True,
+        )
         try:
             with sigterm_as_interrupt():
-                folders += cmp.train_missing(planned, jobs=jobs, runs_dir=runs_dir,
-                                             data_dir=data_dir, progress=sys.stderr.isatty())
+                folders += cmp.train_missing(
+                    planned,
+                    jobs=jobs,
+                    runs_dir=runs_dir,
+                    data_dir=data_dir,
+                    progress=sys.stderr.isatty(),
+                )
         except KeyboardInterrupt as exc:
             click.echo("interrupted: unfinished runs are marked 'interrupted'", err=True)
             sys.exit(interrupt_exit_code(exc))

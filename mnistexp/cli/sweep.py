@@ -27,7 +27,7 @@ class _SweepCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = list(args)
         for i, word in enumerate(args):
-            pair = args[i:i + 2] == ["--emit", "slurm-array"]
+            pair = args[i : i + 2] == ["--emit", "slurm-array"]
             joined = word == "--emit=slurm-array"
             at = i + (2 if pair else 1)
             if (pair or joined) and at < len(args) and not args[at].startswith("-"):
@@ -38,42 +38,97 @@ class _SweepCommand(click.Command):
 
 @click.command(cls=_SweepCommand)
 @click.argument("sweep_file", required=False, type=click.Path(dir_okay=False, path_type=str))
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=str),
-              help="Base config (overrides the sweep file's 'base').")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Base config (overrides the sweep file's 'base').",
+)
 @set_option
-@click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2",
-              help="Sweep a key over values, crossed with other --grid keys (repeatable).")
-@click.option("--zip", "zips", multiple=True, metavar="KEY=V1,V2",
-              help="Sweep keys in lockstep: the i-th values of all --zip keys go together.")
-@click.option("--seeds", metavar="SPEC",
-              help="0-4 (range, inclusive), 0,2,5 (list) or N (seeds 0..N-1); 3-3 is seed 3.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes, each with one BLAS thread.")
+@click.option(
+    "--grid",
+    "grids",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="Sweep a key over values, crossed with other --grid keys (repeatable).",
+)
+@click.option(
+    "--zip",
+    "zips",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="Sweep keys in lockstep: the i-th values of all --zip keys go together.",
+)
+@click.option(
+    "--seeds",
+    metavar="SPEC",
+    help="0-4 (range, inclusive), 0,2,5 (list) or N (seeds 0..N-1); 3-3 is seed 3.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes, each with one BLAS thread.",
+)
 @runs_dir_option
 @data_dir_option
 @click.option("--force", is_flag=True, help="Retrain runs that already finished.")
 @click.option("--retry-failed", is_flag=True, help="Retrain runs that failed or diverged.")
-@click.option("--resume", is_flag=True,
-              help="Continue interrupted runs from their last checkpoint "
-                   "(train.checkpoint_every) instead of starting them over.")
-@click.option("--fail-fast", is_flag=True,
-              help="Start no new run after the first failure (in-flight runs finish).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue interrupted runs from their last checkpoint "
+    "(train.checkpoint_every) instead of starting them over.",
+)
+@click.option(
+    "--fail-fast",
+    is_flag=True,
+    help="Start no new run after the first failure (in-flight runs finish).",
+)
 @click.option("--dry-run", is_flag=True, help="List what would train and what would be skipped.")
-@click.option("--emit", type=click.Choice(["commands", "slurm-array"]),
-              help="Print one 'mnistexp train' command per run, or write them to FILE for a "
-                   "Slurm job array (--emit slurm-array FILE) and print the sbatch line.")
-@click.option("--emit-file", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
-              help="Command file of --emit slurm-array.")
-@click.option("--array-limit", type=click.IntRange(min=1), metavar="M",
-              help="With --emit slurm-array: at most M array tasks at once (--array=1-N%M).")
+@click.option(
+    "--emit",
+    type=click.Choice(["commands", "slurm-array"]),
+    help="Print one 'mnistexp train' command per run, or write them to FILE for a "
+    "Slurm job array (--emit slurm-array FILE) and print the sbatch line.",
+)
+@click.option(
+    "--emit-file",
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="Command file of --emit slurm-array.",
+)
+@click.option(
+    "--array-limit",
+    type=click.IntRange(min=1),
+    metavar="M",
+    help="With --emit slurm-array: at most M array tasks at once (--array=1-N%M).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress line (also off when not a tty).")
 @one_line_errors
-def sweep(sweep_file: str | None, config_path: str | None, overrides: tuple[str, ...],
-          grids: tuple[str, ...], zips: tuple[str, ...], seeds: str | None, jobs: int,
-          runs_dir: str | None, data_dir: str | None, force: bool, retry_failed: bool,
-          resume: bool,
-          fail_fast: bool, dry_run: bool, emit: str | None, emit_file: str | None,
-          array_limit: int | None, no_progress: bool) -> None:
+def sweep(
+    sweep_file: str | None,
+    config_path: str | None,
+    overrides: tuple[str, ...],
+    grids: tuple[str, ...],
+    zips: tuple[str, ...],
+    seeds: str | None,
+    jobs: int,
+    runs_dir: str | None,
+    data_dir: str | None,
+    force: bool,
+    retry_failed: bool,
+    resume: bool,
+    fail_fast: bool,
+    dry_run: bool,
+    emit: str | None,
+    emit_file: str | None,
+    array_limit: int | None,
+    no_progress: bool,
+) -> None:
     """Train every combination of a grid of overrides, skipping finished runs.
 
     Runs come from SWEEP_FILE (YAML: base, set, grid, zip, runs, seeds) and/or the options;
@@ -95,33 +150,60 @@ def sweep(sweep_file: str | None, config_path: str | None, overrides: tuple[str,
     spec = _spec(sweep_file, config_path, overrides, grids, zips, seeds)
     planned = lib.expand(spec)
     if emit:
-        flags = [f for f, on in (("--force", force), ("--retry-failed", retry_failed),
-                                 ("--resume", resume)) if on]
+        flags = [
+            f
+            for f, on in (
+                ("--force", force),
+                ("--retry-failed", retry_failed),
+                ("--resume", resume),
+            )
+            if on
+        ]
         _emit(emit, emit_file, array_limit, planned, spec, runs_dir, data_dir, flags)
     elif dry_run:
         _dry_run(planned, runs_dir, force, retry_failed)
     else:
         progress = not no_progress and sys.stderr.isatty()
         with sigterm_as_interrupt():
-            summary = workers.execute([p.config for p in planned], jobs=jobs,
-                                      runs_dir=runs_dir, data_dir=data_dir, force=force,
-                                      retry_failed=retry_failed, resume=resume,
-                                      fail_fast=fail_fast, progress=progress)
+            summary = workers.execute(
+                [p.config for p in planned],
+                jobs=jobs,
+                runs_dir=runs_dir,
+                data_dir=data_dir,
+                force=force,
+                retry_failed=retry_failed,
+                resume=resume,
+                fail_fast=fail_fast,
+                progress=progress,
+            )
         _report(summary)
         sys.exit(summary.exit_code)
 
 
-def _spec(sweep_file: str | None, config_path: str | None, overrides: tuple[str, ...],
-          grids: tuple[str, ...], zips: tuple[str, ...], seeds: str | None) -> SweepSpec:
+def _spec(
+    sweep_file: str | None,
+    config_path: str | None,
+    overrides: tuple[str, ...],
+    grids: tuple[str, ...],
+    zips: tuple[str, ...],
+    seeds: str | None,
+) -> SweepSpec:
     from mnistexp import sweep as lib
 
     cli = lib.spec_from_options(config_path, overrides, grids, zips, seeds)
     return lib.load_sweep_file(sweep_file).merged(cli) if sweep_file else cli
 
 
-def _emit(kind: str, emit_file: str | None, limit: int | None, planned: list[PlannedRun],
-          spec: SweepSpec, runs_dir: str | None, data_dir: str | None,
-          flags: list[str]) -> None:
+def _emit(
+    kind: str,
+    emit_file: str | None,
+    limit: int | None,
+    planned: list[PlannedRun],
+    spec: SweepSpec,
+    runs_dir: str | None,
+    data_dir: str | None,
+    flags: list[str],
+) -> None:
     from mnistexp import sweep as lib
 
     commands = lib.emit_commands(planned, spec.base, runs_dir, data_dir, flags)
@@ -134,8 +216,9 @@ def _emit(kind: str, emit_file: str | None, limit: int | None, planned: list[Pla
     click.echo(lib.slurm_snippet(path, len(commands), limit))
 
 
-def _dry_run(planned: list[PlannedRun], runs_dir: str | None, force: bool,
-             retry_failed: bool) -> None:
+def _dry_run(
+    planned: list[PlannedRun], runs_dir: str | None, force: bool, retry_failed: bool
+) -> None:
     from mnistexp import sweep as lib
     from mnistexp.runs import run_state, should_train
 
@@ -155,8 +238,10 @@ def _report(summary: Summary) -> None:
             click.echo(f"{outcome.run_dir}: {outcome.state}: {outcome.message}", err=True)
     click.echo(summary.line(), err=summary.exit_code != 0)
     if summary.exit_code in (130, 143):
-        click.echo("interrupted: run the same sweep again to retrain the interrupted runs "
-                   "(add --resume to continue them from their checkpoints)", err=True)
+        click.echo(
+            "interrupted: run the same sweep again to retrain the interrupted runs "
+            "(add --resume to continue them from their checkpoints)",
+            err=True,
+        )
     elif summary.failed or summary.diverged:
         click.echo("rerun with --retry-failed to retrain failed and diverged runs", err=True)
-

@@ -21,28 +21,48 @@ SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
 
 
 @click.command()
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=str),
-              help="YAML config; keys it leaves out take their defaults.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="YAML config; keys it leaves out take their defaults.",
+)
 @set_option
 @click.option("--seed", type=click.IntRange(min=0), help="Shorthand for --set seed=N.")
 @click.option("--name", help="Run name (default: the config file's stem).")
 @runs_dir_option
 @data_dir_option
 @click.option("--force", is_flag=True, help="Retrain even if the run already finished.")
-@click.option("--retry-failed", is_flag=True,
-              help="Retrain a run that failed, diverged or was interrupted.")
-@click.option("--resume", is_flag=True,
-              help="Continue an interrupted run from its last checkpoint "
-                   "(train.checkpoint_every) instead of starting over.")
+@click.option(
+    "--retry-failed", is_flag=True, help="Retrain a run that failed, diverged or was interrupted."
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run from its last checkpoint "
+    "(train.checkpoint_every) instead of starting over.",
+)
 @click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a tty).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object: run_dir, state, metrics.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object: run_dir, state, metrics."
+)
 @one_line_errors
-def train(config_path: str | None, overrides: tuple[str, ...], seed: int | None,
-          name: str | None, runs_dir: str | None, data_dir: str | None, force: bool,
-          retry_failed: bool, resume: bool, print_config: bool, no_progress: bool,
-          as_json: bool) -> None:
+def train(
+    config_path: str | None,
+    overrides: tuple[str, ...],
+    seed: int | None,
+    name: str | None,
+    runs_dir: str | None,
+    data_dir: str | None,
+    force: bool,
+    retry_failed: bool,
+    resume: bool,
+    print_config: bool,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
     """Train one MLP on MNIST and write its run folder.
 
     \b
@@ -65,9 +85,16 @@ def train(config_path: str | None, overrides: tuple[str, ...], seed: int | None,
     progress = not (no_progress or as_json) and sys.stdout.isatty() and sys.stderr.isatty()
     try:
         with sigterm_as_interrupt():
-            outcome = run_experiment(cfg, runs_dir=runs_dir, data_dir=data_dir, force=force,
-                                     retry_failed=retry_failed, resume=resume,
-                                     progress=progress, argv=sys.argv)
+            outcome = run_experiment(
+                cfg,
+                runs_dir=runs_dir,
+                data_dir=data_dir,
+                force=force,
+                retry_failed=retry_failed,
+                resume=resume,
+                progress=progress,
+                argv=sys.argv,
+            )
     except KeyboardInterrupt as exc:
         click.echo(_interrupted_line(cfg, runs_dir), err=True)
         sys.exit(interrupt_exit_code(exc))
@@ -84,8 +111,11 @@ def _interrupted_line(cfg, runs_dir: str | None) -> str:
 
     status = runs.read_status(runs.run_dir(cfg, runs_dir)) or {}
     done, saved = status.get("epochs_done", 0), status.get("checkpoint_epoch")
-    how = (f"--resume continues from the checkpoint of epoch {saved}" if saved
-           else "run again to retrain")
+    how = (
+        f"--resume continues from the checkpoint of epoch {saved}"
+        if saved
+        else "run again to retrain"
+    )
     return f"interrupted after {done} finished epoch(s); the run is marked 'interrupted'; {how}"
 
 
@@ -97,8 +127,13 @@ def _json_summary(outcome) -> dict[str, Any]:
             for section, values in outcome.metrics.items()
             if isinstance(values, dict) and section != "conventions"
         }
-    return {"run_dir": str(outcome.run_dir), "state": outcome.state, "skipped": outcome.skipped,
-            "message": outcome.message, "metrics": metrics}
+    return {
+        "run_dir": str(outcome.run_dir),
+        "state": outcome.state,
+        "skipped": outcome.skipped,
+        "message": outcome.message,
+        "metrics": metrics,
+    }
 
 
 def _print_summary(outcome) -> None:
@@ -122,5 +157,7 @@ def _print_summary(outcome) -> None:
 
 
 def _metrics_line(label: str, m: dict[str, Any]) -> str:
-    return (f"  {label}: accuracy {100 * m['accuracy']:.2f}%  NLL {m['nll']:.4f}  "
-            f"Brier {m['brier']:.4f}  ECE {100 * m['ece']:.2f}%")
+    return (
+        f"  {label}: accuracy {100 * m['accuracy']:.2f}%  NLL {m['nll']:.4f}  "
+        f"Brier {m['brier']:.4f}  ECE {100 * m['ece']:.2f}%"
+    )

@@ -33,13 +33,18 @@ def main(final_path: str) -> int:
         final = {run["name"]: run["train.lr"] for run in yaml.safe_load(fh)["runs"]}
     wrong = []
     for name, (lr, score) in sorted(best.items()):
-        print(f"{name:12s} best lr {lr:g} (validation accuracy {100 * score:.2f}%), "
-              f"final.yaml: {final.get(name)}")
+        print(
+            f"{name:12s} best lr {lr:g} (validation accuracy {100 * score:.2f}%), "
+            f"final.yaml: {final.get(name)}"
+        )
         if final.get(name) != lr:
             wrong.append(name)
     if wrong or set(final) != set(best):
-        print(f"{final_path} does not use the grid's best rates for {wrong or 'every loss'}; "
-              "update it", file=sys.stderr)
+        print(
+            f"{final_path} does not use the grid's best rates for {wrong or 'every loss'}; "
+            "update it",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
