@@ -45,6 +45,7 @@ from mnistexp import config, trainer  # noqa: E402
 from mnistexp.losses import make_loss  # noqa: E402
 from mnistexp.model import init_mlp, logits  # noqa: E402
 from mnistexp.optim import make_optimizer  # noqa: E402
+from mnistexp.schema import LossConfig  # noqa: E402
 
 try:
     import torch
@@ -166,7 +167,7 @@ def run_mnistexp(cell: Cell, split: trainer.Split, seed: int):
     """(seconds of one epoch, trained model): trainer._epoch, as trainer.train calls it."""
     cfg = make_config(cell)
     model = initial_model(cell, seed)
-    loss = make_loss("cross_entropy", "softmax")
+    loss = make_loss(LossConfig("cross_entropy", "softmax"))
     optimizer = make_optimizer(model.parameters(), cfg.train)
     rng = np.random.default_rng(seed + 1000)
     start = time.perf_counter()

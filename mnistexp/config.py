@@ -25,88 +25,44 @@ import math
 import string
 import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mnistexp.errors import ConfigError
+from mnistexp.params import Param
+from mnistexp.schema import (  # re-exported: the config types are part of this module's API
+    DataConfig,
+    EvalConfig,
+    ExperimentConfig,
+    LossConfig,
+    ModelConfig,
+    TargetsConfig,
+    TrainConfig,
+)
 from mnistexp.yamlio import kind, one_line, read_yaml_mapping, safe_yaml, show
+
+__all__ = [
+    "IDENTITY_EXCLUDED",
+    "DataConfig",
+    "EvalConfig",
+    "ExperimentConfig",
+    "LossConfig",
+    "ModelConfig",
+    "TargetsConfig",
+    "TrainConfig",
+    "config_hash",
+    "from_dict",
+    "load_config",
+    "to_yaml",
+]
 
 MAX_NAME_LENGTH = 100  # run names become folder names (file systems allow 255 bytes)
 MAX_LAYER_SIZE = 100_000  # a wider hidden layer would not fit in memory anyway
 MAX_BINS = 10_000
 MAX_SEED = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    dataset: str = "mnist"
-    dir: str | None = None  # folder with the IDX files; else MNISTEXP_DATA_DIR, cache, download
-    scaling: str = "unit"  # unit [0,1] | tutorial [0.01,1] | standardize | symmetric | raw
-    validation: int = 10000  # last N training images held out
-    train_subset: int | None = None  # use only the first N training images
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    hidden: tuple[int, ...] = (100,)
-    activation: str = "sigmoid"  # sigmoid | relu | tanh
-    init: str = "xavier"  # xavier | he | tutorial | normal
-    bias: bool = True
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    type: str = "cross_entropy"  # cross_entropy | mse | bce
-    output: str = "softmax"  # softmax | sigmoid | linear (must fit the loss)
-
-
-@dataclass(frozen=True)
-class TargetsConfig:
-    scheme: str = "onehot"  # onehot | soft (low/high) | smooth (epsilon)
-    low: float = 0.01
-    high: float = 0.99
-    epsilon: float = 0.1
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 32
-    optimizer: str = "sgd"  # sgd | adam
-    lr: float = 0.1
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0  # L2 on weights (not biases), added to the gradient
-    schedule: str = "constant"  # constant | step | cosine (per epoch)
-    step_every: int = 5  # step schedule: multiply lr by gamma every N epochs
-    gamma: float = 0.1
-    dtype: str = "float32"  # float32 | float64
-    checkpoint_every: int = 0  # save a resumable checkpoint every N epochs; 0 = never
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    bins: int = 15
-    temperature_scaling: bool = True
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    name: str = "default"
-    seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    targets: TargetsConfig = field(default_factory=TargetsConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (tuples as lists), ready for YAML or JSON."""
-        return _plain(dataclasses.asdict(self))
 
 
 # --------------------------------------------------------------------------- loading
@@ -185,18 +141,47 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix.rstrip('.')} must be a section (mapping), got {kind(raw)}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
+    names = {f.name for f in fields(cls)} - {"params"}
+    declared = _declared(prefix.rstrip("."))
     for key in raw:
-        if key not in names:
+        if key not in names and key not in declared:
             raise ConfigError(_unknown_key(prefix + _show_key(key)))
-    values = {}
+    values: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
     for name in raw:
-        hint, path = hints[name], prefix + name
-        if is_dataclass(hint):
-            values[name] = _build(hint, raw[name] if raw[name] is not None else {}, path + ".")
+        path = prefix + name
+        if name not in names:
+            extras[name] = _coerce(raw[name], declared[name].type, path)
+        elif is_dataclass(hints[name]):
+            values[name] = _build(
+                hints[name], raw[name] if raw[name] is not None else {}, path + "."
+            )
         else:
-            values[name] = _coerce(raw[name], hint, path)
+            values[name] = _coerce(raw[name], hints[name], path)
+    if declared:  # the chosen component's parameters, at their defaults where not given
+        choice = values.get(_CHOOSER[prefix.rstrip(".")])
+        chosen = _declared(prefix.rstrip("."), choice) if choice in _registry(prefix) else {}
+        extras = {p: chosen[p].default for p in chosen if p not in names} | extras
+        values["params"] = tuple(sorted(extras.items()))
     return cls(**values)
+
+
+_CHOOSER = {"loss": "type", "targets": "scheme"}
+
+
+def _declared(section: str, choice: str | None = None) -> dict[str, Param]:
+    """Declared parameters of a component section (all components, or the chosen one)."""
+    if section not in _CHOOSER:
+        return {}
+    from mnistexp import registries
+
+    return registries.declared_params(section, choice)
+
+
+def _registry(prefix: str) -> dict[str, Any]:
+    from mnistexp import registries
+
+    return registries.COMPONENTS[prefix.rstrip(".")][1]
 
 
 def _coerce(value: Any, hint: Any, path: str) -> Any:
@@ -262,7 +247,9 @@ def all_keys() -> list[str]:
             out += walk(hint, prefix + f.name + ".") if is_dataclass(hint) else [prefix + f.name]
         return out
 
-    return walk(ExperimentConfig, "")
+    keys = walk(ExperimentConfig, "")
+    extras = [f"{s}.{p}" for s in _CHOOSER for p in _declared(s) if f"{s}.{p}" not in keys]
+    return [k for k in keys if not k.endswith(".params")] + extras
 
 
 def _unknown_key(path: str) -> str:
@@ -298,7 +285,7 @@ def validate(cfg: ExperimentConfig) -> None:
 
 
 def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
-    t, tr, d, m = cfg.targets, cfg.train, cfg.data, cfg.model
+    tr, d, m = cfg.train, cfg.data, cfg.model
     return [
         (
             "name",
@@ -335,10 +322,7 @@ def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
             )
             for i, h in enumerate(m.hidden)
         ],
-        ("targets.low", t.low, 0.0 <= t.low <= 1.0, "must be in [0, 1]"),
-        ("targets.high", t.high, 0.0 <= t.high <= 1.0, "must be in [0, 1]"),
-        ("targets.low", t.low, t.low < t.high, f"must be < targets.high = {t.high}"),
-        ("targets.epsilon", t.epsilon, 0.0 <= t.epsilon < 1.0, "must be in [0, 1)"),
+        *_declared_rules(cfg),
         ("train.epochs", tr.epochs, tr.epochs >= 1, "must be >= 1"),
         ("train.batch_size", tr.batch_size, tr.batch_size >= 1, "must be >= 1"),
         ("train.lr", tr.lr, tr.lr > 0, "must be > 0"),
@@ -361,6 +345,22 @@ def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
         ("eval.bins", cfg.eval.bins, cfg.eval.bins >= 1, "must be >= 1"),
         ("eval.bins", cfg.eval.bins, cfg.eval.bins <= MAX_BINS, f"must be <= {MAX_BINS}"),
     ]
+
+
+def _declared_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
+    """Every declared parameter of the component sections against its declaration, then each
+    component's combination checks."""
+    from mnistexp import registries
+
+    out = []
+    for section, (_, registry) in registries.COMPONENTS.items():
+        sub = getattr(cfg, section)
+        for name, param in registries.declared_params(section).items():
+            value = getattr(sub, name, param.default)
+            out.append((f"{section}.{name}", value, param.allows(value), param.rule()))
+        for component in registry.values():
+            out += component.problems(sub, cfg.loss)
+    return out
 
 
 def _safe_name(name: str) -> bool:
@@ -396,20 +396,142 @@ def check_against_data(cfg: ExperimentConfig, n_train_total: int) -> int:
 # --------------------------------------------------------------------------- identity
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+IDENTITY_EXCLUDED = ("seed", "name", "data.dir", "train.checkpoint_every")
+"""Keys that never enter a run's identity: the seed and name are in the folder name beside
+the hash, where the files live does not change them (the data is verified by checksum), and a
+resumed run is bit-identical to an uninterrupted one. The one list: compare hides these too."""
+
+SCHEMA1_KEYS = frozenset(
+    [
+        "data.dataset",
+        "data.scaling",
+        "data.validation",
+        "data.train_subset",
+        "model.hidden",
+        "model.activation",
+        "model.init",
+        "model.bias",
+        "loss.type",
+        "loss.output",
+        "targets.scheme",
+        "targets.low",
+        "targets.high",
+        "targets.epsilon",
+        "train.epochs",
+        "train.batch_size",
+        "train.optimizer",
+        "train.lr",
+        "train.momentum",
+        "train.nesterov",
+        "train.weight_decay",
+        "train.schedule",
+        "train.step_every",
+        "train.gamma",
+        "train.dtype",
+        "eval.bins",
+        "eval.temperature_scaling",
+    ]
+)
+"""The identity keys of schema 1 (mnistexp 0.1). Run ids must never change, so these always
+enter the hash as they always did; every key added later enters it only when set away from its
+default, so a new option leaves every existing run folder's name as it is."""
+
+
+def normalised(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` with every key that cannot change a number reset to its default.
+
+    Keys of the component sections that the chosen loss or target scheme does not declare
+    (``targets.epsilon`` under ``onehot``) and ``train`` keys that the chosen optimiser or
+    schedule does not read (``train.step_every`` under a constant schedule) describe nothing
+    about the run; numbers are made canonical (``-0.0`` is ``0.0``).
+    """
+    from mnistexp import registries
+
+    used = registries.used_keys(cfg)
+    default = ExperimentConfig()
+    optional_train = {k for o in _optimisers() for k in o} | _schedule_keys()
+    changes: dict[str, Any] = {}
+    train = {k: getattr(default.train, k) for k in optional_train - set(used["train"])}
+    changes["train"] = dataclasses.replace(cfg.train, **train)
+    for section, (_, _) in registries.COMPONENTS.items():
+        sub = getattr(cfg, section)
+        field_names = {f.name for f in fields(sub)}
+        reset = {
+            name: param.default
+            for name, param in registries.declared_params(section).items()
+            if name in field_names and name not in used[section]
+        }
+        extras = tuple((k, v) for k, v in sub.params if k in used[section])
+        changes[section] = dataclasses.replace(sub, **reset, params=extras)
+    return _canonical(dataclasses.replace(cfg, **changes))
+
+
+def _optimisers() -> list[tuple[str, ...]]:
+    from mnistexp import optim
+
+    return [o.keys for o in optim.OPTIMIZERS.values()]
+
+
+def _schedule_keys() -> set[str]:
+    from mnistexp import optim
+
+    return {k for keys in optim.SCHEDULE_KEYS.values() for k in keys}
+
+
+def _canonical(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Every float of every section plus 0.0, which turns -0.0 into 0.0."""
+
+    def fix(value: Any) -> Any:
+        return value + 0.0 if isinstance(value, float) else value
+
+    sections = {}
+    for f in fields(cfg):
+        sub = getattr(cfg, f.name)
+        if is_dataclass(sub):
+            changes = {g.name: fix(getattr(sub, g.name)) for g in fields(sub)}
+            if "params" in changes:
+                changes["params"] = tuple((k, fix(v)) for k, v in sub.params)
+            sections[f.name] = dataclasses.replace(sub, **changes)  # type: ignore[type-var]
+    return dataclasses.replace(cfg, **sections)
+
+
+def identity(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The nested dict that :func:`config_hash` hashes: the normalised config without
+    ``IDENTITY_EXCLUDED``, with keys newer than schema 1 only where they differ from their
+    defaults."""
+    flat = flatten(normalised(cfg).to_dict())
+    defaults = flatten(ExperimentConfig().to_dict()) | _extra_defaults()
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key in IDENTITY_EXCLUDED:
+            continue
+        if key in SCHEMA1_KEYS or value != defaults.get(key, _MISSING):
+            section, _, leaf = key.rpartition(".")
+            out.setdefault(section, {})[leaf] = value
+    return out
+
+
+_MISSING = object()
+
+
+def _extra_defaults() -> dict[str, Any]:
+    return {f"{s}.{name}": p.default for s in _CHOOSER for name, p in _declared(s).items()}
+
+
+def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"scaling": "unit"}}`` -> ``{"data.scaling": "unit"}``, in order."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out |= flatten(value, f"{prefix}{key}.")
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def config_hash(cfg: ExperimentConfig) -> str:
-    """Hex SHA-256 of the experiment: the resolved config minus seed, name, data.dir and
-    train.checkpoint_every."""
-    d = cfg.to_dict()
-    del d["seed"], d["name"], d["data"]["dir"], d["train"]["checkpoint_every"]
-    canonical = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    """Hex SHA-256 of the canonical JSON of :func:`identity`."""
+    canonical = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

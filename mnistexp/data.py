@@ -28,8 +28,9 @@ import urllib.parse
 import urllib.request
 import zlib
 from dataclasses import dataclass
-from http.client import HTTPException
+from http.client import HTTPException, HTTPMessage
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -440,7 +441,15 @@ def _secure(url: str) -> bool:
 class _HttpsRedirects(urllib.request.HTTPRedirectHandler):
     """Follow redirects only to URLs :func:`_secure` accepts (no downgrade to plain HTTP)."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[override]
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         if not _secure(newurl):
             raise urllib.error.URLError(f"refused a redirect to {newurl}, not HTTPS")
         return super().redirect_request(req, fp, code, msg, headers, newurl)

@@ -13,16 +13,17 @@ from typing import Any
 import numpy as np
 
 from mnistexp import metrics
-from mnistexp.config import ExperimentConfig
-from mnistexp.losses import Loss
+from mnistexp.metrics import SCHEMA_VERSION
 from mnistexp.model import MLP, logits
-from mnistexp.trainer import Split
+from mnistexp.objective import Objective
+from mnistexp.schema import ExperimentConfig
+from mnistexp.splits import Split
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "evaluate_run"]
 
 
 def evaluate_run(
-    cfg: ExperimentConfig, model: MLP, loss: Loss, splits: dict[str, Split | None]
+    cfg: ExperimentConfig, model: MLP, objective: Objective, splits: dict[str, Split | None]
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """metrics.json content and predictions.npz arrays for splits test/validation/train."""
     report: dict[str, Any] = {
@@ -37,7 +38,7 @@ def evaluate_run(
         z = logits(model, split.x)
         log_p = metrics.log_probabilities(z, cfg.loss.output)
         pred = z.argmax(axis=1)
-        report[name] = _split_metrics(loss, z, log_p, pred, split, cfg.eval.bins)
+        report[name] = _split_metrics(objective, z, log_p, pred, split, cfg.eval.bins)
         outputs[name] = (log_p, pred)
     report["test_temperature_scaled"] = _temperature_section(cfg, splits, outputs)
     log_p, pred = outputs["test"]
@@ -50,11 +51,17 @@ def evaluate_run(
 
 
 def _split_metrics(
-    loss: Loss, z: np.ndarray, log_p: np.ndarray, pred: np.ndarray, split: Split, bins: int
+    objective: Objective,
+    z: np.ndarray,
+    log_p: np.ndarray,
+    pred: np.ndarray,
+    split: Split,
+    bins: int,
 ) -> dict[str, Any]:
     out = metrics.evaluate(np.exp(log_p), split.y, pred, bins=bins, log_probs=log_p)
     with np.errstate(over="ignore", invalid="ignore"):
-        out["loss"] = loss.value(z, loss.activate(z), split.t)
+        t = objective.targets(split.t, split.y, z)
+        out["loss"] = objective.loss.value(z, objective.loss.activate(z), t)
     return out
 
 

@@ -20,13 +20,14 @@ import numpy as np
 # that lands inside a lazy import surfaces as ImportError, which would record the run as
 # failed instead of interrupted.
 from mnistexp import data, runs
+from mnistexp.checkpoints import Checkpoint
 from mnistexp.config import ExperimentConfig, check_against_data, config_hash, to_yaml
 from mnistexp.environment import environment
 from mnistexp.errors import RunError, interrupt_reason
 from mnistexp.evaluation import evaluate_run
-from mnistexp.losses import make_loss
+from mnistexp.objective import make_objective
 from mnistexp.splits import make_splits
-from mnistexp.trainer import Checkpoint, train
+from mnistexp.trainer import train
 
 
 @dataclass
@@ -137,9 +138,9 @@ def _train_into(
         run.finish("diverged", error=result.message, last_finite_loss=result.last_finite_loss)
         run.remove_checkpoint()  # resuming would only diverge again
         return Outcome(run.path, "diverged", message=result.message)
-    loss = make_loss(cfg.loss.type, cfg.loss.output)
+    objective = make_objective(cfg, train_split.t.shape[1])
     splits = {"test": test_split, "validation": val_split, "train": train_split}
-    report, predictions = evaluate_run(cfg, result.model, loss, splits)
+    report, predictions = evaluate_run(cfg, result.model, objective, splits)
     run.write_results(report, predictions, result.model.arrays())
     run.finish("completed")
     run.remove_checkpoint()  # a finished run is never resumed

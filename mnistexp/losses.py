@@ -1,36 +1,37 @@
-"""Output activations and losses. Registries ``OUTPUTS`` and ``LOSSES``.
+"""Losses, built from their whole config section. Registries ``LOSSES`` and ``DELTAS``.
 
-Each loss owns three things: its output activation, its value, and its *delta*, the gradient
-of one sample's loss with respect to the output layer's pre-activations ``z`` (rows are
-samples). The trainer multiplies the delta by ``lr / batch`` and backpropagates it, never
-asking which loss it has. Conventions:
+Each loss owns its value and its *delta*, the gradient of one sample's loss with respect to
+the output layer's pre-activations ``z`` (rows are samples); the output's own math (forward,
+vector-Jacobian product, probability rule) lives in :mod:`mnistexp.outputs`. The trainer
+multiplies the delta by ``lr / batch`` and backpropagates it, never asking which loss it has.
+Conventions:
 
 - values are per-sample losses averaged over the batch;
-- squared error is ``1/2 * sum_k (a_k - t_k)^2`` per sample (the 1/2 cancels in the delta);
+- squared error is ``1/2 * sum_k (a_k - t_k)^2`` per sample; its delta is the output's VJP of
+  the residual ``a - t`` (sigmoid multiplies by ``a (1 - a)``, which vanishes on saturated
+  units: the seed question);
 - softmax cross-entropy is ``-sum_k t_k log p_k``; its delta ``p * sum(t) - t`` is exact for
   targets that do not sum to one (soft 0.01/0.99 targets sum to 1.08);
 - bce is Nielsen's chapter-3 cost, per-unit binary cross-entropy summed over the outputs.
 
-The shortcut ``delta = a - t`` holds for softmax+CE (targets summing to one), sigmoid+bce and
-linear+squared error only; the other pairings carry the output derivative (the seed question:
-sigmoid+squared error multiplies by ``a (1 - a)``, which vanishes on saturated units).
+A loss declares the outputs it fits and its parameters (:class:`~mnistexp.params.Param`, read
+from the ``loss`` section: validation, error messages and the run identity use them). How the
+delta is formed is a registry choice too (``DELTAS``, key ``loss.delta``), whose only entry so
+far is each loss's exact gradient.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import expit
 
+from mnistexp.outputs import OUTPUTS, softmax
+from mnistexp.params import Param
+from mnistexp.schema import LossConfig
 
-def softmax(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Row-wise softmax of (n, K) logits, stable for huge logits; may write into ``out``."""
-    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
-    np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
-    return out
+__all__ = ["DELTAS", "LOSSES", "OUTPUTS", "Loss", "log_softmax", "make_loss", "softmax"]
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -39,43 +40,25 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def _sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    return expit(z, out=out)  # no overflow warnings for large |z|
+class Loss:
+    """A loss bound to one output activation. Arrays are (n, K): z logits, a outputs, t targets.
 
-
-def _linear(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    if out is None:
-        return z.copy()
-    np.copyto(out, z)
-    return out
-
-
-@dataclass(frozen=True)
-class Output:
-    """An output activation: ``forward(z, out)`` and its elementwise slope ``da/dz`` from ``a``.
-
-    For softmax the slope is the Jacobian's diagonal ``a (1 - a)``, used only by diagnostics.
+    Built from the whole ``loss`` section, so a parameter it declares in ``params`` is read as
+    ``cfg.<name>``.
     """
 
-    forward: Callable[..., np.ndarray]
-    slope: Callable[[np.ndarray], np.ndarray]
+    outputs: ClassVar[tuple[str, ...]] = ()
+    params: ClassVar[tuple[Param, ...]] = ()
 
+    def __init__(self, cfg: LossConfig) -> None:
+        self.cfg = cfg
+        self.output_name = cfg.output
+        self.output = OUTPUTS[cfg.output]
 
-OUTPUTS: dict[str, Output] = {
-    "softmax": Output(softmax, lambda a: a * (1 - a)),
-    "sigmoid": Output(_sigmoid, lambda a: a * (1 - a)),
-    "linear": Output(_linear, np.ones_like),
-}
-
-
-class Loss:
-    """A loss bound to one output activation. Arrays are (n, K): z logits, a outputs, t targets."""
-
-    outputs: tuple[str, ...] = ()
-
-    def __init__(self, output: str) -> None:
-        self.output_name = output
-        self.output = OUTPUTS[output]
+    @classmethod
+    def problems(cls, cfg: LossConfig, loss: LossConfig) -> list[tuple[str, Any, bool, str]]:
+        """(key, value, ok, rule) combination checks beyond each parameter's own range."""
+        return []
 
     def activate(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return self.output.forward(z, out)
@@ -113,14 +96,7 @@ class SquaredError(Loss):
         return float(0.5 * np.einsum("ij,ij->", r, r) / z.shape[0])
 
     def delta(self, z, a, t, out):
-        r = np.subtract(a, t, out=out)  # (n, K) residual a - t
-        if self.output_name == "sigmoid":
-            r *= a * (1 - a)  # da/dz = a (1 - a): vanishes when a unit saturates
-        elif self.output_name == "softmax":
-            # Jacobian da_k/dz_j = a_k (delta_kj - a_j):  delta_j = a_j (r_j - sum_k r_k a_k)
-            r -= np.einsum("ij,ij->i", r, a)[:, None]
-            r *= a
-        return r  # linear: da/dz = 1
+        return self.output.vjp(a, np.subtract(a, t, out=out))  # dL/da = a - t
 
 
 class BinaryCrossEntropy(Loss):
@@ -143,7 +119,14 @@ LOSSES: dict[str, type[Loss]] = {
     "bce": BinaryCrossEntropy,
 }
 
+DeltaRule = Callable[[Loss, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
-def make_loss(loss_type: str, output: str) -> Loss:
-    """The loss object for a (type, output) pairing that config validation accepted."""
-    return LOSSES[loss_type](output)
+DELTAS: dict[str, DeltaRule] = {
+    # the loss's own gradient dL/dz; ablations (seed questions 000 and 001) add entries here
+    "exact": lambda loss, z, a, t, out: loss.delta(z, a, t, out),
+}
+
+
+def make_loss(cfg: LossConfig) -> Loss:
+    """The loss object for a ``loss`` section that config validation accepted."""
+    return LOSSES[cfg.type](cfg)

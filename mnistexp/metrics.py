@@ -48,10 +48,12 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import entr, expit, log_softmax, logsumexp
+from scipy.special import entr, log_softmax, logsumexp
 
-PROB_FLOOR = 1e-6
-"""Sigmoid/linear outputs are clipped below at this value before renormalizing."""
+from mnistexp.outputs import OUTPUTS, PROB_FLOOR
+
+SCHEMA_VERSION = 1
+"""The version of the metrics.json layout that :func:`evaluate` and friends fill."""
 
 NLL_FLOOR = 1e-12
 """Probabilities are floored here before the log in NLL when no log-probabilities are given."""
@@ -61,29 +63,14 @@ DEFAULT_BINS = 15
 _Floats = np.ndarray  # float64 arrays; shapes are given in each docstring
 
 
-def _log_softmax(z: _Floats) -> _Floats:
-    return log_softmax(z, axis=1)
-
-
-def _log_floored(a: _Floats) -> _Floats:
-    """log of max(a, PROB_FLOOR) renormalized over each row; a is (n, K)."""
-    a = np.maximum(a, PROB_FLOOR)  # >= floor > 0: the logs below are finite
-    return np.log(a) - np.log(a.sum(axis=1, keepdims=True))
-
-
 PROBABILITY_RULES: dict[str, Callable[[_Floats], _Floats]] = {
-    "softmax": _log_softmax,
-    "sigmoid": lambda z: _log_floored(expit(z)),
-    "linear": _log_floored,
+    name: output.log_probs for name, output in OUTPUTS.items()
 }
-"""Output activation -> function from float64 z (n, K) to log-probabilities (n, K)."""
+"""Output activation -> function from float64 z (n, K) to log-probabilities (n, K); each
+output owns its rule (:mod:`mnistexp.outputs`)."""
 
 CONVENTIONS: dict[str, Any] = {
-    "probabilities": {
-        "softmax": "p = exp(log_softmax(z)), float64",
-        "sigmoid": "a = sigmoid(z); p = max(a, prob_floor) / sum_k max(a_k, prob_floor)",
-        "linear": "a = z; p = max(a, prob_floor) / sum_k max(a_k, prob_floor)",
-    },
+    "probabilities": {name: output.rule for name, output in OUTPUTS.items()},
     "prob_floor": PROB_FLOOR,
     "predictions": "argmax of the raw outputs z (not of the probabilities)",
     "confidence": "top-label probability p[i, prediction_i]",

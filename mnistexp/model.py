@@ -235,3 +235,12 @@ def backward(model: MLP, ws: Workspace, m: int, rows: np.ndarray | None = None) 
             np.matmul(d, model.weights[layer].T, out=below)  # (m, fan_out) @ (fan_out, fan_in)
             backprop(h, below)
     return grads
+
+
+Backprop = Callable[[MLP, Workspace, int, "np.ndarray | None"], list[np.ndarray]]
+
+BACKPROPS: dict[str, Backprop] = {
+    # how the output delta reaches the hidden layers (key ``train.backprop``); the exact
+    # chain rule is the only entry so far: the tutorial's update rules become entries here
+    "exact": backward,
+}

@@ -14,13 +14,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mnistexp.config import TrainConfig
+from mnistexp.schema import TrainConfig
 
 Params = list[tuple[np.ndarray, bool]]  # (array, weight decay applies)
 
 
 class SGD:
     """SGD with optional momentum, Nesterov momentum and L2 weight decay (weights only)."""
+
+    keys = ("momentum", "nesterov")  # the train keys only this optimiser reads
 
     def __init__(self, params: Params, cfg: TrainConfig) -> None:
         self.params, self.cfg = params, cfg
@@ -75,6 +77,7 @@ class Adam:
     """Adam (Kingma & Ba 2015), beta1 = 0.9, beta2 = 0.999, eps = 1e-8; L2 added to the gradient."""
 
     beta1, beta2, eps = 0.9, 0.999, 1e-8
+    keys = ()  # reads lr and weight_decay, as every optimiser does
 
     def __init__(self, params: Params, cfg: TrainConfig) -> None:
         self.params, self.cfg, self.t = params, cfg, 0
@@ -132,6 +135,14 @@ SCHEDULES: dict[str, Schedule] = {
     # cosine from lr at epoch 0 down towards 0, evaluated at the start of each epoch
     "cosine": lambda c, epoch: 0.5 * c.lr * (1 + math.cos(math.pi * epoch / c.epochs)),
 }
+
+
+SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {
+    "constant": (),
+    "step": ("step_every", "gamma"),
+    "cosine": (),
+}
+"""Schedule -> the train keys only it reads."""
 
 
 def make_optimizer(params: Params, cfg: TrainConfig) -> SGD | Adam:

@@ -437,9 +437,10 @@ def metrics_figure(report: Report) -> Figure:
         )
         _zoom(ax, means, errors)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-        better = {True: "higher is better", False: "lower is better"}.get(
-            metric.higher_is_better, ""
-        )
+        if metric.higher_is_better is None:
+            better = ""
+        else:
+            better = "higher is better" if metric.higher_is_better else "lower is better"
         ax.set(ylabel=metric.header, title=f"{metric.header}\n{better}".strip())
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Test metrics: mean over seeds, error bars = 95% t-interval")

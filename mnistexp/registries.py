@@ -1,23 +1,33 @@
 """Where config validation and the CLI find the allowed values of every choice.
 
 Each choice key maps to a registry dict in the module that implements it, so adding an option
-is one entry there and validation, ``--help`` and error messages pick it up.
+is one entry there and validation, ``--help`` and error messages pick it up. Components of
+the ``loss`` and ``targets`` sections also declare the parameters they read
+(:func:`declared_params`), and optimisers and schedules the ``train`` keys they read
+(:func:`used_keys`): keys the chosen components do not read are left out of the identity.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mnistexp import data, losses, model, optim, scaling, targets
+from mnistexp.params import Param
+
 if TYPE_CHECKING:
-    from mnistexp.config import ExperimentConfig
+    from mnistexp.schema import ExperimentConfig
 
 DTYPES = ("float32", "float64")
+
+COMPONENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "loss": ("type", losses.LOSSES),
+    "targets": ("scheme", targets.TARGETS),
+}
+"""Component section -> (the key that chooses the component, its registry)."""
 
 
 def choices() -> dict[str, tuple[str, ...]]:
     """Dotted config key -> allowed values, read from the registries."""
-    from mnistexp import data, losses, model, optim, scaling, targets
-
     return {
         "data.dataset": tuple(data.DATASETS),
         "data.scaling": tuple(scaling.SCALINGS),
@@ -25,9 +35,11 @@ def choices() -> dict[str, tuple[str, ...]]:
         "model.init": tuple(model.INITS),
         "loss.type": tuple(losses.LOSSES),
         "loss.output": tuple(losses.OUTPUTS),
+        "loss.delta": tuple(losses.DELTAS),
         "targets.scheme": tuple(targets.TARGETS),
         "train.optimizer": tuple(optim.OPTIMIZERS),
         "train.schedule": tuple(optim.SCHEDULES),
+        "train.backprop": tuple(model.BACKPROPS),
         "train.dtype": DTYPES,
     }
 
@@ -43,6 +55,26 @@ def choice_fields(cfg: ExperimentConfig) -> list[tuple[str, Any, tuple[str, ...]
 
 def outputs_for_loss(loss_type: str) -> tuple[str, ...]:
     """The output activations a loss accepts (cross_entropy: softmax; bce: sigmoid; ...)."""
-    from mnistexp import losses
-
     return losses.LOSSES[loss_type].outputs
+
+
+def declared_params(section: str, choice: str | None = None) -> dict[str, Param]:
+    """The parameters of the ``section`` component ``choice`` (all components' when None)."""
+    _, registry = COMPONENTS[section]
+    chosen = registry.values() if choice is None else [registry[choice]]
+    return {p.name: p for component in chosen for p in component.params}
+
+
+def used_keys(cfg: ExperimentConfig) -> dict[str, tuple[str, ...]]:
+    """Section -> the keys of ``train`` and the component sections that ``cfg``'s chosen
+    optimiser, schedule, loss and target scheme read (beyond the choosing keys)."""
+    return {
+        "train": (
+            *optim.OPTIMIZERS[cfg.train.optimizer].keys,
+            *optim.SCHEDULE_KEYS[cfg.train.schedule],
+        ),
+        **{
+            section: tuple(declared_params(section, getattr(getattr(cfg, section), key)))
+            for section, (key, _) in COMPONENTS.items()
+        },
+    }

@@ -33,7 +33,7 @@ from mnistexp.config import ExperimentConfig, config_hash
 from mnistexp.errors import RunError
 
 if TYPE_CHECKING:
-    from mnistexp.trainer import Checkpoint
+    from mnistexp.checkpoints import Checkpoint
 
 STATES = ("running", "completed", "failed", "diverged", "interrupted")
 FINISHED_BAD = ("failed", "diverged", "interrupted")
@@ -447,7 +447,7 @@ def read_json(path: Path) -> Any:
 def read_checkpoint(folder: Path, expected_hash: str) -> Checkpoint | None:
     """The checkpoint of a run folder, None if it has none; a one-line :class:`RunError` if
     it is unreadable or belongs to another experiment."""
-    from mnistexp.trainer import Checkpoint
+    from mnistexp.checkpoints import Checkpoint
 
     path = folder / CHECKPOINT
     if not path.exists():

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from mnistexp.config import ExperimentConfig, check_against_data
+from mnistexp.config import check_against_data
 from mnistexp.scaling import apply_scaling, fit_scaling
-from mnistexp.targets import encode_targets
-from mnistexp.trainer import Split
+from mnistexp.schema import ExperimentConfig
+from mnistexp.targets import make_scheme
 
 N_CLASSES = 10
+
+
+@dataclass
+class Split:
+    """One data split: inputs x (n, 784) float, labels y (n,) int, targets t (n, K)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    t: np.ndarray
 
 
 def make_splits(cfg: ExperimentConfig, dataset) -> tuple[Split, Split | None, Split]:
@@ -21,10 +32,12 @@ def make_splits(cfg: ExperimentConfig, dataset) -> tuple[Split, Split | None, Sp
     dtype = np.dtype(cfg.train.dtype).type
     shift, scale = fit_scaling(cfg.data.scaling, dataset.train_images[:n_train])
 
+    scheme = make_scheme(cfg.targets, N_CLASSES)
+
     def split(images: np.ndarray, labels: np.ndarray) -> Split:
         y = labels.astype(np.int64)
         x = apply_scaling(images.reshape(len(images), -1), shift, scale, dtype)
-        return Split(x, y, encode_targets(y, cfg.targets, N_CLASSES, dtype))
+        return Split(x, y, scheme.encode(y, dtype))
 
     train = split(dataset.train_images[:n_train], dataset.train_labels[:n_train])
     val = None

@@ -18,10 +18,13 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from mnistexp import metrics
-from mnistexp.config import ExperimentConfig
-from mnistexp.losses import Loss, make_loss
-from mnistexp.model import MLP, backward, forward, init_mlp, logits, workspace
+from mnistexp.checkpoints import Checkpoint
+from mnistexp.losses import Loss
+from mnistexp.model import MLP, forward, init_mlp, logits, workspace
+from mnistexp.objective import Objective, make_objective
 from mnistexp.optim import learning_rate, make_optimizer
+from mnistexp.schema import ExperimentConfig
+from mnistexp.splits import Split
 
 # Train loss, accuracy and gradient diagnostics are read off every k-th batch, with k chosen
 # so that about this many training samples are monitored per epoch whatever the batch size:
@@ -33,38 +36,12 @@ SATURATION_GAP = 0.5  # ... while |a - t| exceeds this
 
 
 @dataclass
-class Split:
-    """One data split: inputs x (n, 784) float, labels y (n,) int, targets t (n, K)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    t: np.ndarray
-
-
-@dataclass
 class TrainResult:
     model: MLP
     history: list[dict] = field(default_factory=list)
     state: str = "completed"  # completed | diverged
     message: str | None = None
     last_finite_loss: float | None = None  # for a diverged run: the loss before it blew up
-
-
-@dataclass
-class Checkpoint:
-    """Everything needed to continue training exactly where it stopped, after ``epoch`` epochs.
-
-    ``params`` are :meth:`MLP.arrays`, ``optimizer`` the optimiser's ``state()``, ``rng_state``
-    the generator's ``bit_generator.state`` (the next epoch's permutation comes from it) and
-    ``history`` the rows of the finished epochs. Training on from a checkpoint is bit-identical
-    to never having stopped.
-    """
-
-    epoch: int
-    params: dict[str, np.ndarray]
-    optimizer: dict[str, np.ndarray]
-    rng_state: dict
-    history: list[dict]
 
 
 @dataclass
@@ -126,7 +103,7 @@ def train(
     dtype = np.dtype(cfg.train.dtype).type
     sizes = [train_split.x.shape[1], *cfg.model.hidden, train_split.t.shape[1]]
     model = init_mlp(sizes, cfg.model.activation, cfg.model.init, cfg.model.bias, rng, dtype)
-    loss = make_loss(cfg.loss.type, cfg.loss.output)
+    objective = make_objective(cfg, train_split.t.shape[1])
     optimizer = make_optimizer(model.parameters(), cfg.train)
     result = TrainResult(model)
     first = 0
@@ -143,10 +120,10 @@ def train(
             lr = learning_rate(cfg.train, epoch)
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected below
                 monitor = _epoch(
-                    model, loss, optimizer, train_split, cfg.train.batch_size, lr, rng, bar
+                    model, objective, optimizer, train_split, cfg.train.batch_size, lr, rng, bar
                 )
             row = {"epoch": epoch + 1, "lr": lr, **monitor.row()}
-            row |= _validate(model, loss, val_split, cfg.eval.bins)
+            row |= _validate(model, objective, val_split, cfg.eval.bins)
             row["seconds"] = time.perf_counter() - start
             result.history.append(row)
             if on_epoch is not None:
@@ -187,7 +164,7 @@ def train(
 
 def _epoch(
     model: MLP,
-    loss: Loss,
+    objective: Objective,
     optimizer,
     split: Split,
     batch: int,
@@ -211,6 +188,7 @@ def _epoch(
     # 1050 -> 200 us (the dense (784, 1) @ (1, n) gradient and its update dominate).
     sparse = batch == 1 and getattr(optimizer, "row_sparse", False)
     rows = None
+    loss, backprop, per_batch = objective.loss, objective.backprop, objective.scheme.per_batch
     perm = rng.permutation(n)
     with _blas_threads(model, batch):
         for step, lo in enumerate(range(0, n, batch)):
@@ -220,7 +198,10 @@ def _epoch(
             np.take(split.x, idx, axis=0, out=ws.h[0][:m], mode="clip")
             t = np.take(split.t, idx, axis=0, out=t_buf[:m], mode="clip")
             z = forward(model, ws, m)
-            d = loss.delta(z, loss.activate(z, ws.a[:m]), t, ws.d[-1][:m])
+            a = loss.activate(z, ws.a[:m])
+            if per_batch:  # targets that depend on the model's current outputs
+                t = objective.targets(t, split.y[idx], z)
+            d = objective.delta(z, a, t, ws.d[-1][:m])
             if step % every == 0:
                 record(z, idx)  # two copies; the statistics are computed once, at the end
                 if bar is not None:
@@ -228,8 +209,8 @@ def _epoch(
             d *= scale / m  # mean over the batch, and lr for SGD: folded in once
             if sparse:
                 rows = np.flatnonzero(ws.h[0][0])
-            optimizer.step(backward(model, ws, m, rows), lr, rows)
-    return record.monitor(loss, split)
+            optimizer.step(backprop(model, ws, m, rows), lr, rows)
+    return record.monitor(objective, split)
 
 
 class _Recorder:
@@ -252,13 +233,14 @@ class _Recorder:
         self.idx[self.size : end] = idx
         self.size = end
 
-    def monitor(self, loss: Loss, split: Split) -> _Monitor:
+    def monitor(self, objective: Objective, split: Split) -> _Monitor:
         """The running sums over every recorded sample, as ``_Monitor.add`` defines them."""
         monitor = _Monitor()
         z, idx = self.z[: self.size], self.idx[: self.size]
-        t = split.t[idx]
-        a = loss.activate(z)
-        monitor.add(loss, z, a, t, split.y[idx], loss.delta(z, a, t, np.empty_like(z)))
+        y = split.y[idx]
+        t = objective.targets(split.t[idx], y, z)
+        a = objective.loss.activate(z)
+        monitor.add(objective.loss, z, a, t, y, objective.delta(z, a, t, np.empty_like(z)))
         return monitor
 
 
@@ -280,15 +262,18 @@ def _blas_threads(model: MLP, batch: int):
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _validate(model: MLP, loss: Loss, split: Split | None, bins: int) -> dict[str, float | None]:
+def _validate(
+    model: MLP, objective: Objective, split: Split | None, bins: int
+) -> dict[str, float | None]:
     """Validation loss (the training loss function), accuracy, NLL and ECE for the history."""
     keys = ("val_loss", "val_accuracy", "val_nll", "val_ece")
     if split is None:
         return dict.fromkeys(keys)
     with np.errstate(over="ignore", invalid="ignore"):
         z = logits(model, split.x)
+        loss = objective.loss
         a = loss.activate(z)
-        value = loss.value(z, a, split.t)
+        value = loss.value(z, a, objective.targets(split.t, split.y, z))
     if not np.isfinite(z).all():
         return {
             "val_loss": value,

@@ -103,7 +103,7 @@ class _StrictLoader(yaml.SafeLoader):
         self._depth = 0
         self._sizes: dict[int, int] = {}
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
+    def compose_node(self, parent: Any, index: Any) -> yaml.Node:
         is_alias = self.check_event(yaml.AliasEvent)
         if self._depth >= MAX_YAML_DEPTH:
             mark = self.peek_event().start_mark
@@ -115,6 +115,8 @@ class _StrictLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+        # PyYAML returns a node or raises; its stub's "Node | None" only mirrors the signature.
+        assert node is not None
         size = self._sizes.get(id(node)) if is_alias else self._size_of(node)
         if size is None:
             raise yaml.composer.ComposerError(
@@ -138,8 +140,13 @@ class _StrictLoader(yaml.SafeLoader):
             if isinstance(node, yaml.SequenceNode)
             else [n for pair in node.value for n in pair]
         )
-        sizes = [self._sizes.get(id(child)) for child in children]
-        return None if None in sizes else 1 + sum(sizes)  # type: ignore[arg-type]
+        total = 1
+        for child in children:
+            size = self._sizes.get(id(child))
+            if size is None:
+                return None
+            total += size
+        return total
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
@@ -154,7 +161,9 @@ class _StrictLoader(yaml.SafeLoader):
                             None, None, f"duplicate key {one_line(str(key))}", key_node.start_mark
                         )
                     seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        # The stub wants a MappingNode, but PyYAML takes any node here and raises its own
+        # ConstructorError for a non-mapping one (e.g. a scalar tagged !!map).
+        return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
 
 
 def one_line(text: str) -> str:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mnistexp.losses import make_loss
+from mnistexp.schema import LossConfig
 from mnistexp.trainer import _Monitor
 
 
@@ -18,7 +19,7 @@ def test_saturated_wrong_sigmoid_units_are_counted_and_have_tiny_gradients():
         np.array([[1e-4, 0.5, 0.5], [0.9, 0.1, 0.1]])
         / (1 - np.array([[1e-4, 0.5, 0.5], [0.9, 0.1, 0.1]]))
     )
-    loss = make_loss("mse", "sigmoid")
+    loss = make_loss(LossConfig("mse", "sigmoid"))
     a = loss.activate(z)
     t = np.array([[1.0, 0, 0], [1.0, 0, 0]])
     y = np.array([0, 0])
@@ -39,7 +40,7 @@ def test_cross_entropy_does_not_saturate_the_same_way():
     # The same confidently wrong output under softmax + CE: delta = p - t is ~ -1 at the true
     # class, the "large gradient when wrong" that squared error on sigmoids lacks.
     z = np.array([[-9.0, 0.0, 0.0]])
-    loss = make_loss("cross_entropy", "softmax")
+    loss = make_loss(LossConfig("cross_entropy", "softmax"))
     a = loss.activate(z)
     d = loss.delta(z, a, np.array([[1.0, 0, 0]]), np.empty_like(z))
     mon = _Monitor()

@@ -15,6 +15,7 @@ from mnistexp.losses import LOSSES, make_loss
 from mnistexp.model import ACTIVATIONS, init_mlp, logits, workspace
 from mnistexp.model import backward as model_backward
 from mnistexp.model import forward as model_forward
+from mnistexp.schema import LossConfig
 from mnistexp.targets import TARGETS, encode_targets
 
 PAIRS = [(loss, out) for loss, cls in LOSSES.items() for out in cls.outputs]
@@ -69,7 +70,7 @@ def _numeric(model, loss, x, t, eps: float = 1e-6) -> list[np.ndarray]:
 @pytest.mark.parametrize(("loss_type", "output"), PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
 def test_whole_network_gradient_matches_finite_differences(loss_type, output, scheme, activation):
     model, x, t = _problem(activation, scheme)
-    loss = make_loss(loss_type, output)
+    loss = make_loss(LossConfig(loss_type, output))
     analytic, numeric = _analytic(model, loss, x, t), _numeric(model, loss, x, t)
     for (p, _), a, n in zip(model.parameters(), analytic, numeric, strict=True):
         assert a.shape == p.shape
@@ -79,7 +80,7 @@ def test_whole_network_gradient_matches_finite_differences(loss_type, output, sc
 @pytest.mark.parametrize(("loss_type", "output"), PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
 def test_gradient_without_biases(loss_type, output):
     model, x, t = _problem("tanh", "soft", bias=False)
-    loss = make_loss(loss_type, output)
+    loss = make_loss(LossConfig(loss_type, output))
     assert len(model.parameters()) == len(model.weights)
     for a, n in zip(_analytic(model, loss, x, t), _numeric(model, loss, x, t), strict=True):
         np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
@@ -90,7 +91,7 @@ def test_softmax_cross_entropy_delta_for_targets_not_summing_to_one():
     # p * 1.02 - t, not p - t.
     z = np.array([[0.3, -1.2, 2.0, 0.1]])
     t = np.array([[0.01, 0.01, 0.99, 0.01]])
-    loss = make_loss("cross_entropy", "softmax")
+    loss = make_loss(LossConfig("cross_entropy", "softmax"))
     p = loss.activate(z)
     got = loss.delta(z, p, t, np.empty_like(z))
     np.testing.assert_allclose(got, p * 1.02 - t, rtol=1e-12)
@@ -99,7 +100,7 @@ def test_softmax_cross_entropy_delta_for_targets_not_summing_to_one():
 
 @pytest.mark.parametrize(("loss_type", "output"), PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
 def test_losses_stay_finite_for_huge_and_equal_logits(loss_type, output):
-    loss = make_loss(loss_type, output)
+    loss = make_loss(LossConfig(loss_type, output))
     z = np.array([[1e4, -1e4, 0.0], [5.0, 5.0, 5.0]])
     t = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow is benign

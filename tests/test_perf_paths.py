@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from mnistexp.config import TrainConfig
+from mnistexp.config import ExperimentConfig, TrainConfig
 from mnistexp.losses import make_loss
 from mnistexp.model import ACTIVATIONS, backward, forward, init_mlp, workspace
+from mnistexp.objective import make_objective
 from mnistexp.optim import SGD, Adam
-from mnistexp.trainer import Split, _Monitor, _Recorder
+from mnistexp.schema import LossConfig
+from mnistexp.splits import Split
+from mnistexp.trainer import _Monitor, _Recorder
 
 
 def _sparse_inputs(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -25,7 +28,7 @@ def _train_batch_of_one(activation: str, sparse: bool, steps: int = 6) -> list[n
     model = init_mlp([30, 8, 5, 4], activation, "xavier", True, rng, np.float64)
     x = _sparse_inputs(rng, steps, 30)
     t = np.eye(4)[rng.integers(0, 4, steps)]
-    loss = make_loss("cross_entropy", "softmax")
+    loss = make_loss(LossConfig("cross_entropy", "softmax"))
     sgd = SGD(model.parameters(), TrainConfig(lr=0.5))
     ws = workspace(model, 1)
     for i in range(steps):
@@ -77,7 +80,7 @@ def test_recorded_monitor_equals_per_batch_monitor():
     n, batch, k = 50, 4, 3
     y = rng.integers(0, k, n)
     split = Split(rng.random((n, 5)), y, np.eye(k)[y])
-    loss = make_loss("cross_entropy", "softmax")
+    loss = make_loss(LossConfig("cross_entropy", "softmax"))
     recorder, direct = _Recorder(n, batch, 3, k, np.float64), _Monitor()
     for step, lo in enumerate(range(0, n, batch)):
         if step % 3:
@@ -89,6 +92,6 @@ def test_recorded_monitor_equals_per_batch_monitor():
         direct.add(
             loss, z, a, split.t[idx], y[idx], loss.delta(z, a, split.t[idx], np.empty_like(z))
         )
-    recorded = recorder.monitor(loss, split).row()
+    recorded = recorder.monitor(make_objective(ExperimentConfig()), split).row()
     for key, value in direct.row().items():
         assert recorded[key] == pytest.approx(value, rel=1e-12), key

@@ -11,6 +11,7 @@ from mnistexp.config import TrainConfig
 from mnistexp.losses import make_loss
 from mnistexp.model import MLP, backward, forward, workspace
 from mnistexp.optim import make_optimizer
+from mnistexp.schema import LossConfig
 
 
 def test_hand_worked_sgd_step_softmax_cross_entropy():
@@ -29,7 +30,7 @@ def test_hand_worked_sgd_step_softmax_cross_entropy():
         biases=[np.array([0.1]), np.array([0.0, 0.0])],
         activation="relu",
     )
-    loss = make_loss("cross_entropy", "softmax")
+    loss = make_loss(LossConfig("cross_entropy", "softmax"))
     opt = make_optimizer(model.parameters(), TrainConfig(lr=0.5))
     ws = workspace(model, 1)
     ws.h[0][:] = [[1.0, 2.0]]
