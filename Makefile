@@ -28,6 +28,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check mnistexp tests benchmarks configs
 	$(BIN)/ruff format --check mnistexp tests benchmarks configs
+	$(BIN)/mypy
 
 test: install lint
 	$(BIN)/python -m pytest
