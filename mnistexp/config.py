@@ -132,6 +132,8 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 
 def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     """Build and validate a config from a nested dict of (partial) settings."""
+    if isinstance(raw, dict):  # component sections always resolve their parameters
+        raw = {**{section: {} for section in _CHOOSER}, **raw}
     cfg = _build(ExperimentConfig, raw, prefix="")
     validate(cfg)
     return cfg
@@ -159,7 +161,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         else:
             values[name] = _coerce(raw[name], hints[name], path)
     if declared:  # the chosen component's parameters, at their defaults where not given
-        choice = values.get(_CHOOSER[prefix.rstrip(".")])
+        chooser = _CHOOSER[prefix.rstrip(".")]
+        choice = values.get(chooser, getattr(cls(), chooser))
         chosen = _declared(prefix.rstrip("."), choice) if choice in _registry(prefix) else {}
         extras = {p: chosen[p].default for p in chosen if p not in names} | extras
         values["params"] = tuple(sorted(extras.items()))
