@@ -33,17 +33,21 @@ import numpy as np
 
 from mnistexp import runs
 from mnistexp.config import (
+    IDENTITY_EXCLUDED,
     ExperimentConfig,
     all_keys,
     config_hash,
     load_config,
+    normalised,
     parse_override,
+    read_stored,
 )
+from mnistexp.config import flatten as flatten_dict
 from mnistexp.errors import ConfigError, RunError, UsageError
 
 JSON_SCHEMA_VERSION = 1
-HIDDEN_KEYS = ("name", "seed", "data.dir")
-"""Config keys never shown as columns: the name is the row label, seed and location vary."""
+HIDDEN_KEYS = IDENTITY_EXCLUDED
+"""Config keys never shown as columns: the ones left out of a run's identity."""
 
 
 # --------------------------------------------------------------------------- metrics registry
@@ -186,21 +190,13 @@ class RunRecord:
     values: dict[str, float] = field(default_factory=dict)  # metric key -> raw value or NaN
     reliability: dict[str, list] | None = None  # metrics.json test reliability bins
     reliability_ts: dict[str, list] | None = None  # ... after temperature scaling, if fitted
+    notes: list[str] = field(default_factory=list)  # what a lenient config read left out
 
 
 def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
-    """``{"data.scaling": "unit", "model.hidden": [100], ...}`` in schema order."""
-
-    def walk(node: dict[str, Any], prefix: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if isinstance(value, dict):
-                out |= walk(value, f"{prefix}{key}.")
-            else:
-                out[prefix + key] = value
-        return out
-
-    return walk(cfg.to_dict(), "")
+    """``{"data.scaling": "unit", "model.hidden": [100], ...}`` in schema order, with the keys
+    that cannot change a number at their defaults (:func:`~mnistexp.config.normalised`)."""
+    return flatten_dict(normalised(cfg).to_dict())
 
 
 def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
@@ -219,6 +215,7 @@ def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
         if state in ("completed", "diverged"):  # a folder with results to read
             try:
                 records.append(read_run(folder, state))
+                notes += records[-1].notes
             except UsageError as exc:
                 notes.append(f"{exc}; left out")
                 continue
@@ -239,8 +236,9 @@ def _state_note(folder: Path, state: str, error: str | None) -> str:
 def read_run(folder: Path, state: str) -> RunRecord:
     """The :class:`RunRecord` of one folder in ``state`` (from its status.json);
     :class:`RunError` if it cannot be used at all."""
-    cfg = _read_config(folder)
+    cfg, notes = _read_config(folder)
     record = RunRecord(folder, cfg.name, cfg.seed, config_hash(cfg), flatten(cfg), state)
+    record.notes = notes
     if state == "completed":
         record.values, record.reliability, record.reliability_ts = _read_metrics(
             folder / "metrics.json"
@@ -248,10 +246,11 @@ def read_run(folder: Path, state: str) -> RunRecord:
     return record
 
 
-def _read_config(folder: Path) -> ExperimentConfig:
-    """The run's resolved config, validated as when it was trained; a RunError otherwise."""
+def _read_config(folder: Path) -> tuple[ExperimentConfig, list[str]]:
+    """The run's resolved config, read leniently (a folder of another mnistexp version still
+    loads, with notes naming what no longer validates); a RunError if it is no config."""
     try:
-        return load_config(folder / "config.yaml")
+        return read_stored(folder / "config.yaml")
     except ConfigError as exc:
         raise RunError(str(exc)) from None
 
@@ -282,7 +281,7 @@ def _read_metrics(
 
 
 def _check_schema(path: Path, version: Any) -> None:
-    from mnistexp.evaluation import SCHEMA_VERSION
+    from mnistexp.metrics import SCHEMA_VERSION
 
     if version is None:
         return  # written before metrics.json had a version: read what is there

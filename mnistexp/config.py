@@ -88,6 +88,50 @@ def load_config(
     return from_dict(raw)
 
 
+def read_stored(path: Path) -> tuple[ExperimentConfig, list[str]]:
+    """A run folder's config.yaml, read leniently: a config written by an older or newer
+    mnistexp loads even where it no longer validates strictly. Unknown keys are dropped and
+    values outside today's rules kept; each such problem is one note naming the key.
+    A file that cannot be read as a config at all is a :class:`ConfigError`."""
+    raw = read_yaml_mapping(path, "config", "a run folder's config.yaml")
+    try:
+        return from_dict(raw), []
+    except ConfigError:
+        pass
+    notes: list[str] = []
+    cleaned = _known_only(raw, ExperimentConfig, "", notes)
+    where = one_line(str(path))
+    notes = [f"{where}: {note} ignored (written by another mnistexp version?)" for note in notes]
+    try:
+        cfg = _build(ExperimentConfig, {**{s: {} for s in _CHOOSER}, **cleaned}, prefix="")
+    except ConfigError as exc:
+        raise ConfigError(f"{one_line(str(path))}: {exc}") from None
+    try:
+        validate(cfg)
+    except ConfigError as exc:
+        notes.append(f"{one_line(str(path))}: {exc} (kept as written)")
+    return cfg, notes
+
+
+def _known_only(raw: Any, cls: type, prefix: str, notes: list[str]) -> Any:
+    """``raw`` without the keys this version does not know, with a note for each."""
+    if not isinstance(raw, dict):
+        return raw
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)} | set(_declared(prefix.rstrip(".")))
+    out = {}
+    for key, value in raw.items():
+        if key not in known:
+            notes.append(
+                f"unknown key {prefix}{_show_key(key)} ignored (another mnistexp version?)"
+            )
+        elif key in hints and is_dataclass(hints[key]):
+            out[key] = _known_only(value or {}, hints[key], f"{prefix}{key}.", notes)
+        else:
+            out[key] = value
+    return out
+
+
 def _stem(path: Path) -> str:
     return path.stem if _safe_name(path.stem) else "my_run"
 

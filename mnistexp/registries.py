@@ -67,14 +67,21 @@ def declared_params(section: str, choice: str | None = None) -> dict[str, Param]
 
 def used_keys(cfg: ExperimentConfig) -> dict[str, tuple[str, ...]]:
     """Section -> the keys of ``train`` and the component sections that ``cfg``'s chosen
-    optimiser, schedule, loss and target scheme read (beyond the choosing keys)."""
-    return {
-        "train": (
-            *optim.OPTIMIZERS[cfg.train.optimizer].keys,
-            *optim.SCHEDULE_KEYS[cfg.train.schedule],
-        ),
-        **{
-            section: tuple(declared_params(section, getattr(getattr(cfg, section), key)))
-            for section, (key, _) in COMPONENTS.items()
-        },
-    }
+    optimiser, schedule, loss and target scheme read (beyond the choosing keys). A choice this
+    version does not know (a run folder from a newer mnistexp) is taken to read every key."""
+    tr = cfg.train
+    every_train = {k for o in optim.OPTIMIZERS.values() for k in o.keys}
+    every_train |= {k for keys in optim.SCHEDULE_KEYS.values() for k in keys}
+    if tr.optimizer in optim.OPTIMIZERS and tr.schedule in optim.SCHEDULE_KEYS:
+        train = (*optim.OPTIMIZERS[tr.optimizer].keys, *optim.SCHEDULE_KEYS[tr.schedule])
+    else:
+        train = tuple(sorted(every_train))
+    out = {"train": train}
+    for section, (key, registry) in COMPONENTS.items():
+        sub = getattr(cfg, section)
+        choice = getattr(sub, key)
+        if choice in registry:
+            out[section] = tuple(declared_params(section, choice))
+        else:
+            out[section] = (*declared_params(section), *(k for k, _ in sub.params))
+    return out

@@ -375,7 +375,9 @@ def test_damaged_run_is_a_warning(tmp_path: Path, damage: Any, fragment: str) ->
     result = invoke("--runs-dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     (warning,) = result.stderr.splitlines()
-    assert warning.startswith("warning: ") and fragment in warning and "left out" in warning
+    assert warning.startswith("warning: ") and fragment in warning
+    # a config that no longer validates is still loaded (issue 13), anything else costs the run
+    assert ("kept as written" if fragment.startswith("loss.type") else "left out") in warning
     assert "bad" not in result.stdout
 
 
