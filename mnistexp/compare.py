@@ -317,7 +317,7 @@ def _valid_bins(bins: Any) -> bool:
 def _lookup(report: dict[str, Any], metric: Metric) -> float:
     section = report.get(metric.section)
     value = section.get(metric.field) if isinstance(section, dict) else None
-    return float(value) if _is_number(value) else math.nan
+    return float(value) if value is not None and _is_number(value) else math.nan
 
 
 def _is_number(value: Any) -> bool:

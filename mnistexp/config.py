@@ -287,8 +287,8 @@ def _type_name(hint: Any) -> str:
 def all_keys() -> list[str]:
     """Every valid dotted key, e.g. ``['name', 'seed', 'data.dataset', ...]``."""
 
-    def walk(cls: type, prefix: str) -> list[str]:
-        out = []
+    def walk(cls: Any, prefix: str) -> list[str]:
+        out: list[str] = []
         for f in fields(cls):
             hint = typing.get_type_hints(cls)[f.name]
             out += walk(hint, prefix + f.name + ".") if is_dataclass(hint) else [prefix + f.name]
@@ -531,14 +531,14 @@ def _canonical(cfg: ExperimentConfig) -> ExperimentConfig:
     def fix(value: Any) -> Any:
         return value + 0.0 if isinstance(value, float) else value
 
-    sections = {}
+    sections: dict[str, Any] = {}
     for f in fields(cfg):
-        sub = getattr(cfg, f.name)
-        if is_dataclass(sub):
+        sub: Any = getattr(cfg, f.name)
+        if f.name not in ("name", "seed"):  # the sections
             changes = {g.name: fix(getattr(sub, g.name)) for g in fields(sub)}
             if "params" in changes:
                 changes["params"] = tuple((k, fix(v)) for k, v in sub.params)
-            sections[f.name] = dataclasses.replace(sub, **changes)  # type: ignore[type-var]
+            sections[f.name] = dataclasses.replace(sub, **changes)
     return dataclasses.replace(cfg, **sections)
 
 

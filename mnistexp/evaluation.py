@@ -41,10 +41,12 @@ def evaluate_run(
         report[name] = _split_metrics(objective, z, log_p, pred, split, cfg.eval.bins)
         outputs[name] = (log_p, pred)
     report["test_temperature_scaled"] = _temperature_section(cfg, splits, outputs)
+    test = splits["test"]
+    assert test is not None  # every run has a test split
     log_p, pred = outputs["test"]
     predictions = {
         "probs": np.exp(log_p).astype(np.float32),
-        "labels": splits["test"].y.astype(np.int64),
+        "labels": test.y.astype(np.int64),
         "predictions": pred.astype(np.int64),
     }
     return report, predictions
@@ -75,10 +77,10 @@ def _temperature_section(
     if splits.get("validation") is None:
         return {"skipped": "no validation split (data.validation: 0) to fit the temperature on"}
     val_log_p, _ = outputs["validation"]
-    temperature = metrics.fit_temperature(val_log_p, splits["validation"].y)
+    validation, test = splits["validation"], splits["test"]
+    assert validation is not None and test is not None  # checked above / always present
+    temperature = metrics.fit_temperature(val_log_p, validation.y)
     log_p, pred = outputs["test"]
     probs_t, log_p_t = metrics.apply_temperature(log_p, temperature)
-    section = metrics.evaluate(
-        probs_t, splits["test"].y, pred, bins=cfg.eval.bins, log_probs=log_p_t
-    )
+    section = metrics.evaluate(probs_t, test.y, pred, bins=cfg.eval.bins, log_probs=log_p_t)
     return {"temperature": temperature, **section}

@@ -138,8 +138,8 @@ def init_mlp(
 ) -> MLP:
     """Draw weights for layer sizes ``[784, *hidden, 10]``; biases start at zero."""
     pairs = list(itertools.pairwise(sizes))
-    weights = [INITS[init](rng, i, o).astype(dtype) for i, o in pairs]
-    biases = [np.zeros(o, dtype=dtype) if bias else None for _, o in pairs]
+    weights: list[np.ndarray] = [INITS[init](rng, i, o).astype(dtype) for i, o in pairs]
+    biases: list[np.ndarray | None] = [np.zeros(o, dtype=dtype) if bias else None for _, o in pairs]
     return MLP(weights, biases, activation)
 
 

@@ -148,8 +148,8 @@ def signals_deferred() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        for s in dict.fromkeys(pending):
-            signal.raise_signal(s)
+        for number in dict.fromkeys(pending):
+            signal.raise_signal(number)
 
 
 # --------------------------------------------------------------------------- status
@@ -259,7 +259,9 @@ def _start_run(path: Path) -> Run:
 
 
 def _carry(aside: Path | None, path: Path, names: Iterable[str]) -> None:
-    for name in names if aside is not None else ():
+    if aside is None:
+        return
+    for name in names:
         with contextlib.suppress(FileNotFoundError):
             os.replace(aside / name, path / name)
 

@@ -38,7 +38,7 @@ def fit_scaling(name: str, train_images: np.ndarray) -> tuple[float, float]:
 
 def apply_scaling(images: np.ndarray, shift: float, scale: float, dtype: type) -> np.ndarray:
     """(n, 784) uint8 -> (n, 784) ``dtype`` as ``(x - shift) * scale``, one pass, no copies kept."""
-    out = images.astype(dtype)
+    out: np.ndarray = images.astype(dtype)
     if shift:
         out -= dtype(shift)
     if scale != 1.0:

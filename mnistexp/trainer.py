@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -122,7 +123,7 @@ def train(
                 monitor = _epoch(
                     model, objective, optimizer, train_split, cfg.train.batch_size, lr, rng, bar
                 )
-            row = {"epoch": epoch + 1, "lr": lr, **monitor.row()}
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **monitor.row()}
             row |= _validate(model, objective, val_split, cfg.eval.bins)
             row["seconds"] = time.perf_counter() - start
             result.history.append(row)
@@ -152,7 +153,7 @@ def train(
                         epoch + 1,
                         model.arrays(),
                         optimizer.state(),
-                        rng.bit_generator.state,
+                        dict(rng.bit_generator.state),
                         result.history,
                     )
                 )
