@@ -27,6 +27,7 @@ from mnistexp.errors import RunError, interrupt_reason
 from mnistexp.evaluation import evaluate_run
 from mnistexp.objective import make_objective
 from mnistexp.splits import make_splits
+from mnistexp.targets import PrepareContext
 from mnistexp.trainer import train
 
 
@@ -124,6 +125,10 @@ def _train_into(
     if checkpoint is not None:
         run.resume_history(checkpoint.history)
     chash = config_hash(cfg)
+    # One objective for training and evaluation; its scheme prepares once, before training
+    # (a scheme that reads other runs, such as a teacher's outputs, does it here).
+    objective = make_objective(cfg, train_split.t.shape[1])
+    objective.scheme.prepare(PrepareContext(cfg, run.path.parent, train_split))
     result = train(
         cfg,
         train_split,
@@ -133,12 +138,12 @@ def _train_into(
         on_epoch=run.add_epoch,
         resume=checkpoint,
         on_checkpoint=lambda ckpt: run.write_checkpoint(ckpt, chash),
+        objective=objective,
     )
     if result.state == "diverged":
         run.finish("diverged", error=result.message, last_finite_loss=result.last_finite_loss)
         run.remove_checkpoint()  # resuming would only diverge again
         return Outcome(run.path, "diverged", message=result.message)
-    objective = make_objective(cfg, train_split.t.shape[1])
     splits = {"test": test_split, "validation": val_split, "train": train_split}
     report, predictions = evaluate_run(cfg, result.model, objective, splits)
     run.write_results(report, predictions, result.model.arrays())

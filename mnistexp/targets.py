@@ -17,6 +17,8 @@ depend on the loss's output in ``problems``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,6 +26,17 @@ import numpy as np
 from mnistexp.outputs import Output
 from mnistexp.params import Param
 from mnistexp.schema import LossConfig, TargetsConfig
+
+
+@dataclass(frozen=True)
+class PrepareContext:
+    """What :meth:`TargetScheme.prepare` may read: the run's config, the runs root it is
+    trained under (where other finished runs, e.g. a teacher, are found) and its training
+    split (``Split``: inputs x, labels y, fixed targets t)."""
+
+    config: Any
+    runs_root: Path
+    train: Any
 
 
 class TargetScheme:
@@ -51,7 +64,7 @@ class TargetScheme:
         """The targets (m, K) to train on for one batch; ``t`` are its fixed targets."""
         return t
 
-    def prepare(self, context: Any) -> None:
+    def prepare(self, context: PrepareContext) -> None:
         """Read what the scheme needs from outside the run (e.g. a teacher); nothing here."""
 
     @classmethod

@@ -93,6 +93,7 @@ def train(
     on_epoch: Callable[[dict], None] | None = None,
     resume: Checkpoint | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    objective: Objective | None = None,
 ) -> TrainResult:
     """Train an MLP on ``train_split`` for ``cfg.train.epochs``; stop early if it diverges.
 
@@ -104,7 +105,8 @@ def train(
     dtype = np.dtype(cfg.train.dtype).type
     sizes = [train_split.x.shape[1], *cfg.model.hidden, train_split.t.shape[1]]
     model = init_mlp(sizes, cfg.model.activation, cfg.model.init, cfg.model.bias, rng, dtype)
-    objective = make_objective(cfg, train_split.t.shape[1])
+    if objective is None:  # the caller may pass one it prepared (and evaluates with)
+        objective = make_objective(cfg, train_split.t.shape[1])
     optimizer = make_optimizer(model.parameters(), cfg.train)
     result = TrainResult(model)
     first = 0

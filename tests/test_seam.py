@@ -102,6 +102,10 @@ class SelfMix(targets.TargetScheme):
 
     per_batch = True
     calls: list[int] = []  # noqa: RUF012
+    prepared: list[int] = []  # noqa: RUF012
+
+    def prepare(self, context: targets.PrepareContext) -> None:
+        SelfMix.prepared.append(context.train.x.shape[0])
 
     def batch(self, t: np.ndarray, labels: np.ndarray, z: np.ndarray, output: Output):
         SelfMix.calls.append(z.shape[0])
@@ -113,7 +117,7 @@ class SelfMix(targets.TargetScheme):
 def toys(monkeypatch):
     monkeypatch.setitem(losses.LOSSES, "scaled_ce", ScaledCrossEntropy)
     monkeypatch.setitem(targets.TARGETS, "selfmix", SelfMix)
-    SelfMix.calls = []
+    SelfMix.calls, SelfMix.prepared = [], []
 
 
 def test_toy_loss_and_scheme_train_end_to_end(toys, tiny, tmp_path):
@@ -125,6 +129,7 @@ def test_toy_loss_and_scheme_train_end_to_end(toys, tiny, tmp_path):
     outcome = run_experiment(cfg, runs_dir=tmp_path)
     assert outcome.state == "completed", outcome.message
     assert outcome.metrics["test"]["accuracy"] > 0.5
+    assert SelfMix.prepared == [500]  # prepared once, on the 500 training images
     # the hook saw the training batches, the monitor, validation and evaluation
     assert len(SelfMix.calls) > 2 * (500 // 20)
     assert "weight: 2.5" in (outcome.run_dir / "config.yaml").read_text()
