@@ -1,8 +1,23 @@
 """Exceptions that mean "the user gave us something we cannot use".
 
 The CLI turns every :class:`UsageError` into one line on stderr and exit code 2; anything
-else escaping a command is a bug and keeps its traceback.
+else escaping a command is a bug and keeps its traceback. A leaf: imports nothing from mnistexp.
 """
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What a command exits with; signals follow the shell's 128 + signal number."""
+
+    OK = 0  # done, or running elsewhere
+    FAILED = 1  # a run failed or diverged
+    BAD_INPUT = 2  # a usage, config or data problem (one line on stderr)
+    SIGINT = 130  # Ctrl-C
+    SIGTERM = 143  # kill, a batch system's time limit
+
+    def __str__(self) -> str:  # the number, as IntEnum gives from 3.11 on
+        return str(self.value)
 
 
 class UsageError(Exception):
@@ -26,9 +41,9 @@ class Terminated(KeyboardInterrupt):
     :class:`KeyboardInterrupt` marks its run ``interrupted``; only the exit code differs."""
 
 
-def interrupt_exit_code(exc: BaseException | None) -> int:
-    """The shell's convention: 128 + signal number, 130 for SIGINT and 143 for SIGTERM."""
-    return 143 if isinstance(exc, Terminated) else 130
+def interrupt_exit_code(exc: BaseException | None) -> ExitCode:
+    """The shell's convention: 128 + signal number, SIGINT (130) or SIGTERM (143)."""
+    return ExitCode.SIGTERM if isinstance(exc, Terminated) else ExitCode.SIGINT
 
 
 def interrupt_reason(exc: BaseException | None) -> str:

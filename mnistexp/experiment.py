@@ -23,10 +23,11 @@ from mnistexp import data, runs
 from mnistexp.checkpoints import Checkpoint
 from mnistexp.config import ExperimentConfig, check_against_data, config_hash, to_yaml
 from mnistexp.environment import environment
-from mnistexp.errors import RunError, interrupt_reason
+from mnistexp.errors import ExitCode, RunError, interrupt_reason
 from mnistexp.evaluation import evaluate_run
 from mnistexp.objective import make_objective
 from mnistexp.splits import make_splits
+from mnistexp.states import State
 from mnistexp.targets import PrepareContext
 from mnistexp.trainer import train
 
@@ -43,9 +44,14 @@ class Outcome:
     seconds: float = field(default=0.0)
 
     @property
-    def exit_code(self) -> int:
-        """0 done or running elsewhere, 1 failed/diverged, 130 interrupted."""
-        return {"completed": 0, "running": 0, "interrupted": 130}.get(self.state, 1)
+    def exit_code(self) -> ExitCode:
+        """OK done or running elsewhere, FAILED failed/diverged, SIGINT interrupted."""
+        codes: dict[str, ExitCode] = {
+            State.COMPLETED: ExitCode.OK,
+            State.RUNNING: ExitCode.OK,
+            State.INTERRUPTED: ExitCode.SIGINT,
+        }
+        return codes.get(self.state, ExitCode.FAILED)
 
 
 def run_experiment(
@@ -89,16 +95,16 @@ def run_experiment(
         run.start(to_yaml(cfg), chash, env)
         checkpoint = runs.read_checkpoint(run.path, chash) if resumable else None
         outcome = _train_into(cfg, dataset, run, checkpoint, progress)
-        if resume and checkpoint is None and outcome.state == "completed":
+        if resume and checkpoint is None and outcome.state == State.COMPLETED:
             outcome.message = "no checkpoint to resume from: trained from the start"
         return outcome
     except KeyboardInterrupt as exc:
-        _finish(run, "interrupted", error=interrupt_reason(exc))
+        _finish(run, State.INTERRUPTED, error=interrupt_reason(exc))
         raise
     except Exception as exc:  # a crash is recorded in the folder, and a sweep goes on
         message = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
-        _finish(run, "failed", error=message, traceback=traceback.format_exc())
-        return Outcome(run.path, "failed", message=message)
+        _finish(run, State.FAILED, error=message, traceback=traceback.format_exc())
+        return Outcome(run.path, State.FAILED, message=message)
 
 
 def _finish(run: runs.Run, state: str, **fields: Any) -> None:
@@ -109,9 +115,9 @@ def _finish(run: runs.Run, state: str, **fields: Any) -> None:
 
 
 def _skipped(path: Path, status: dict[str, Any]) -> Outcome:
-    state = status.get("state", "failed")
+    state = status.get("state", State.FAILED)
     metrics = None
-    if state == "completed":
+    if state == State.COMPLETED:
         with contextlib.suppress(RunError):  # a summary without numbers, not a crash
             metrics = runs.read_json(path / "metrics.json")
     return Outcome(path, state, skipped=True, metrics=metrics, message=status.get("error"))
@@ -140,14 +146,14 @@ def _train_into(
         on_checkpoint=lambda ckpt: run.write_checkpoint(ckpt, chash),
         objective=objective,
     )
-    if result.state == "diverged":
-        run.finish("diverged", error=result.message, last_finite_loss=result.last_finite_loss)
+    if result.state == State.DIVERGED:
+        run.finish(State.DIVERGED, error=result.message, last_finite_loss=result.last_finite_loss)
         run.remove_checkpoint()  # resuming would only diverge again
-        return Outcome(run.path, "diverged", message=result.message)
+        return Outcome(run.path, State.DIVERGED, message=result.message)
     splits = {"test": test_split, "validation": val_split, "train": train_split}
     report, predictions = evaluate_run(cfg, result.model, objective, splits)
     run.write_results(report, predictions, result.model.arrays())
-    run.finish("completed")
+    run.finish(State.COMPLETED)
     run.remove_checkpoint()  # a finished run is never resumed
     resumed = f"resumed from epoch {checkpoint.epoch}" if checkpoint else None
-    return Outcome(run.path, "completed", metrics=report, message=resumed, seconds=run.seconds)
+    return Outcome(run.path, State.COMPLETED, metrics=report, message=resumed, seconds=run.seconds)

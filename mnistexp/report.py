@@ -14,15 +14,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from mnistexp.compare import (
-    JSON_SCHEMA_VERSION,
-    METRICS,
-    Comparison,
-    Experiment,
-    Metric,
-    Report,
-    Summary,
-)
+from mnistexp.columns import METRICS, Metric
+from mnistexp.compare import JSON_SCHEMA_VERSION, Comparison, Experiment, Report
+from mnistexp.stats import Summary
 
 
 def format_cell(metric: Metric, s: Summary) -> str:

@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from mnistexp.config import ExperimentConfig, config_hash
 from mnistexp.errors import RunError
+from mnistexp.states import State
 
 if TYPE_CHECKING:
     from mnistexp.checkpoints import Checkpoint
 
-STATES = ("running", "completed", "failed", "diverged", "interrupted")
-FINISHED_BAD = ("failed", "diverged", "interrupted")
-RESUMABLE = ("interrupted", "failed")  # states whose checkpoint --resume continues from
+STATES = tuple(State)
+FINISHED_BAD = (State.FAILED, State.DIVERGED, State.INTERRUPTED)
+RESUMABLE = (State.INTERRUPTED, State.FAILED)  # states whose checkpoint --resume continues from
 CHECKPOINT = "checkpoint.npz"
 CHECKPOINT_FORMAT = 1
 
@@ -164,8 +165,8 @@ def read_status(folder: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(status, dict):
         return None
-    if status.get("state") == "running" and not _alive(status):
-        status = {**status, "state": "interrupted", "error": "the training process is gone"}
+    if status.get("state") == State.RUNNING and not _alive(status):
+        status = {**status, "state": State.INTERRUPTED, "error": "the training process is gone"}
     return status
 
 
@@ -188,7 +189,7 @@ def run_state(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> str 
     """State of ``cfg``'s run folder (a dead ``running`` reads as interrupted); None if it
     has no folder yet."""
     status = read_status(run_dir(cfg, runs_dir))
-    return status.get("state", "failed") if status else None
+    return status.get("state", State.FAILED) if status else None
 
 
 # --------------------------------------------------------------------------- claiming
@@ -278,7 +279,7 @@ def _existing_state(path: Path) -> str:
         # whose status is unreadable: give a fresh claim a moment before judging it.
         time.sleep(0.2)
         status = read_status(path)
-    return status.get("state", "failed") if status else "failed"
+    return status.get("state", State.FAILED) if status else State.FAILED
 
 
 def should_train(state: str | None, force: bool = False, retry_failed: bool = False) -> bool:
@@ -289,9 +290,9 @@ def should_train(state: str | None, force: bool = False, retry_failed: bool = Fa
     diverged runs only with ``retry_failed``; completed ones only with ``force``; a run
     another live process is training never.
     """
-    if state is None or state == "interrupted":
+    if state is None or state == State.INTERRUPTED:
         return True
-    if state == "running":
+    if state == State.RUNNING:
         return False
     return force or (retry_failed and state in FINISHED_BAD)
 
@@ -336,12 +337,12 @@ class Run:
         self.started = time.time()
         self.history: list[dict[str, Any]] = []
         self._last: dict[str, Any] = {}
-        self._status("running")  # at once, so a concurrent claimer sees who owns the folder
+        self._status(State.RUNNING)  # at once, so a concurrent claimer sees who owns the folder
 
     def start(self, config_yaml: str, config_hash: str, env: dict[str, Any]) -> None:
         write_atomic(self.path / "config.yaml", config_yaml)
         write_json(self.path / "env.json", env)
-        self._status("running", config_hash=config_hash)
+        self._status(State.RUNNING, config_hash=config_hash)
 
     def add_epoch(self, row: dict[str, Any]) -> None:
         rows = [*self.history, row]
@@ -353,7 +354,7 @@ class Run:
         """Start from a checkpoint's rows: epochs after the checkpoint are trained again."""
         self.history = list(rows)
         write_csv(self.path / "history.csv", self.history)
-        self._status("running", resumed_from_epoch=len(rows), checkpoint_epoch=len(rows))
+        self._status(State.RUNNING, resumed_from_epoch=len(rows), checkpoint_epoch=len(rows))
 
     def write_checkpoint(self, ckpt: Checkpoint, config_hash: str) -> None:
         """Save ``ckpt`` as checkpoint.npz (arrays, and the rest as JSON), atomically."""
@@ -371,7 +372,7 @@ class Run:
         arrays["meta"] = np.array(json.dumps(meta, allow_nan=True))
         with signals_deferred():  # checkpoint_epoch always names the file on disk
             write_npz(self.path / CHECKPOINT, arrays, compress=False)
-            self._status("running", checkpoint_epoch=ckpt.epoch)
+            self._status(State.RUNNING, checkpoint_epoch=ckpt.epoch)
 
     def remove_checkpoint(self) -> None:
         (self.path / CHECKPOINT).unlink(missing_ok=True)

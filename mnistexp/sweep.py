@@ -35,6 +35,7 @@ import yaml
 from mnistexp import runs
 from mnistexp.config import ExperimentConfig, load_config, parse_override
 from mnistexp.errors import ConfigError
+from mnistexp.states import State
 from mnistexp.yamlio import one_line, read_yaml_mapping
 
 if TYPE_CHECKING:
@@ -279,7 +280,7 @@ def plan_line(cfg: ExperimentConfig, state: str | None, train: bool) -> str:
     if train:
         action = "train" if state is None else f"retrain ({state})"
     else:
-        action = "skip (running elsewhere)" if state == "running" else f"skip ({state})"
+        action = "skip (running elsewhere)" if state == State.RUNNING else f"skip ({state})"
     return f"{action:26} {runs.run_name(cfg)}"
 
 

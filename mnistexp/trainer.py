@@ -26,6 +26,7 @@ from mnistexp.objective import Objective, make_objective
 from mnistexp.optim import learning_rate, make_optimizer
 from mnistexp.schema import ExperimentConfig
 from mnistexp.splits import Split
+from mnistexp.states import State
 
 # Train loss, accuracy and gradient diagnostics are read off every k-th batch, with k chosen
 # so that about this many training samples are monitored per epoch whatever the batch size:
@@ -40,7 +41,7 @@ SATURATION_GAP = 0.5  # ... while |a - t| exceeds this
 class TrainResult:
     model: MLP
     history: list[dict] = field(default_factory=list)
-    state: str = "completed"  # completed | diverged
+    state: State = State.COMPLETED  # or DIVERGED
     message: str | None = None
     last_finite_loss: float | None = None  # for a diverged run: the loss before it blew up
 
@@ -140,7 +141,7 @@ def train(
                     refresh=False,
                 )
             if not _finite(model, row["train_loss"]):
-                result.state = "diverged"
+                result.state = State.DIVERGED
                 result.last_finite_loss = _last_finite_loss(result.history)
                 last = result.last_finite_loss
                 result.message = (

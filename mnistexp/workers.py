@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from mnistexp import runs
 from mnistexp.config import ExperimentConfig, check_against_data
-from mnistexp.errors import ConfigError, interrupt_exit_code, interrupt_reason
+from mnistexp.errors import ConfigError, ExitCode, interrupt_exit_code, interrupt_reason
+from mnistexp.states import State
 
 if TYPE_CHECKING:
     from mnistexp.experiment import Outcome
@@ -65,40 +66,41 @@ class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
     not_run: int = 0  # left out by --fail-fast or Ctrl-C
     interrupted_by_user: bool = False
-    interrupt_code: int = 130  # 143 when the sweep itself got SIGTERM
+    interrupt_code: ExitCode = ExitCode.SIGINT  # SIGTERM when the sweep itself got SIGTERM
     seconds: float = 0.0
 
-    def _count(self, state: str, skipped: bool | None = None) -> int:
+    def _count(self, state: State, skipped: bool | None = None) -> int:
         return sum(
             o.state == state and (skipped is None or o.skipped == skipped) for o in self.outcomes
         )
 
     @property
     def done(self) -> int:
-        return self._count("completed", skipped=False)
+        return self._count(State.COMPLETED, skipped=False)
 
     @property
     def skipped(self) -> int:
-        return self._count("completed", skipped=True) + self._count("running")
+        return self._count(State.COMPLETED, skipped=True) + self._count(State.RUNNING)
 
     @property
     def failed(self) -> int:
-        return self._count("failed")
+        return self._count(State.FAILED)
 
     @property
     def diverged(self) -> int:
-        return self._count("diverged")
+        return self._count(State.DIVERGED)
 
     @property
     def interrupted(self) -> int:
-        return self._count("interrupted")
+        return self._count(State.INTERRUPTED)
 
     @property
-    def exit_code(self) -> int:
-        """130 interrupted (143 by SIGTERM), else 1 if any run failed or diverged, else 0."""
+    def exit_code(self) -> ExitCode:
+        """SIGINT or SIGTERM if interrupted (by which), else FAILED if a run failed or
+        diverged, else OK."""
         if self.interrupted_by_user or self.interrupted:
             return self.interrupt_code
-        return 1 if self.failed or self.diverged else 0
+        return ExitCode.FAILED if self.failed or self.diverged else ExitCode.OK
 
     def line(self) -> str:
         """``6 runs: 4 done, 2 skipped, 0 failed, 0 diverged, 0 interrupted in 12.3 s``."""
@@ -173,7 +175,7 @@ def _str(path: str | Path | None) -> str | None:
 
 
 def _stops(outcome: Outcome, fail_fast: bool) -> bool:
-    return fail_fast and not outcome.skipped and outcome.state in ("failed", "diverged")
+    return fail_fast and not outcome.skipped and outcome.state in (State.FAILED, State.DIVERGED)
 
 
 def _run_serial(
@@ -288,7 +290,7 @@ def _result(future: Future, job: _Job) -> Outcome | None:
         from mnistexp.experiment import Outcome
 
         path = runs.run_dir(job.config, job.runs_dir)
-        return Outcome(path, "failed", message=f"{type(exc).__name__}: {exc}")
+        return Outcome(path, State.FAILED, message=f"{type(exc).__name__}: {exc}")
 
 
 def _train(job: _Job) -> Outcome:
@@ -310,7 +312,7 @@ def _interrupted(job: _Job, exc: BaseException) -> Outcome:
     from mnistexp.experiment import Outcome
 
     path = runs.run_dir(job.config, job.runs_dir)
-    return Outcome(path, "interrupted", message=interrupt_reason(exc))
+    return Outcome(path, State.INTERRUPTED, message=interrupt_reason(exc))
 
 
 # --------------------------------------------------------------------------- workers
@@ -394,9 +396,9 @@ class _Progress:
     def add(self, outcome: Outcome) -> None:
         key = (
             "skipped"
-            if outcome.skipped and outcome.state in ("completed", "running")
+            if outcome.skipped and outcome.state in (State.COMPLETED, State.RUNNING)
             else "done"
-            if outcome.state == "completed"
+            if outcome.state == State.COMPLETED
             else "failed"
         )
         self.counts[key] += 1

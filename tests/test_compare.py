@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import TINY
 
-from mnistexp import compare, metrics, runs
+from mnistexp import columns, compare, metrics, rundirs, runs, stats
 from mnistexp import report as rendering
 from mnistexp.cli import main
 from mnistexp.config import config_hash, load_config, to_yaml
@@ -139,7 +139,7 @@ def check_golden(name: str, text: str) -> None:
 
 
 def report_of(root: Path, **kwargs: Any) -> compare.Report:
-    records, notes = compare.load_runs(compare.collect_folders([], root))
+    records, notes = rundirs.load_runs(rundirs.collect_folders([], root))
     return compare.build_report(records, notes=notes, **kwargs)
 
 
@@ -178,14 +178,14 @@ def test_table_hides_unchanged_keys_and_counts_diverged(two: Path) -> None:
 
 
 def test_summary_t_interval() -> None:
-    s = compare.summarize([1.0, 2.0, 3.0])
+    s = stats.summarize([1.0, 2.0, 3.0])
     assert (s.n, s.mean, s.std) == (3, 2.0, 1.0)
     assert s.ci_high - s.mean == pytest.approx(4.302653 / 3**0.5, rel=1e-6)
-    assert compare.summarize([5.0]).n == 1 and np.isnan(compare.summarize([5.0]).std)
+    assert stats.summarize([5.0]).n == 1 and np.isnan(stats.summarize([5.0]).std)
 
 
 def experiments(root: Path) -> dict[str, compare.Experiment]:
-    records, _ = compare.load_runs(list(runs.iter_run_folders(root)))
+    records, _ = rundirs.load_runs(list(runs.iter_run_folders(root)))
     return {e.name: e for e in compare.group_runs(records)[0]}
 
 
@@ -206,7 +206,7 @@ def test_identical_experiments_not_significant(
     for s in seeds_b:
         make_run(tmp_path, "b", s, accuracies[s], overrides=("train.lr=0.2",))
     exps = experiments(tmp_path)
-    c = compare.compare_metric(exps["a"], exps["b"], compare.METRICS["accuracy"])
+    c = compare.compare_metric(exps["a"], exps["b"], columns.METRICS["accuracy"])
     assert c.test == test
     assert c.significant is False
     assert rendering.verdict(c).endswith("not significant")
@@ -227,7 +227,7 @@ def test_clear_shift_is_significant(
     for s, acc in zip(seeds_b, [0.951, 0.960, 0.972], strict=True):
         make_run(tmp_path, "b", s, acc, overrides=("train.lr=0.2",))
     exps = experiments(tmp_path)
-    c = compare.compare_metric(exps["a"], exps["b"], compare.METRICS["accuracy"])
+    c = compare.compare_metric(exps["a"], exps["b"], columns.METRICS["accuracy"])
     assert (c.significant, c.test) == (True, test)
     assert c.difference == pytest.approx(0.051)
     assert rendering.verdict(c) == f"+5.10 pp, {p_text}, significant at 0.05 (better)"
@@ -238,7 +238,7 @@ def test_paired_identical_values_give_p_one(tmp_path: Path) -> None:
         make_run(tmp_path, "a", s, 0.9)
         make_run(tmp_path, "b", s, 0.9, overrides=("train.lr=0.2",))
     exps = experiments(tmp_path)
-    c = compare.compare_metric(exps["a"], exps["b"], compare.METRICS["accuracy"])
+    c = compare.compare_metric(exps["a"], exps["b"], columns.METRICS["accuracy"])
     assert (c.p_value, c.significant) == (1.0, False)
 
 
@@ -249,14 +249,14 @@ def test_mcnemar_single_seeds(tmp_path: Path) -> None:
     make_run(tmp_path, "b", 0, 0.90, hits=better, overrides=("train.lr=0.2",))
     make_run(tmp_path, "c", 0, 0.70, hits=base, overrides=("train.lr=0.3",))
     exps = experiments(tmp_path)
-    acc = compare.METRICS["accuracy"]
+    acc = columns.METRICS["accuracy"]
     shift = compare.compare_metric(exps["a"], exps["b"], acc)
     assert shift.test == "McNemar exact test, 1 seed each (0 vs 20 discordant)"
     assert shift.difference == pytest.approx(0.2)
     assert shift.p_value == pytest.approx(2 * 0.5**20)
     same = compare.compare_metric(exps["a"], exps["c"], acc)
     assert (same.p_value, same.significant) == (1.0, False)
-    ece = compare.compare_metric(exps["a"], exps["b"], compare.METRICS["ece"])
+    ece = compare.compare_metric(exps["a"], exps["b"], columns.METRICS["ece"])
     assert ece.p_value is None and ece.test.startswith("no test")
 
 
@@ -392,7 +392,8 @@ def test_only_damaged_runs_is_nothing_to_compare(tmp_path: Path) -> None:
 def test_help_is_fast_and_light() -> None:
     code = (
         "import sys; from mnistexp.cli import main; import mnistexp.cli.compare; "
-        "heavy = {'scipy', 'matplotlib', 'mnistexp.compare'} & set(sys.modules); "
+        "heavy = {'scipy', 'matplotlib', 'mnistexp.compare', 'mnistexp.rundirs', "
+        "'mnistexp.stats'} & set(sys.modules); "
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

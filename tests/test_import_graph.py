@@ -69,5 +69,11 @@ def test_mnistexp_imports_have_no_cycle():
 
 def test_leaf_modules_import_nothing_from_mnistexp():
     graph = import_graph()
-    for leaf in ("mnistexp.schema", "mnistexp.params", "mnistexp.checkpoints", "mnistexp.errors"):
+    for leaf in (
+        "mnistexp.schema",
+        "mnistexp.params",
+        "mnistexp.checkpoints",
+        "mnistexp.errors",
+        "mnistexp.states",
+    ):
         assert graph[leaf] == set(), leaf

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import click
 
-from mnistexp.errors import Terminated, UsageError
+from mnistexp.errors import ExitCode, Terminated, UsageError
 
-EXIT_USAGE = 2  # the other codes: 0 done, 1 failed or diverged, 130 Ctrl-C, 143 SIGTERM
+EXIT_USAGE = ExitCode.BAD_INPUT  # the other codes: mnistexp.errors.ExitCode
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -127,16 +127,18 @@ def compare(
       mnistexp compare --format json > comparison.json
       mnistexp compare --runs-dir runs/study --plot figs --curves grad_true,saturated
     """
-    from mnistexp import compare as cmp
+    from mnistexp.columns import parse_metrics
+    from mnistexp.compare import build_report
     from mnistexp.report import render
+    from mnistexp.rundirs import load_runs
 
-    metrics = cmp.parse_metrics(metric_names)
+    metrics = parse_metrics(metric_names)
     curves = _curves(curve_names, plot_dir)
     folders = _folders(inputs, runs_dir, seeds, jobs, overrides, data_dir)
-    records, notes = cmp.load_runs(folders)
+    records, notes = load_runs(folders)
     for note in notes:
         click.echo(f"warning: {note}", err=True)
-    report = cmp.build_report(
+    report = build_report(
         records, metrics, sort=sort, filters=filters, baseline=baseline, alpha=alpha, notes=notes
     )
     for note in report.warnings[len(notes) :]:  # found while grouping (duplicate seeds)
@@ -171,16 +173,17 @@ def _folders(
     data_dir: str | None,
 ) -> list[Path]:
     """Run folders to compare; config-file inputs are trained first where runs are missing."""
-    from mnistexp import compare as cmp
+    from mnistexp.planning import plan_runs, train_missing
+    from mnistexp.rundirs import collect_folders
     from mnistexp.runs import runs_root
 
     configs = [i for i in inputs if Path(i).suffix in CONFIG_SUFFIXES]
     others = [i for i in inputs if i not in configs]
     if overrides and not configs:
         raise CliError("--set applies to config files given as inputs; none was given")
-    folders = cmp.collect_folders(others, runs_root(runs_dir)) if others or not configs else []
+    folders = collect_folders(others, runs_root(runs_dir)) if others or not configs else []
     if configs:
-        planned = cmp.plan_runs(configs, seeds, overrides)
+        planned = plan_runs(configs, seeds, overrides)
         click.echo(
             f"{len(planned)} runs ({len(configs)} configs x {seeds} seeds) in "
             f"{runs_root(runs_dir)}; finished runs are reused",
@@ -188,7 +191,7 @@ def _folders(
         )
         try:
             with sigterm_as_interrupt():
-                folders += cmp.train_missing(
+                folders += train_missing(
                     planned,
                     jobs=jobs,
                     runs_dir=runs_dir,

@@ -15,6 +15,8 @@ from mnistexp.cli.common import (
     set_option,
     sigterm_as_interrupt,
 )
+from mnistexp.errors import ExitCode
+from mnistexp.states import State
 
 if TYPE_CHECKING:
     from mnistexp.sweep import PlannedRun, SweepSpec
@@ -234,10 +236,10 @@ def _dry_run(
 def _report(summary: Summary) -> None:
     """Failed runs (one line each) and the summary line, on stderr when something is wrong."""
     for outcome in summary.outcomes:
-        if outcome.state in ("failed", "diverged", "interrupted"):
+        if outcome.state in (State.FAILED, State.DIVERGED, State.INTERRUPTED):
             click.echo(f"{outcome.run_dir}: {outcome.state}: {outcome.message}", err=True)
     click.echo(summary.line(), err=summary.exit_code != 0)
-    if summary.exit_code in (130, 143):
+    if summary.exit_code in (ExitCode.SIGINT, ExitCode.SIGTERM):
         click.echo(
             "interrupted: run the same sweep again to retrain the interrupted runs "
             "(add --resume to continue them from their checkpoints)",

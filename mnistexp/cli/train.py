@@ -16,6 +16,7 @@ from mnistexp.cli.common import (
     sigterm_as_interrupt,
 )
 from mnistexp.errors import interrupt_exit_code
+from mnistexp.states import State
 
 SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
 
@@ -140,11 +141,11 @@ def _print_summary(outcome) -> None:
     where = str(outcome.run_dir)
     if outcome.skipped:
         hint = {
-            "completed": "already completed; not retrained (--force retrains)",
-            "running": "is being trained by another process; left alone",
+            State.COMPLETED: "already completed; not retrained (--force retrains)",
+            State.RUNNING: "is being trained by another process; left alone",
         }.get(outcome.state, f"{outcome.state} earlier; not retrained (--retry-failed retrains)")
-        click.echo(f"{where}: {hint}", err=outcome.state not in ("completed", "running"))
-    elif outcome.state == "completed":
+        click.echo(f"{where}: {hint}", err=outcome.state not in (State.COMPLETED, State.RUNNING))
+    elif outcome.state == State.COMPLETED:
         resumed = f" ({outcome.message})" if outcome.message else ""
         click.echo(f"{where}: completed in {outcome.seconds:.1f} s{resumed}")
     else:

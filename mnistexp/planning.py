@@ -1,0 +1,49 @@
+"""Config files as compare inputs: the runs they ask for, and training the missing ones.
+
+``mnistexp compare a.yaml b.yaml --seeds N`` plans seeds 0..N-1 of each file
+(:func:`plan_runs`) and trains those not finished yet (:func:`train_missing`) through the same
+machinery as ``mnistexp sweep``, so finished runs are reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mnistexp import runs
+from mnistexp.config import ExperimentConfig, load_config
+from mnistexp.errors import ExitCode, Terminated
+
+
+def plan_runs(
+    config_paths: Sequence[str], seeds: int, overrides: Sequence[str] = ()
+) -> list[ExperimentConfig]:
+    """One config per (file, seed 0..seeds-1), with ``overrides`` applied to every file."""
+    return [
+        load_config(path, [*overrides, f"seed={seed}"])
+        for path in config_paths
+        for seed in range(seeds)
+    ]
+
+
+def train_missing(
+    configs: Sequence[ExperimentConfig],
+    *,
+    jobs: int = 1,
+    runs_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Train the runs of ``configs`` not finished yet (finished ones are reused); their folders.
+
+    Trains through :func:`mnistexp.workers.execute`, so ``jobs`` workers, skipping and
+    resumption behave exactly as in ``mnistexp sweep``.
+    """
+    from mnistexp.workers import execute
+
+    summary = execute(
+        list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir, progress=progress
+    )
+    if summary.interrupted_by_user:  # no table from half the runs: stop as the sweep did
+        raise Terminated() if summary.interrupt_code == ExitCode.SIGTERM else KeyboardInterrupt()
+    return [runs.run_dir(cfg, runs_dir) for cfg in configs]

@@ -1,0 +1,233 @@
+"""Run folders as compare reads them: which folders, and each one's :class:`RunRecord`.
+
+Input paths -> run folders (:func:`collect_folders`: folders, globs or runs roots) -> one
+:class:`RunRecord` per usable folder (:func:`load_runs`; an unusable folder becomes one warning
+line). The record's identity is recomputed from the folder's config.yaml
+(:func:`mnistexp.config.config_hash`), so renamed folders or stale status files cannot split or
+merge experiments. metrics.json is read for the :data:`~mnistexp.columns.METRICS` columns,
+checked against the schema version this mnistexp writes; predictions.npz only for McNemar's
+test (:func:`read_hits`).
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mnistexp import runs
+from mnistexp.columns import METRICS, Metric
+from mnistexp.config import ExperimentConfig, config_hash, normalised, read_stored
+from mnistexp.config import flatten as flatten_dict
+from mnistexp.errors import ConfigError, RunError, UsageError
+from mnistexp.states import State
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def collect_folders(inputs: Sequence[str], root: Path) -> list[Path]:
+    """Run folders named by ``inputs`` (folders, globs or runs roots), else all under ``root``."""
+    if not inputs:
+        return _root_folders(root)
+    found: dict[Path, None] = {}
+    for item in inputs:
+        for path in _expand(item):
+            found.setdefault(path, None)
+    return list(found)
+
+
+def _root_folders(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise RunError(
+            f"{root}: no such runs folder; train runs first (mnistexp train) "
+            "or name run folders or config files"
+        )
+    folders = list(runs.iter_run_folders(root))
+    if not folders:
+        raise RunError(f"{root}: no run folders to compare")
+    return folders
+
+
+def _expand(item: str) -> list[Path]:
+    """One input: a run folder, a runs root (its run folders) or a glob of either."""
+    paths = [Path(p) for p in sorted(glob.glob(item))] if glob.has_magic(item) else [Path(item)]
+    if not paths:
+        raise RunError(f"{item}: matches no run folder")
+    out: list[Path] = []
+    for path in paths:
+        if runs.is_run_folder(path):
+            out.append(path)
+        elif path.is_dir():
+            out += list(runs.iter_run_folders(path))
+        elif not glob.has_magic(item):
+            raise RunError(f"{item}: no such run folder, runs root or config file")
+    return out
+
+
+# --------------------------------------------------------------------------- loading runs
+
+
+@dataclass
+class RunRecord:
+    """One run folder as compare sees it: identity, state and test metrics."""
+
+    path: Path
+    name: str
+    seed: int
+    chash: str
+    config: dict[str, Any]  # flattened resolved config, dotted keys
+    state: str
+    values: dict[str, float] = field(default_factory=dict)  # metric key -> raw value or NaN
+    reliability: dict[str, list] | None = None  # metrics.json test reliability bins
+    reliability_ts: dict[str, list] | None = None  # ... after temperature scaling, if fitted
+    notes: list[str] = field(default_factory=list)  # what a lenient config read left out
+
+
+def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
+    """``{"data.scaling": "unit", "model.hidden": [100], ...}`` in schema order, with the keys
+    that cannot change a number at their defaults (:func:`~mnistexp.config.normalised`)."""
+    return flatten_dict(normalised(cfg).to_dict())
+
+
+def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
+    """Completed and diverged runs of ``folders``, and one warning line per folder left out.
+
+    Diverged runs are returned (their experiments count them) but carry no metrics.
+    """
+    records: list[RunRecord] = []
+    notes: list[str] = []
+    for folder in folders:
+        status = runs.read_status(folder)
+        if status is None:
+            notes.append(f"{folder}: status.json missing or unreadable; left out")
+            continue
+        state = str(status.get("state", State.FAILED))
+        if state in (State.COMPLETED, State.DIVERGED):  # a folder with results to read
+            try:
+                records.append(read_run(folder, state))
+                notes += records[-1].notes
+            except UsageError as exc:
+                notes.append(f"{exc}; left out")
+                continue
+        if state != State.COMPLETED:  # running, interrupted or failed ones may have no config yet
+            notes.append(_state_note(folder, state, status.get("error")))
+    return records, notes
+
+
+def _state_note(folder: Path, state: str, error: str | None) -> str:
+    why = f" ({error})" if error else ""
+    if state == State.DIVERGED:
+        return f"{folder}: diverged{why}; counted, but left out of the statistics"
+    if state == State.RUNNING:
+        return f"{folder}: still running; left out"
+    return f"{folder}: {state}{why}; left out"
+
+
+def read_run(folder: Path, state: str) -> RunRecord:
+    """The :class:`RunRecord` of one folder in ``state`` (from its status.json);
+    :class:`RunError` if it cannot be used at all."""
+    cfg, notes = _read_config(folder)
+    record = RunRecord(folder, cfg.name, cfg.seed, config_hash(cfg), flatten(cfg), state)
+    record.notes = notes
+    if state == State.COMPLETED:
+        record.values, record.reliability, record.reliability_ts = _read_metrics(
+            folder / "metrics.json"
+        )
+    return record
+
+
+def _read_config(folder: Path) -> tuple[ExperimentConfig, list[str]]:
+    """The run's resolved config, read leniently (a folder of another mnistexp version still
+    loads, with notes naming what no longer validates); a RunError if it is no config."""
+    try:
+        return read_stored(folder / "config.yaml")
+    except ConfigError as exc:
+        raise RunError(str(exc)) from None
+
+
+def _read_metrics(
+    path: Path,
+) -> tuple[dict[str, float], dict[str, list] | None, dict[str, list] | None]:
+    """Test metrics and the reliability bins of a metrics.json before and after temperature
+    scaling (None where absent); a RunError if it has no test metrics.
+
+    Files without ``schema_version`` (written before it existed) and older versions are read
+    for the fields they have; a newer version is refused with one line, since its fields may
+    mean something else. Malformed reliability bins are dropped, not passed on to the plots.
+    """
+    report = runs.read_json(path)
+    if not isinstance(report, dict):
+        raise RunError(f"{path}: not a metrics report (a JSON object was expected)")
+    _check_schema(path, report.get("schema_version"))
+    test = report.get("test")
+    if not isinstance(test, dict) or not _is_number(test.get("accuracy")):
+        raise RunError(f"{path}: no test metrics")
+    values = {key: _lookup(report, m) for key, m in METRICS.items()}
+    scaled = report.get("test_temperature_scaled")
+    scaled_bins = scaled.get("reliability") if isinstance(scaled, dict) else None
+    bins = [test.get("reliability"), scaled_bins]
+    before, after = (b if _valid_bins(b) else None for b in bins)
+    return values, before, after
+
+
+def _check_schema(path: Path, version: Any) -> None:
+    from mnistexp.metrics import SCHEMA_VERSION
+
+    if version is None:
+        return  # written before metrics.json had a version: read what is there
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RunError(f"{path}: schema_version {version!r} is not a version number")
+    if version > SCHEMA_VERSION:
+        raise RunError(
+            f"{path}: schema_version {version} is newer than this mnistexp reads "
+            f"({SCHEMA_VERSION}); compare it with the mnistexp that wrote it"
+        )
+
+
+def _valid_bins(bins: Any) -> bool:
+    """Reliability bins as metrics.py writes them: M + 1 edges, M counts, accuracies and mean
+    confidences (numbers; accuracy and confidence null in empty bins)."""
+    if not isinstance(bins, dict):
+        return False
+    edges, count = bins.get("edges"), bins.get("count")
+    if not (isinstance(edges, list) and isinstance(count, list) and len(edges) >= 2):
+        return False
+    m = len(edges) - 1
+    columns = [bins.get("accuracy"), bins.get("mean_confidence")]
+    return (
+        all(_is_number(v) for v in [*edges, *count])
+        and len(count) == m
+        and all(
+            isinstance(c, list) and len(c) == m and all(v is None or _is_number(v) for v in c)
+            for c in columns
+        )
+    )
+
+
+def _lookup(report: dict[str, Any], metric: Metric) -> float:
+    section = report.get(metric.section)
+    value = section.get(metric.field) if isinstance(section, dict) else None
+    return float(value) if value is not None and _is_number(value) else math.nan
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def read_hits(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Correct-prediction mask (n,) bool and labels (n,) from a run's predictions.npz."""
+    path = run / "predictions.npz"
+    try:
+        arrays = runs.read_npz(path, ("predictions", "labels"))
+    except runs.NPZ_ERRORS as exc:
+        raise RunError(f"{path}: unreadable ({type(exc).__name__})") from None
+    predictions, labels = arrays["predictions"], arrays["labels"]
+    if predictions.ndim != 1 or predictions.shape != labels.shape:
+        raise RunError(
+            f"{path}: predictions {predictions.shape} and labels {labels.shape} do not match"
+        )
+    return predictions == labels, labels

@@ -1,0 +1,104 @@
+"""Statistics over seeds: summaries, t-tests, McNemar's exact test. Pure: numbers in, numbers out.
+
+Per experiment and metric: mean, sample standard deviation (ddof 1) and the 95% Student-t
+interval mean +- t(0.975, n-1) * std / sqrt(n) (:func:`summarize`). Between two experiments
+(chosen by :func:`mnistexp.compare.compare_metric`): a paired t-test on shared seeds
+(:func:`paired_t`), Welch's t-test (:func:`welch_t`), or McNemar's exact test on one pair of
+runs' per-image hits (:func:`mcnemar`). Each test returns ``(difference, p-value or None, the
+test's description)``, difference = other minus baseline. scipy is imported inside the tests.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Result = tuple[float, float | None, str]
+"""(other minus baseline, p-value or None when undefined, which test and on what)."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, sample std (ddof 1) and 95% t-interval of one metric over n seeds."""
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+
+def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
+    """:class:`Summary` of ``values``; std and interval are NaN below two values."""
+    x = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    nan = math.nan
+    if x.size == 0:
+        return Summary(0, nan, nan, nan, nan)
+    mean = float(x.mean())
+    if x.size < 2:
+        return Summary(1, mean, nan, nan, nan)
+    from scipy import stats
+
+    std = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1)) * std / math.sqrt(x.size)
+    return Summary(int(x.size), mean, std, mean - half, mean + half)
+
+
+def mean_difference(base: dict[int, float], other: dict[int, float]) -> float:
+    """Mean of ``other`` minus mean of ``base`` over their seeds (NaN if either is empty)."""
+    if not base or not other:
+        return math.nan
+    return float(np.mean(list(other.values())) - np.mean(list(base.values())))
+
+
+def _pvalue(test: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
+    """scipy's p-value with its warnings about degenerate (zero-variance) data silenced."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return float(test(*args, **kwargs).pvalue)
+
+
+def _settle(diff: float, p: float) -> float | None:
+    """A NaN p-value from zero variance: 1 when nothing differs, else undefined (None)."""
+    if math.isnan(p):
+        return 1.0 if diff == 0 else None
+    return p
+
+
+def paired_t(base: list[float], other: list[float]) -> Result:
+    """Paired t-test on values of the same seeds, in the same order."""
+    from scipy import stats
+
+    diff = float(np.mean(np.subtract(other, base)))
+    p = _pvalue(stats.ttest_rel, other, base)
+    return diff, _settle(diff, p), f"paired t-test, {len(base)} shared seeds"
+
+
+def welch_t(base: list[float], other: list[float]) -> Result:
+    """Welch's t-test (unequal variances) on two independent samples of seeds."""
+    from scipy import stats
+
+    diff = float(np.mean(other) - np.mean(base))
+    p = _pvalue(stats.ttest_ind, other, base, equal_var=False)
+    return diff, _settle(diff, p), f"Welch t-test, {len(base)} vs {len(other)} seeds"
+
+
+def mcnemar(base_hit: np.ndarray, other_hit: np.ndarray) -> Result:
+    """Accuracy difference and McNemar's exact p-value from two runs' hits on the same images.
+
+    ``base_hit``, ``other_hit``: (n,) bool, True where the run's prediction is right.
+    b = images only the baseline gets right, c = only the other; under H0 c ~ Binomial(b + c,
+    1/2), so the two-sided p-value is scipy's exact binomial test.
+    """
+    from scipy import stats
+
+    b = int(np.sum(base_hit & ~other_hit))
+    c = int(np.sum(~base_hit & other_hit))
+    p = 1.0 if b + c == 0 else float(stats.binomtest(c, b + c, 0.5).pvalue)
+    diff = (c - b) / base_hit.size
+    return diff, p, f"McNemar exact test, 1 seed each ({b} vs {c} discordant)"
