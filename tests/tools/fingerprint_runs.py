@@ -14,13 +14,19 @@ from pathlib import Path
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
-    """sha256 of metrics.json and of each array in predictions.npz and model.npz.
+    """sha256 of every entry of metrics.json and of each array in predictions.npz and model.npz.
 
-    Arrays are hashed by dtype, shape and bytes: the zip container itself carries timestamps.
+    metrics.json is fingerprinted entry by entry (``metrics.json:test/nll``, ...) so that a
+    later version may add entries (schema 2 adds estimators) while every entry the reference
+    wrote must still be there with the same value; JSON floats round-trip exactly. Arrays are
+    hashed by dtype, shape and bytes: the zip container itself carries timestamps.
     """
     import numpy as np
 
-    out = {"metrics.json": hashlib.sha256((folder / "metrics.json").read_bytes()).hexdigest()}
+    out = {
+        f"metrics.json:{key}": hashlib.sha256(json.dumps(value).encode()).hexdigest()
+        for key, value in _leaves(json.loads((folder / "metrics.json").read_text()))
+    }
     for name in ("predictions.npz", "model.npz"):
         with np.load(folder / name) as npz:
             for key in sorted(npz.files):
@@ -29,6 +35,13 @@ def fingerprint(folder: Path) -> dict[str, str]:
                 h.update(a.tobytes())
                 out[f"{name}:{key}"] = h.hexdigest()
     return out
+
+
+def _leaves(tree: object, prefix: str = "") -> list[tuple[str, object]]:
+    """(slash/joined/key, value) for every non-dict value of a JSON tree."""
+    if not isinstance(tree, dict):
+        return [(prefix, tree)]
+    return [leaf for k, v in tree.items() for leaf in _leaves(v, f"{prefix}/{k}" if prefix else k)]
 
 
 def main() -> None:
