@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from mnistexp import stats
+from mnistexp import registries, stats
 from mnistexp.columns import METRICS, Metric, parse_metrics
 from mnistexp.config import IDENTITY_EXCLUDED, all_keys, parse_override
 from mnistexp.errors import ConfigError, RunError, UsageError
@@ -108,14 +108,36 @@ def _same(actual: Any, wanted: Any) -> bool:
 
 
 def differing_keys(experiments: Sequence[Experiment]) -> list[str]:
-    """Config keys (schema order) whose values are not the same in every experiment."""
+    """Config keys (schema order) whose values are not the same in every experiment.
+
+    A component's parameter is absent where the chosen loss or scheme does not read it; that
+    absence is no difference from experiments that hold it at a default (cross-entropy's
+    ``confidence_penalty: 0.0`` beside squared error, which has none).
+    """
+    defaults = _declared_defaults()
     out = []
     for key in all_keys():
         if key in HIDDEN_KEYS:
             continue
-        seen = {json.dumps(e.config.get(key), sort_keys=True) for e in experiments}
+        seen: set[str | None] = {
+            json.dumps(e.config[key], sort_keys=True) if key in e.config else None
+            for e in experiments
+        }
+        if None in seen:
+            present = seen - {None} - defaults.get(key, set())
+            seen = present | {None} if present else set()
         if len(seen) > 1:
             out.append(key)
+    return out
+
+
+def _declared_defaults() -> dict[str, set[str | None]]:
+    """Dotted key -> the JSON of every default that some component declares for it."""
+    out: dict[str, set[str | None]] = {}
+    for section, (_, registry) in registries.COMPONENTS.items():
+        for component in registry.values():
+            for p in component.params:
+                out.setdefault(f"{section}.{p.name}", set()).add(json.dumps(p.default))
     return out
 
 

@@ -85,7 +85,46 @@ def load_config(
     for item in overrides:
         key, value = parse_override(item)
         _set_dotted(raw, key, value)
-    return from_dict(raw)
+    return _with_teacher(from_dict(raw))
+
+
+def _with_teacher(cfg: ExperimentConfig) -> ExperimentConfig:
+    """A distilled run's config with its teacher resolved: ``targets.teacher`` as an absolute
+    folder and ``targets.teacher_id`` as that run's ``<config_hash>-s<seed>``, which is what
+    enters the student's identity. The teacher must be a completed run on the same dataset
+    whose training images are not the student's validation images (checked here where the
+    configs tell, and against the data before training)."""
+    t = cfg.targets
+    names = dict(t.params)
+    if "teacher" not in names or not names["teacher"]:
+        return cfg  # the scheme reads no teacher (validation asks for one where it does)
+    shown = show(names["teacher"])
+    folder = Path(names["teacher"]).expanduser().absolute()
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"targets.teacher = {shown} is invalid: {why}")
+
+    if not folder.is_dir():
+        raise bad("no such run folder" if not folder.exists() else "a file, not a run folder")
+    try:
+        status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, ValueError, RecursionError):
+        raise bad("not a run folder (no readable status.json)") from None
+    state = status.get("state") if isinstance(status, dict) else None
+    chash = status.get("config_hash") if isinstance(status, dict) else None
+    if state != "completed" or not isinstance(chash, str):
+        raise bad(f"the teacher run is {one_line(str(state))}, not completed")
+    teacher, _ = read_stored(folder / "config.yaml")
+    if teacher.data.dataset != cfg.data.dataset:
+        raise bad(f"trained on {teacher.data.dataset}, this run on {cfg.data.dataset}")
+    if teacher.data.train_subset is None and teacher.data.validation < cfg.data.validation:
+        raise bad(
+            f"it trained on images this run validates on (its data.validation = "
+            f"{teacher.data.validation} < {cfg.data.validation})"
+        )
+    names |= {"teacher": str(folder), "teacher_id": f"{chash}-s{teacher.seed}"}
+    targets = dataclasses.replace(t, params=tuple(sorted(names.items())))
+    return dataclasses.replace(cfg, targets=targets)
 
 
 def read_stored(path: Path) -> tuple[ExperimentConfig, list[str]]:
@@ -381,6 +420,13 @@ def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
             "needs train.momentum > 0",
         ),
         ("train.weight_decay", tr.weight_decay, tr.weight_decay >= 0, "must be >= 0"),
+        ("train.mixup_alpha", tr.mixup_alpha, tr.mixup_alpha >= 0, "must be >= 0 (0: no mixup)"),
+        (
+            "train.mixup_alpha",
+            tr.mixup_alpha,
+            not tr.mixup_alpha or tr.batch_size >= 2,
+            "needs train.batch_size >= 2 (a batch is mixed with a permutation of itself)",
+        ),
         ("train.step_every", tr.step_every, tr.step_every >= 1, "must be >= 1"),
         ("train.gamma", tr.gamma, 0 < tr.gamma <= 1, "must be in (0, 1]"),
         (
@@ -407,6 +453,12 @@ def _declared_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
             out.append((f"{section}.{name}", value, param.allows(value), param.rule()))
         for component in registry.values():
             out += component.problems(sub, cfg.loss)
+    for rules, key in (
+        (registries.DELTA_RULES, cfg.loss.delta),
+        (registries.BACKPROP_RULES, cfg.train.backprop),
+    ):
+        if key in rules:
+            out += rules[key].problems(cfg)
     return out
 
 
@@ -443,10 +495,11 @@ def check_against_data(cfg: ExperimentConfig, n_train_total: int) -> int:
 # --------------------------------------------------------------------------- identity
 
 
-IDENTITY_EXCLUDED = ("seed", "name", "data.dir", "train.checkpoint_every")
+IDENTITY_EXCLUDED = ("seed", "name", "data.dir", "train.checkpoint_every", "targets.teacher")
 """Keys that never enter a run's identity: the seed and name are in the folder name beside
-the hash, where the files live does not change them (the data is verified by checksum), and a
-resumed run is bit-identical to an uninterrupted one. The one list: compare hides these too."""
+the hash, where the files live does not change them (the data is verified by checksum; a
+teacher enters as ``targets.teacher_id``, its own identity), and a resumed run is
+bit-identical to an uninterrupted one. The one list: compare hides these too."""
 
 SCHEMA1_KEYS = frozenset(
     [

@@ -21,15 +21,24 @@ import numpy as np
 # failed instead of interrupted.
 from mnistexp import data, runs
 from mnistexp.checkpoints import Checkpoint
-from mnistexp.config import ExperimentConfig, check_against_data, config_hash, to_yaml
+from mnistexp.config import (
+    ExperimentConfig,
+    check_against_data,
+    config_hash,
+    read_stored,
+    to_yaml,
+)
 from mnistexp.environment import environment
-from mnistexp.errors import ExitCode, RunError, interrupt_reason
+from mnistexp.errors import ConfigError, ExitCode, RunError, interrupt_reason
 from mnistexp.evaluation import evaluate_run
-from mnistexp.objective import make_objective
-from mnistexp.splits import make_splits
+from mnistexp.model import MLP, logits
+from mnistexp.objective import Objective, make_objective
+from mnistexp.scaling import apply_scaling, fit_scaling
+from mnistexp.splits import N_CLASSES, Split, make_splits
 from mnistexp.states import State
-from mnistexp.targets import PrepareContext
+from mnistexp.targets import FinishedRun, PrepareContext
 from mnistexp.trainer import train
+from mnistexp.yamlio import one_line
 
 
 @dataclass
@@ -80,6 +89,7 @@ def run_experiment(
         runs.read_checkpoint(path, chash)
     dataset = data.load(cfg.data.dataset, data_dir or cfg.data.dir, progress=progress)
     check_against_data(cfg, dataset.train_labels.shape[0])
+    prepared = _prepare(cfg, dataset, path.parent)  # a bad teacher is bad input: no folder
     claimed = runs.claim(
         path.parent,
         path.name,
@@ -94,7 +104,7 @@ def run_experiment(
         env = environment(argv or sys.argv, dataset.checksums, str(dataset.source))
         run.start(to_yaml(cfg), chash, env)
         checkpoint = runs.read_checkpoint(run.path, chash) if resumable else None
-        outcome = _train_into(cfg, dataset, run, checkpoint, progress)
+        outcome = _train_into(cfg, prepared, run, checkpoint, progress)
         if resume and checkpoint is None and outcome.state == State.COMPLETED:
             outcome.message = "no checkpoint to resume from: trained from the start"
         return outcome
@@ -123,18 +133,89 @@ def _skipped(path: Path, status: dict[str, Any]) -> Outcome:
     return Outcome(path, state, skipped=True, metrics=metrics, message=status.get("error"))
 
 
+@dataclass
+class _Prepared:
+    """The splits and the objective of a run, ready before its folder is claimed."""
+
+    train: Split
+    validation: Split | None
+    test: Split
+    objective: Objective
+
+
+def _prepare(cfg: ExperimentConfig, dataset, runs_root: Path) -> _Prepared:
+    """Splits and one objective for training and evaluation. The scheme prepares once, here:
+    a scheme that reads other runs (a teacher's outputs) does it before anything is claimed,
+    so a teacher that cannot be used is one line and exit 2."""
+    train_split, val_split, test_split = make_splits(cfg, dataset)
+    objective = make_objective(cfg, N_CLASSES)
+    n_total = dataset.train_labels.shape[0]
+    n_train = train_split.y.shape[0]
+    splits = {"train": train_split, "validation": val_split, "test": test_split}
+    images = {
+        "train": dataset.train_images[:n_train],
+        "validation": dataset.train_images[n_total - cfg.data.validation :],
+        "test": dataset.test_images,
+    }
+    context = PrepareContext(
+        cfg,
+        runs_root,
+        train_split,
+        splits,
+        images,
+        lambda folder: read_finished_run(folder, dataset),
+        n_total,
+    )
+    objective.scheme.prepare(context)
+    return _Prepared(train_split, val_split, test_split, objective)
+
+
+def read_finished_run(folder: Path, dataset) -> FinishedRun:
+    """A completed run folder as a teacher: its identity, config and a function giving its
+    model's logits (n, K) float64 on raw images of ``dataset``, scaled as it was trained."""
+
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"targets.teacher = {str(folder)!r} is invalid: {why}")
+
+    status = runs.read_status(folder)
+    if not status or status.get("state") != State.COMPLETED:
+        state = status.get("state") if status else "missing"
+        raise bad(f"the teacher run is {state}, not completed")
+    teacher, _ = read_stored(folder / "config.yaml")
+    n_total = dataset.train_labels.shape[0]
+    try:
+        n_train = check_against_data(teacher, n_total)
+        arrays = runs.read_npz(folder / "model.npz")
+    except (ConfigError, RunError, *runs.NPZ_ERRORS) as exc:
+        raise bad(one_line(str(exc))) from None
+    layers = len(teacher.model.hidden) + 1
+    weights = [arrays[f"W{i}"] for i in range(layers)]
+    biases = [arrays.get(f"b{i}") for i in range(layers)]
+    model = MLP(weights, biases, teacher.model.activation)
+    dtype = np.dtype(teacher.train.dtype).type
+    shift, scale = fit_scaling(teacher.data.scaling, dataset.train_images[:n_train])
+
+    def teacher_logits(images: np.ndarray) -> np.ndarray:
+        x = apply_scaling(images.reshape(len(images), -1), shift, scale, dtype)
+        return logits(model, x).astype(np.float64)
+
+    run_id = f"{status.get('config_hash')}-s{teacher.seed}"
+    return FinishedRun(run_id, teacher, n_train, teacher_logits)
+
+
 def _train_into(
-    cfg: ExperimentConfig, dataset, run: runs.Run, checkpoint: Checkpoint | None, progress: bool
+    cfg: ExperimentConfig,
+    prepared: _Prepared,
+    run: runs.Run,
+    checkpoint: Checkpoint | None,
+    progress: bool,
 ) -> Outcome:
     rng = np.random.default_rng(cfg.seed)
-    train_split, val_split, test_split = make_splits(cfg, dataset)
+    train_split, val_split, test_split = prepared.train, prepared.validation, prepared.test
+    objective = prepared.objective
     if checkpoint is not None:
         run.resume_history(checkpoint.history)
     chash = config_hash(cfg)
-    # One objective for training and evaluation; its scheme prepares once, before training
-    # (a scheme that reads other runs, such as a teacher's outputs, does it here).
-    objective = make_objective(cfg, train_split.t.shape[1])
-    objective.scheme.prepare(PrepareContext(cfg, run.path.parent, train_split))
     result = train(
         cfg,
         train_split,

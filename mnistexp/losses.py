@@ -12,26 +12,45 @@ Conventions:
   units: the seed question);
 - softmax cross-entropy is ``-sum_k t_k log p_k``; its delta ``p * sum(t) - t`` is exact for
   targets that do not sum to one (soft 0.01/0.99 targets sum to 1.08);
-- bce is Nielsen's chapter-3 cost, per-unit binary cross-entropy summed over the outputs.
+- bce is Nielsen's chapter-3 cost, per-unit binary cross-entropy summed over the outputs;
+- focal loss (Lin et al. 2017) is ``-sum_k t_k (1 - p_k)^gamma log p_k``, with gamma fixed or
+  per sample (FLSD-53, Mukhoti et al. 2020: 5 where the true class has p < 0.2, else 3);
+- the confidence penalty (Pereyra et al. 2017) subtracts ``beta * H(p)`` from cross-entropy or
+  focal loss, where ``H(p) = -sum_k p_k log p_k``.
 
 A loss declares the outputs it fits and its parameters (:class:`~mnistexp.params.Param`, read
 from the ``loss`` section: validation, error messages and the run identity use them). How the
 delta is formed is a registry choice too (``DELTAS``, key ``loss.delta``), whose only entry so
-far is each loss's exact gradient.
+far is each loss's exact gradient. The seed questions' ablations are entries beside it:
+``clamped`` takes the error on the output clamped to one-hot (seed 000) and ``true_class``
+sends a gradient to the true class's logit only (seed 001). They are not gradients of any loss.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from mnistexp.outputs import OUTPUTS, softmax
 from mnistexp.params import Param
-from mnistexp.schema import LossConfig
+from mnistexp.schema import ExperimentConfig, LossConfig
 
-__all__ = ["DELTAS", "LOSSES", "OUTPUTS", "Loss", "log_softmax", "make_loss", "softmax"]
+__all__ = [
+    "DELTAS",
+    "LOSSES",
+    "OUTPUTS",
+    "DeltaRule",
+    "Loss",
+    "log_softmax",
+    "make_loss",
+    "softmax",
+]
+
+Problem = tuple[str, Any, bool, str]
+"""(key, value, ok, rule): one combination check, reported as ``key = value is invalid: rule``."""
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -60,6 +79,13 @@ class Loss:
         """(key, value, ok, rule) combination checks beyond each parameter's own range."""
         return []
 
+    def param(self, name: str, absent: Any = None) -> Any:
+        """The value of parameter ``name``: from the section, else its declared default (a
+        section built in code may leave them out), else ``absent`` (a subclass that does not
+        declare it)."""
+        declared = {p.name: p.default for p in self.params}
+        return getattr(self.cfg, name, declared.get(name, absent))
+
     def activate(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return self.output.forward(z, out)
 
@@ -72,24 +98,113 @@ class Loss:
         raise NotImplementedError
 
 
-class CrossEntropy(Loss):
-    """Softmax cross-entropy ``-sum_k t_k log softmax(z)_k``."""
+_PENALTY = Param(
+    "confidence_penalty", 0.0, float, 0.0, help="beta of -beta * H(p) (Pereyra et al. 2017)"
+)
 
-    outputs = ("softmax",)
+
+class CrossEntropy(Loss):
+    """Softmax cross-entropy ``-sum_k t_k log softmax(z)_k``, optionally minus ``beta H(p)``."""
+
+    outputs: ClassVar[tuple[str, ...]] = ("softmax",)
+    params: ClassVar[tuple[Param, ...]] = (_PENALTY,)
+
+    def __init__(self, cfg: LossConfig) -> None:
+        super().__init__(cfg)
+        self.penalty = float(self.param("confidence_penalty", 0.0))  # read once, not every step
 
     def value(self, z, a, t):
-        return float(-(t * log_softmax(z)).sum() / z.shape[0])
+        if not self.penalty:
+            return float(-(t * log_softmax(z)).sum() / z.shape[0])
+        log_p = log_softmax(z)
+        return float(self._sample_values(z, log_p, t).sum() / z.shape[0])
 
     def delta(self, z, a, t, out):
         # d/dz_j of -sum_k t_k (z_k - logsumexp z) = p_j * sum_k t_k - t_j
         np.multiply(a, t.sum(axis=1, keepdims=True), out=out)
-        return np.subtract(out, t, out=out)
+        np.subtract(out, t, out=out)
+        if self.penalty:
+            out += self._penalty_delta(a, log_softmax(z))
+        return out
+
+    def _sample_values(self, z: np.ndarray, log_p: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Per-sample losses (n,) including the penalty."""
+        return -(t * log_p).sum(axis=1) - self.penalty * _entropy(log_p)
+
+    def _penalty_delta(self, p: np.ndarray, log_p: np.ndarray) -> np.ndarray:
+        """d(-beta H(p))/dz_j = beta p_j (log p_j + H(p)), (n, K)."""
+        h = _entropy(log_p)[:, None]
+        return self.penalty * p * (log_p + h)
+
+
+def _entropy(log_p: np.ndarray) -> np.ndarray:
+    """H(p) = -sum_k p_k log p_k per row (n,), from finite log-probabilities (p log p -> 0)."""
+    return -(np.exp(log_p) * log_p).sum(axis=1)
+
+
+class Focal(CrossEntropy):
+    """Focal loss ``-sum_k t_k (1 - p_k)^gamma log p_k`` on softmax outputs (Lin et al. 2017).
+
+    ``gamma_schedule: flsd53`` sets gamma per sample, 5 where the true class (the largest
+    target) has p < 0.2 and 3 elsewhere (Mukhoti et al. 2020); gamma is a constant of the
+    gradient there, as in their code. At gamma 0 it is cross-entropy, computed by the same code.
+    """
+
+    params = (
+        Param("gamma", 2.0, float, 0.0, 100.0, help="focusing parameter (Lin et al.: 2)"),
+        Param("gamma_schedule", "fixed", str, choices=("fixed", "flsd53"), help="per-sample gamma"),
+        _PENALTY,
+    )
+
+    def __init__(self, cfg: LossConfig) -> None:
+        super().__init__(cfg)
+        self.gamma, self.schedule = float(self.param("gamma")), self.param("gamma_schedule")
+
+    def _gamma(self, log_p: np.ndarray, t: np.ndarray) -> np.ndarray | float:
+        if self.schedule == "fixed":
+            return self.gamma
+        rows = np.arange(t.shape[0])
+        p_true = np.exp(log_p[rows, t.argmax(axis=1)])
+        return np.where(p_true < 0.2, 5.0, 3.0)[:, None]  # (n, 1)
+
+    def _is_cross_entropy(self) -> bool:
+        return self.schedule == "fixed" and self.gamma == 0
+
+    def value(self, z, a, t):
+        if self._is_cross_entropy():
+            return super().value(z, a, t)
+        log_p = log_softmax(z)
+        return float(self._sample_values(z, log_p, t).sum() / z.shape[0])
+
+    def _sample_values(self, z, log_p, t):
+        weight = (-np.expm1(log_p)) ** self._gamma(log_p, t)  # (1 - p)^gamma, exact near p = 1
+        penalty = self.penalty * _entropy(log_p)
+        return -(t * weight * log_p).sum(axis=1) - penalty
+
+    def delta(self, z, a, t, out):
+        if self._is_cross_entropy():
+            return super().delta(z, a, t, out)
+        # f_k = -(1 - p_k)^g log p_k; df_k/dp_k = g (1 - p_k)^(g-1) log p_k - (1 - p_k)^g / p_k;
+        # with u_k = t_k p_k df_k/dp_k the chain through softmax gives dL/dz_j = u_j - p_j sum u.
+        log_p = log_softmax(z)
+        p, q = np.exp(log_p), -np.expm1(log_p)  # q = 1 - p
+        g = self._gamma(log_p, t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # p log p / (1 - p) -> -1 as p -> 1, times (1 - p)^g -> 0: the term vanishes there
+            ratio = np.where(q > 0, p * log_p / np.where(q > 0, q, 1.0), -1.0)
+        qg = q**g
+        u = t * (g * ratio * qg - qg)
+        np.multiply(p, u.sum(axis=1, keepdims=True), out=out)
+        np.subtract(u, out, out=out)
+        if self.penalty:
+            out += self._penalty_delta(p, log_p)
+        return out
 
 
 class SquaredError(Loss):
-    """``1/2 * sum_k (a_k - t_k)^2`` on sigmoid, softmax or linear outputs."""
+    """``1/2 * sum_k (a_k - t_k)^2`` on sigmoid, softmax, linear or scaled tanh outputs."""
 
-    outputs = ("sigmoid", "softmax", "linear")
+    outputs = ("sigmoid", "softmax", "linear", "tanh")
 
     def value(self, z, a, t):
         r = a - t
@@ -113,17 +228,104 @@ class BinaryCrossEntropy(Loss):
         return np.subtract(a, t, out=out)  # the sigmoid slope cancels
 
 
+class Distillation(Loss):
+    """Knowledge distillation (Hinton, Vinyals, Dean 2015) around a cross-entropy ``base``.
+
+    Targets are (n, 2K): the hard targets (one-hot, or mixed) in the first K columns and the
+    teacher's soft targets ``s`` in the last K. Per sample,
+    ``(1 - alpha) CE(hard, softmax(z)) + alpha T^2 CE(s, softmax(z / T))``: teacher and student
+    at the same temperature T, the soft term scaled by T^2 so its gradient,
+    ``alpha T (softmax(z / T) sum(s) - s)``, keeps its size as T changes. At alpha 0 the value
+    and delta are the base loss's own, computed by the same code.
+    """
+
+    def __init__(self, base: Loss, temperature: float, alpha: float) -> None:
+        super().__init__(base.cfg)
+        self.base, self.temperature, self.alpha = base, float(temperature), float(alpha)
+
+    def value(self, z, a, t):
+        k = z.shape[1]
+        hard = self.base.value(z, a, t[:, :k])
+        if not self.alpha:
+            return hard
+        tt = self.temperature
+        soft = -(t[:, k:] * log_softmax(z / tt)).sum() / z.shape[0] * tt * tt
+        return float((1 - self.alpha) * hard + self.alpha * soft)
+
+    def delta(self, z, a, t, out):
+        k = z.shape[1]
+        self.base.delta(z, a, t[:, :k], out)
+        if not self.alpha:
+            return out
+        tt, s = self.temperature, t[:, k:]
+        out *= 1 - self.alpha
+        out += self.alpha * tt * (softmax(z / tt) * s.sum(axis=1, keepdims=True) - s)
+        return out
+
+
 LOSSES: dict[str, type[Loss]] = {
     "cross_entropy": CrossEntropy,
     "mse": SquaredError,
     "bce": BinaryCrossEntropy,
+    "focal": Focal,
 }
 
-DeltaRule = Callable[[Loss, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+@dataclass(frozen=True)
+class DeltaRule:
+    """How the output-layer delta (n, K) is formed: ``form(loss, z, a, t, out)`` writes it into
+    ``out``; ``problems(cfg)`` lists the combinations the rule is defined for."""
+
+    form: Callable[[Loss, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    problems: Callable[[ExperimentConfig], list[Problem]] = lambda cfg: []
+
+    def __call__(self, loss: Loss, z, a, t, out) -> np.ndarray:
+        return self.form(loss, z, a, t, out)
+
+
+def _clamped(loss: Loss, z: np.ndarray, a: np.ndarray, t: np.ndarray, out: np.ndarray):
+    """Seed 000's proposal taken literally: the error of the output clamped to one-hot,
+    ``onehot(argmax z) - t`` (the multiclass perceptron's update). A correct sample with
+    one-hot targets gives no error at all."""
+    out[...] = 0
+    out[np.arange(z.shape[0]), z.argmax(axis=1)] = 1
+    return np.subtract(out, t, out=out)
+
+
+def _true_class(loss: Loss, z: np.ndarray, a: np.ndarray, t: np.ndarray, out: np.ndarray):
+    """Seed 001's reading "the cost considers only a_7": the cross-entropy gradient at the true
+    class's logit only, ``(p_y - 1) e_y``, written as ``t * (p - 1)`` for one-hot t."""
+    np.subtract(a, 1, out=out)
+    return np.multiply(out, t, out=out)
+
+
+def _softmax_only(cfg: ExperimentConfig) -> list[Problem]:
+    rule = "needs loss.output = softmax (it reads the argmax of the class scores)"
+    return [("loss.delta", cfg.loss.delta, cfg.loss.output == "softmax", rule)]
+
+
+def _one_hot_cross_entropy(cfg: ExperimentConfig) -> list[Problem]:
+    one_hot = cfg.targets.scheme == "onehot" and not cfg.train.mixup_alpha
+    return [
+        (
+            "loss.delta",
+            cfg.loss.delta,
+            cfg.loss.type == "cross_entropy",
+            "needs loss.type = cross_entropy (the true class's cross-entropy gradient)",
+        ),
+        (
+            "loss.delta",
+            cfg.loss.delta,
+            one_hot,
+            "needs one-hot targets (targets.scheme = onehot, train.mixup_alpha = 0)",
+        ),
+    ]
+
 
 DELTAS: dict[str, DeltaRule] = {
-    # the loss's own gradient dL/dz; ablations (seed questions 000 and 001) add entries here
-    "exact": lambda loss, z, a, t, out: loss.delta(z, a, t, out),
+    "exact": DeltaRule(lambda loss, z, a, t, out: loss.delta(z, a, t, out)),  # dL/dz itself
+    "clamped": DeltaRule(_clamped, _softmax_only),  # ablation, seed 000
+    "true_class": DeltaRule(_true_class, _one_hot_cross_entropy),  # ablation, seed 001
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, ndtr, ndtri
@@ -167,14 +168,16 @@ class Workspace:
     """Buffers for one batch size, reused every step. Views ``[:m]`` serve a short last batch.
 
     ``h[0]`` is the gathered input batch, ``h[l]`` the hidden outputs, ``z`` the logits, ``a``
-    the outputs and ``d[l]`` the deltas at layer l's pre-activations; ``grads`` mirror
-    ``MLP.parameters()``.
+    the outputs and ``d[l]`` the deltas at layer l's pre-activations; ``e`` (batch, K) is the
+    raw output error ``a - t``, scaled like the delta, for backprop rules that read it;
+    ``grads`` mirror ``MLP.parameters()``.
     """
 
     h: list[np.ndarray]
     z: np.ndarray
     a: np.ndarray
     d: list[np.ndarray]
+    e: np.ndarray
     grads: list[np.ndarray] = field(default_factory=list)
 
 
@@ -185,7 +188,7 @@ def workspace(model: MLP, batch: int) -> Workspace:
     d = [np.empty((batch, s), dt) for s in sizes[1:]]
     z, a = np.empty((batch, sizes[-1]), dt), np.empty((batch, sizes[-1]), dt)
     grads = [np.empty_like(p) for p, _ in model.parameters()]
-    return Workspace(h, z, a, d, grads)
+    return Workspace(h, z, a, d, np.empty((batch, sizes[-1]), dt), grads)
 
 
 def forward(model: MLP, ws: Workspace, m: int) -> np.ndarray:
@@ -202,7 +205,18 @@ def forward(model: MLP, ws: Workspace, m: int) -> np.ndarray:
     return ws.z[:m]
 
 
-def backward(model: MLP, ws: Workspace, m: int, rows: np.ndarray | None = None) -> list[np.ndarray]:
+HiddenError = Callable[[MLP, Workspace, int, int, np.ndarray], None]
+"""``(model, ws, m, slot, out)``: writes the error (m, fan_in) reaching the last hidden layer
+from the output layer into ``out``; ``slot`` indexes the output weights' gradient in ws.grads."""
+
+
+def backward(
+    model: MLP,
+    ws: Workspace,
+    m: int,
+    rows: np.ndarray | None = None,
+    hidden_error: HiddenError | None = None,
+) -> list[np.ndarray]:
     """Gradients of the loss whose output delta (m, K) is in ``ws.d[-1][:m]``.
 
     Returns ``ws.grads`` in ``MLP.parameters()`` order. The delta must already carry any
@@ -214,6 +228,9 @@ def backward(model: MLP, ws: Workspace, m: int, rows: np.ndarray | None = None) 
     (fan_in, fan_out) matrix; its other rows are exactly zero (0 * d), so an optimiser that
     accepts ``rows`` (plain SGD) skips them with the same numbers as the dense path. About 80%
     of MNIST pixels are zero: this writes a fifth of the first layer's gradient and update.
+
+    ``hidden_error`` replaces the chain rule's ``d @ W.T`` between the output layer and the
+    last hidden layer (the tutorial's update rules); every other step is the exact chain rule.
     """
     if rows is not None and m != 1:
         raise ValueError(f"row-sparse gradients are for a batch of one, not {m}")
@@ -232,15 +249,72 @@ def backward(model: MLP, ws: Workspace, m: int, rows: np.ndarray | None = None) 
             np.matmul(h.T, d, out=ws.grads[slot])  # (fan_in, m) @ (m, fan_out)
         if layer > 0:
             below = ws.d[layer - 1][:m]
-            np.matmul(d, model.weights[layer].T, out=below)  # (m, fan_out) @ (fan_out, fan_in)
+            if hidden_error is not None and layer == len(model.weights) - 1:
+                hidden_error(model, ws, m, slot, below)
+            else:
+                np.matmul(d, model.weights[layer].T, out=below)  # (m, fan_out) @ (fan_out, fan_in)
             backprop(h, below)
     return grads
 
 
-Backprop = Callable[[MLP, Workspace, int, "np.ndarray | None"], list[np.ndarray]]
+def _error_through_updated_weights(model: MLP, ws: Workspace, m: int, slot: int, out) -> None:
+    """The tutorial (python-course.eu): the raw output error ``t - a`` (no output slope) sent
+    back through the output weights *after* their update. With plain SGD the update is minus
+    the gradient in ``ws.grads[slot]`` (lr and 1/batch are folded in), so W_new = W - grad."""
+    updated = model.weights[-1] - ws.grads[slot]  # (fan_in, K)
+    np.matmul(ws.e[:m], updated.T, out=out)
 
-BACKPROPS: dict[str, Backprop] = {
-    # how the output delta reaches the hidden layers (key ``train.backprop``); the exact
-    # chain rule is the only entry so far: the tutorial's update rules become entries here
-    "exact": backward,
+
+def _error_through_old_weights(model: MLP, ws: Workspace, m: int, slot: int, out) -> None:
+    """Rashid, "Make Your Own Neural Network": the same raw error through the old weights."""
+    np.matmul(ws.e[:m], model.weights[-1].T, out=out)
+
+
+Problem = tuple[str, Any, bool, str]
+
+
+@dataclass(frozen=True)
+class BackpropRule:
+    """How the output delta reaches the hidden layers (key ``train.backprop``).
+
+    ``hidden_error`` None is the exact chain rule; ``needs_error`` asks the trainer to fill
+    ``ws.e`` with the raw output error; ``problems(cfg)`` lists what the rule is defined for.
+    """
+
+    hidden_error: HiddenError | None = None
+    needs_error: bool = False
+    problems: Callable[[Any], list[Problem]] = lambda cfg: []
+
+    def __call__(
+        self, model: MLP, ws: Workspace, m: int, rows: np.ndarray | None = None
+    ) -> list[np.ndarray]:
+        if self.hidden_error is None:
+            return backward(model, ws, m, rows)
+        return backward(model, ws, m, rows, self.hidden_error)
+
+
+def _tutorial_setting(cfg: Any) -> list[Problem]:
+    """The tutorial's rules are defined for squared error on sigmoid outputs with plain SGD."""
+    tr, rule = cfg.train, "is the tutorial's rule for squared error on sigmoid outputs"
+    need = (
+        (
+            cfg.loss.type == "mse" and cfg.loss.output == "sigmoid",
+            "loss.type = mse, loss.output = sigmoid",
+        ),
+        (
+            tr.optimizer == "sgd" and tr.momentum == 0,
+            "plain SGD (train.optimizer = sgd, momentum 0)",
+        ),
+        (tr.weight_decay == 0, "train.weight_decay = 0"),
+        (cfg.loss.delta == "exact", "loss.delta = exact"),
+    )
+    return [("train.backprop", tr.backprop, ok, f"{rule}: needs {what}") for ok, what in need]
+
+
+Backprop = BackpropRule
+
+BACKPROPS: dict[str, BackpropRule] = {
+    "exact": BackpropRule(),  # the chain rule: the gradient of the loss
+    "tutorial": BackpropRule(_error_through_updated_weights, True, _tutorial_setting),
+    "rashid": BackpropRule(_error_through_old_weights, True, _tutorial_setting),
 }

@@ -39,9 +39,10 @@ class Objective:
 
 def make_objective(cfg: ExperimentConfig, n_classes: int = 10) -> Objective:
     """The objective of a validated config."""
+    scheme = make_scheme(cfg.targets, n_classes)
     return Objective(
-        make_loss(cfg.loss),
-        make_scheme(cfg.targets, n_classes),
+        scheme.wrap(make_loss(cfg.loss)),
+        scheme,
         DELTAS[cfg.loss.delta],
         BACKPROPS[cfg.train.backprop],
     )

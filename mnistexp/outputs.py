@@ -56,6 +56,27 @@ def _sigmoid_vjp(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return g
 
 
+TANH_GAIN, TANH_SLOPE = 1.7159, 2.0 / 3.0
+"""LeCun et al. 1998, "Efficient BackProp" section 4.5: ``1.7159 tanh(2z/3)`` maps +-1 to +-1
+with the largest second derivative at the targets +-1, inside the output's range."""
+
+
+def _scaled_tanh(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    out = np.multiply(z, TANH_SLOPE, out=out)
+    np.tanh(out, out=out)
+    out *= TANH_GAIN
+    return out
+
+
+def _scaled_tanh_vjp(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    g *= _scaled_tanh_slope(a)  # da/dz = (2/3) 1.7159 (1 - (a / 1.7159)^2)
+    return g
+
+
+def _scaled_tanh_slope(a: np.ndarray) -> np.ndarray:
+    return TANH_SLOPE * (TANH_GAIN - a * a / TANH_GAIN)
+
+
 def _log_floored(a: np.ndarray) -> np.ndarray:
     """log of max(a, PROB_FLOOR) renormalized over each row; a is (n, K)."""
     a = np.maximum(a, PROB_FLOOR)  # >= floor > 0: the logs below are finite
@@ -100,5 +121,16 @@ OUTPUTS: dict[str, Output] = {
         _log_floored,
         f"a = z; {_FLOORED}",
         (-np.inf, np.inf),
+    ),
+    # (a + 1.7159) / (2 * 1.7159) = (tanh(2z/3) + 1) / 2 = sigmoid(4z/3): the sigmoid rule
+    # on the output rescaled to (0, 1), so the same floor and renormalisation apply
+    "tanh": Output(
+        _scaled_tanh,
+        _scaled_tanh_vjp,
+        _scaled_tanh_slope,
+        lambda z: _log_floored(expit(z * (2 * TANH_SLOPE))),
+        "a = 1.7159 tanh(2z/3); q = (a + 1.7159) / 3.4318 = sigmoid(4z/3); "
+        "p = max(q, prob_floor) / sum_k max(q_k, prob_floor)",
+        (-TANH_GAIN, TANH_GAIN),
     ),
 }

@@ -25,6 +25,10 @@ COMPONENTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 """Component section -> (the key that chooses the component, its registry)."""
 
+DELTA_RULES = losses.DELTAS
+BACKPROP_RULES = model.BACKPROPS
+"""Rules with combination checks of their own (``problems(cfg)``), run by config validation."""
+
 
 def choices() -> dict[str, tuple[str, ...]]:
     """Dotted config key -> allowed values, read from the registries."""

@@ -49,15 +49,15 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig(_Section):
-    type: str = "cross_entropy"  # cross_entropy | mse | bce
-    output: str = "softmax"  # softmax | sigmoid | linear (must fit the loss)
+    type: str = "cross_entropy"  # cross_entropy | mse | bce | focal
+    output: str = "softmax"  # softmax | sigmoid | linear | tanh (must fit the loss)
     delta: str = "exact"  # how the output-layer delta is formed (losses.DELTAS)
     params: Extras = ()  # parameters the loss declares beyond these fields (see _Section)
 
 
 @dataclass(frozen=True)
 class TargetsConfig(_Section):
-    scheme: str = "onehot"  # onehot | soft (low/high) | smooth (epsilon)
+    scheme: str = "onehot"  # onehot | soft (low/high) | smooth (epsilon) | bootstrap_* | distill*
     low: float = 0.01
     high: float = 0.99
     epsilon: float = 0.1
@@ -78,6 +78,8 @@ class TrainConfig:
     gamma: float = 0.1
     dtype: str = "float32"  # float32 | float64
     backprop: str = "exact"  # how the output delta reaches the hidden layers (model.BACKPROPS)
+    shuffle: bool = True  # a fresh permutation every epoch; false: file order (the tutorial)
+    mixup_alpha: float = 0.0  # mixup (Zhang et al. 2018): lambda ~ Beta(a, a) per batch; 0 = off
     checkpoint_every: int = 0  # save a resumable checkpoint every N epochs; 0 = never
 
 

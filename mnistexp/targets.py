@@ -17,13 +17,16 @@ depend on the loss's output in ``problems``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from mnistexp.outputs import Output
+from mnistexp.errors import ConfigError
+from mnistexp.losses import Distillation, Loss
+from mnistexp.outputs import OUTPUTS, Output, softmax
 from mnistexp.params import Param
 from mnistexp.schema import LossConfig, TargetsConfig
 
@@ -31,12 +34,32 @@ from mnistexp.schema import LossConfig, TargetsConfig
 @dataclass(frozen=True)
 class PrepareContext:
     """What :meth:`TargetScheme.prepare` may read: the run's config, the runs root it is
-    trained under (where other finished runs, e.g. a teacher, are found) and its training
-    split (``Split``: inputs x, labels y, fixed targets t)."""
+    trained under (where other finished runs, e.g. a teacher, are found), its training split
+    (``Split``: inputs x, labels y, fixed targets t), every split by name with the raw uint8
+    images (n, 28, 28) it was made from, and ``read_run(path)``, which loads a finished run
+    folder as a :class:`FinishedRun`. A problem found here is bad input: it is raised as a
+    :class:`~mnistexp.errors.ConfigError` before the run folder is claimed."""
 
     config: Any
     runs_root: Path
     train: Any
+    splits: dict[str, Any] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    read_run: Callable[[Path], FinishedRun] | None = None
+    n_total: int = 0  # images in the training file, validation included
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A completed run folder as a scheme sees it: its id (``<config_hash>-s<seed>``), its
+    config, how many training images it used (the first ``n_train`` of the training file),
+    and ``logits(images)``: its model's outputs (n, K) float64 on raw uint8 images, with its
+    own input scaling."""
+
+    run_id: str
+    config: Any
+    n_train: int
+    logits: Callable[[np.ndarray], np.ndarray]
 
 
 class TargetScheme:
@@ -48,6 +71,13 @@ class TargetScheme:
 
     def __init__(self, cfg: TargetsConfig, n_classes: int) -> None:
         self.cfg, self.n_classes = cfg, n_classes
+
+    def param(self, name: str, absent: Any = None) -> Any:
+        """The value of parameter ``name``: from the section, else its declared default (a
+        section built in code may leave them out), else ``absent`` (a subclass that does not
+        declare it)."""
+        declared = {p.name: p.default for p in self.params}
+        return getattr(self.cfg, name, declared.get(name, absent))
 
     def values(self) -> tuple[float, float]:
         """(off, on): the target of every wrong class and of the true class."""
@@ -67,6 +97,11 @@ class TargetScheme:
     def prepare(self, context: PrepareContext) -> None:
         """Read what the scheme needs from outside the run (e.g. a teacher); nothing here."""
 
+    def wrap(self, loss: Loss) -> Loss:
+        """The loss training minimises under this scheme: ``loss`` itself but for schemes
+        that add a term of their own (distillation)."""
+        return loss
+
     @classmethod
     def problems(cls, cfg: TargetsConfig, loss: LossConfig) -> list[tuple[str, Any, bool, str]]:
         """(key, value, ok, rule) combination checks beyond each parameter's own range."""
@@ -79,11 +114,12 @@ class OneHot(TargetScheme):
 
 class Soft(TargetScheme):
     """The tutorial's trick: ``low`` for wrong classes, ``high`` for the true one, keeping
-    sigmoid targets away from the unreachable 0 and 1. The targets need not sum to one."""
+    sigmoid targets away from the unreachable 0 and 1. The targets need not sum to one. Any
+    values inside the output's range are allowed (-1/+1 for the scaled tanh output)."""
 
     params = (
-        Param("low", 0.01, float, 0.0, 1.0, help="target of every wrong class"),
-        Param("high", 0.99, float, 0.0, 1.0, help="target of the true class"),
+        Param("low", 0.01, float, help="target of every wrong class"),
+        Param("high", 0.99, float, help="target of the true class"),
     )
 
     def values(self) -> tuple[float, float]:
@@ -91,9 +127,15 @@ class Soft(TargetScheme):
 
     @classmethod
     def problems(cls, cfg, loss):
-        return [
-            ("targets.low", cfg.low, cfg.low < cfg.high, f"must be < targets.high = {cfg.high}")
-        ]
+        out = [("targets.low", cfg.low, cfg.low < cfg.high, f"must be < targets.high = {cfg.high}")]
+        if loss.output in OUTPUTS:
+            lo, hi = OUTPUTS[loss.output].range
+            inside = f"must lie in the range of loss.output = {loss.output}, [{lo:g}, {hi:g}]"
+            out += [
+                (f"targets.{k}", v, lo <= v <= hi, inside)
+                for k, v in (("low", cfg.low), ("high", cfg.high))
+            ]
+        return out
 
 
 class Smooth(TargetScheme):
@@ -106,7 +148,128 @@ class Smooth(TargetScheme):
         return eps / k, 1.0 - eps + eps / k
 
 
-TARGETS: dict[str, type[TargetScheme]] = {"onehot": OneHot, "soft": Soft, "smooth": Smooth}
+class _Bootstrap(TargetScheme):
+    """Reed et al. 2014, "Training deep neural networks on noisy labels with bootstrapping":
+    ``beta * y + (1 - beta) * q`` with y the one-hot (or mixed) targets and q from the model's
+    current outputs, recomputed every batch and a constant of the gradient."""
+
+    per_batch = True
+
+    def batch(self, t, labels, z, output):
+        beta = self.param("beta")
+        q = self.current(z, output)
+        return (beta * t + (1 - beta) * q).astype(t.dtype, copy=False)
+
+    def current(self, z: np.ndarray, output: Output) -> np.ndarray:
+        raise NotImplementedError
+
+
+class BootstrapSoft(_Bootstrap):
+    """q = the model's probabilities (softmax, or the output's documented probability rule)."""
+
+    params = (Param("beta", 0.95, float, 0.0, 1.0, help="weight of the given labels"),)
+
+    def current(self, z, output):
+        if output.forward is softmax:
+            return softmax(z)
+        return np.exp(output.log_probs(z))
+
+
+class BootstrapHard(_Bootstrap):
+    """q = the one-hot argmax of the model's outputs."""
+
+    params = (Param("beta", 0.8, float, 0.0, 1.0, help="weight of the given labels"),)
+
+    def current(self, z, output):
+        q = np.zeros_like(z)
+        q[np.arange(z.shape[0]), z.argmax(axis=1)] = 1
+        return q
+
+
+class Distill(TargetScheme):
+    """Distillation from a finished run, the *teacher* (Hinton, Vinyals, Dean 2015; with a
+    teacher of the same architecture a Born-Again Network, Furlanello et al. 2018).
+
+    ``prepare`` computes the teacher's logits on every split's images once, with the
+    teacher's own scaling, and appends its soft targets ``softmax(z_teacher / T)`` to each
+    split's one-hot targets (n, 2K); :class:`~mnistexp.losses.Distillation` reads both halves.
+    ``targets.teacher`` is the folder, ``targets.teacher_id`` its identity
+    (``<config_hash>-s<seed>``, filled in by the config loader); only the identity enters the
+    student's. ``alpha`` weighs the teacher's term against the one-hot term.
+    """
+
+    params = (
+        Param("teacher", "", str, help="the teacher's run folder"),
+        Param("teacher_id", "", str, help="the teacher's <config_hash>-s<seed> (filled in)"),
+        Param("temperature", 4.0, float, 1.0, 1000.0, help="softmax temperature T >= 1"),
+        Param("alpha", 0.9, float, 0.0, 1.0, help="weight of the teacher's term"),
+    )
+
+    def soft(self, z_teacher: np.ndarray) -> np.ndarray:
+        """The teacher's soft targets (n, K) at temperature T, from its logits (n, K)."""
+        return softmax(z_teacher / self.param("temperature"))
+
+    def wrap(self, loss: Loss) -> Loss:
+        return Distillation(loss, self.param("temperature"), self.param("alpha"))
+
+    def prepare(self, context: PrepareContext) -> None:
+        if context.read_run is None:
+            raise ConfigError("targets.teacher: this caller cannot read run folders")
+        folder = Path(self.param("teacher"))
+        teacher = context.read_run(folder)
+        if teacher.run_id != self.param("teacher_id"):
+            raise ConfigError(
+                f"targets.teacher = {str(folder)!r} is invalid: the folder now holds run "
+                f"{teacher.run_id}, not {self.param('teacher_id')} (it was replaced)"
+            )
+        first_held_out = context.n_total - context.config.data.validation
+        if context.config.data.validation and teacher.n_train > first_held_out:
+            raise ConfigError(
+                f"targets.teacher = {str(folder)!r} is invalid: it trained on the first "
+                f"{teacher.n_train} training images, which include this run's validation "
+                f"images (from {first_held_out} on)"
+            )
+        for name, split in context.splits.items():
+            if split is None:
+                continue
+            z = teacher.logits(context.images[name])
+            if z.shape[1] != self.n_classes:
+                raise ConfigError(
+                    f"targets.teacher = {str(folder)!r} is invalid: it has {z.shape[1]} "
+                    f"classes, this run {self.n_classes}"
+                )
+            split.t = np.hstack([split.t, self.soft(z).astype(split.t.dtype)])
+
+    @classmethod
+    def problems(cls, cfg, loss):
+        if not cfg.scheme.startswith("distill"):
+            return []
+        rule = "distillation needs loss.type = cross_entropy (softmax), loss.delta = exact"
+        fits = loss.type == "cross_entropy" and loss.delta == "exact"
+        return [
+            ("targets.teacher", cfg.teacher, bool(cfg.teacher), "must name a finished run folder"),
+            ("loss.type", loss.type, fits, rule),
+        ]
+
+
+class DistillHard(Distill):
+    """Distillation from the teacher's outputs clamped to their one-hot argmax."""
+
+    def soft(self, z_teacher):
+        q = np.zeros_like(z_teacher)
+        q[np.arange(z_teacher.shape[0]), z_teacher.argmax(axis=1)] = 1
+        return q
+
+
+TARGETS: dict[str, type[TargetScheme]] = {
+    "onehot": OneHot,
+    "soft": Soft,
+    "smooth": Smooth,
+    "bootstrap_soft": BootstrapSoft,
+    "bootstrap_hard": BootstrapHard,
+    "distill": Distill,
+    "distill_hard": DistillHard,
+}
 
 
 def make_scheme(cfg: TargetsConfig, n_classes: int = 10) -> TargetScheme:

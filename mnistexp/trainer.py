@@ -60,7 +60,8 @@ class _Monitor:
     def add(
         self, loss: Loss, z: np.ndarray, a: np.ndarray, t: np.ndarray, y: np.ndarray, d: np.ndarray
     ) -> None:
-        """Accumulate one batch; ``d`` is the unscaled per-sample delta (m, K)."""
+        """Accumulate one batch; ``d`` is the unscaled per-sample delta (m, K). Targets may
+        carry more columns than classes (distillation); the first K are the hard targets."""
         m, k = z.shape
         rows = np.arange(m)
         self.samples += m
@@ -70,7 +71,8 @@ class _Monitor:
         true_sum = float(abs_d[rows, y].sum())
         self.grad_true += true_sum
         self.grad_other += (float(abs_d.sum()) - true_sum) / (k - 1)
-        stuck = (loss.output.slope(a) < SATURATION_SLOPE) & (np.abs(a - t) > SATURATION_GAP)
+        gap = np.abs(a - t[:, :k])
+        stuck = (loss.output.slope(a) < SATURATION_SLOPE) & (gap > SATURATION_GAP)
         self.saturated += np.count_nonzero(stuck) / k
 
     def row(self) -> dict[str, float]:
@@ -104,10 +106,10 @@ def train(
     before returning.
     """
     dtype = np.dtype(cfg.train.dtype).type
-    sizes = [train_split.x.shape[1], *cfg.model.hidden, train_split.t.shape[1]]
-    model = init_mlp(sizes, cfg.model.activation, cfg.model.init, cfg.model.bias, rng, dtype)
     if objective is None:  # the caller may pass one it prepared (and evaluates with)
         objective = make_objective(cfg, train_split.t.shape[1])
+    sizes = [train_split.x.shape[1], *cfg.model.hidden, objective.scheme.n_classes]
+    model = init_mlp(sizes, cfg.model.activation, cfg.model.init, cfg.model.bias, rng, dtype)
     optimizer = make_optimizer(model.parameters(), cfg.train)
     result = TrainResult(model)
     first = 0
@@ -124,7 +126,16 @@ def train(
             lr = learning_rate(cfg.train, epoch)
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is detected below
                 monitor = _epoch(
-                    model, objective, optimizer, train_split, cfg.train.batch_size, lr, rng, bar
+                    model,
+                    objective,
+                    optimizer,
+                    train_split,
+                    cfg.train.batch_size,
+                    lr,
+                    rng,
+                    bar,
+                    cfg.train.shuffle,
+                    cfg.train.mixup_alpha,
                 )
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **monitor.row()}
             row |= _validate(model, objective, val_split, cfg.eval.bins)
@@ -175,8 +186,11 @@ def _epoch(
     lr: float,
     rng: np.random.Generator,
     bar,
+    shuffle: bool = True,
+    mixup: float = 0.0,
 ) -> _Monitor:
-    """One pass over a fresh permutation of ``split``; returns the monitored running sums.
+    """One pass over a fresh permutation of ``split`` (file order without ``shuffle``), with
+    mixup when ``mixup`` > 0; returns the monitored running sums.
 
     A step is a fixed handful of numpy calls writing into a :class:`~mnistexp.model.Workspace`
     (at batch size 1, 50k steps per epoch, every call costs about 1 us of 60-200 us).
@@ -186,14 +200,14 @@ def _epoch(
     t_buf = np.empty((batch, split.t.shape[1]), split.t.dtype)
     scale = optimizer.grad_scale(lr)
     every = max(1, n // MONITOR_SAMPLES)
-    record = _Recorder(n, batch, every, ws.z.shape[1], ws.z.dtype)
+    record = _Recorder(n, batch, every, ws.z.shape[1], ws.z.dtype, keep_targets=mixup > 0)
     # Batch of one with plain SGD: update only the first-layer weight rows of non-zero pixels,
     # exactly (see model.backward). Measured per step: 784-100-10 160 -> 75 us, 784-800-10
     # 1050 -> 200 us (the dense (784, 1) @ (1, n) gradient and its update dominate).
     sparse = batch == 1 and getattr(optimizer, "row_sparse", False)
     rows = None
     loss, backprop, per_batch = objective.loss, objective.backprop, objective.scheme.per_batch
-    perm = rng.permutation(n)
+    perm = rng.permutation(n) if shuffle else np.arange(n)
     with _blas_threads(model, batch):
         for step, lo in enumerate(range(0, n, batch)):
             idx = perm[lo : lo + batch]
@@ -201,20 +215,37 @@ def _epoch(
             # np.take with out= gathers straight into the reused buffers (no fancy-index copy)
             np.take(split.x, idx, axis=0, out=ws.h[0][:m], mode="clip")
             t = np.take(split.t, idx, axis=0, out=t_buf[:m], mode="clip")
+            if mixup:
+                _mix(ws.h[0][:m], t, rng, mixup)
             z = forward(model, ws, m)
             a = loss.activate(z, ws.a[:m])
             if per_batch:  # targets that depend on the model's current outputs
                 t = objective.targets(t, split.y[idx], z)
             d = objective.delta(z, a, t, ws.d[-1][:m])
             if step % every == 0:
-                record(z, idx)  # two copies; the statistics are computed once, at the end
+                record(z, idx, t)  # copies; the statistics are computed once, at the end
                 if bar is not None:
                     bar.update(min(every, -(-n // batch) - step))
             d *= scale / m  # mean over the batch, and lr for SGD: folded in once
+            if backprop.needs_error:  # the raw output error a - t, scaled the same way
+                np.multiply(np.subtract(a, t, out=ws.e[:m]), scale / m, out=ws.e[:m])
             if sparse:
                 rows = np.flatnonzero(ws.h[0][0])
             optimizer.step(backprop(model, ws, m, rows), lr, rows)
     return record.monitor(objective, split)
+
+
+def _mix(x: np.ndarray, t: np.ndarray, rng: np.random.Generator, alpha: float) -> None:
+    """Mixup (Zhang et al. 2018), in place: each row of the batch x (m, d) and t (m, K) becomes
+    ``lam * row + (1 - lam) * partner``, the partners a permutation of the batch and
+    ``lam ~ Beta(alpha, alpha)`` drawn once per batch from the run's generator."""
+    lam = rng.beta(alpha, alpha)
+    partner = rng.permutation(x.shape[0])
+    for arr in (x, t):
+        other = arr[partner]  # a copy (fancy indexing): the rows are overwritten below
+        arr *= lam
+        other *= 1 - lam
+        arr += other
 
 
 class _Recorder:
@@ -222,27 +253,38 @@ class _Recorder:
 
     Copying (m, K) logits costs a fraction of a microsecond; computing the loss, accuracy and
     gradient statistics per monitored batch cost ~40 us (0.2 s an epoch at batch size 1).
+    Under mixup the batch's targets are kept too (they are not the split's), and the accuracy
+    is against the larger part of each mixed pair (the argmax of its targets).
     """
 
-    def __init__(self, n: int, batch: int, every: int, k: int, dtype) -> None:
+    def __init__(
+        self, n: int, batch: int, every: int, k: int, dtype, keep_targets: bool = False
+    ) -> None:
         steps = -(-n // batch)
         capacity = min(n, -(-steps // every) * batch)
         self.z = np.empty((capacity, k), dtype)
         self.idx = np.empty(capacity, np.intp)
+        self.t = np.empty((capacity, k), dtype) if keep_targets else None
         self.size = 0
 
-    def __call__(self, z: np.ndarray, idx: np.ndarray) -> None:
+    def __call__(self, z: np.ndarray, idx: np.ndarray, t: np.ndarray) -> None:
         end = self.size + z.shape[0]
         self.z[self.size : end] = z
         self.idx[self.size : end] = idx
+        if self.t is not None:
+            self.t[self.size : end] = t
         self.size = end
 
     def monitor(self, objective: Objective, split: Split) -> _Monitor:
         """The running sums over every recorded sample, as ``_Monitor.add`` defines them."""
         monitor = _Monitor()
         z, idx = self.z[: self.size], self.idx[: self.size]
-        y = split.y[idx]
-        t = objective.targets(split.t[idx], y, z)
+        if self.t is None:
+            y = split.y[idx]
+            t = objective.targets(split.t[idx], y, z)
+        else:  # mixed targets, already through the per-batch hook
+            t = self.t[: self.size]
+            y = t[:, : z.shape[1]].argmax(axis=1)
         a = objective.loss.activate(z)
         monitor.add(objective.loss, z, a, t, y, objective.delta(z, a, t, np.empty_like(z)))
         return monitor

@@ -18,9 +18,25 @@ VARIANTS = [
     *[
         [f"{key}={value}"]
         for key, values in registries.choices().items()
-        if key not in ("loss.type", "loss.output", "data.dataset")
+        if key not in ("loss.type", "loss.output", "data.dataset", "train.backprop")
         for value in values
+        if not value.startswith("distill")  # needs a teacher run: tests/test_encodings.py
     ],
+    *[
+        ["train.backprop=" + rule, "loss.type=mse", "loss.output=sigmoid"]
+        for rule in registries.choices()["train.backprop"]
+    ],
+    ["loss.type=focal", "loss.gamma_schedule=flsd53", "loss.confidence_penalty=0.1"],
+    [
+        "loss.type=mse",
+        "loss.output=tanh",
+        "targets.scheme=soft",
+        "targets.low=-1",
+        "targets.high=1",
+    ],
+    ["targets.scheme=bootstrap_soft", "targets.beta=0.9"],
+    ["train.mixup_alpha=0.4"],
+    ["train.shuffle=false"],
     ["train.momentum=0.9", "train.nesterov=true"],
     ["train.weight_decay=0.001"],
     ["model.hidden=[12,8]", "model.bias=false"],

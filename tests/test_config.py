@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,11 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
 def test_defaults_are_valid_and_complete():
     cfg = from_dict({})
-    assert cfg == ExperimentConfig()
+    # the chosen loss's declared parameters are resolved to their defaults beside the fields
+    assert cfg.loss.params == (("confidence_penalty", 0.0),)
+    assert dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, params=())) == (
+        ExperimentConfig()
+    )
     assert "train.lr" in all_keys() and "targets.epsilon" in all_keys()
 
 
@@ -89,7 +94,9 @@ BAD = [
         id="low>=high",
     ),
     pytest.param(
-        ["targets.high=1.5"], "targets.high = 1.5 is invalid: must be in [0, 1]", id="high>1"
+        ["targets.high=1.5"],
+        "targets.high = 1.5 is invalid: must lie in the range of loss.output = softmax, [0, 1]",
+        id="high>1",
     ),
     pytest.param(
         ["model.hidden=[]"],
@@ -109,7 +116,7 @@ BAD = [
     pytest.param(["eval.bins=0"], "eval.bins = 0 is invalid: must be >= 1", id="bins"),
     pytest.param(
         ["loss.type=hinge"],
-        "loss.type = 'hinge' is invalid: choose one of cross_entropy, mse, bce",
+        "loss.type = 'hinge' is invalid: choose one of cross_entropy, mse, bce, focal",
         id="choice",
     ),
     pytest.param(

@@ -3,6 +3,10 @@
 The analytic gradient is the one the trainer uses: the loss's delta at the output
 pre-activations, scaled by 1/batch, backpropagated by ``model.backward``. The numeric gradient
 perturbs every parameter of the whole network and differences the batch-mean loss value.
+Losses with parameters are checked at several settings (focal's gamma below and above 1 and
+its FLSD-53 schedule, the confidence penalty). Per-batch target schemes (bootstrapping) are
+checked with their targets computed once at the starting point and then held fixed: the
+targets are constants of the gradient, as in the paper.
 """
 
 from __future__ import annotations
@@ -16,13 +20,31 @@ from mnistexp.model import ACTIVATIONS, init_mlp, logits, workspace
 from mnistexp.model import backward as model_backward
 from mnistexp.model import forward as model_forward
 from mnistexp.schema import LossConfig
-from mnistexp.targets import TARGETS, encode_targets
+from mnistexp.targets import TARGETS, make_scheme
 
 PAIRS = [(loss, out) for loss, cls in LOSSES.items() for out in cls.outputs]
+PARAMS: dict[str, list[tuple[tuple[str, object], ...]]] = {
+    "cross_entropy": [(), (("confidence_penalty", 0.3),)],
+    "focal": [
+        (("gamma", 2.0),),
+        (("gamma", 0.5),),
+        (("gamma_schedule", "flsd53"),),
+        (("gamma", 1.5), ("confidence_penalty", 0.2)),
+    ],
+}
+"""Loss -> the parameter settings its gradient is checked at (the defaults when not listed)."""
+LOSS_CASES = [(loss, out, params) for loss, out in PAIRS for params in PARAMS.get(loss, [()])]
+LOSS_IDS = [f"{a}-{b}" + "".join(f"-{k}={v}" for k, v in p) for a, b, p in LOSS_CASES]
 N, SIZES = 5, [6, 5, 4, 4]  # batch of 5; 6 inputs, hidden [5, 4], 4 classes
 
 
-def _problem(activation: str, scheme: str, bias: bool = True, seed: int = 0):
+def _loss(loss_type: str, output: str, params=()):
+    defaults = {p.name: p.default for p in LOSSES[loss_type].params}
+    extras = tuple(sorted((defaults | dict(params)).items()))
+    return make_loss(LossConfig(loss_type, output, params=extras))
+
+
+def _problem(activation: str, scheme: str, bias: bool = True, seed: int = 0, loss=None):
     rng = np.random.default_rng(seed)
     model = init_mlp(SIZES, activation, "xavier", bias, rng, np.float64)
     for b in model.biases:
@@ -30,7 +52,13 @@ def _problem(activation: str, scheme: str, bias: bool = True, seed: int = 0):
             b[:] = rng.normal(0, 0.3, b.shape)  # non-zero biases, so their gradient matters
     x = rng.normal(0, 1, (N, SIZES[0]))
     y = rng.integers(0, SIZES[-1], N)
-    t = encode_targets(y, TargetsConfig(scheme=scheme, epsilon=0.2), SIZES[-1], np.float64)
+    extras = tuple((p.name, p.default) for p in TARGETS[scheme].params if p.name != "epsilon")
+    cfg = TargetsConfig(scheme=scheme, epsilon=0.2, params=extras)
+    chosen = make_scheme(cfg, SIZES[-1])
+    t = chosen.encode(y, np.float64)
+    if chosen.per_batch:  # targets from the model's outputs at the start, then held fixed
+        assert loss is not None
+        t = chosen.batch(t, y, logits(model, x), loss.output)
     return model, x, t
 
 
@@ -67,20 +95,22 @@ def _numeric(model, loss, x, t, eps: float = 1e-6) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("scheme", sorted(TARGETS))
-@pytest.mark.parametrize(("loss_type", "output"), PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
-def test_whole_network_gradient_matches_finite_differences(loss_type, output, scheme, activation):
-    model, x, t = _problem(activation, scheme)
-    loss = make_loss(LossConfig(loss_type, output))
+@pytest.mark.parametrize(("loss_type", "output", "params"), LOSS_CASES, ids=LOSS_IDS)
+def test_whole_network_gradient_matches_finite_differences(
+    loss_type, output, params, scheme, activation
+):
+    loss = _loss(loss_type, output, params)
+    model, x, t = _problem(activation, scheme, loss=loss)
     analytic, numeric = _analytic(model, loss, x, t), _numeric(model, loss, x, t)
     for (p, _), a, n in zip(model.parameters(), analytic, numeric, strict=True):
         assert a.shape == p.shape
         np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize(("loss_type", "output"), PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
-def test_gradient_without_biases(loss_type, output):
+@pytest.mark.parametrize(("loss_type", "output", "params"), LOSS_CASES, ids=LOSS_IDS)
+def test_gradient_without_biases(loss_type, output, params):
     model, x, t = _problem("tanh", "soft", bias=False)
-    loss = make_loss(LossConfig(loss_type, output))
+    loss = _loss(loss_type, output, params)
     assert len(model.parameters()) == len(model.weights)
     for a, n in zip(_analytic(model, loss, x, t), _numeric(model, loss, x, t), strict=True):
         np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
@@ -98,9 +128,9 @@ def test_softmax_cross_entropy_delta_for_targets_not_summing_to_one():
     assert not np.allclose(got, p - t)
 
 
-@pytest.mark.parametrize(("loss_type", "output"), PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
-def test_losses_stay_finite_for_huge_and_equal_logits(loss_type, output):
-    loss = make_loss(LossConfig(loss_type, output))
+@pytest.mark.parametrize(("loss_type", "output", "params"), LOSS_CASES, ids=LOSS_IDS)
+def test_losses_stay_finite_for_huge_and_equal_logits(loss_type, output, params):
+    loss = _loss(loss_type, output, params)
     z = np.array([[1e4, -1e4, 0.0], [5.0, 5.0, 5.0]])
     t = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow is benign

@@ -204,8 +204,29 @@ def assert_same_results(a: Path, b: Path) -> None:
         ],
         ["train.optimizer=adam", "train.lr=0.003"],
         ["train.batch_size=1", "data.train_subset=120"],  # the row-sparse batch-of-one path
+        ["train.mixup_alpha=0.4"],  # mixup's draws come from the checkpointed generator
+        ["targets.scheme=bootstrap_soft"],
+        ["targets.scheme=bootstrap_hard", "train.shuffle=false"],
+        ["loss.type=focal", "loss.gamma_schedule=flsd53", "loss.confidence_penalty=0.1"],
+        ["loss.delta=clamped"],
+        ["loss.delta=true_class"],
+        ["loss.type=mse", "loss.output=sigmoid", "train.backprop=tutorial", "model.bias=false"],
+        ["loss.type=mse", "loss.output=tanh", "targets.scheme=soft", "targets.low=-1"],
     ],
-    ids=["sgd", "momentum", "adam", "batch1"],
+    ids=[
+        "sgd",
+        "momentum",
+        "adam",
+        "batch1",
+        "mixup",
+        "bootstrap_soft",
+        "bootstrap_hard_file_order",
+        "focal",
+        "clamped",
+        "true_class",
+        "tutorial",
+        "tanh",
+    ],
 )
 def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(
     tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, optimizer: list[str]

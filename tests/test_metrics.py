@@ -427,15 +427,21 @@ def test_rules_sum_to_one_and_respect_the_floor(output: str) -> None:
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(p, np.exp(metrics.log_probabilities(z, output)), rtol=0)
     if output != "softmax":
-        activation = 1 / (1 + np.exp(-z)) if output == "sigmoid" else z
+        # the documented rules: sigmoid(z), z, and for the scaled tanh (a + 1.7159) / 3.4318
+        activation = {
+            "sigmoid": 1 / (1 + np.exp(-z)),
+            "linear": z,
+            "tanh": (1.7159 * np.tanh(2 * z / 3) + 1.7159) / 3.4318,
+        }[output]
         floored = np.maximum(activation, metrics.PROB_FLOOR)
-        np.testing.assert_allclose(p, floored / floored.sum(axis=1, keepdims=True), rtol=1e-12)
+        rtol = 1e-9 if output == "tanh" else 1e-12  # sigmoid(4z/3) and the tanh form round apart
+        np.testing.assert_allclose(p, floored / floored.sum(axis=1, keepdims=True), rtol=rtol)
         assert np.all(p * floored.sum(axis=1, keepdims=True) >= metrics.PROB_FLOOR * (1 - 1e-12))
 
 
 def test_unknown_output_is_rejected() -> None:
-    with pytest.raises(ValueError, match="unknown output 'tanh'; allowed: linear, sigmoid"):
-        metrics.probabilities(np.zeros((1, 2)), "tanh")
+    with pytest.raises(ValueError, match="unknown output 'gelu'; allowed: linear, sigmoid"):
+        metrics.probabilities(np.zeros((1, 2)), "gelu")
     with pytest.raises(ValueError, match="2-D"):
         metrics.probabilities(np.zeros(3), "softmax")
 

@@ -87,7 +87,7 @@ def test_recorded_monitor_equals_per_batch_monitor():
             continue
         idx = np.arange(lo, min(lo + batch, n))
         z = rng.normal(0, 3, (len(idx), k))
-        recorder(z, idx)
+        recorder(z, idx, split.t[idx])
         a = loss.activate(z)
         direct.add(
             loss, z, a, split.t[idx], y[idx], loss.delta(z, a, split.t[idx], np.empty_like(z))
