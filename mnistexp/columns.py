@@ -8,6 +8,7 @@ reader (:mod:`mnistexp.rundirs`), the report (:mod:`mnistexp.compare`), the rend
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mnistexp.errors import UsageError
 
@@ -37,6 +38,34 @@ class Metric:
     def digits(self) -> int:
         return 2 if self.percent else 4
 
+    def value_in(self, report: dict[str, Any]) -> Any:
+        """The raw value in a metrics.json ``report`` (None where absent); ``section`` may be
+        a dotted path such as ``test_recalibrated.vector``."""
+        node: Any = report
+        for part in [*self.section.split("."), self.field]:
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    def interval_in(self, report: dict[str, Any]) -> Any:
+        """The run's bootstrap interval [low, high] (None where metrics.json has none)."""
+        if self.section != "test":
+            return None
+        boot = report.get("test", {}).get("bootstrap") if isinstance(report, dict) else None
+        return boot.get(self.field) if isinstance(boot, dict) else None
+
+
+BOUNDS = (":boot_low", ":boot_high")
+"""Suffixes of a metric's bootstrap bounds among a run record's values (``accuracy:boot_low``)."""
+
+RECALIBRATION_TITLES = {
+    "vector": "VS",
+    "matrix": "MS",
+    "matrix_odir": "MS-ODIR",
+    "histogram": "HB",
+    "isotonic": "IR",
+}
+"""Recalibration methods beside temperature (whose ts_* columns came first) and their short
+names in headers; a test checks these are the registry's methods."""
 
 METRICS: dict[str, Metric] = {
     m.key: m
@@ -74,6 +103,27 @@ METRICS: dict[str, Metric] = {
             higher_is_better=True,
         ),
         Metric("val_nll", "validation NLL", "validation", "nll", unit="nats"),
+        # estimators beyond the binned ECE (metrics.json schema 2)
+        Metric("debiased_ce", "debiased CE", "test", "debiased_ce", percent=True),
+        Metric("smooth_ece", "smooth ECE", "test", "smooth_ece", percent=True),
+        # each recalibration map of eval.recalibration (schema 2), e.g. vector_ece
+        *(
+            Metric(
+                f"{method}_{key}",
+                f"{label} after {title}",
+                f"test_recalibrated.{method}",
+                key,
+                percent=percent,
+                higher_is_better=better,
+                unit=unit,
+            )
+            for method, title in RECALIBRATION_TITLES.items()
+            for key, label, percent, better, unit in (
+                ("accuracy", "accuracy", True, True, ""),
+                ("nll", "NLL", False, False, "nats"),
+                ("ece", "ECE", True, False, ""),
+            )
+        ),
     )
 }
 DEFAULT_METRICS = ("accuracy", "nll", "brier", "ece", "ts_ece", "confidence")

@@ -14,6 +14,7 @@ the statistics themselves live in :mod:`mnistexp.stats`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections import Counter
@@ -25,14 +26,14 @@ from typing import Any
 import numpy as np
 
 from mnistexp import registries, stats
-from mnistexp.columns import METRICS, Metric, parse_metrics
+from mnistexp.columns import BOUNDS, METRICS, Metric, parse_metrics
 from mnistexp.config import IDENTITY_EXCLUDED, all_keys, parse_override
 from mnistexp.errors import ConfigError, RunError, UsageError
 from mnistexp.rundirs import RunRecord, read_hits
 from mnistexp.states import State
 from mnistexp.stats import Summary, summarize
 
-JSON_SCHEMA_VERSION = 1
+JSON_SCHEMA_VERSION = 2
 HIDDEN_KEYS = IDENTITY_EXCLUDED
 """Config keys never shown as columns: the ones left out of a run's identity."""
 
@@ -59,7 +60,20 @@ class Experiment:
         return {r.seed: r.values[key] for r in self.runs if math.isfinite(r.values[key])}
 
     def summary(self, key: str) -> Summary:
-        return summarize(list(self.values(key).values()))
+        """Mean, std and 95% t-interval over seeds; with a single seed, the run's own 95%
+        bootstrap interval over test images where metrics.json has one (``interval``)."""
+        out = summarize(list(self.values(key).values()))
+        if out.n == 1 and self.interval(key) is not None:
+            low, high = self.interval(key)  # type: ignore[misc]
+            out = Summary(1, out.mean, math.nan, low, high)
+        return out
+
+    def interval(self, key: str) -> tuple[float, float] | None:
+        """The single run's bootstrap interval of metric ``key`` (None if absent or > 1 run)."""
+        if len(self.runs) != 1:
+            return None
+        low, high = (self.runs[0].values.get(f"{key}{suffix}", math.nan) for suffix in BOUNDS)
+        return (low, high) if math.isfinite(low) and math.isfinite(high) else None
 
 
 def group_runs(records: Sequence[RunRecord]) -> tuple[list[Experiment], list[str]]:
@@ -155,10 +169,14 @@ class Comparison:
     p_value: float | None
     test: str
     alpha: float
+    p_adjusted: float | None = None  # after the report's multiple-comparison correction
+    correction: str = "none"
 
     @property
     def significant(self) -> bool | None:
-        return None if self.p_value is None else self.p_value < self.alpha
+        """The verdict, on the adjusted p-value."""
+        p = self.p_value if self.correction == "none" else self.p_adjusted
+        return None if p is None else p < self.alpha
 
 
 def compare_metric(
@@ -220,6 +238,7 @@ class Report:
     comparisons: list[Comparison] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     nothing_to_compare: str | None = None  # why --baseline had nothing to compare against
+    correction: str = "holm"  # stats.CORRECTIONS, across all comparisons of the report
 
 
 def build_report(
@@ -231,9 +250,13 @@ def build_report(
     baseline: str | None = None,
     alpha: float = 0.05,
     notes: Sequence[str] = (),
+    correction: str = "holm",
 ) -> Report:
     """Group, filter, sort and (with ``baseline``) test loaded runs; ``notes`` are the
-    warnings of :func:`~mnistexp.rundirs.load_runs`, kept in the report."""
+    warnings of :func:`~mnistexp.rundirs.load_runs`, kept in the report. The p-values of
+    one report are one family: ``correction`` (Holm by default) adjusts them together."""
+    if correction not in stats.CORRECTIONS:
+        raise UsageError(f"--correction {correction}: choose one of {', '.join(stats.CORRECTIONS)}")
     experiments, more = group_runs(records)
     if not any(e.runs for e in experiments):
         raise RunError("nothing to compare: no run has finished with test metrics")
@@ -245,6 +268,7 @@ def build_report(
         baseline,
         alpha,
         warnings=[*notes, *more],
+        correction=correction,
     )
     if baseline is not None:
         _add_comparisons(report, baseline)
@@ -280,8 +304,13 @@ def _add_comparisons(report: Report, baseline: str) -> None:
             f"--baseline {baseline}: nothing to compare, it is the only experiment"
         )
         return
-    report.comparisons = [
+    raw = [
         compare_metric(base, other, metric, report.alpha)
         for other in others
         for metric in report.metrics
+    ]
+    adjusted = stats.adjust([c.p_value for c in raw], report.correction)
+    report.comparisons = [
+        dataclasses.replace(c, p_adjusted=p, correction=report.correction)
+        for c, p in zip(raw, adjusted, strict=True)
     ]

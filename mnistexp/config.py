@@ -63,6 +63,8 @@ MAX_NAME_LENGTH = 100  # run names become folder names (file systems allow 255 b
 MAX_LAYER_SIZE = 100_000  # a wider hidden layer would not fit in memory anyway
 MAX_BINS = 10_000
 MAX_SEED = 2**63 - 1
+MAX_BOOTSTRAP = 100_000
+LIST_EXAMPLES = {"eval.recalibration": "[temperature, vector]"}
 
 
 # --------------------------------------------------------------------------- loading
@@ -281,7 +283,8 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise ConfigError(
-                f"{path} = {show(value)} is invalid: expected a list, e.g. [256, 128]"
+                f"{path} = {show(value)} is invalid: expected a list, e.g. "
+                f"{LIST_EXAMPLES.get(path, '[256, 128]')}"
             )
         return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
     if hint is float:
@@ -437,7 +440,30 @@ def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
         ),
         ("eval.bins", cfg.eval.bins, cfg.eval.bins >= 1, "must be >= 1"),
         ("eval.bins", cfg.eval.bins, cfg.eval.bins <= MAX_BINS, f"must be <= {MAX_BINS}"),
+        ("eval.bootstrap", cfg.eval.bootstrap, cfg.eval.bootstrap >= 0, "must be >= 0 (0: none)"),
+        (
+            "eval.bootstrap",
+            cfg.eval.bootstrap,
+            cfg.eval.bootstrap <= MAX_BOOTSTRAP,
+            f"must be <= {MAX_BOOTSTRAP}",
+        ),
+        *_list_rules(cfg),
     ]
+
+
+def _list_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
+    """Every entry of a list-valued choice key is an allowed value, and none is listed twice."""
+    from mnistexp import registries
+
+    out = []
+    for key, allowed in registries.list_choices().items():
+        section, name = key.split(".")
+        values = getattr(getattr(cfg, section), name)
+        rule = f"choose from {', '.join(allowed)}"
+        for i, value in enumerate(values):
+            out.append((f"{key}[{i}]", value, value in allowed, rule))
+            out.append((f"{key}[{i}]", value, value not in values[:i], "listed twice"))
+    return out
 
 
 def _declared_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
@@ -563,7 +589,21 @@ def normalised(cfg: ExperimentConfig) -> ExperimentConfig:
         }
         extras = tuple((k, v) for k, v in sub.params if k in used[section])
         changes[section] = dataclasses.replace(sub, **reset, params=extras)
+    changes["eval"] = _canonical_lists(cfg.eval)
     return _canonical(dataclasses.replace(cfg, **changes))
+
+
+def _canonical_lists(section: Any) -> Any:
+    """List-valued choice keys in their registry's order: the order they are listed in does
+    not change a number, so ``[vector, temperature]`` is ``[temperature, vector]``."""
+    from mnistexp import registries
+
+    changes = {}
+    for key, allowed in registries.list_choices().items():
+        prefix, name = key.split(".")
+        if prefix == "eval" and all(v in allowed for v in getattr(section, name)):
+            changes[name] = tuple(sorted(getattr(section, name), key=allowed.index))
+    return dataclasses.replace(section, **changes)
 
 
 def _optimisers() -> list[tuple[str, ...]]:

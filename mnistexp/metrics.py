@@ -50,10 +50,13 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import entr, log_softmax, logsumexp
 
+from mnistexp import calibration
 from mnistexp.outputs import OUTPUTS, PROB_FLOOR
 
-SCHEMA_VERSION = 1
-"""The version of the metrics.json layout that :func:`evaluate` and friends fill."""
+SCHEMA_VERSION = 2
+"""The version of the metrics.json layout that :func:`evaluate` and friends fill. Version 2
+adds entries (debiased and smooth calibration errors, bootstrap intervals, recalibration
+sections) and changes none of version 1's."""
 
 NLL_FLOOR = 1e-12
 """Probabilities are floored here before the log in NLL when no log-probabilities are given."""
@@ -85,6 +88,17 @@ CONVENTIONS: dict[str, Any] = {
     "classwise_ece": "mean over classes k of the ECE of p[:, k] against label == k, same bins",
     "temperature_scaling": "T minimizes mean NLL of softmax(log_p / T) over log T in bounds; "
     "T = 1 kept unless strictly better; equals softmax(z / T) for softmax outputs",
+    "debiased_ce": "sqrt(max(0, sum_b w_b [(acc_b - conf_b)^2 - acc_b (1 - acc_b) / (n_b - 1)])) "
+    "over the ace's equal-mass bins, top-label (Kumar, Liang, Ma 2019); debiased_ce_squared "
+    "is the unclipped square",
+    "smooth_ece": "int_0^1 |(1/n) sum_i K_s(t, conf_i) (correct_i - conf_i)| dt, Gaussian kernel "
+    "reflected at 0 and 1, at the fixed point s = smooth_ece (smooth_ece_sigma), on a lattice "
+    "of 4001 points (Blasiok and Nakkiran 2023)",
+    "bootstrap": "percentile intervals over test images resampled with replacement, seeded by "
+    "the run's seed (own stream); smooth_ece resampled at the full sample's sigma",
+    "recalibration": "maps fitted on validation (mean NLL or binning), applied to test "
+    "log-probabilities; predictions = argmax of recalibrated probabilities, ties to the original "
+    "prediction, then the original log-probabilities (temperature keeps the raw-output argmax)",
 }
 """The rules behind every number, JSON-ready; written into metrics.json."""
 
@@ -305,6 +319,7 @@ def evaluate(
     confidence = probs[np.arange(n), predictions]  # (n,) top-label probability
     correct = predictions == labels  # (n,) bool
     accuracy, mean_confidence = float(np.mean(correct)), float(np.mean(confidence))
+    smooth, sigma = calibration.smooth_ece(confidence, correct)
     return {
         "accuracy": accuracy,
         "error": float(np.mean(~correct)),
@@ -322,6 +337,10 @@ def evaluate(
             None if np.isnan(a) else float(a) for a in per_class_accuracy(labels, predictions, k)
         ],
         "confusion_matrix": confusion_matrix(labels, predictions, k).tolist(),
+        "debiased_ce": calibration.debiased_ce(confidence, correct, bins),
+        "debiased_ce_squared": calibration.debiased_ce_squared(confidence, correct, bins),
+        "smooth_ece": smooth,
+        "smooth_ece_sigma": sigma,
     }
 
 

@@ -5,8 +5,10 @@ this module is cheap. Data preparation (:func:`pooled_bins`, :func:`learning_cur
 apart from drawing so it can be tested without a figure.
 
 Pooling: a reliability diagram pools the test-set bins of all seeds of an experiment, read from
-each run's metrics.json (the same equal-width bins as the ECE, Guo et al. 2017), so the ECE in
-its title is the ECE of the pooled predictions, not the mean of the per-seed ECEs.
+each run's metrics.json (the same equal-width bins as the ECE, Guo et al. 2017), so the ECE of
+what it draws is the ECE of the pooled predictions, which is smaller than the mean of the
+per-seed ECEs that compare's table shows (binned ECE is biased upwards, less so with more
+samples per bin); the title labels both.
 
 Curves (``--curves``): any history.csv columns of :data:`CURVE_COLUMNS` per epoch, e.g. the
 gradient diagnostics ``grad_true`` and ``saturated``, which show whether a loss stops learning
@@ -172,6 +174,22 @@ def _grid(
     return fig, flat[:n]
 
 
+def _reliability_title(
+    exp: Experiment, bins: dict[str, np.ndarray], split: str, scaled: bool
+) -> str:
+    """Name, the ECE of the pooled bins drawn, and the table's estimator (mean of per-seed
+    ECEs) when there are several seeds: the two differ, so each is labelled."""
+    seeds = len(exp.runs)
+    title = f"{exp.name}\npooled ECE {100 * pooled_ece(bins):.2f}% ({split}, "
+    if seeds == 1:
+        return title + "1 seed)"
+    table = exp.summary("ts_ece" if scaled else "ece").mean
+    title += f"{seeds} seeds pooled)"
+    if math.isfinite(table):
+        title += f"\nmean of per-seed ECEs {100 * table:.2f}% (the table's)"
+    return title
+
+
 def reliability_figure(experiments: list[Experiment], scaled: bool = False) -> Figure:
     """One reliability diagram per experiment: accuracy bars, gap bars, the diagonal.
     ``scaled``: the test bins after each run's temperature scaling."""
@@ -184,11 +202,7 @@ def reliability_figure(experiments: list[Experiment], scaled: bool = False) -> F
             _empty(ax, exp.name, why)
             continue
         _reliability_panel(ax, bins)
-        ax.set_title(
-            f"{exp.name}\nECE = {100 * pooled_ece(bins):.2f}% "
-            f"({split}, {len(exp.runs)} seed{'s' * (len(exp.runs) != 1)} pooled)",
-            fontsize=10,
-        )
+        ax.set_title(_reliability_title(exp, bins, split, scaled), fontsize=9)
     fig.legend(
         handles=_reliability_legend(),
         loc="upper center",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mnistexp import data, losses, model, optim, scaling, targets
+from mnistexp import data, losses, model, optim, recalibration, scaling, targets
 from mnistexp.params import Param
 
 if TYPE_CHECKING:
@@ -46,6 +46,11 @@ def choices() -> dict[str, tuple[str, ...]]:
         "train.backprop": tuple(model.BACKPROPS),
         "train.dtype": DTYPES,
     }
+
+
+def list_choices() -> dict[str, tuple[str, ...]]:
+    """Dotted list-valued config key -> the values its entries may take (each at most once)."""
+    return {"eval.recalibration": tuple(recalibration.RECALIBRATIONS)}
 
 
 def choice_fields(cfg: ExperimentConfig) -> list[tuple[str, Any, tuple[str, ...]]]:

@@ -20,11 +20,14 @@ from mnistexp.stats import Summary
 
 
 def format_cell(metric: Metric, s: Summary) -> str:
-    """``"97.81 ± 0.12 (±0.30)"``: mean ± std (± 95% half-width); "—" without values."""
+    """``"97.81 ± 0.12 (±0.30)"``: mean ± std (± 95% half-width); "—" without values. One
+    seed with a bootstrap interval: ``"97.81 [97.52, 98.09]"``."""
     if s.n == 0:
         return "—"
     d = metric.digits
     text = f"{metric.shown(s.mean):.{d}f}"
+    if s.n == 1 and math.isfinite(s.ci_low):
+        text += f" [{metric.shown(s.ci_low):.{d}f}, {metric.shown(s.ci_high):.{d}f}]"
     if s.n >= 2:
         half = metric.shown(s.ci_high - s.mean)
         text += f" ± {metric.shown(s.std):.{d}f} (±{half:.{d}f})"
@@ -43,19 +46,33 @@ def format_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+def _p_text(c: Comparison) -> str:
+    """``"p = 0.003"`` or, corrected, ``"p = 0.003 (Holm 0.021)"``."""
+    assert c.p_value is not None
+    text = format_p(c.p_value)
+    if c.correction != "none" and c.p_adjusted is not None:
+        adjusted = "< 0.001" if c.p_adjusted < 0.001 else f"{c.p_adjusted:.3f}"
+        text += f" ({CORRECTION_SHORT[c.correction]} {adjusted})"
+    return text
+
+
+CORRECTION_SHORT = {"holm": "Holm", "bh": "BH"}
+
+
 def verdict(c: Comparison) -> str:
-    """``"+0.41 pp, p = 0.003, significant at 0.05 (better)"`` or ``"..., not significant"``."""
+    """``"+0.41 pp, p = 0.003 (Holm 0.021), significant at 0.05 (better)"`` or ``"...,
+    not significant"``; the verdict is on the adjusted p-value."""
     metric = METRICS[c.metric]
     diff = format_difference(metric, c.difference)
     if c.p_value is None:
         return f"{diff}, no p-value"
     if not c.significant:
-        return f"{diff}, {format_p(c.p_value)}, not significant"
+        return f"{diff}, {_p_text(c)}, not significant"
     direction = ""
     if metric.higher_is_better is not None and c.difference != 0:
         better = (c.difference > 0) == metric.higher_is_better
         direction = " (better)" if better else " (worse)"
-    return f"{diff}, {format_p(c.p_value)}, significant at {c.alpha:g}{direction}"
+    return f"{diff}, {_p_text(c)}, significant at {c.alpha:g}{direction}"
 
 
 def _value_text(value: Any) -> str:
@@ -112,10 +129,31 @@ def legend(report: Report) -> list[str]:
         if not validation
         else (f"Test set, except {', '.join(validation)} (the validation split)")
     )
-    return [
+    lines = [
         f"{split}. mean ± std over seeds (± half-width of the 95% t-interval); n = seeds used.",
         "TS = temperature scaling; config keys equal in all experiments are not shown.",
     ]
+    if any(
+        math.isfinite(e.summary(m.key).ci_low)
+        for e in report.experiments
+        if len(e.runs) == 1
+        for m in report.metrics
+    ):
+        lines.append("n = 1: the run's value [95% percentile-bootstrap interval over test images].")
+    return lines
+
+
+def correction_note(report: Report) -> str:
+    """The line under the baseline table: which p-values the verdicts use."""
+    m = sum(c.p_value is not None for c in report.comparisons)
+    if report.correction == "none":
+        return f"p-values not adjusted for the {m} tests of this table (--correction none)."
+    name = {"holm": "Holm's step-down", "bh": "Benjamini-Hochberg"}[report.correction]
+    controls = "family-wise error rate" if report.correction == "holm" else "false discovery rate"
+    return (
+        f"Verdicts use {name} adjusted p-values (in parentheses) over the {m} tests of this "
+        f"table, controlling the {controls} at alpha."
+    )
 
 
 # --------------------------------------------------------------------------- renderers
@@ -134,6 +172,8 @@ def render_table(report: Report) -> str:
             "",
             f"Against the baseline '{report.baseline}' (alpha = {report.alpha:g}):",
             _aligned(*comparison_rows(report)),
+            "",
+            correction_note(report),
         ]
     return "\n".join(out) + "\n"
 
@@ -158,6 +198,8 @@ def render_markdown(report: Report) -> str:
             f"**Against baseline `{report.baseline}`** (alpha = {report.alpha:g})",
             "",
             _markdown(*comparison_rows(report)),
+            "",
+            f"_{correction_note(report)}_",
         ]
     return "\n".join(out) + "\n"
 
@@ -176,7 +218,7 @@ def render_csv(report: Report) -> str:
     for m in report.metrics:
         header += [f"{m.key}_{s}" for s in ("mean", "std", "ci95_low", "ci95_high")]
         if report.comparisons:
-            header += [f"{m.key}_diff", f"{m.key}_p", f"{m.key}_test"]
+            header += [f"{m.key}_diff", f"{m.key}_p", f"{m.key}_p_adjusted", f"{m.key}_test"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -201,9 +243,9 @@ def _csv_row(report: Report, exp: Experiment) -> list[Any]:
         if report.comparisons:
             c = found.get((exp.name, m.key))
             row += (
-                ["", "", "baseline"]
+                ["", "", "", "baseline"]
                 if c is None
-                else [_number(c.difference), _number(c.p_value), c.test]
+                else [_number(c.difference), _number(c.p_value), _number(c.p_adjusted), c.test]
             )
     return row
 
@@ -220,6 +262,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "differing_keys": report.keys,
         "baseline": report.baseline,
         "alpha": report.alpha,
+        "correction": report.correction,
         "experiments": [_experiment_dict(report, e) for e in report.experiments],
         "comparisons": [_comparison_dict(c) for c in report.comparisons],
         "warnings": report.warnings,
@@ -247,6 +290,8 @@ def _summary_dict(s: Summary) -> dict[str, Any]:
         "std": _json_number(s.std),
         "ci95_low": _json_number(s.ci_low),
         "ci95_high": _json_number(s.ci_high),
+        # over seeds (t) or, for a single run, over its test images (bootstrap)
+        "interval": "t" if s.n >= 2 else ("bootstrap" if math.isfinite(s.ci_low) else None),
     }
 
 
@@ -257,6 +302,8 @@ def _comparison_dict(c: Comparison) -> dict[str, Any]:
         "metric": c.metric,
         "difference": _json_number(c.difference),
         "p_value": c.p_value,
+        "p_adjusted": c.p_adjusted,
+        "correction": c.correction,
         "test": c.test,
         "significant": c.significant,
         "verdict": verdict(c),

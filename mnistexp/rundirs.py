@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import runs
-from mnistexp.columns import METRICS, Metric
+from mnistexp.columns import BOUNDS, METRICS, Metric
 from mnistexp.config import ExperimentConfig, config_hash, normalised, read_stored
 from mnistexp.config import flatten as flatten_dict
 from mnistexp.errors import ConfigError, RunError, UsageError
@@ -166,7 +166,7 @@ def _read_metrics(
     test = report.get("test")
     if not isinstance(test, dict) or not _is_number(test.get("accuracy")):
         raise RunError(f"{path}: no test metrics")
-    values = {key: _lookup(report, m) for key, m in METRICS.items()}
+    values = {key: _lookup(report, m) for key, m in METRICS.items()} | _intervals(report)
     scaled = report.get("test_temperature_scaled")
     scaled_bins = scaled.get("reliability") if isinstance(scaled, dict) else None
     bins = [test.get("reliability"), scaled_bins]
@@ -209,9 +209,25 @@ def _valid_bins(bins: Any) -> bool:
 
 
 def _lookup(report: dict[str, Any], metric: Metric) -> float:
-    section = report.get(metric.section)
-    value = section.get(metric.field) if isinstance(section, dict) else None
+    value = metric.value_in(report)
     return float(value) if value is not None and _is_number(value) else math.nan
+
+
+def _intervals(report: dict[str, Any]) -> dict[str, float]:
+    """``{"<metric>:boot_low": ..., "<metric>:boot_high": ...}`` for the metrics whose
+    bootstrap interval metrics.json (schema 2) holds as two finite, ordered numbers."""
+    out = {}
+    for key, metric in METRICS.items():
+        bounds = metric.interval_in(report)
+        if (
+            isinstance(bounds, list)
+            and len(bounds) == 2
+            and all(_is_number(b) and math.isfinite(b) for b in bounds)
+            and bounds[0] <= bounds[1]
+        ):
+            low, high = (f"{key}{suffix}" for suffix in BOUNDS)
+            out[low], out[high] = float(bounds[0]), float(bounds[1])
+    return out
 
 
 def _is_number(value: Any) -> bool:

@@ -87,6 +87,10 @@ class TrainConfig:
 class EvalConfig:
     bins: int = 15
     temperature_scaling: bool = True
+    # recalibration maps fitted on validation, evaluated on test (recalibration.RECALIBRATIONS);
+    # temperature also needs temperature_scaling: true
+    recalibration: tuple[str, ...] = ("temperature",)
+    bootstrap: int = 1000  # percentile-bootstrap resamples of the test set; 0 = no intervals
 
 
 @dataclass(frozen=True)

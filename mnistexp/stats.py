@@ -101,4 +101,67 @@ def mcnemar(base_hit: np.ndarray, other_hit: np.ndarray) -> Result:
     c = int(np.sum(~base_hit & other_hit))
     p = 1.0 if b + c == 0 else float(stats.binomtest(c, b + c, 0.5).pvalue)
     diff = (c - b) / base_hit.size
-    return diff, p, f"McNemar exact test, 1 seed each ({b} vs {c} discordant)"
+    test = f"McNemar exact test, 1 seed each ({b} vs {c} discordant)"
+    if p < P_BOUND:  # the exact tail underflows: report the bound, never 0.0
+        return diff, P_BOUND, f"{test}; p < {P_BOUND:g}, a bound"
+    return diff, p, test
+
+
+# --------------------------------------------------------------------------- many tests
+
+P_BOUND = 1e-300
+"""p-values below this (an exact binomial tail can underflow to 0.0) are reported as this
+bound, with the test's description saying so."""
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's (1979) step-down adjusted p-values (m,), in the input order.
+
+    With the m p-values sorted ascending, p_(1) <= ... <= p_(m), the adjusted value of p_(i)
+    is max over j <= i of min(1, (m - j + 1) p_(j)); rejecting where it is below alpha controls
+    the family-wise error rate at alpha.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out = np.empty(m)
+    out[order] = np.maximum.accumulate(stepped)
+    return out
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg (1995) adjusted p-values (m,), in the input order.
+
+    Sorted ascending, the adjusted value of p_(i) is min over j >= i of min(1, m p_(j) / j);
+    rejecting where it is below alpha controls the false discovery rate at alpha (for
+    independent or positively dependent tests).
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, m * p[order] / np.arange(1, m + 1))
+    out = np.empty(m)
+    out[order] = np.minimum.accumulate(stepped[::-1])[::-1]
+    return out
+
+
+CORRECTIONS: dict[str, Callable[[Sequence[float]], np.ndarray]] = {
+    "holm": holm,
+    "bh": benjamini_hochberg,
+    "none": lambda p: np.asarray(p, dtype=np.float64),
+}
+"""``compare --correction`` -> adjusted p-values of one table's tests."""
+
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}
+
+
+def adjust(p_values: Sequence[float | None], method: str) -> list[float | None]:
+    """``method``'s adjusted p-values; tests without a p-value (None) are not counted in m."""
+    present = [i for i, p in enumerate(p_values) if p is not None]
+    kept = [float(p) for p in p_values if p is not None]
+    adjusted = CORRECTIONS[method](kept).tolist() if kept else []
+    out: list[float | None] = [None] * len(p_values)
+    for i, value in zip(present, adjusted, strict=True):
+        out[i] = float(value)
+    return out

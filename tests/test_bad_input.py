@@ -313,6 +313,23 @@ OVERRIDES = [
     ("data-too-small", ["data.train_subset=100000"], ["data.train_subset = 100000 is invalid"]),
     ("seed-option-huge", ["seed=99999999999999999999"], ["must be < 2**63"]),
     ("long-value", ["train.lr=" + "x" * 500], ["train.lr = 'xxxxx", "... is invalid"]),
+    (
+        "unknown-recalibration",
+        ["eval.recalibration=[temperature,platt]"],
+        ["eval.recalibration[1] = 'platt' is invalid: choose from temperature, vector, matrix"],
+    ),
+    (
+        "recalibration-twice",
+        ["eval.recalibration=[vector,vector]"],
+        ["eval.recalibration[1] = 'vector' is invalid: listed twice"],
+    ),
+    (
+        "recalibration-not-a-list",
+        ["eval.recalibration=isotonic"],
+        ["eval.recalibration = 'isotonic' is invalid: expected a list, e.g. [temperature, v"],
+    ),
+    ("bootstrap-negative", ["eval.bootstrap=-1"], ["eval.bootstrap = -1 is invalid: must be >= 0"]),
+    ("bootstrap-huge", ["eval.bootstrap=1000001"], ["eval.bootstrap = 1000001 is invalid"]),
 ]
 
 
@@ -810,7 +827,7 @@ RUN_DAMAGE = [
     (
         "metrics-newer-schema",
         _edit_json("metrics.json", _set_item("schema_version", 99)),
-        "schema_version 99 is newer than this mnistexp reads (1)",
+        "schema_version 99 is newer than this mnistexp reads (2)",
     ),
     (
         "metrics-bad-schema",
@@ -956,6 +973,14 @@ def test_bad_compare_inputs(tmp_path: Path, monkeypatch, prepare, inputs, fragme
     prepare(tmp_path)
     result = run_cli("compare", *inputs, "--runs-dir", tmp_path / "runs")
     assert_one_line_error(result, *fragments)
+
+
+def test_compare_unknown_correction(two_runs):
+    root, _ = two_runs
+    assert_one_line_error(
+        run_cli("compare", "--runs-dir", root, "--baseline", "a", "--correction", "bogus"),
+        "Invalid value for '--correction': 'bogus' is not one of 'holm', 'bh', 'none'",
+    )
 
 
 def test_compare_unknown_metric_and_baseline(two_runs):

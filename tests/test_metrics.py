@@ -330,8 +330,12 @@ def test_evaluate_by_hand() -> None:
         "overconfidence": 0.25,
         "entropy": 0.720425,
         "n": 2,
+        # equal-mass bins of one sample each: no correction, the plug-in (.09 + .64) / 2
+        "debiased_ce_squared": 0.365,
+        "debiased_ce": math.sqrt(0.365),
     }
-    extra = {"reliability", "per_class_accuracy", "confusion_matrix"}
+    extra = {"reliability", "per_class_accuracy", "confusion_matrix", "smooth_ece"}
+    extra |= {"smooth_ece_sigma"}
     assert set(result) == set(expected) | extra
     assert {key: result[key] for key in expected} == pytest.approx(expected, abs=1e-6)
     assert result["reliability"]["count"][10:12] == [1, 1]

@@ -60,7 +60,7 @@ def run(config: str, mnist_dir: Path, runs: Path) -> Path:
 def test_small_budget_accuracy_and_complete_metrics(config, floor, mnist_dir, tmp_path):
     folder = run(config, mnist_dir, tmp_path)
     report = json.loads((folder / "metrics.json").read_text())
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2  # version 2 added entries (issue 15)
     assert report["test"]["accuracy"] >= floor
     for section in SECTIONS:
         assert set(report[section]) >= KEYS, section

@@ -90,3 +90,13 @@ def test_cli_plot_option(root: Path, tmp_path: Path) -> None:
         "reliability.png",
         "reliability_ts.png",
     ]
+
+
+def test_reliability_title_labels_each_estimator(root: Path) -> None:
+    (base, _) = report_of(root).experiments
+    bins = plots.pooled_bins(base)
+    assert bins is not None
+    name, pooled, table = plots._reliability_title(base, bins, "test", scaled=False).splitlines()
+    assert name == "base"
+    assert pooled == f"pooled ECE {100 * plots.pooled_ece(bins):.2f}% (test, 2 seeds pooled)"
+    assert table == f"mean of per-seed ECEs {100 * base.summary('ece').mean:.2f}% (the table's)"

@@ -21,6 +21,7 @@ from mnistexp.cli.common import (
 from mnistexp.errors import interrupt_exit_code
 
 FORMATS = ("table", "markdown", "csv", "json")
+CORRECTIONS = ("holm", "bh", "none")  # stats.CORRECTIONS; tests check they agree
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
@@ -49,7 +50,9 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     "metric_names",
     metavar="M1,M2,...",
     help="Columns, e.g. accuracy,ece,ts_ece (default: accuracy,nll,brier,ece,ts_ece,"
-    "confidence; also ts_nll, temperature, mce, ace, val_accuracy, val_nll).",
+    "confidence; also ts_nll, temperature, mce, ace, debiased_ce, smooth_ece, val_accuracy, "
+    "val_nll, and per recalibration map M (vector, matrix, matrix_odir, histogram, isotonic) "
+    "M_accuracy, M_nll, M_ece).",
 )
 @click.option("--sort", "sort", metavar="METRIC", help="Sort rows by this metric, best first.")
 @click.option(
@@ -70,6 +73,14 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     default=0.05,
     show_default=True,
     help="Significance level for the verdicts.",
+)
+@click.option(
+    "--correction",
+    type=click.Choice(CORRECTIONS),
+    default="holm",
+    show_default=True,
+    help="Multiple-comparison correction of the --baseline p-values, across the whole table: "
+    "holm (family-wise error), bh (Benjamini-Hochberg, false discovery rate) or none.",
 )
 @click.option(
     "--format",
@@ -106,6 +117,7 @@ def compare(
     filters: tuple[str, ...],
     baseline: str | None,
     alpha: float,
+    correction: str,
     fmt: str,
     plot_dir: Path | None,
     curve_names: str | None,
@@ -139,7 +151,14 @@ def compare(
     for note in notes:
         click.echo(f"warning: {note}", err=True)
     report = build_report(
-        records, metrics, sort=sort, filters=filters, baseline=baseline, alpha=alpha, notes=notes
+        records,
+        metrics,
+        sort=sort,
+        filters=filters,
+        baseline=baseline,
+        alpha=alpha,
+        notes=notes,
+        correction=correction,
     )
     for note in report.warnings[len(notes) :]:  # found while grouping (duplicate seeds)
         click.echo(f"warning: {note}", err=True)
