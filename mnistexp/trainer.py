@@ -56,6 +56,8 @@ class _Monitor:
     grad_true: float = 0.0
     grad_other: float = 0.0
     saturated: float = 0.0
+    logit_abs: float = 0.0
+    logit_max: float = 0.0
 
     def add(
         self, loss: Loss, z: np.ndarray, a: np.ndarray, t: np.ndarray, y: np.ndarray, d: np.ndarray
@@ -71,6 +73,9 @@ class _Monitor:
         true_sum = float(abs_d[rows, y].sum())
         self.grad_true += true_sum
         self.grad_other += (float(abs_d.sum()) - true_sum) / (k - 1)
+        abs_z = np.abs(z)
+        self.logit_abs += float(abs_z.sum()) / k
+        self.logit_max = float(np.maximum(self.logit_max, abs_z.max(initial=0.0)))  # NaN stays
         gap = np.abs(a - t[:, :k])
         stuck = (loss.output.slope(a) < SATURATION_SLOPE) & (gap > SATURATION_GAP)
         self.saturated += np.count_nonzero(stuck) / k
@@ -83,6 +88,8 @@ class _Monitor:
             "grad_true": self.grad_true / n,  # mean |dL/dz| at the true class
             "grad_other": self.grad_other / n,  # mean |dL/dz| at each other class
             "saturated": self.saturated / n,  # fraction of saturated, wrong output units
+            "logit_mean_abs": self.logit_abs / n,  # mean |z_k| over samples and classes
+            "logit_max_abs": self.logit_max,  # largest |z_k| seen
         }
 
 
@@ -138,6 +145,7 @@ def train(
                     cfg.train.mixup_alpha,
                 )
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, **monitor.row()}
+            row |= _weight_norms(model)
             row |= _validate(model, objective, val_split, cfg.eval.bins)
             row["seconds"] = time.perf_counter() - start
             result.history.append(row)
@@ -200,7 +208,8 @@ def _epoch(
     t_buf = np.empty((batch, split.t.shape[1]), split.t.dtype)
     scale = optimizer.grad_scale(lr)
     every = max(1, n // MONITOR_SAMPLES)
-    record = _Recorder(n, batch, every, ws.z.shape[1], ws.z.dtype, keep_targets=mixup > 0)
+    keep = split.t.shape[1] if mixup else 0  # mixed targets are not the split's: keep them
+    record = _Recorder(n, batch, every, ws.z.shape[1], ws.z.dtype, keep)
     # Batch of one with plain SGD: update only the first-layer weight rows of non-zero pixels,
     # exactly (see model.backward). Measured per step: 784-100-10 160 -> 75 us, 784-800-10
     # 1050 -> 200 us (the dense (784, 1) @ (1, n) gradient and its update dominate).
@@ -253,18 +262,19 @@ class _Recorder:
 
     Copying (m, K) logits costs a fraction of a microsecond; computing the loss, accuracy and
     gradient statistics per monitored batch cost ~40 us (0.2 s an epoch at batch size 1).
-    Under mixup the batch's targets are kept too (they are not the split's), and the accuracy
-    is against the larger part of each mixed pair (the argmax of its targets).
+    Under mixup the batch's targets (``target_columns`` wide) are kept too (they are not the
+    split's), and the accuracy is against the larger part of each mixed pair (the argmax of
+    its hard targets).
     """
 
     def __init__(
-        self, n: int, batch: int, every: int, k: int, dtype, keep_targets: bool = False
+        self, n: int, batch: int, every: int, k: int, dtype, target_columns: int = 0
     ) -> None:
         steps = -(-n // batch)
         capacity = min(n, -(-steps // every) * batch)
         self.z = np.empty((capacity, k), dtype)
         self.idx = np.empty(capacity, np.intp)
-        self.t = np.empty((capacity, k), dtype) if keep_targets else None
+        self.t = np.empty((capacity, target_columns), dtype) if target_columns else None
         self.size = 0
 
     def __call__(self, z: np.ndarray, idx: np.ndarray, t: np.ndarray) -> None:
@@ -306,6 +316,11 @@ def _blas_threads(model: MLP, batch: int):
     if macs >= _ONE_THREAD_BELOW:
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def _weight_norms(model: MLP) -> dict[str, float]:
+    """Frobenius norm of each weight matrix after the epoch: ``weight_norm_0`` is the first."""
+    return {f"weight_norm_{i}": float(np.linalg.norm(w)) for i, w in enumerate(model.weights)}
 
 
 def _validate(

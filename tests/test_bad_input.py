@@ -328,6 +328,70 @@ OVERRIDES = [
         ["eval.recalibration=isotonic"],
         ["eval.recalibration = 'isotonic' is invalid: expected a list, e.g. [temperature, v"],
     ),
+    # the encodings, losses and rules of issue 14: ranges, choices and combinations
+    ("focal-gamma", ["loss.type=focal", "loss.gamma=-1"], ["loss.gamma = -1.0 is invalid"]),
+    (
+        "focal-schedule",
+        ["loss.type=focal", "loss.gamma_schedule=flsd"],
+        ["loss.gamma_schedule = 'flsd' is invalid: choose one of fixed, flsd53"],
+    ),
+    ("penalty", ["loss.confidence_penalty=-0.5"], ["loss.confidence_penalty = -0.5 is invalid"]),
+    (
+        "beta-above-1",
+        ["targets.scheme=bootstrap_soft", "targets.beta=1.5"],
+        ["targets.beta = 1.5 is invalid: must be in [0, 1]"],
+    ),
+    (
+        "temperature-below-1",
+        ["targets.scheme=distill", "targets.teacher=x", "targets.temperature=0.5"],
+        ["targets.temperature = 0.5 is invalid: must be in [1, 1000]"],
+    ),
+    ("alpha-above-1", ["targets.alpha=2"], ["targets.alpha = 2.0 is invalid: must be in [0, 1]"]),
+    ("no-teacher", ["targets.scheme=distill"], ["targets.teacher = '' is invalid: must name a"]),
+    ("teacher-missing", ["targets.scheme=distill", "targets.teacher=nowhere"], ["no such run"]),
+    (
+        "teacher-is-a-file",
+        ["targets.scheme=distill", "targets.teacher=pyproject.toml"],
+        ["targets.teacher = 'pyproject.toml' is invalid: a file, not a run folder"],
+    ),
+    (
+        "distill-with-mse",
+        ["targets.scheme=distill", "targets.teacher=x", "loss.type=mse"],
+        ["distillation needs loss.type = cross_entropy"],
+    ),
+    ("mixup-negative", ["train.mixup_alpha=-1"], ["train.mixup_alpha = -1.0 is invalid"]),
+    (
+        "mixup-batch-1",
+        ["train.mixup_alpha=0.2", "train.batch_size=1"],
+        ["needs train.batch_size >= 2"],
+    ),
+    ("shuffle-not-bool", ["train.shuffle=sometimes"], ["train.shuffle = 'sometimes' is invalid"]),
+    (
+        "true-class-smoothed",
+        ["loss.delta=true_class", "targets.scheme=smooth"],
+        ["loss.delta = 'true_class' is invalid: needs one-hot targets"],
+    ),
+    (
+        "clamped-sigmoid",
+        ["loss.delta=clamped", "loss.type=bce", "loss.output=sigmoid"],
+        ["loss.delta = 'clamped' is invalid: needs loss.output = softmax"],
+    ),
+    (
+        "tutorial-rule-with-ce",
+        ["train.backprop=tutorial"],
+        ["train.backprop = 'tutorial' is invalid", "needs loss.type = mse, loss.output = sigmoid"],
+    ),
+    (
+        "tutorial-rule-with-adam",
+        ["train.backprop=rashid", "loss.type=mse", "loss.output=sigmoid", "train.optimizer=adam"],
+        ["needs plain SGD"],
+    ),
+    (
+        "tanh-target-outside",
+        ["loss.type=mse", "loss.output=tanh", "targets.scheme=soft", "targets.high=2"],
+        ["targets.high = 2.0 is invalid: must lie in the range of loss.output = tanh"],
+    ),
+    ("tanh-with-ce", ["loss.output=tanh"], ["loss.output = 'tanh' does not fit loss.type"]),
     ("bootstrap-negative", ["eval.bootstrap=-1"], ["eval.bootstrap = -1 is invalid: must be >= 0"]),
     ("bootstrap-huge", ["eval.bootstrap=1000001"], ["eval.bootstrap = 1000001 is invalid"]),
 ]

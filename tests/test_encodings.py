@@ -24,6 +24,7 @@ from mnistexp.optim import make_optimizer
 from mnistexp.outputs import OUTPUTS
 from mnistexp.splits import Split
 from mnistexp.trainer import _epoch, _mix
+from tests.conftest import TINY
 
 # --------------------------------------------------------------------------- delta ablations
 
@@ -307,3 +308,123 @@ def test_every_new_choice_is_registered():
     assert {"clamped", "true_class"} <= set(losses.DELTAS)
     assert {"bootstrap_soft", "bootstrap_hard"} <= set(targets.TARGETS)
     assert "tanh" in OUTPUTS
+
+
+# --------------------------------------------------------------------------- distillation
+
+
+@pytest.fixture
+def teacher(tiny: Path, tmp_path: Path) -> Path:
+    """A finished run on the tiny dataset, to distil from."""
+    cfg = load_config(None, [*TINY, f"data.dir={tiny}", "name=teacher"])
+    outcome = run_experiment(cfg, runs_dir=tmp_path / "teachers")
+    assert outcome.state == "completed", outcome.message
+    return outcome.run_dir
+
+
+def _student(tiny: Path, teacher: Path, *sets: str):
+    return load_config(
+        None,
+        [*TINY, f"data.dir={tiny}", "name=student", "targets.scheme=distill",
+         f"targets.teacher={teacher}", *sets],
+    )  # fmt: skip
+
+
+def test_a_student_learns_from_its_teacher_end_to_end(teacher, tiny, tmp_path):
+    for scheme in ("distill", "distill_hard"):
+        cfg = _student(tiny, teacher, f"targets.scheme={scheme}", "targets.temperature=3")
+        outcome = run_experiment(cfg, runs_dir=tmp_path / "students")
+        assert outcome.state == "completed", outcome.message
+        assert outcome.metrics["test"]["accuracy"] > 0.3  # chance is 0.1
+        stored = (outcome.run_dir / "config.yaml").read_text()
+        assert f"teacher_id: {teacher.name.split('-')[1]}" in stored  # hash prefix, then -s0
+
+
+def test_the_identity_holds_the_teachers_identity_not_its_path(teacher, tiny, tmp_path):
+    cfg = _student(tiny, teacher)
+    status = json.loads((teacher / "status.json").read_text())
+    assert cfg.targets.teacher_id == f"{status['config_hash']}-s0"
+    copy = tmp_path / "elsewhere" / teacher.name
+    copy.parent.mkdir()
+    import shutil
+
+    shutil.copytree(teacher, copy)
+    assert config_hash(_student(tiny, copy)) == config_hash(cfg)  # same teacher, other path
+    other = run_experiment(
+        load_config(None, [*TINY, f"data.dir={tiny}", "name=teacher", "seed=1"]),
+        runs_dir=tmp_path / "teachers",
+    ).run_dir
+    assert config_hash(_student(tiny, other)) != config_hash(cfg)  # another teacher
+    from mnistexp.config import IDENTITY_EXCLUDED, identity
+
+    assert "targets.teacher" in IDENTITY_EXCLUDED
+    assert "teacher" not in identity(cfg)["targets"]
+
+
+def test_a_teacher_replaced_after_the_config_was_read_is_refused(teacher, tiny, tmp_path):
+    from mnistexp.errors import ConfigError
+
+    cfg = _student(tiny, teacher)
+    status = json.loads((teacher / "status.json").read_text())
+    status["config_hash"] = "0" * 64
+    (teacher / "status.json").write_text(json.dumps(status))
+    with pytest.raises(ConfigError, match="it was replaced"):
+        run_experiment(cfg, runs_dir=tmp_path / "students")
+    assert not (tmp_path / "students").exists() or not any((tmp_path / "students").iterdir())
+
+
+@pytest.mark.parametrize("state", ["running", "interrupted", "failed"])
+def test_an_unfinished_teacher_is_refused(teacher, tiny, state):
+    from mnistexp.errors import ConfigError
+
+    status = json.loads((teacher / "status.json").read_text())
+    (teacher / "status.json").write_text(json.dumps(status | {"state": state}))
+    with pytest.raises(ConfigError, match=f"the teacher run is {state}, not completed"):
+        _student(tiny, teacher)
+
+
+def test_a_teacher_that_trained_on_the_students_validation_images_is_refused(
+    teacher, tiny, tmp_path
+):
+    from mnistexp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="it trained on images this run validates on"):
+        _student(tiny, teacher, "data.validation=200")  # the teacher held out only 100
+    # with a training subset the overlap is known only against the data: before the claim
+    greedy = run_experiment(
+        load_config(None, [*TINY, f"data.dir={tiny}", "name=greedy", "data.validation=50",
+                           "data.train_subset=540"]),
+        runs_dir=tmp_path / "teachers",
+    ).run_dir  # fmt: skip
+    with pytest.raises(ConfigError, match="include this run's validation images"):
+        run_experiment(_student(tiny, greedy), runs_dir=tmp_path / "students")
+    assert not (tmp_path / "students").exists() or not any((tmp_path / "students").iterdir())
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_distillation_with_alpha_0_is_one_hot_bit_for_bit(mnist_dir, tmp_path):
+    t = run_experiment(
+        load_config(None, [*BUDGET, "name=t"]), runs_dir=tmp_path / "t", data_dir=mnist_dir
+    )
+    a = _metrics(
+        mnist_dir,
+        tmp_path / "a",
+        ["targets.scheme=distill", f"targets.teacher={t.run_dir}", "targets.alpha=0"],
+    )
+    b = _metrics(mnist_dir, tmp_path / "b", [])
+    assert a == b
+
+
+def test_a_resumed_student_is_bit_identical(teacher, tiny, tmp_path, monkeypatch):
+    """The teacher's outputs are computed again on resume, the same bytes."""
+    from tests.test_interrupts import assert_same_results, interrupt_run
+
+    sets = ("train.epochs=4", "targets.temperature=2", "train.mixup_alpha=0.3")
+    plain = run_experiment(_student(tiny, teacher, *sets), runs_dir=tmp_path / "a")
+    cfg = _student(tiny, teacher, *sets, "train.checkpoint_every=1")
+    folder = interrupt_run(monkeypatch, cfg, tmp_path / "b", 2)
+    resumed = run_experiment(cfg, runs_dir=tmp_path / "b", resume=True)
+    # the interrupt lands as epoch 2's row is written, before its checkpoint: epoch 1's is used
+    assert (resumed.state, resumed.message) == ("completed", "resumed from epoch 1")
+    assert_same_results(plain.run_dir, folder)

@@ -140,3 +140,34 @@ def test_losses_stay_finite_for_huge_and_equal_logits(loss_type, output, params)
             assert np.isfinite(loss.delta(z, a, t, np.empty_like(z))).all()
     equal = loss.activate(np.zeros((1, 3)))
     assert np.allclose(equal, equal[0, 0])  # equal logits -> equal outputs
+
+
+@pytest.mark.parametrize(("temperature", "alpha"), [(1.0, 0.5), (3.0, 0.7), (20.0, 1.0)])
+@pytest.mark.parametrize("soft_targets", ["soft", "smooth"])
+def test_distillation_gradient_matches_finite_differences(temperature, alpha, soft_targets):
+    """Hinton's loss at T != 1: hard term at T = 1, soft term at T scaled by T^2."""
+    from mnistexp.losses import Distillation
+
+    model, x, hard = _problem("sigmoid", soft_targets)
+    teacher = np.random.default_rng(9).normal(0, 3, hard.shape)
+    soft = np.exp(teacher / temperature)
+    soft /= soft.sum(axis=1, keepdims=True)
+    t = np.hstack([hard, soft])
+    loss = Distillation(_loss("cross_entropy", "softmax"), temperature, alpha)
+    atol = 1e-8 * temperature**2  # the T^2 factor scales the finite differences' rounding too
+    for a, n in zip(_analytic(model, loss, x, t), _numeric(model, loss, x, t), strict=True):
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=atol)
+
+
+def test_mixup_batch_loss_gradient_matches_finite_differences():
+    """The loss of a mixed batch (inputs and targets mixed by one lambda) is an ordinary
+    batch loss: its gradient is checked with the mixed batch held fixed."""
+    from mnistexp.trainer import _mix
+
+    model, x, t = _problem("relu", "onehot")
+    x, t = x.copy(), t.copy()
+    _mix(x, t, np.random.default_rng(4), 0.4)
+    loss = _loss("cross_entropy", "softmax", (("confidence_penalty", 0.1),))
+    assert not np.isin(t, (0.0, 1.0)).all()  # the targets really are mixed
+    for a, n in zip(_analytic(model, loss, x, t), _numeric(model, loss, x, t), strict=True):
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)

@@ -102,6 +102,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     metavar="C1,C2,...",
     help="With --plot: also draw these history.csv columns per epoch in curves.png, "
     "e.g. grad_true,saturated (also grad_other, train_loss, train_accuracy, "
+    "logit_mean_abs, logit_max_abs, weight_norm_0, weight_norm_1, ..., "
     "val_accuracy, val_nll, val_ece, lr).",
 )
 @one_line_errors
