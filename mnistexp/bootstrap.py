@@ -18,6 +18,7 @@ per resample would cost 20 times more), which the conventions record.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -59,10 +60,11 @@ def resample_statistics(
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     """Each statistic of ``STATISTICS`` over ``resamples`` bootstrap draws: name -> (B,);
-    without ``sigma`` the smooth ECE is left out."""
+    without ``sigma`` the smooth ECE is left out. ``bin_accuracy`` (B, M) is the accuracy in
+    each equal-width ECE bin (NaN where a resample left the bin empty)."""
     n = sample["correct"].size
     bin_of = bin_indices(sample["confidence"], bins)  # (n,) equal-width ECE bins
-    out: dict[str, list[np.ndarray]] = {name: [] for name in STATISTICS}
+    out: dict[str, list[np.ndarray]] = {name: [] for name in (*STATISTICS, "bin_accuracy")}
     operator = calibration.lattice_operator(sample["confidence"]) if sigma is not None else None
     residual = sample["correct"] - sample["confidence"]
     for start in range(0, resamples, CHUNK):
@@ -71,7 +73,9 @@ def resample_statistics(
         for name in ("correct", "nll", "brier"):
             out["accuracy" if name == "correct" else name].append(sample[name][idx].mean(axis=1))
         drawn = (bin_of[idx], sample["confidence"][idx], sample["correct"][idx])
-        out["ece"].append(_ece(*drawn, bins))
+        ece, bin_accuracy = _ece(*drawn, bins)
+        out["ece"].append(ece)
+        out["bin_accuracy"].append(bin_accuracy)
         if sigma is not None:
             rows = (idx + n * np.arange(c)[:, None]).ravel()  # resample r owns r*n..
             counts = np.bincount(rows, minlength=c * n).reshape(c, n).astype(np.float64)
@@ -80,13 +84,20 @@ def resample_statistics(
     return {name: np.concatenate(parts) for name, parts in out.items() if parts}
 
 
-def _ece(bin_of: np.ndarray, conf: np.ndarray, hits: np.ndarray, bins: int) -> np.ndarray:
-    """Equal-width ECE (c,) of c resamples given per-draw bins, confidences and hits (c, n)."""
+def _ece(
+    bin_of: np.ndarray, conf: np.ndarray, hits: np.ndarray, bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-width ECE (c,) and per-bin accuracy (c, M) of c resamples given per-draw bins,
+    confidences and hits (c, n)."""
     c, n = bin_of.shape
     groups = (bin_of + bins * np.arange(c)[:, None]).ravel()  # resample r owns r*M..
+    count = np.bincount(groups, minlength=c * bins).reshape(c, bins)
     conf_sum = np.bincount(groups, conf.ravel(), c * bins).reshape(c, bins)
     hit_sum = np.bincount(groups, hits.ravel(), c * bins).reshape(c, bins)
-    return np.abs(hit_sum - conf_sum).sum(axis=1) / n  # sum_m |B_m|/n |acc_m - conf_m|
+    ece = np.abs(hit_sum - conf_sum).sum(axis=1) / n  # sum_m |B_m|/n |acc_m - conf_m|
+    accuracy = np.full((c, bins), np.nan)
+    np.divide(hit_sum, count, out=accuracy, where=count > 0)
+    return ece, accuracy
 
 
 def intervals(
@@ -97,14 +108,32 @@ def intervals(
     resamples: int = DEFAULT_RESAMPLES,
     level: float = LEVEL,
 ) -> dict[str, Any]:
-    """JSON-ready percentile intervals: ``{"level", "resamples", "accuracy": [lo, hi], ...}``."""
+    """JSON-ready percentile intervals: ``{"level", "resamples", "accuracy": [lo, hi], ...,
+    "reliability": {"accuracy_low": [M], "accuracy_high": [M]}}`` (the per-bin band of the
+    reliability diagram, from the same resamples)."""
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAM,)))
     values = resample_statistics(sample, bins, sigma, resamples, rng)
     q = [(1.0 - level) / 2.0, (1.0 + level) / 2.0]
     out: dict[str, Any] = {"level": level, "resamples": resamples}
-    for name, draws in values.items():
-        low, high = np.quantile(draws, q)
-        out[name] = [float(low), float(high)]
+    for name in STATISTICS:
+        if name in values:
+            low, high = np.quantile(values[name], q)
+            out[name] = [float(low), float(high)]
+    full = np.bincount(bin_indices(sample["confidence"], bins), minlength=bins) > 0
+    out["reliability"] = _band(values["bin_accuracy"], full, q)
     return out
+
+
+def _band(draws: np.ndarray, full: np.ndarray, q: list[float]) -> dict[str, list[float | None]]:
+    """Percentile band of the accuracy in each bin from resampled accuracies (B, M):
+    ``{"accuracy_low": [M], "accuracy_high": [M]}``, None for a bin empty in the sample
+    (``full`` (M,) False); resamples that leave a bin empty do not count for it."""
+    with warnings.catch_warnings():  # a bin empty in every resample: an all-NaN column
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanquantile(draws, q, axis=0)  # (M,) each
+    return {
+        "accuracy_low": [float(v) if f else None for v, f in zip(low, full, strict=True)],
+        "accuracy_high": [float(v) if f else None for v, f in zip(high, full, strict=True)],
+    }

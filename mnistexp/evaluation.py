@@ -52,9 +52,11 @@ def evaluate_run(
         if cfg.eval.bootstrap:
             sample = bootstrap.per_sample(np.exp(log_p), log_p, test.y, pred)
             sigma = report["test"]["smooth_ece_sigma"]
-            report["test"]["bootstrap"] = bootstrap.intervals(
+            boot = bootstrap.intervals(
                 sample, cfg.eval.bins, sigma, seed=cfg.seed, resamples=cfg.eval.bootstrap
             )
+            report["test"]["reliability"] |= boot.pop("reliability")  # the diagram's band
+            report["test"]["bootstrap"] = boot
     predictions = {
         "probs": np.exp(log_p).astype(np.float32),
         "labels": test.y.astype(np.int64),

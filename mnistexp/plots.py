@@ -101,12 +101,28 @@ def pooled_bins(exp: Experiment, scaled: bool = False) -> dict[str, np.ndarray] 
         hits += c * _nan_to_zero(b["accuracy"])
         conf += c * _nan_to_zero(b["mean_confidence"])
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {
+        out = {
             "edges": edges,
             "count": count,
             "accuracy": hits / count,
             "confidence": conf / count,
         }
+    if len(bins) == 1 and "accuracy_low" in bins[0] and "accuracy_high" in bins[0]:
+        band = [_none_to_nan(bins[0][k], len(count)) for k in ("accuracy_low", "accuracy_high")]
+        if all(b is not None for b in band):
+            out["accuracy_low"], out["accuracy_high"] = band  # type: ignore[assignment]
+    return out
+
+
+def _none_to_nan(values: Any, size: int) -> np.ndarray | None:
+    """A bootstrap band column (M,) as floats, NaN for None; None if it is not such a list."""
+    if not isinstance(values, list) or len(values) != size:
+        return None
+    if not all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values
+    ):
+        return None
+    return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def _nan_to_zero(values: list[float | None]) -> np.ndarray:
@@ -182,7 +198,7 @@ def _reliability_title(
     seeds = len(exp.runs)
     title = f"{exp.name}\npooled ECE {100 * pooled_ece(bins):.2f}% ({split}, "
     if seeds == 1:
-        return title + "1 seed)"
+        return title + "1 seed)" + ("\nwhiskers: 95% bootstrap" if "accuracy_low" in bins else "")
     table = exp.summary("ts_ece" if scaled else "ece").mean
     title += f"{seeds} seeds pooled)"
     if math.isfinite(table):
@@ -262,6 +278,18 @@ def _reliability_panel(ax: Axes, bins: dict[str, np.ndarray]) -> None:
         linewidth=0.8,
         zorder=3,
     )
+    if "accuracy_low" in bins:  # one run: its 95% bootstrap band of each bin's accuracy
+        low, high = bins["accuracy_low"][full], bins["accuracy_high"][full]
+        ax.errorbar(
+            left + width / 2,
+            acc,
+            yerr=[np.maximum(acc - low, 0), np.maximum(high - acc, 0)],
+            fmt="none",
+            ecolor="#222222",
+            elinewidth=0.8,
+            capsize=2,
+            zorder=4,
+        )
     ax.plot([0, 1], [0, 1], "k--", linewidth=1)
     ax.set(
         xlim=(0, 1),

@@ -57,7 +57,7 @@ from mnistexp import metrics
 _Floats = np.ndarray
 Map = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # lp (n, K) -> (q, log q)
 
-ODIR_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+ODIR_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 FOLDS = 3
 
 
@@ -113,36 +113,51 @@ def _affine_fit(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(W (K, K) or w (K,), b (K,)) minimising mean NLL of softmax(lp W^T + b) (or w * lp + b)
     plus the ODIR penalty ``penalty`` on off-diagonal W and b, from ``start`` (W, b) or the
-    identity."""
+    identity.
+
+    The optimiser works on standardised columns x = (lp - mu) / sd, an exact
+    reparametrisation (W = W_s / sd column by column, b = b_s - W mu) that makes the problem
+    well conditioned: log-probabilities of confident models reach -50, which left L-BFGS at
+    its iteration limit on the raw columns. The penalty is on the original W and b.
+    """
     from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
     k = lp.shape[1]
-    w0 = np.ones(k) if diagonal else np.eye(k)
+    sd = lp.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    mu = np.zeros(k)  # scaling only: centring would tie the intercept penalty to W
+    x = (lp - mu) / sd  # (n, K)
     off = ~np.eye(k, dtype=bool)
     lam_w = penalty / (k * (k - 1)) if k > 1 else 0.0
     lam_b = penalty / k
+    shape = (k,) if diagonal else (k, k)
 
-    def split(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return theta[: w0.size].reshape(w0.shape), theta[w0.size :]
+    def original(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ws, bs = theta[: np.prod(shape)].reshape(shape), theta[np.prod(shape) :]
+        w = ws / sd  # column j of W_s divided by sd_j (elementwise for the vector)
+        return w, bs - (w * mu if diagonal else w @ mu)
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w, b = split(theta)
-        a = lp * w + b if diagonal else lp @ w.T + b
+        ws, bs = theta[: np.prod(shape)].reshape(shape), theta[np.prod(shape) :]
+        a = x * ws + bs if diagonal else x @ ws.T + bs
         value, g = _nll_and_grad(a, labels)  # g (n, K) = dNLL/da
-        gw = np.sum(g * lp, axis=0) if diagonal else g.T @ lp
-        gb = g.sum(axis=0)
+        gws = np.sum(g * x, axis=0) if diagonal else g.T @ x
+        gbs = g.sum(axis=0)
         if penalty and not diagonal:
+            w, b = original(theta)
             value += lam_w * float(np.sum(w[off] ** 2)) + lam_b * float(np.sum(b**2))
-            gw = gw + 2.0 * lam_w * np.where(off, w, 0.0)
-            gb = gb + 2.0 * lam_b * b
-        return value, np.concatenate([gw.ravel(), gb])
+            gw = 2.0 * lam_w * np.where(off, w, 0.0) - 2.0 * lam_b * np.outer(b, mu)
+            gws = gws + gw / sd  # dW/dW_s = 1 / sd_j
+            gbs = gbs + 2.0 * lam_b * b
+        return value, np.concatenate([gws.ravel(), gbs])
 
-    theta0 = np.concatenate([w0.ravel(), np.zeros(k)] if start is None else [*map(np.ravel, start)])
+    w0, b0 = start if start is not None else (np.ones(k) if diagonal else np.eye(k), np.zeros(k))
+    theta0 = np.concatenate([(w0 * sd).ravel(), b0 + (w0 * mu if diagonal else w0 @ mu)])
     # (n, K) x (K, K) products: one BLAS thread is several times faster than two when busy
     with threadpool_limits(limits=1, user_api="blas"):
-        result = minimize(objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 500})
-    return split(result.x)
+        result = minimize(objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+    return original(result.x)
 
 
 def _affine_map(w: np.ndarray, b: np.ndarray) -> Map:

@@ -117,6 +117,9 @@ def test_bootstrap_of_one_image_is_a_point() -> None:
     assert out["ece"] == pytest.approx([0.2, 0.2])
     assert out["smooth_ece"] == pytest.approx([0.2, 0.2], abs=1e-9)
     assert out["level"] == 0.95 and out["resamples"] == 50
+    band = out["reliability"]  # the image's bin (.8 is in bin 11 of 15) is always right
+    assert band["accuracy_low"][11] == band["accuracy_high"][11] == 1.0
+    assert band["accuracy_low"][:11] == [None] * 11
 
 
 def test_vectorised_resamples_equal_the_metrics_of_each_resample() -> None:
@@ -308,6 +311,11 @@ def test_a_run_writes_every_estimator_interval_and_map(tiny, tmp_path) -> None:
         low, high = boot[name]
         assert low <= high
     assert boot["accuracy"][0] <= report["test"]["accuracy"] <= boot["accuracy"][1]
+    rel = report["test"]["reliability"]  # the diagram's per-bin band, from the same resamples
+    columns = (rel["accuracy"], rel["accuracy_low"], rel["accuracy_high"])
+    for acc, low, high in zip(*columns, strict=True):
+        assert (acc is None) == (low is None) == (high is None)
+        assert acc is None or low <= acc <= high
     recalibrated = report["test_recalibrated"]
     assert list(recalibrated) == list(RECALIBRATIONS)
     assert recalibrated["temperature"] == report["test_temperature_scaled"]
@@ -332,3 +340,39 @@ def test_without_validation_the_maps_say_why(tiny, tmp_path) -> None:
         "skipped": "temperature is not in eval.recalibration"
     }
     assert list(report["test_recalibrated"]) == ["vector"]
+
+
+@pytest.mark.parametrize(("diagonal", "penalty"), [(True, 0.0), (False, 0.0), (False, 0.5)])
+def test_affine_fits_are_stationary_points_of_the_stated_objective(
+    diagonal: bool, penalty: float
+) -> None:
+    # the fit runs on rescaled columns; here the objective is written out in the original
+    # coordinates of the README, and its numerical gradient at the fit is zero
+    from mnistexp.recalibration import _affine_fit
+
+    rng = np.random.default_rng(10)
+    lp = metrics.log_probabilities(rng.normal(size=(4000, 4)) * 3, "softmax")
+    mixing = np.array([[1.5, 0.3, 0, 0], [0, 1, 0.5, 0], [0.2, 0, 0.8, 0], [0, 0, 0.4, 1]])
+    true = np.exp(metrics.log_probabilities(lp @ mixing.T + [0, 0.5, 0, -0.5], "softmax"))
+    labels = np.minimum((true.cumsum(axis=1) < rng.uniform(size=(4000, 1))).sum(axis=1), 3)
+    w, b = _affine_fit(lp, labels, diagonal, penalty)
+    off = ~np.eye(4, dtype=bool)
+
+    def objective(theta: np.ndarray) -> float:
+        w, b = theta[: w0.size].reshape(w0.shape), theta[w0.size :]
+        a = lp * w + b if diagonal else lp @ w.T + b
+        log_q = metrics.log_probabilities(a, "softmax")
+        value = -np.mean(log_q[np.arange(len(labels)), labels])
+        if penalty:
+            value += penalty / 12 * np.sum(w[off] ** 2) + penalty / 4 * np.sum(b**2)
+        return float(value)
+
+    w0 = w
+    theta = np.concatenate([w.ravel(), b])
+    h = 1e-6
+    grad = [
+        (objective(theta + h * e) - objective(theta - h * e)) / (2 * h) for e in np.eye(theta.size)
+    ]
+    assert np.max(np.abs(grad)) < 1e-4  # L-BFGS stops at a projected gradient of 1e-5
+    if not diagonal:
+        assert np.max(np.abs(w[off])) > 0.05  # a real map, not the identity

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,21 @@ def test_reliability_title_labels_each_estimator(root: Path) -> None:
     assert name == "base"
     assert pooled == f"pooled ECE {100 * plots.pooled_ece(bins):.2f}% (test, 2 seeds pooled)"
     assert table == f"mean of per-seed ECEs {100 * base.summary('ece').mean:.2f}% (the table's)"
+
+
+def test_a_single_run_draws_its_bootstrap_band(tmp_path: Path) -> None:
+    folder = make_run(tmp_path / "runs", "one", 0, 0.9)
+    metrics_path = folder / "metrics.json"
+    report = json.loads(metrics_path.read_text())
+    count = report["test"]["reliability"]["count"]
+    report["test"]["reliability"]["accuracy_low"] = [0.1 if c else None for c in count]
+    report["test"]["reliability"]["accuracy_high"] = [0.9 if c else None for c in count]
+    metrics_path.write_text(json.dumps(report))
+    (exp,) = report_of(tmp_path / "runs").experiments
+    bins = plots.pooled_bins(exp)
+    assert bins is not None
+    full = bins["count"] > 0
+    np.testing.assert_array_equal(bins["accuracy_low"][full], 0.1)
+    assert np.all(np.isnan(bins["accuracy_high"][~full]))
+    assert plots._reliability_title(exp, bins, "test", False).endswith("95% bootstrap")
+    assert plots.write_plots(report_of(tmp_path / "runs"), tmp_path / "plots")
