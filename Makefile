@@ -11,7 +11,8 @@ export MNISTEXP_DATA_DIR ?= $(abspath ../shared/data/mnist)
 endif
 
 .PHONY: install demo test lint bench clean studies study-tutorial study-losses \
-	study-label-smoothing study-scaling study-published
+	study-label-smoothing study-scaling study-published study-seed000 study-seed001 \
+	study-seed002 study-overconfident
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +47,8 @@ SWEEP = $(BIN)/mnistexp sweep -j $(JOBS) --no-progress
 COMPARE = $(BIN)/mnistexp compare --format markdown
 DIVERGED_OK = || [ $$? -eq 1 ]
 
-studies: study-tutorial study-losses study-label-smoothing study-scaling study-published
+studies: study-tutorial study-losses study-label-smoothing study-scaling study-published \
+	study-seed000 study-seed001 study-seed002 study-overconfident
 
 study-tutorial: install
 	$(SWEEP) configs/studies/tutorial/sweep.yaml --runs-dir $(STUDY_RUNS)/tutorial
@@ -117,6 +119,68 @@ study-published: install
 	    > docs/studies/published.md
 	@cat docs/studies/published.md
 	cp $(STUDY_RUNS)/published/plots/curves.png docs/published_training_curves.png
+
+# Seed 000: raw outputs or outputs clamped to one-hot, as the output rule and as targets. The
+# students read the teacher trained first (its folder is found by name and seed).
+TEACHER = $$(ls -d $(1)/teacher-*-s100 | head -n 1)
+
+study-seed000: install
+	$(SWEEP) configs/studies/seed000/teacher.yaml --runs-dir $(STUDY_RUNS)/seed000_teacher
+	$(SWEEP) configs/studies/seed000/sweep.yaml --runs-dir $(STUDY_RUNS)/seed000 \
+	    --set targets.teacher=$(call TEACHER,$(STUDY_RUNS)/seed000_teacher) $(DIVERGED_OK)
+	@mkdir -p docs/studies
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/seed000 --baseline onehot_exact \
+	    --metrics accuracy,nll,ece,ts_ece,confidence --plot $(STUDY_RUNS)/seed000/plots \
+	    > docs/studies/seed000.md
+	@cat docs/studies/seed000.md
+	cp $(STUDY_RUNS)/seed000/plots/reliability.png docs/seed000_reliability.png
+
+# Seed 001: the exact gradient against a delta at the true class only; per-epoch weight norms,
+# logit magnitudes and gradients show what happens (true_class diverges: exit 1 is a result).
+study-seed001: install
+	$(SWEEP) configs/studies/seed001/sweep.yaml --runs-dir $(STUDY_RUNS)/seed001 $(DIVERGED_OK)
+	@mkdir -p docs/studies
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/seed001 --metrics accuracy,nll,ece,confidence \
+	    > docs/studies/seed001.md
+	@cat docs/studies/seed001.md
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/seed001 --filter train.lr=0.001 \
+	    --plot $(STUDY_RUNS)/seed001/plots \
+	    --curves weight_norm_0,weight_norm_1,logit_max_abs,grad_true,grad_other,val_accuracy \
+	    > /dev/null
+	cp $(STUDY_RUNS)/seed001/plots/curves.png docs/seed001_curves.png
+
+# Seed 002 under the tutorial's own update rule and protocol; the exact, shuffled cells are
+# study-tutorial's runs, found in the same folder.
+study-seed002: install
+	$(SWEEP) configs/studies/seed002/sweep.yaml --runs-dir $(STUDY_RUNS)/tutorial
+	@mkdir -p docs/studies
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/tutorial --baseline plain \
+	    --metrics accuracy,nll,ece,confidence > docs/studies/seed002.md
+	@cat docs/studies/seed002.md
+
+# The overconfident regime: the search, then every method there before and after each map.
+OVERCONFIDENT_METRICS = accuracy,ece,ts_ece,vector_ece,matrix_odir_ece,histogram_ece,\
+isotonic_ece,nll,ts_nll,debiased_ce,smooth_ece
+
+study-overconfident: install
+	$(SWEEP) configs/studies/overconfident/search.yaml --runs-dir $(STUDY_RUNS)/overconfident_search
+	@mkdir -p docs/studies
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/overconfident_search \
+	    --metrics accuracy,ece,ts_ece,temperature,confidence \
+	    --plot $(STUDY_RUNS)/overconfident_search/plots > docs/studies/overconfident_search.md
+	@cat docs/studies/overconfident_search.md
+	$(SWEEP) configs/studies/overconfident/teacher.yaml --runs-dir $(STUDY_RUNS)/overconfident_teacher
+	$(SWEEP) configs/studies/overconfident/sweep.yaml --runs-dir $(STUDY_RUNS)/overconfident \
+	    --set targets.teacher=$(call TEACHER,$(STUDY_RUNS)/overconfident_teacher) $(DIVERGED_OK)
+	$(COMPARE) --runs-dir $(STUDY_RUNS)/overconfident --baseline onehot \
+	    --metrics $(OVERCONFIDENT_METRICS) --plot $(STUDY_RUNS)/overconfident/plots \
+	    > docs/studies/overconfident.md
+	@cat docs/studies/overconfident.md
+	cp $(STUDY_RUNS)/overconfident_search/plots/learning_curves.png \
+	    docs/overconfident_learning_curves.png
+	cp $(STUDY_RUNS)/overconfident_search/plots/reliability.png docs/overconfident_search_reliability.png
+	cp $(STUDY_RUNS)/overconfident/plots/reliability.png docs/overconfident_reliability.png
+	cp $(STUDY_RUNS)/overconfident/plots/reliability_ts.png docs/overconfident_reliability_ts.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

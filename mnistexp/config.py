@@ -98,7 +98,8 @@ def _with_teacher(cfg: ExperimentConfig) -> ExperimentConfig:
     configs tell, and against the data before training)."""
     t = cfg.targets
     names = dict(t.params)
-    if "teacher" not in names or not names["teacher"]:
+    reads_teacher = "teacher" in _declared("targets", t.scheme)
+    if not reads_teacher or not names.get("teacher"):
         return cfg  # the scheme reads no teacher (validation asks for one where it does)
     shown = show(names["teacher"])
     folder = Path(names["teacher"]).expanduser().absolute()

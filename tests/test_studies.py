@@ -107,6 +107,25 @@ STUDY_CASES = [
         id="losses",
     ),
     pytest.param(
+        ["seed002/sweep.yaml"],
+        "0-0",
+        ("--baseline", "plain", "--metrics", "accuracy,ece"),
+        {
+            (n if (r, o) == ("exact", "shuffled") else f"{r}_{o}_{n}"): "1"
+            for r in ("exact", "tutorial", "rashid")
+            for o in ("shuffled", "file_order")
+            for n in ("plain", "soft_targets", "shifted_inputs", "both_tricks")
+        },
+        id="seed002",
+    ),
+    pytest.param(
+        ["overconfident/search.yaml"],
+        "0-0",
+        ("--metrics", "accuracy,ece,ts_ece"),
+        dict.fromkeys(("h100_n2000", "h100_n5000", "h256x2_n2000", "h256x2_n5000"), "1"),
+        id="overconfident-search",
+    ),
+    pytest.param(
         ["published/sweep.yaml"],
         "0-0",
         (
@@ -248,3 +267,60 @@ def test_cli_curves_errors(args: tuple[str, ...], message: str, tmp_path: Path) 
     result = cli("compare", "--runs-dir", str(tmp_path), *args)
     assert result.exit_code == 2
     assert result.output.startswith(message), result.output
+
+
+@pytest.mark.mnist
+def test_seed001_study_in_miniature(mnist_dir: Path, tmp_path: Path) -> None:
+    """2 rules x 3 learning rates; true_class may diverge, which compare counts."""
+    found = run_study(["seed001/sweep.yaml"], "0-0", tmp_path / "runs", mnist_dir)
+    names = sorted(name.split("@")[0].split("[")[0] for name in found)
+    assert names == ["exact"] * 3 + ["true_class"] * 3
+    assert all(n in ("1", "0 (+1 diverged)") for n in found.values()), found
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize(
+    ("study", "baseline", "arms"),
+    [
+        (
+            "seed000",
+            "onehot_exact",
+            {"onehot_exact", "onehot_clamped", "teacher_raw", "teacher_clamped", "teacher_hinton"},
+        ),
+        (
+            "overconfident",
+            "onehot",
+            {
+                *("onehot", "soft_0.01_0.99", "smooth_0.05", "smooth_0.1", "smooth_0.2"),
+                *("focal_3", "focal_flsd53", "penalty_0.1", "bootstrap_soft"),
+                *("bootstrap_hard", "self_distill", "mixup_0.2"),
+            },
+        ),
+    ],
+)
+def test_teacher_studies_in_miniature(
+    study: str, baseline: str, arms: set[str], mnist_dir: Path, tmp_path: Path
+) -> None:
+    """The teacher first, then the students with --set targets.teacher=<its folder>, as the
+    make target does."""
+    teachers = tmp_path / "teachers"
+    result = cli(
+        "sweep", str(STUDIES / study / "teacher.yaml"), "--runs-dir", str(teachers),
+        "--data-dir", str(mnist_dir), *TINY_BUDGET, *SMALL_VALIDATION,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (teacher,) = teachers.glob("teacher-*-s100")
+    result = cli(
+        "sweep", str(STUDIES / study / "sweep.yaml"), "--seeds", "0-0", "--runs-dir",
+        str(tmp_path / "runs"), "--data-dir", str(mnist_dir), *TINY_BUDGET, *SMALL_VALIDATION,
+        "--set", f"targets.teacher={teacher}",
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output  # 1: a run diverged, which is data
+    result = cli(
+        "compare", "--runs-dir", str(tmp_path / "runs"), "--format", "markdown",
+        "--baseline", baseline, "--metrics", "accuracy,ece,ts_ece",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    found = rows(result.output)
+    assert set(found) == arms
+    assert all(v.split(" ")[0] in ("1", "0") for v in found.values()), found
