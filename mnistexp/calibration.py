@@ -14,7 +14,7 @@ sum_b w_b (ybar_b - pbar_b)^2 overestimates it by about sum_b w_b ybar_b (1 - yb
     ce2 = sum_b w_b [(ybar_b - pbar_b)^2 - ybar_b (1 - ybar_b) / (n_b - 1)],
 
 which is unbiased for the binned squared error and may be negative when the model is close to
-calibrated. ``debiased_ce`` is sqrt(max(ce2, 0)) so it reads in the same units as the ECE;
+calibrated. ``debiased_ce`` is sqrt(max(ce2, 0)), an L2 error like the RMSCE (not the L1 ECE);
 ``debiased_ce_squared`` keeps ce2 itself (average that, not the root, over seeds). Bins with a
 single sample contribute their plug-in term (the correction is undefined for n_b = 1).
 Kumar et al.'s own package defaults to the marginal (classwise) error; this is the top-label

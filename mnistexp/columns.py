@@ -62,6 +62,7 @@ RECALIBRATION_TITLES = {
     "matrix": "MS",
     "matrix_odir": "MS-ODIR",
     "histogram": "HB",
+    "histogram_width": "HB-width",
     "isotonic": "IR",
 }
 """Recalibration methods beside temperature (whose ts_* columns came first) and their short

@@ -51,8 +51,8 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     metavar="M1,M2,...",
     help="Columns, e.g. accuracy,ece,ts_ece (default: accuracy,nll,brier,ece,ts_ece,"
     "confidence; also ts_nll, temperature, mce, ace, debiased_ce, smooth_ece, val_accuracy, "
-    "val_nll, and per recalibration map M (vector, matrix, matrix_odir, histogram, isotonic) "
-    "M_accuracy, M_nll, M_ece).",
+    "val_nll, and per recalibration map M (vector, matrix, matrix_odir, histogram, "
+    "histogram_width, isotonic) M_accuracy, M_nll, M_ece).",
 )
 @click.option("--sort", "sort", metavar="METRIC", help="Sort rows by this metric, best first.")
 @click.option(
