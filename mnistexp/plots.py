@@ -196,9 +196,11 @@ def _reliability_title(
     """Name, the ECE of the pooled bins drawn, and the table's estimator (mean of per-seed
     ECEs) when there are several seeds: the two differ, so each is labelled."""
     seeds = len(exp.runs)
-    title = f"{exp.name}\npooled ECE {100 * pooled_ece(bins):.2f}% ({split}, "
-    if seeds == 1:
-        return title + "1 seed)" + ("\nwhiskers: 95% bootstrap" if "accuracy_low" in bins else "")
+    ece = f"{100 * pooled_ece(bins):.2f}%"
+    if seeds == 1:  # the run's own ECE, the table's number
+        band = "\nwhiskers: 95% bootstrap over test images" if "accuracy_low" in bins else ""
+        return f"{exp.name}\nECE {ece} ({split}, 1 seed){band}"
+    title = f"{exp.name}\npooled ECE {ece} ({split}, "
     table = exp.summary("ts_ece" if scaled else "ece").mean
     title += f"{seeds} seeds pooled)"
     if math.isfinite(table):

@@ -117,5 +117,7 @@ def test_a_single_run_draws_its_bootstrap_band(tmp_path: Path) -> None:
     full = bins["count"] > 0
     np.testing.assert_array_equal(bins["accuracy_low"][full], 0.1)
     assert np.all(np.isnan(bins["accuracy_high"][~full]))
-    assert plots._reliability_title(exp, bins, "test", False).endswith("95% bootstrap")
+    title = plots._reliability_title(exp, bins, "test", False)
+    ece = f"{100 * plots.pooled_ece(bins):.2f}%"
+    assert title == f"one\nECE {ece} (test, 1 seed)\nwhiskers: 95% bootstrap over test images"
     assert plots.write_plots(report_of(tmp_path / "runs"), tmp_path / "plots")
