@@ -111,6 +111,12 @@ def apply_filters(experiments: list[Experiment], filters: Sequence[str]) -> list
         key, wanted = parse_override(item)
         if key not in keys:
             raise ConfigError(f"--filter {item!r}: unknown key {key}")
+        if key in IDENTITY_EXCLUDED:  # differs between the runs of one experiment: per run
+            for e in experiments:
+                e.runs = [r for r in e.runs if _same(r.config.get(key), wanted)]
+                e.diverged = [r for r in e.diverged if _same(r.config.get(key), wanted)]
+            experiments = [e for e in experiments if e.runs or e.diverged]
+            continue
         experiments = [e for e in experiments if _same(e.config.get(key), wanted)]
     if not experiments:
         raise UsageError(f"no experiment matches --filter {' --filter '.join(filters)}")

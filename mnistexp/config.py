@@ -63,6 +63,7 @@ MAX_NAME_LENGTH = 100  # run names become folder names (file systems allow 255 b
 MAX_LAYER_SIZE = 100_000  # a wider hidden layer would not fit in memory anyway
 MAX_BINS = 10_000
 MAX_SEED = 2**63 - 1
+MAX_EPOCHS = 100_000  # at a second an epoch, more than a day; beyond is a typo
 MAX_BOOTSTRAP = 100_000
 LIST_EXAMPLES = {"eval.recalibration": "[temperature, vector]"}
 
@@ -414,6 +415,7 @@ def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
         ],
         *_declared_rules(cfg),
         ("train.epochs", tr.epochs, tr.epochs >= 1, "must be >= 1"),
+        ("train.epochs", tr.epochs, tr.epochs <= MAX_EPOCHS, f"must be <= {MAX_EPOCHS}"),
         ("train.batch_size", tr.batch_size, tr.batch_size >= 1, "must be >= 1"),
         ("train.lr", tr.lr, tr.lr > 0, "must be > 0"),
         ("train.momentum", tr.momentum, 0.0 <= tr.momentum < 1.0, "must be in [0, 1)"),

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,9 +34,17 @@ from typing import IO
 
 import numpy as np
 
-from mnistexp import __version__
+from mnistexp import __version__, atomic
 from mnistexp.errors import DataError
-from mnistexp.idx import GZIP_MAGIC, decompress, parse_header, parse_idx, write_idx
+from mnistexp.idx import (
+    GZIP_MAGIC,
+    decompress,
+    parse_header,
+    parse_idx,
+    read_bounded,
+    write_idx,
+)
+from mnistexp.paths import check_names, check_output_folder
 
 __all__ = [
     "DATASETS",
@@ -233,15 +241,16 @@ def _parse_checked(raw: bytes, path: Path) -> np.ndarray:
         raise DataError(f"{path}: {exc}; {_advice(path)}") from None
 
 
-def _read_raw(path: Path) -> bytes:
-    """The decompressed bytes of the file at ``path``."""
+def _read_raw(path: Path, limit: int | None = None) -> bytes:
+    """The decompressed bytes of the file at ``path``, read as a stream that stops past
+    ``limit`` bytes (default: the size its IDX header declares), so a gzip bomb in a data
+    folder costs no more memory than the real file would."""
     try:
-        blob = path.read_bytes()
+        with path.open("rb") as handle:
+            return read_bounded(handle, expect_gzip=path.suffix == ".gz", limit=limit)
     except OSError as exc:
         reason = exc.strerror or exc
         raise DataError(f"{path}: cannot read ({reason}); check the path and permissions") from None
-    try:
-        return decompress(blob, expect_gzip=path.suffix == ".gz")
     except ValueError as exc:
         raise DataError(f"{path}: {exc}; {_advice(path)}") from None
 
@@ -276,7 +285,7 @@ def cache_root() -> Path:
     """``$MNISTEXP_CACHE_DIR``, else ``$XDG_CACHE_HOME/mnistexp``, else ``~/.cache/mnistexp``."""
     explicit = os.environ.get(CACHE_DIR_ENV)
     if explicit:
-        return Path(explicit).expanduser()
+        return check_names(Path(explicit).expanduser(), CACHE_DIR_ENV)
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "mnistexp"
@@ -334,7 +343,7 @@ def find(
         ("env", DATA_DIR_ENV, env_dir),
     ):
         if value is not None:
-            folder = Path(value).expanduser()
+            folder = check_names(Path(value).expanduser(), where)
             _require_all(dataset, folder, where)
             return DataSource(folder, origin)
     folder = cache_root() / dataset.name
@@ -372,8 +381,10 @@ def fetch(
     Files already in ``dest`` are kept as they are; call :func:`verify` to check them.
     """
     dataset = dataset_spec(name)
+    what = "--dest folder" if dest is not None else "data cache folder"
     folder = Path(dest).expanduser() if dest is not None else cache_root() / dataset.name
-    if _missing(dataset, folder):
+    if _missing(dataset, check_names(folder, what)):
+        check_output_folder(folder, what)
         _download_missing(dataset, folder, progress)
     return folder
 
@@ -400,18 +411,18 @@ def _download_file(spec: FileSpec, mirrors: tuple[str, ...], folder: Path, progr
         if not _secure(url):
             failures.append(f"{url}: refused, not HTTPS")
             continue
-        tmp = _temp_file(folder, spec.filename)
+        writer, out = _temp_file(folder / spec.filename)
         try:
-            _stream(url, tmp, spec.filename, progress, limit=spec.raw_bytes + _SLACK)
-            problem = _download_problem(spec, tmp)
+            _stream(url, out, spec.filename, progress, limit=spec.raw_bytes + _SLACK)
+            problem = _download_problem(spec, writer.tmp)
             if problem is None:
-                os.replace(tmp, folder / spec.filename)
+                writer.commit()  # renamed into place only now, verified
                 return folder / spec.filename
             failures.append(f"{url}: {problem}")
         except (OSError, HTTPException, ValueError) as exc:
             failures.append(f"{url}: {_reason(exc)}")
         finally:
-            tmp.unlink(missing_ok=True)
+            writer.abort()  # nothing left behind unless committed
     tried = "; ".join(failures) or "no mirrors are configured"
     raise DataError(
         f"{spec.filename}: download failed from all {len(mirrors)} mirrors ({tried}); check the "
@@ -419,17 +430,16 @@ def _download_file(spec: FileSpec, mirrors: tuple[str, ...], folder: Path, progr
     )
 
 
-def _temp_file(folder: Path, filename: str) -> Path:
-    """A new empty hidden file in ``folder`` for a download in progress."""
+def _temp_file(dest: Path) -> tuple[atomic.AtomicFile, IO[bytes]]:
+    """The atomic writer of a download to ``dest`` and its temporary file, open."""
+    writer = atomic.AtomicFile(dest)
     try:
-        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".part")
+        return writer, writer.open()
     except OSError as exc:
         raise DataError(
-            f"{folder}: cannot write a download there ({exc.strerror or exc}); set "
+            f"{dest.parent}: cannot write a download there ({exc.strerror or exc}); set "
             f"{CACHE_DIR_ENV} to a writable folder, or pass --dest / --data-dir"
         ) from None
-    os.close(fd)
-    return Path(name)
 
 
 def _secure(url: str) -> bool:
@@ -455,15 +465,15 @@ class _HttpsRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _stream(url: str, dest: Path, label: str, progress: bool, limit: int) -> None:
-    """Copy ``url`` into ``dest`` with a tqdm bar (shown only if stderr is a terminal);
-    ValueError past ``limit`` bytes, so a broken mirror cannot fill the disk."""
+def _stream(url: str, out: IO[bytes], label: str, progress: bool, limit: int) -> None:
+    """Copy ``url`` into the open file ``out`` with a tqdm bar (shown only if stderr is a
+    terminal); ValueError past ``limit`` bytes, so a broken mirror cannot fill the disk."""
     from tqdm import tqdm
 
     request = urllib.request.Request(url, headers={"User-Agent": f"mnistexp/{__version__}"})
     show = progress and sys.stderr is not None and sys.stderr.isatty()
     opener = urllib.request.build_opener(_HttpsRedirects)
-    with opener.open(request, timeout=_TIMEOUT_S) as response, dest.open("wb") as out:
+    with opener.open(request, timeout=_TIMEOUT_S) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         bar = tqdm(total=total, desc=label, unit="B", unit_scale=True, disable=not show)
         with bar:
@@ -474,6 +484,7 @@ def _stream(url: str, dest: Path, label: str, progress: bool, limit: int) -> Non
                     raise ValueError(f"larger than {limit} bytes; not the expected file")
                 out.write(chunk)
                 bar.update(len(chunk))
+    out.flush()
 
 
 def _download_problem(spec: FileSpec, tmp: Path) -> str | None:
@@ -513,46 +524,67 @@ def _cache_entry(path: Path, spec: FileSpec) -> Path | None:
     return cache_root() / "decoded" / f"{spec.filename.removesuffix('.gz')}-{digest}.npy"
 
 
-def _read_cached(entry: Path | None) -> np.ndarray | None:
-    """The read-only array cached at ``entry``, or None if absent or unreadable."""
-    if entry is None or not entry.is_file():
+def _seal_of(entry: Path) -> Path:
+    """Where the checksum of a cache entry's decoded bytes is kept: beside it."""
+    return entry.with_suffix(".json")
+
+
+def _read_cached(entry: Path | None, spec: FileSpec) -> np.ndarray | None:
+    """The read-only array cached at ``entry`` if it is exactly what was decoded from a file
+    matching ``spec``: its seal names ``spec``'s checksum, and the CRC-32 of the array's
+    bytes, its shape and dtype match the seal. None otherwise (absent, unreadable, or replaced
+    by any other array), and the caller decodes and verifies the source again."""
+    if entry is None:
         return None
     try:
+        seal = json.loads(_seal_of(entry).read_bytes())
         array = np.load(entry, allow_pickle=False)
     except (OSError, ValueError, EOFError):
+        return None
+    if seal != _seal(array, spec):
+        log.info("decoded cache %s does not match its seal; decoding the source again", entry)
         return None
     array.flags.writeable = False
     return array
 
 
-def _write_cached(entry: Path | None, array: np.ndarray) -> None:
-    """Store ``array`` at ``entry`` atomically; a cache that cannot be written is skipped."""
+def _seal(array: np.ndarray, spec: FileSpec) -> dict[str, object]:
+    """What a cache entry must match: the source's sha256 and the decoded array's shape, dtype
+    and CRC-32 (8 ms for the 47 MB training images, a third of a sha256)."""
+    return {
+        "format": _CACHE_FORMAT,
+        "source_sha256": spec.raw_sha256,
+        "shape": list(array.shape),
+        "dtype": array.dtype.str,
+        "crc32": zlib.crc32(np.ascontiguousarray(array).data),
+    }
+
+
+def _write_cached(entry: Path | None, array: np.ndarray, spec: FileSpec) -> None:
+    """Store ``array`` at ``entry`` with its seal, atomically; a cache that cannot be
+    written is skipped (loading is then only slower)."""
     if entry is None:
         return
-    tmp = None
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=entry.parent, prefix=entry.name + ".", suffix=".tmp")
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as out:
+        with atomic.AtomicFile(entry) as out:
             np.save(out, array, allow_pickle=False)
-        os.replace(tmp, entry)
+        atomic.write_file(_seal_of(entry), json.dumps(_seal(array, spec)))
     except OSError as exc:
         log.debug("decoded cache not written to %s: %s", entry, exc)
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
 
 
 def _load_file(spec: FileSpec, path: Path) -> np.ndarray:
-    """The array in ``path``: from the decoded cache, else read, verified and cached."""
+    """The array in ``path``: from the decoded cache if it verifies, else read (at most the
+    expected size), verified against ``spec`` and cached."""
     entry = _cache_entry(path, spec)
-    cached = _read_cached(entry)
+    cached = _read_cached(entry, spec)
     if cached is not None:
         return cached
-    raw = _read_raw(path)
+    raw = _read_raw(path, spec.raw_bytes)
     _check_digest(spec, path, raw)
     array = _parse_checked(raw, path)
-    _write_cached(entry, array)
+    _write_cached(entry, array, spec)
     return array
 
 
@@ -572,13 +604,13 @@ def verify(name: str = "mnist", data_dir: str | os.PathLike[str] | None = None) 
 def _verify_file(spec: FileSpec, path: Path) -> FileReport:
     """Verify one file and cache its decoded array when it passes."""
     try:
-        raw = _read_raw(path)
+        raw = _read_raw(path, spec.raw_bytes)
         sha256 = hashlib.sha256(raw).hexdigest()
         problem = _digest_problem(spec, len(raw), sha256)
         if problem is not None:
             message = f"{path}: {problem}; {_advice(path)}"
             return FileReport(spec.filename, path, False, message, sha256)
-        _write_cached(_cache_entry(path, spec), _parse_checked(raw, path))
+        _write_cached(_cache_entry(path, spec), _parse_checked(raw, path), spec)
     except DataError as exc:
         return FileReport(spec.filename, path, False, str(exc), "")
     return FileReport(spec.filename, path, True, "ok", sha256)
@@ -607,8 +639,7 @@ def _file_info(spec: FileSpec, path: Path) -> FileInfo:
         _, dims, _ = parse_header(head)
     except (OSError, EOFError, zlib.error, ValueError) as exc:
         raise DataError(f"{path}: unreadable IDX header ({exc}); {_advice(path)}") from None
-    entry = _cache_entry(path, spec)
-    verified = entry is not None and entry.is_file()
+    verified = _read_cached(_cache_entry(path, spec), spec) is not None
     return FileInfo(spec.filename, path, path.stat().st_size, dims, verified)
 
 

@@ -4,7 +4,13 @@ The CLI turns every :class:`UsageError` into one line on stderr and exit code 2;
 else escaping a command is a bug and keeps its traceback. A leaf: imports nothing from mnistexp.
 """
 
+import signal
 from enum import IntEnum
+
+PARENT_GONE_SIGNAL = getattr(signal, "SIGUSR1", signal.SIGTERM)
+"""What tells a sweep worker its parent may have died (see :mod:`mnistexp.workers`)."""
+STOP_SIGNALS = tuple(dict.fromkeys((signal.SIGINT, signal.SIGTERM, PARENT_GONE_SIGNAL)))
+"""Every signal that stops a run: held while a file and its status are written together."""
 
 
 class ExitCode(IntEnum):

@@ -20,6 +20,7 @@ import numpy as np
 # that lands inside a lazy import surfaces as ImportError, which would record the run as
 # failed instead of interrupted.
 from mnistexp import data, runs
+from mnistexp.budget import check_fits
 from mnistexp.checkpoints import Checkpoint
 from mnistexp.config import (
     ExperimentConfig,
@@ -89,6 +90,8 @@ def run_experiment(
         runs.read_checkpoint(path, chash)
     dataset = data.load(cfg.data.dataset, data_dir or cfg.data.dir, progress=progress)
     check_against_data(cfg, dataset.train_labels.shape[0])
+    n_images = dataset.train_labels.shape[0] + dataset.test_labels.shape[0]
+    check_fits(cfg, n_images, dataset.train_images.shape[1], data.NUM_CLASSES)  # before a claim
     prepared = _prepare(cfg, dataset, path.parent)  # a bad teacher is bad input: no folder
     claimed = runs.claim(
         path.parent,

@@ -14,8 +14,11 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+
+from mnistexp import atomic
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -38,18 +41,23 @@ def write_idx(
     ``compress=None`` gzips when the path ends with ``.gz``. Returns the path.
     """
     path = Path(path)
+    blob = idx_bytes(array)
+    if compress is None:
+        compress = path.suffix == ".gz"
+    if compress:
+        blob = gzip.compress(blob, compresslevel=6, mtime=0)
+    atomic.write_file(path, blob)
+    return path
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """``array`` (1 to 4 dimensions, an IDX dtype) as the bytes of an uncompressed IDX file."""
     array = np.asarray(array)
     code = _idx_code(array.dtype)
     if not 1 <= array.ndim <= 4:
         raise ValueError(f"IDX arrays have 1 to 4 dimensions, got shape {array.shape}")
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    blob = header + array.astype(IDX_DTYPES[code], copy=False).tobytes()
-    if compress is None:
-        compress = path.suffix == ".gz"
-    if compress:
-        blob = gzip.compress(blob, compresslevel=6, mtime=0)
-    path.write_bytes(blob)
-    return path
+    return header + array.astype(IDX_DTYPES[code], copy=False).tobytes()
 
 
 def _idx_code(dtype: np.dtype) -> int:
@@ -92,6 +100,46 @@ def parse_idx(raw: bytes) -> np.ndarray:
         array = array.astype(dtype.newbyteorder("="))
         array.flags.writeable = False
     return array
+
+
+READ_SLACK = 1 << 20  # read past a header's declared size by this much, to name trailing bytes
+
+
+def read_bounded(handle: BinaryIO, *, expect_gzip: bool, limit: int | None = None) -> bytes:
+    """The payload of the open file ``handle``, gunzipped if it starts with the gzip magic,
+    never more than ``limit`` + 1 bytes of it in memory: a gzip bomb (or a huge plain file)
+    stops at the expected size with a ValueError, having cost that much and no more.
+
+    Without ``limit`` the size the IDX header declares is the expected size (plus
+    :data:`READ_SLACK`, so that a few trailing bytes are still named as such).
+    """
+    magic = handle.read(2)
+    handle.seek(0)
+    if magic != GZIP_MAGIC and expect_gzip:
+        raise ValueError(f"named .gz but is not gzip data (starts with {magic.hex() or 'nothing'})")
+    stream: io.BufferedIOBase | BinaryIO = (
+        gzip.GzipFile(fileobj=handle) if magic == GZIP_MAGIC else handle
+    )
+    try:
+        with stream:
+            head = stream.read(4 + 4 * 4)
+            bound = limit if limit is not None else _declared_size(head) + READ_SLACK
+            raw = head + stream.read(max(bound + 1 - len(head), 0))
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ValueError(f"bad gzip stream ({exc})") from None
+    if len(raw) > bound:
+        raise ValueError(f"decompresses to more than {bound} bytes, the expected size")
+    return raw
+
+
+def _declared_size(head: bytes) -> int:
+    """Header plus payload bytes an IDX file declares in its first 20 bytes (a short header
+    declares only itself; :func:`parse_idx` then says what is wrong)."""
+    try:
+        dtype, dims, offset = parse_header(head)
+    except ValueError:
+        return len(head)
+    return offset + math.prod(dims) * dtype.itemsize
 
 
 def decompress(blob: bytes, *, expect_gzip: bool, limit: int | None = None) -> bytes:

@@ -18,6 +18,7 @@ when its output units saturate.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import warnings
 from collections.abc import Sequence
@@ -26,6 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from mnistexp import atomic
+from mnistexp.errors import UsageError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -51,7 +55,6 @@ def write_plots(report: Report, out_dir: str | Path, curves: Sequence[str] = ())
     ``curves`` (history.csv columns, see :data:`CURVE_COLUMNS`) adds ``curves.png``.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     figures = {
         "reliability.png": reliability_figure(report.experiments),
         **(
@@ -67,12 +70,26 @@ def write_plots(report: Report, out_dir: str | Path, curves: Sequence[str] = ())
         figures["curves.png"] = curves_figure(report.experiments, curves)
     plt = _pyplot()
     paths = []
-    for name, fig in figures.items():
-        path = out / name
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
-        plt.close(fig)
-        paths.append(path)
+    try:
+        for name, fig in figures.items():
+            paths.append(_save(fig, out / name))
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
     return paths
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Render ``fig`` as PNG in memory, then write it atomically (a full disk leaves the old
+    figure, not a broken one); a one-line UsageError if the folder or file cannot be written."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_file(path, buf.getvalue())
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from None
+    return path
 
 
 def _color(index: int) -> Any:
@@ -160,9 +177,9 @@ def learning_curve(exp: Experiment, column: str) -> tuple[np.ndarray, np.ndarray
 def _history_column(path: Path, column: str) -> np.ndarray:
     """One column of a history.csv as float64 (NaN for empty cells); empty if unreadable."""
     try:
-        with path.open(newline="") as fh:
+        with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
-    except OSError:
+    except (OSError, UnicodeDecodeError, csv.Error):  # compare has warned about it
         return np.zeros(0)
     return np.asarray([_float(row.get(column)) for row in rows], dtype=np.float64)
 

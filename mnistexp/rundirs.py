@@ -23,6 +23,7 @@ from mnistexp.columns import BOUNDS, METRICS, Metric
 from mnistexp.config import ExperimentConfig, config_hash, normalised, read_stored
 from mnistexp.config import flatten as flatten_dict
 from mnistexp.errors import ConfigError, RunError, UsageError
+from mnistexp.paths import check_names
 from mnistexp.states import State
 
 if TYPE_CHECKING:
@@ -54,11 +55,14 @@ def _root_folders(root: Path) -> list[Path]:
 
 def _expand(item: str) -> list[Path]:
     """One input: a run folder, a runs root (its run folders) or a glob of either."""
+    check_names(item, "input")
     paths = [Path(p) for p in sorted(glob.glob(item))] if glob.has_magic(item) else [Path(item)]
     if not paths:
         raise RunError(f"{item}: matches no run folder")
     out: list[Path] = []
     for path in paths:
+        if path.is_symlink() and path.is_dir():  # a link the user names: read where it points
+            path = path.resolve()
         if runs.is_run_folder(path):
             out.append(path)
         elif path.is_dir():
@@ -103,9 +107,9 @@ def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
     for folder in folders:
         status = runs.read_status(folder)
         if status is None:
-            notes.append(f"{folder}: status.json missing or unreadable; left out")
+            notes.append(f"{folder}: no such run folder; left out")
             continue
-        state = str(status.get("state", State.FAILED))
+        state = status["state"]
         if state in (State.COMPLETED, State.DIVERGED):  # a folder with results to read
             try:
                 records.append(read_run(folder, state))
@@ -124,6 +128,8 @@ def _state_note(folder: Path, state: str, error: str | None) -> str:
         return f"{folder}: diverged{why}; counted, but left out of the statistics"
     if state == State.RUNNING:
         return f"{folder}: still running; left out"
+    if state == State.UNREADABLE:
+        return f"{folder}: unreadable ({error}); left out (train or sweep retrains it)"
     return f"{folder}: {state}{why}; left out"
 
 
@@ -137,7 +143,32 @@ def read_run(folder: Path, state: str) -> RunRecord:
         record.values, record.reliability, record.reliability_ts = _read_metrics(
             folder / "metrics.json"
         )
+        record.notes += _damaged_extras(folder)
     return record
+
+
+def _damaged_extras(folder: Path) -> list[str]:
+    """One note if the figures will leave out part of a usable run: its history.csv is not
+    UTF-8 text (no learning curves), or its reliability bins are malformed or all empty."""
+    notes = []
+    history = folder / "history.csv"
+    try:
+        history.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        pass
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        notes.append(f"{history}: unreadable ({why}); its learning curves are left out")
+    try:
+        test = runs.read_json(folder / "metrics.json")["test"]
+    except (RunError, KeyError, TypeError):
+        return notes
+    if "reliability" in test and not _valid_bins(test["reliability"]):
+        notes.append(
+            f"{folder / 'metrics.json'}: test reliability bins malformed or empty; "
+            "left out of the reliability diagram"
+        )
+    return notes
 
 
 def _read_config(folder: Path) -> tuple[ExperimentConfig, list[str]]:
@@ -166,7 +197,12 @@ def _read_metrics(
     test = report.get("test")
     if not isinstance(test, dict) or not _is_number(test.get("accuracy")):
         raise RunError(f"{path}: no test metrics")
+    if not math.isfinite(test["accuracy"]):
+        raise RunError(f"{path}: test accuracy is {test['accuracy']}, not a number to compare")
     values = {key: _lookup(report, m) for key, m in METRICS.items()} | _intervals(report)
+    broken = [f"{m.section}.{m.field}" for m in METRICS.values() if _non_finite(report, m)]
+    if broken:
+        raise RunError(f"{path}: {', '.join(broken)} not finite; the run's numbers are damaged")
     scaled = report.get("test_temperature_scaled")
     scaled_bins = scaled.get("reliability") if isinstance(scaled, dict) else None
     bins = [test.get("reliability"), scaled_bins]
@@ -199,8 +235,10 @@ def _valid_bins(bins: Any) -> bool:
     m = len(edges) - 1
     columns = [bins.get("accuracy"), bins.get("mean_confidence")]
     return (
-        all(_is_number(v) for v in [*edges, *count])
+        all(_is_number(v) and math.isfinite(v) for v in [*edges, *count])
         and len(count) == m
+        and sum(count) > 0
+        and min(count) >= 0
         and all(
             isinstance(c, list) and len(c) == m and all(v is None or _is_number(v) for v in c)
             for c in columns
@@ -230,12 +268,25 @@ def _intervals(report: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _non_finite(report: dict[str, Any], metric: Metric) -> bool:
+    """A metric present as a number that is NaN or infinite (absent ones are fine)."""
+    value = metric.value_in(report)
+    return _is_number(value) and not math.isfinite(value)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def read_hits(run: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Correct-prediction mask (n,) bool and labels (n,) from a run's predictions.npz."""
+    """Correct-prediction mask (n,) bool and labels (n,) from a run's predictions.npz.
+
+    Used only once it agrees with the rest of the folder: at least one row, integer labels,
+    as many rows and the same accuracy as metrics.json's test section, and (when env.json
+    records the data files' checksums) labels that are exactly one of the label files the run
+    was trained with. Anything else is a one-line RunError: a paired test on predictions that
+    are not the run's test predictions would be a wrong number, not a missing one.
+    """
     path = run / "predictions.npz"
     try:
         arrays = runs.read_npz(path, ("predictions", "labels"))
@@ -246,4 +297,44 @@ def read_hits(run: Path) -> tuple[np.ndarray, np.ndarray]:
         raise RunError(
             f"{path}: predictions {predictions.shape} and labels {labels.shape} do not match"
         )
-    return predictions == labels, labels
+    if labels.size == 0:
+        raise RunError(f"{path}: no rows")
+    if labels.dtype.kind not in "iu" or predictions.dtype.kind not in "iu":
+        raise RunError(f"{path}: labels and predictions must be integers")
+    hits = predictions == labels
+    _check_against_metrics(run, path, hits)
+    _check_labels_file(run, path, labels)
+    return hits, labels
+
+
+def _check_against_metrics(run: Path, path: Path, hits: np.ndarray) -> None:
+    """The rows and the accuracy of predictions.npz are those metrics.json reports."""
+    report = runs.read_json(run / "metrics.json")
+    test = report.get("test") if isinstance(report, dict) else None
+    n = test.get("n") if isinstance(test, dict) else None
+    accuracy = test.get("accuracy") if isinstance(test, dict) else None
+    if _is_number(n) and n != hits.size:
+        raise RunError(f"{path}: {hits.size} rows, but metrics.json has {n} test images")
+    if not _is_number(accuracy) or abs(float(hits.mean()) - float(accuracy or 0)) > 1e-9:
+        raise RunError(
+            f"{path}: accuracy {hits.mean():.6g} does not match metrics.json's test accuracy "
+            f"{accuracy!r}; not this run's test predictions"
+        )
+
+
+def _check_labels_file(run: Path, path: Path, labels: np.ndarray) -> None:
+    """The labels are one of the run's label files, by env.json's sha256 of its IDX bytes."""
+    import hashlib
+
+    from mnistexp.idx import idx_bytes
+
+    try:
+        env = runs.read_json(run / "env.json")
+        recorded = set(env["data"]["sha256"].values())
+    except (RunError, KeyError, TypeError, AttributeError):
+        return  # written before env.json recorded the data: the metrics check has to do
+    if labels.min() < 0 or labels.max() > 255:
+        raise RunError(f"{path}: labels outside 0..255 are not the test labels")
+    digest = hashlib.sha256(idx_bytes(labels.astype("uint8"))).hexdigest()
+    if digest not in recorded:
+        raise RunError(f"{path}: the labels are not the test labels the run was evaluated on")

@@ -13,30 +13,32 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
+import re
 import shutil
-import signal
 import socket
-import tempfile
-import threading
+import stat
 import time
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mnistexp import atomic
 from mnistexp.config import ExperimentConfig, config_hash
 from mnistexp.errors import RunError
-from mnistexp.states import State
+from mnistexp.paths import check_names
+from mnistexp.states import RETRAIN, WRITTEN, State
 
 if TYPE_CHECKING:
     from mnistexp.checkpoints import Checkpoint
 
-STATES = tuple(State)
+STATES = WRITTEN  # the values status.json holds
 FINISHED_BAD = (State.FAILED, State.DIVERGED, State.INTERRUPTED)
 RESUMABLE = (State.INTERRUPTED, State.FAILED)  # states whose checkpoint --resume continues from
 CHECKPOINT = "checkpoint.npz"
@@ -44,8 +46,12 @@ CHECKPOINT_FORMAT = 1
 
 
 def runs_root(option: str | Path | None = None) -> Path:
-    """``--runs-dir``, else ``MNISTEXP_RUNS_DIR``, else ``./runs``."""
-    return Path(option or os.environ.get("MNISTEXP_RUNS_DIR") or "runs")
+    """``--runs-dir``, else ``MNISTEXP_RUNS_DIR``, else ``./runs``; a one-line UsageError
+    for a name the filesystem cannot hold (an empty ``--runs-dir`` is one, not ``./runs``)."""
+    if option is not None:
+        return check_names(option, "--runs-dir")
+    env = os.environ.get("MNISTEXP_RUNS_DIR")
+    return check_names(env, "MNISTEXP_RUNS_DIR") if env else Path("runs")
 
 
 def run_id(name: str, chash: str, seed: int) -> str:
@@ -67,22 +73,12 @@ def run_dir(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> Path:
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    payload = data.encode() if isinstance(data, str) else data
+    """Write ``data`` to ``path`` through :mod:`mnistexp.atomic` (a temporary file beside it
+    and a rename, created with the user's umask); a one-line RunError if it cannot be."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise RunError(f"cannot write {path} ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
+        atomic.write_file(path, data)
     except OSError as exc:  # a full disk, a quota, a vanished folder: the old file stays
-        Path(tmp).unlink(missing_ok=True)
         raise RunError(f"cannot write {path} ({exc.strerror or exc})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -130,66 +126,101 @@ def _cell(value: Any) -> Any:
     return f"{value:.6g}" if isinstance(value, float) else value
 
 
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block is done, so a file and the status that
-    describes it are written together; a signal that arrives meanwhile is raised again at
-    the end of the block, through the handler it would have met. (Masking the signal would
-    not do: the kernel hands a process's signal to any thread, e.g. a BLAS worker, and
-    Python runs the handler in the main thread at the next bytecode.) Only the main thread
-    can set handlers; elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        for number in dict.fromkeys(pending):
-            signal.raise_signal(number)
+signals_deferred = atomic.signals_deferred  # a file and its status, written together
 
 
 # --------------------------------------------------------------------------- status
 
 
 def read_status(folder: Path) -> dict[str, Any] | None:
-    """status.json of a run folder, with a ``running`` run whose process is gone reported as
-    ``interrupted``; None if the file is missing or unreadable."""
+    """The status of the run folder ``folder``; None if nothing is there.
+
+    The one reading of a folder's state that every command uses: a ``running`` run whose
+    process is gone reads as ``interrupted``, and a folder whose status cannot be trusted
+    (see :mod:`mnistexp.states`) as ``unreadable``, with the reason in ``error``.
+    """
     try:
-        status = json.loads((folder / "status.json").read_text())
-    except (OSError, ValueError):
+        kind = os.lstat(folder).st_mode
+    except FileNotFoundError:
         return None
-    if not isinstance(status, dict):
-        return None
-    if status.get("state") == State.RUNNING and not _alive(status):
+    except OSError as exc:
+        return _unreadable(f"cannot be read ({exc.strerror or exc})")
+    if not stat.S_ISDIR(kind):
+        return _unreadable(_not_a_folder(kind))
+    status, problem = _parse_status(folder / "status.json")
+    if status is None:
+        return _unreadable(problem)
+    if status["state"] == State.RUNNING and not _alive(status):
         status = {**status, "state": State.INTERRUPTED, "error": "the training process is gone"}
     return status
+
+
+def _unreadable(reason: str) -> dict[str, Any]:
+    return {"state": State.UNREADABLE, "error": reason}
+
+
+def _not_a_folder(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link, not a run folder"
+    return "a file, not a run folder" if stat.S_ISREG(mode) else "not a folder"
+
+
+def _parse_status(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """(status.json as a dict with a known ``state``, "") or (None, why it is unusable)."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None, "no status.json"
+    except OSError as exc:
+        return None, f"status.json cannot be read ({exc.strerror or exc})"
+    if not text.strip():
+        return None, "status.json is empty"
+    try:
+        status = parse_json(text)
+    except ValueError as exc:
+        return None, f"status.json is not valid JSON ({exc})"
+    if not isinstance(status, dict):
+        return None, "status.json is not a JSON object"
+    state = status.get("state")
+    if state is None:
+        return None, "status.json has no state"
+    if state not in WRITTEN:
+        return None, f"status.json has an unknown state {str(state)[:40]!r}"
+    return {**status, "state": State(state)}, ""
+
+
+def parse_json(text: bytes | str) -> Any:
+    """JSON text as Python objects; ValueError (one line) for anything that is not JSON,
+    including bytes that are not UTF-8 and nesting too deep for Python's parser."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 (byte at offset {exc.start})") from None
+    except ValueError as exc:
+        raise ValueError(str(exc).splitlines()[0] if str(exc) else "not JSON") from None
 
 
 def _alive(status: dict[str, Any]) -> bool:
     if status.get("host") != socket.gethostname():
         return True  # another machine's process: cannot tell, assume it is still running
     pid = status.get("pid")
-    if not isinstance(pid, int):
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or no pid this system can have
         return False
-    except PermissionError:
+    except PermissionError:  # alive, owned by someone else
         return True
     return True
 
 
-def run_state(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> str | None:
-    """State of ``cfg``'s run folder (a dead ``running`` reads as interrupted); None if it
-    has no folder yet."""
+def run_state(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> State | None:
+    """State of ``cfg``'s run folder as :func:`read_status` reads it; None if it has none."""
     status = read_status(run_dir(cfg, runs_dir))
-    return status.get("state", State.FAILED) if status else None
+    return status["state"] if status else None
 
 
 # --------------------------------------------------------------------------- claiming
@@ -201,7 +232,7 @@ class Claim:
 
     path: Path
     run: Run | None
-    existing: str | None = None  # completed | running | failed | diverged | interrupted
+    existing: State | None = None
 
 
 def claim(
@@ -214,96 +245,130 @@ def claim(
 ) -> Claim:
     """Claim ``root/rid`` for training, or report the state that makes us leave it alone.
 
-    What is replaced follows :func:`should_train`, the one rule for every command. Files
+    What is replaced follows :func:`should_train`, the one rule for every command. A new
+    folder appears with its status.json already in it (it is prepared under a hidden name and
+    renamed into place), so no process ever sees a claimed folder without a status. Files
     named in ``carry`` (a checkpoint to resume from) move from the replaced folder into the
     new one; everything else of the replaced folder is deleted.
     """
     path = root / rid
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        why = "it is a file, not a folder" if root.is_file() else exc.strerror
-        raise RunError(f"{root}: cannot create the runs folder ({why})") from None
+    make_runs_root(root)
+    _sweep_leftovers(root, rid)
     aside: Path | None = None
     try:
         for _ in range(5):  # a few rounds in case another process moves the folder under us
-            try:
-                path.mkdir()
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise RunError(f"{path}: cannot create the run folder ({exc.strerror})") from None
-            else:
-                run = _start_run(path)
+            status = read_status(path)
+            if status is not None:
+                if not should_train(status["state"], force, retry_failed):
+                    return Claim(path, None, status["state"])
+                moved = _move_aside(path, _identity(path))
+                if moved is not None:
+                    _remove(aside)
+                    aside = moved
+                continue
+            run = _claim_fresh(path)
+            if run is not None:
                 _carry(aside, path, carry)
                 return Claim(path, run)
-            seen = _identity(path)
-            state = _existing_state(path)
-            if not should_train(state, force, retry_failed):
-                return Claim(path, None, state)
-            moved = _move_aside(path, seen)
-            if moved is not None:
-                _remove(aside)
-                aside = moved
     finally:
         _remove(aside)
     raise RunError(f"{path}: could not claim the run folder (other processes keep taking it)")
 
 
-def _start_run(path: Path) -> Run:
-    """A :class:`Run` in the folder just created; if its first write fails, no folder."""
+def make_runs_root(root: Path) -> None:
+    """Create the runs folder ``root``; a one-line RunError if it cannot be."""
     try:
-        return Run(path)
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "it is a file, not a folder" if root.is_file() else exc.strerror
+        raise RunError(f"{root}: cannot create the runs folder ({why})") from None
+
+
+_LEFTOVER_AGE_S = 600.0  # a claim is staged, and a replaced folder deleted, in well under this
+
+
+def _sweep_leftovers(root: Path, rid: str) -> None:
+    """Delete hidden leftovers of ``rid`` (a staged claim, a folder moved aside) that a
+    process killed mid-way left behind: those older than :data:`_LEFTOVER_AGE_S`."""
+    prefix = f".{rid}."
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        with contextlib.suppress(OSError):
+            if time.time() - os.lstat(root / name).st_mtime > _LEFTOVER_AGE_S:
+                _remove(root / name)
+
+
+def _claim_fresh(path: Path) -> Run | None:
+    """A new run folder at ``path`` holding its first status.json, or None if another
+    process claimed ``path`` first. Prepared under a hidden name and renamed into place (a
+    rename onto an existing non-empty folder fails, so exactly one claimer wins)."""
+    staged = path.with_name(f".{path.name}.claim-{os.getpid()}-{time.time_ns()}")
+    try:
+        staged.mkdir()
+    except OSError as exc:
+        raise RunError(f"{path}: cannot create the run folder ({exc.strerror})") from None
+    try:
+        with signals_deferred():  # the folder appears with its owner, or not at all
+            run = Run(staged)
+            os.rename(staged, path)
+            run.path = path
+    except OSError as exc:
+        _remove(staged)
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+            return None  # someone else's folder (or a file) got there first
+        raise RunError(f"{path}: cannot create the run folder ({exc.strerror})") from None
     except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove(staged)
         raise
+    return run
 
 
 def _carry(aside: Path | None, path: Path, names: Iterable[str]) -> None:
     if aside is None:
         return
     for name in names:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             os.replace(aside / name, path / name)
 
 
-def _remove(folder: Path | None) -> None:
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _existing_state(path: Path) -> str:
-    status = read_status(path)
-    if status is None:
-        # Just claimed by another process that has not written status.json yet, or a folder
-        # whose status is unreadable: give a fresh claim a moment before judging it.
-        time.sleep(0.2)
-        status = read_status(path)
-    return status.get("state", State.FAILED) if status else State.FAILED
+def _remove(entry: Path | None) -> None:
+    """Delete a folder moved aside (or a file or link standing where a folder should be)."""
+    if entry is None:
+        return
+    if entry.is_symlink() or not entry.is_dir():
+        with contextlib.suppress(OSError):
+            entry.unlink()
+        return
+    shutil.rmtree(entry, ignore_errors=True)
 
 
 def should_train(state: str | None, force: bool = False, retry_failed: bool = False) -> bool:
-    """Whether a run whose folder is in ``state`` (None: no folder) is (re)trained.
-
-    An interrupted run is retrained by default (Ctrl-C, SIGTERM or a killed process says
-    nothing about the experiment; ``--resume`` continues it from its checkpoint); failed and
-    diverged runs only with ``retry_failed``; completed ones only with ``force``; a run
-    another live process is training never.
-    """
-    if state is None or state == State.INTERRUPTED:
+    """Whether a run whose folder is in ``state`` (None: no folder) is (re)trained:
+    :data:`mnistexp.states.RETRAIN`, the one rule of every command."""
+    if state is None:
         return True
-    if state == State.RUNNING:
-        return False
-    return force or (retry_failed and state in FINISHED_BAD)
+    rule = RETRAIN[State(state)]
+    return (
+        rule == "always"
+        or (rule == "force" and force)
+        or (rule == "retry_failed" and (force or retry_failed))
+    )
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
-    """(folder inode, status.json mtime): tells a replaced folder apart even when the new
+    """(entry inode, status.json mtime): tells a replaced folder apart even when the new
     folder reuses the old inode. (The folder's own ctime changes when it is renamed.)"""
     try:
-        return path.stat().st_ino, (path / "status.json").stat().st_mtime_ns
+        inode = path.lstat().st_ino
     except OSError:
         return None
+    try:
+        return inode, (path / "status.json").stat().st_mtime_ns
+    except OSError:
+        return inode, 0
 
 
 def _move_aside(path: Path, seen: tuple[int, int] | None) -> Path | None:
@@ -319,6 +384,8 @@ def _move_aside(path: Path, seen: tuple[int, int] | None) -> Path | None:
         os.rename(path, aside)  # only one process wins; the others see the new claim
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise RunError(f"{path}: cannot replace it ({exc.strerror})") from None
     if _identity(aside) != seen:
         with contextlib.suppress(OSError):
             os.rename(aside, path)
@@ -422,28 +489,40 @@ def _now() -> str:
 # --------------------------------------------------------------------------- reading back
 
 
+RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*-[0-9a-f]{8}-s[0-9]+")
+"""What a run folder's name looks like: ``<name>-<hash8>-s<seed>``."""
+
+
 def iter_run_folders(root: Path) -> Iterable[Path]:
-    """Every folder directly under ``root`` that looks like a run: it has a status.json or a
-    config.yaml (so other folders there, such as plots, are not mistaken for broken runs)."""
+    """Every entry directly under ``root`` that is a run: a folder with a status.json or a
+    config.yaml, or anything named like a run (:data:`RUN_ID`), which then reads as
+    ``unreadable`` if it is no usable folder. Other folders there (plots) are left alone."""
     if not root.is_dir():
         return []
-    return sorted(
-        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_run_folder(p)
-    )
+    return sorted(p for p in root.iterdir() if not p.name.startswith(".") and is_run_folder(p))
 
 
 def is_run_folder(path: Path) -> bool:
-    """A run folder has a status.json or a config.yaml (even if a run crashed early)."""
-    return (path / "status.json").exists() or (path / "config.yaml").exists()
+    """Named like a run, or a folder with a status.json or a config.yaml."""
+    if RUN_ID.fullmatch(path.name):
+        return True
+    try:
+        return path.is_dir() and (
+            (path / "status.json").exists() or (path / "config.yaml").exists()
+        )
+    except OSError:  # a name too long for the filesystem, a folder we may not enter
+        return False
 
 
 def read_json(path: Path) -> Any:
     """Parse a JSON file of a run; a one-line :class:`RunError` if it is missing or corrupt."""
     try:
-        return json.loads(path.read_text())
+        return parse_json(path.read_bytes())
     except FileNotFoundError:
         raise RunError(f"{path}: missing") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise RunError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    except ValueError as exc:
         raise RunError(f"{path}: unreadable ({exc})") from None
 
 
@@ -458,7 +537,7 @@ def read_checkpoint(folder: Path, expected_hash: str) -> Checkpoint | None:
     hint = f"delete it to train from the start ({path})"
     try:
         arrays = read_npz(path)
-        meta = json.loads(str(arrays.pop("meta")))
+        meta = parse_json(str(arrays.pop("meta")))
         params = {k.removeprefix("param."): v for k, v in arrays.items() if k.startswith("param.")}
         state = {
             k.removeprefix("optimizer."): v for k, v in arrays.items() if k.startswith("optimizer.")

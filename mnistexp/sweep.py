@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mnistexp import runs
+from mnistexp import atomic, runs
 from mnistexp.config import ExperimentConfig, load_config, parse_override
-from mnistexp.errors import ConfigError
+from mnistexp.errors import ConfigError, UsageError
+from mnistexp.limits import MAX_SEEDS
 from mnistexp.states import State
 from mnistexp.yamlio import one_line, read_yaml_mapping
 
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 Override = tuple[str, Any]  # ("train.lr", 0.05)
 SWEEP_KEYS = ("base", "set", "grid", "zip", "runs", "seeds")
-MAX_SEEDS = 10_000
 
 
 # --------------------------------------------------------------------------- the spec
@@ -114,14 +114,20 @@ def parse_seeds(spec: str | int | Sequence[int]) -> tuple[int, ...]:
     text = str(spec).strip()
     if "-" in text:
         lo, _, hi = text.partition("-")
-        if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
+        if not (_digits(lo) and _digits(hi)) or int(lo) > int(hi):
             raise ConfigError(f"seeds {spec!r}: a range is A-B with 0 <= A <= B, e.g. 0-4")
         return _seed_count(int(hi) - int(lo) + 1, text, start=int(lo))
     if "," in text:
         return _seed_list(text.split(","), text)
-    if not text.isdigit():
+    if not _digits(text):
         raise ConfigError(f"seeds {spec!r}: expected N (seeds 0..N-1), A-B or A,B,C")
     return _seed_count(int(text), text)
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits 0-9 only (``str.isdigit`` also takes '²' and other scripts' digits)."""
+    text = text.strip()
+    return text.isascii() and text.isdigit() and len(text) <= 19
 
 
 def _seed_count(n: int, spec: str, start: int = 0) -> tuple[int, ...]:
@@ -133,7 +139,7 @@ def _seed_count(n: int, spec: str, start: int = 0) -> tuple[int, ...]:
 
 
 def _seed_list(items: list[str], spec: str) -> tuple[int, ...]:
-    if not items or not all(s.strip().isdigit() for s in items):
+    if not items or not all(_digits(s) for s in items):
         raise ConfigError(f"seeds {spec!r}: a list holds seeds >= 0, e.g. 0,2,5")
     seeds = tuple(int(s) for s in items)
     if len(set(seeds)) != len(seeds):
@@ -321,8 +327,11 @@ def emit_commands(
 def write_command_file(path: str | Path, commands: Sequence[str]) -> Path:
     """Write the command list (one per line) atomically; returns the absolute path."""
     path = Path(path).absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    runs.write_atomic(path, "".join(c + "\n" for c in commands))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_file(path, "".join(c + "\n" for c in commands))
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from None
     return path
 
 

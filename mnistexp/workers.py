@@ -10,10 +10,12 @@ when it trains missing runs.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pickle
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -23,8 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import runs
+from mnistexp.budget import check_fits
 from mnistexp.config import ExperimentConfig, check_against_data
-from mnistexp.errors import ConfigError, ExitCode, interrupt_exit_code, interrupt_reason
+from mnistexp.errors import (
+    PARENT_GONE_SIGNAL,
+    ConfigError,
+    ExitCode,
+    interrupt_exit_code,
+    interrupt_reason,
+)
 from mnistexp.states import State
 
 if TYPE_CHECKING:
@@ -45,16 +54,19 @@ def check_data(
     """Check every config against its dataset's size (finding or downloading it once, here)."""
     from mnistexp import data
 
-    sizes: dict[tuple[str, str | None], int] = {}
+    sizes: dict[tuple[str, str | None], tuple[int, int, int]] = {}
     for cfg in configs:
         where = (cfg.data.dataset, str(data_dir or cfg.data.dir or "") or None)
         if where not in sizes:
             folder = data.locate(where[0], where[1], progress=progress)
             _, files = data.describe(where[0], folder)
             roles = dict(zip(data.dataset_spec(where[0]).files, files, strict=True))
-            sizes[where] = roles["train_labels"].shape[0]
+            n_train, n_test = roles["train_labels"].shape[0], roles["test_labels"].shape[0]
+            sizes[where] = (n_train, n_train + n_test, math.prod(roles["train_images"].shape[1:]))
+        n_train, n_images, n_inputs = sizes[where]
         try:
-            check_against_data(cfg, sizes[where])
+            check_against_data(cfg, n_train)
+            check_fits(cfg, n_images, n_inputs, data.NUM_CLASSES)
         except ConfigError as exc:
             raise ConfigError(f"invalid run {runs.run_name(cfg)}: {exc}") from None
 
@@ -148,6 +160,7 @@ def execute(
     """
     start = time.time()
     check_data(configs, data_dir, progress=progress)
+    runs.make_runs_root(runs.runs_root(runs_dir))  # a bad runs folder: one line, not N failures
     summary = Summary()
     results: dict[int, Outcome] = {}
     todo = []
@@ -224,7 +237,7 @@ def _run_pool(
     executor = ProcessPoolExecutor(
         max_workers=jobs,
         initializer=_init_worker,
-        initargs=(registry,),
+        initargs=(registry, os.getpid()),
         mp_context=multiprocessing.get_context("spawn"),
     )
     futures = {executor.submit(_work, job): job for job in todo}
@@ -317,17 +330,23 @@ def _interrupted(job: _Job, exc: BaseException) -> Outcome:
 
 # --------------------------------------------------------------------------- workers
 
-_STATE = {"stopping": False, "busy": False}
+_STATE = {"stopping": False, "busy": False, "orphaned": False, "parent": 0}
 WORKER_STOPPED = "the sweep was stopped (Ctrl-C or SIGTERM)"
+PARENT_GONE = "the sweep's parent process died"
+PARENT_POLL_S = 0.5  # how often a worker checks that its parent is alive (the portable way)
+ORPHAN_GRACE_S = 20.0  # then how long it may take to mark its run interrupted before it exits
+PARENT_SIGNAL = PARENT_GONE_SIGNAL
 
 
-def _init_worker(registry: bytes) -> None:
+def _init_worker(registry: bytes, parent: int) -> None:
     """Worker start: one BLAS thread, the parent's dataset registry, and signal handling.
 
     The thread variables are set before numpy loads (the registry is unpickled only after,
     since unpickling it imports numpy). Ctrl-C goes to the whole process group; workers
     ignore SIGINT and leave stopping to the parent, which sends SIGTERM: that interrupts the
-    run in flight (marked ``interrupted``) and makes the worker refuse further runs.
+    run in flight (marked ``interrupted``) and makes the worker refuse further runs. A worker
+    whose parent dies (``kill -9`` of the sweep) marks its run interrupted and exits: see
+    :func:`_watch_parent`.
     """
     for name in BLAS_ENV:
         os.environ[name] = "1"
@@ -339,9 +358,62 @@ def _init_worker(registry: bytes) -> None:
     data.DATASETS.update(pickle.loads(registry))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    _watch_parent(parent)
+
+
+def _watch_parent(parent: int) -> None:
+    """Two ways to notice that the parent died, whichever comes first: on Linux the kernel
+    sends :data:`PARENT_SIGNAL` the moment it does (``PR_SET_PDEATHSIG``); everywhere a
+    daemon thread polls ``os.getppid()``, which changes when an orphan is re-parented, and
+    sends the same signal. Its handler runs in the main thread, so a run in flight is
+    interrupted (and marked so) like by Ctrl-C; if that takes longer than
+    :data:`ORPHAN_GRACE_S`, the thread ends the process."""
+    _STATE["parent"] = parent
+    signal.signal(PARENT_SIGNAL, _on_parent_signal)
+    _die_with_parent(PARENT_SIGNAL)
+    threading.Thread(target=_poll_parent, args=(parent,), name="parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # died before we were watching
+        os.kill(os.getpid(), PARENT_SIGNAL)
+
+
+def _die_with_parent(signum: int) -> None:
+    """Linux's ``prctl(PR_SET_PDEATHSIG, signum)`` through ctypes; nothing elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signum), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no libc to call: the polling thread still watches
+        pass
+
+
+def _poll_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os.kill(os.getpid(), PARENT_SIGNAL)
+    time.sleep(ORPHAN_GRACE_S)
+    os._exit(ExitCode.SIGTERM)
+
+
+def _on_parent_signal(signum: int, frame: Any) -> None:
+    """The parent died: interrupt the run in flight (it is marked ``interrupted``, and
+    :func:`_work` then exits), or exit at once when idle. (PR_SET_PDEATHSIG also fires when
+    the parent's thread that started us ends; the parent is then still our parent: ignored.)"""
+    if os.getppid() == _STATE["parent"] or _STATE["orphaned"]:
+        return
+    _STATE["orphaned"] = True
+    _STATE["stopping"] = True
+    if not _STATE["busy"]:
+        os._exit(ExitCode.SIGTERM)
+    raise KeyboardInterrupt(PARENT_GONE)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    if os.getppid() != _STATE["parent"]:  # an orphan told to stop: stop for good
+        _on_parent_signal(signum, frame)
+        return
     first = not _STATE["stopping"]
     _STATE["stopping"] = True
     if first and _STATE["busy"]:
@@ -349,7 +421,8 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _work(job: _Job) -> Outcome | None:
-    """Run one job in a worker; None if the worker is stopping and the run never started."""
+    """Run one job in a worker; None if the worker is stopping and the run never started.
+    An orphaned worker exits once its run is marked: there is nobody to report to."""
     if _STATE["stopping"]:
         return None
     _STATE["busy"] = True
@@ -359,6 +432,8 @@ def _work(job: _Job) -> Outcome | None:
         return _interrupted(job, exc)
     finally:
         _STATE["busy"] = False
+        if _STATE["orphaned"]:
+            os._exit(ExitCode.SIGTERM)
 
 
 # --------------------------------------------------------------------------- progress

@@ -11,6 +11,8 @@ the input is shown escaped and shortened (:func:`one_line`, :func:`show`).
 from __future__ import annotations
 
 import collections.abc
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,11 @@ def _read_text(path: Path, what: str) -> str:
     try:
         if path.is_dir():
             raise ConfigError(f"{where}: is a folder, not a {what} file")
-        with path.open("rb") as handle:
+        # O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer forever
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"{where}: not a regular file, so not a {what} file")
             blob = handle.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {what} file ({exc.strerror or exc})") from None

@@ -902,11 +902,28 @@ RUN_DAMAGE = [
     (
         "metrics-bad-bins",
         _edit_json("metrics.json", lambda d: d["test"].__setitem__("reliability", {"x": 1})),
-        None,
+        "test reliability bins malformed or empty; left out of the reliability diagram",
     ),
-    ("status-garbage", _write("status.json", "{{"), "status.json missing or unreadable"),
-    ("status-list", _write("status.json", "[]"), "status.json missing or unreadable"),
-    ("status-missing", _remove("status.json"), "status.json missing or unreadable"),
+    ("status-garbage", _write("status.json", "{{"), "unreadable (status.json is not valid JSON"),
+    ("status-list", _write("status.json", "[]"), "unreadable (status.json is not a JSON object)"),
+    ("status-missing", _remove("status.json"), "unreadable (no status.json)"),
+    ("status-empty", _write("status.json", ""), "unreadable (status.json is empty)"),
+    ("status-truncated", _write("status.json", '{"state": "compl'), "status.json is not valid"),
+    ("status-not-utf8", _write("status.json", b"\xff\xfe{}"), "status.json is not valid JSON"),
+    ("status-no-state", _write("status.json", "{}"), "unreadable (status.json has no state)"),
+    ("status-bad-state", _write("status.json", '{"state": "paused"}'), "unknown state 'paused'"),
+    ("status-deep", _write("status.json", "[" * 100_000 + "]" * 100_000), "nested too deeply"),
+    ("metrics-deep", _write("metrics.json", "[" * 100_000 + "]" * 100_000), "nested too deeply"),
+    (
+        "metrics-nan-accuracy",
+        _edit_json("metrics.json", lambda d: d["test"].__setitem__("accuracy", float("nan"))),
+        "test accuracy is nan",
+    ),
+    (
+        "metrics-infinite-nll",
+        _edit_json("metrics.json", lambda d: d["test"].__setitem__("nll", float("inf"))),
+        "test.nll not finite",
+    ),
     (
         "status-failed",
         _write("status.json", '{"state": "failed", "error": "boom"}'),
@@ -986,6 +1003,82 @@ def test_pickled_predictions_are_not_unpickled(two_runs):
     )
     assert result.exit_code == 0, result.output
     assert "unreadable (ValueError)" in result.stdout
+
+
+def _relabel(run: Path) -> None:
+    """Labels that are not the test labels: a permutation, so only a paired test notices."""
+    arrays = dict(np.load(run / "predictions.npz"))
+    arrays["labels"] = np.roll(arrays["labels"], 1)
+    np.savez_compressed(run / "predictions.npz", **arrays)
+
+
+def _relabel_to_match(run: Path) -> None:
+    """Labels and predictions both replaced, with the accuracy metrics.json reports."""
+    arrays = dict(np.load(run / "predictions.npz"))
+    arrays["labels"] = np.roll(arrays["labels"], 1)
+    arrays["predictions"] = np.where(
+        np.roll(arrays["predictions"] == np.load(run / "predictions.npz")["labels"], 1),
+        arrays["labels"],
+        (arrays["labels"] + 1) % 10,
+    )
+    np.savez_compressed(run / "predictions.npz", **arrays)
+
+
+def _no_rows(run: Path) -> None:
+    empty = np.zeros(0, np.int64)
+    np.savez(run / "predictions.npz", predictions=empty, labels=empty, probs=np.zeros((0, 10)))
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        pytest.param(_relabel, "not this run's test predictions", id="labels-not-test-labels"),
+        pytest.param(_relabel_to_match, "are not the test labels", id="labels-and-predictions"),
+        pytest.param(_no_rows, "predictions.npz: no rows", id="zero-rows"),
+    ],
+)
+def test_predictions_that_are_not_the_runs_cost_only_the_test(two_runs, damage, fragment: str):
+    root, victim = two_runs
+    damage(victim)
+    result = run_cli(
+        "compare",
+        "--runs-dir",
+        root,
+        "--baseline",
+        "tiny@" + _hash8(victim),
+        "--metrics",
+        "accuracy",
+        "--format",
+        "csv",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert f"no test ({victim / 'predictions.npz'}: " in result.stdout, result.stdout
+    assert fragment in result.stdout, result.stdout
+
+
+def test_history_that_is_not_utf8_costs_only_its_curves(two_runs, tmp_path: Path):
+    root, victim = two_runs
+    (victim / "history.csv").write_bytes(b"epoch,val_accuracy\n1,\xff\xfe\n")
+    result = run_cli("compare", "--runs-dir", root, "--plot", tmp_path / "plots")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert (tmp_path / "plots" / "learning_curves.png").stat().st_size > 0
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "history.csv" in warnings[0], warnings
+
+
+def test_reliability_bins_that_are_all_empty_cost_only_that_panel(two_runs, tmp_path: Path):
+    root, victim = two_runs
+    doc = json.loads((victim / "metrics.json").read_text())
+    bins = doc["test"]["reliability"]
+    m = len(bins["count"])
+    bins.update(count=[0] * m, accuracy=[None] * m, mean_confidence=[None] * m)
+    (victim / "metrics.json").write_text(json.dumps(doc))
+    result = run_cli("compare", "--runs-dir", root, "--plot", tmp_path / "plots")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert (tmp_path / "plots" / "reliability.png").stat().st_size > 0
 
 
 def _hash8(run: Path) -> str:
@@ -1162,6 +1255,171 @@ def test_bad_sweep_options(tmp_path: Path, runs: Path, args: list[str], fragment
 def test_missing_sweep_file(tmp_path: Path, runs: Path):
     result = run_cli("sweep", tmp_path / "nope.yaml", "--runs-dir", runs, "--dry-run")
     assert_one_line_error(result, "nope.yaml: cannot read sweep file")
+
+
+# --------------------------------------------------------------------------- inputs that escaped
+
+LONG_NAME = "n" * 300  # longer than any filesystem's NAME_MAX (255 bytes)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        pytest.param(
+            ["sweep", "--seeds", "\u00b2-\u00b3", "--dry-run"],
+            ["a range is A-B"],
+            id="superscripts",
+        ),
+        pytest.param(
+            ["sweep", "--seeds", "\u0663", "--dry-run"], ["expected N"], id="arabic-digit"
+        ),
+        pytest.param(
+            ["sweep", "--seeds", "1,\u00b2", "--dry-run"], ["a list holds seeds"], id="list"
+        ),
+        pytest.param(["sweep", "--seeds", "9" * 40, "--dry-run"], ["expected N"], id="huge"),
+        pytest.param(
+            ["compare", "x.yaml", "--seeds", "10001"],
+            ["10001 is not in the range 1<=x<=10000"],
+            id="compare-seeds-bound",
+        ),
+        pytest.param(["train", "--runs-dir", ""], ["--runs-dir is empty"], id="empty-runs-dir"),
+        pytest.param(
+            ["sweep", "--runs-dir", "", "--dry-run"], ["--runs-dir is empty"], id="sweep-empty"
+        ),
+        pytest.param(["compare", "--runs-dir", ""], ["--runs-dir is empty"], id="compare-empty"),
+        pytest.param(
+            ["train", "--runs-dir", LONG_NAME],
+            ["--runs-dir: the name", "longer than the filesystem"],
+            id="long-runs-dir",
+        ),
+        pytest.param(
+            ["train", "--data-dir", LONG_NAME],
+            ["--data-dir: the name", "is 300 bytes"],
+            id="long-data-dir",
+        ),
+        pytest.param(["compare", LONG_NAME], ["input: the name"], id="long-compare-input"),
+        pytest.param(
+            ["compare", "--runs-dir", LONG_NAME], ["--runs-dir: the name"], id="long-root"
+        ),
+        pytest.param(
+            ["sweep", "--runs-dir", LONG_NAME, "--dry-run"],
+            ["--runs-dir: the name"],
+            id="long-sweep-root",
+        ),
+        pytest.param(
+            ["data", "fetch", "--dest", LONG_NAME], ["--dest folder: the name"], id="long-dest"
+        ),
+        pytest.param(
+            ["sweep", "--emit", "slurm-array", LONG_NAME + "/x.txt"],
+            ["command file: the name"],
+            id="long-emit-file",
+        ),
+    ],
+)
+def test_inputs_that_escaped(tmp_path: Path, monkeypatch, args: list[str], fragments: list[str]):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(run_cli(*args), *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written anywhere
+
+
+def test_absurd_epochs_are_refused(train, runs: Path):
+    assert_one_line_error(
+        train(*sets("train.epochs=10000000")),
+        "train.epochs = 10000000 is invalid: must be <= 100000",
+    )
+    assert_nothing_written(runs)
+
+
+HUGE_MODEL = "model.hidden=[100000,100000,100000,100000,100000]"  # 40 G parameters
+
+
+def test_a_model_too_large_for_memory_is_refused_before_a_claim(train, runs: Path):
+    line = assert_one_line_error(train(*sets(HUGE_MODEL)), "needs about", "GiB of memory")
+    assert "use smaller layers" in line
+    assert_nothing_written(runs)
+
+
+def test_a_sweep_with_a_model_too_large_trains_nothing(tiny: Path, runs: Path):
+    result = run_cli(
+        "sweep", "--runs-dir", runs, "--data-dir", tiny, *sets(*TINY), "--grid",
+        "model.hidden=[16],[100000,100000,100000,100000,100000]", "-j", "2", "--no-progress",
+    )  # fmt: skip
+    assert_one_line_error(result, "invalid run", "needs about")
+    assert_nothing_written(runs)
+
+
+def test_a_fifo_as_config_is_refused_not_waited_on(train, runs: Path, tmp_path: Path):
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    assert_one_line_error(train("-c", fifo), f"{fifo}: not a regular file")
+    sweep = run_cli("sweep", fifo, "--runs-dir", runs, "--dry-run")
+    assert_one_line_error(sweep, f"{fifo}: not a regular file, so not a sweep file")
+    assert_nothing_written(runs)
+
+
+@pytest.mark.parametrize("where", ["below-a-file", "in-proc"])
+def test_an_output_that_cannot_be_created_is_refused_before_training(
+    tiny: Path, runs: Path, tmp_path: Path, where: str
+):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = blocker / "plots" if where == "below-a-file" else Path("/proc/mnistexp/plots")
+    config = tmp_path / "tiny.yaml"
+    config.write_text("data:\n  dataset: tiny\n  validation: 100\nmodel:\n  hidden: [8]\n")
+    plotted = run_cli("compare", config, "--seeds", "1", "--runs-dir", runs, "--data-dir", tiny,
+                      "--plot", out)  # fmt: skip
+    assert_one_line_error(plotted, f"{out}: cannot create the --plot folder")
+    emitted = run_cli("sweep", "-c", config, "--emit", "slurm-array", out / "cmds.txt")
+    assert_one_line_error(emitted, "cannot create the folder of the command file")
+    assert_nothing_written(runs)
+
+
+def test_figures_are_written_atomically(two_runs, tmp_path: Path, monkeypatch):
+    """A write that fails half-way (a full disk) leaves the old figure, not a broken one."""
+    root, _ = two_runs
+    plots = tmp_path / "plots"
+    assert run_cli("compare", "--runs-dir", root, "--plot", plots).exit_code == 0
+    before = (plots / "reliability.png").read_bytes()
+    from mnistexp import atomic
+
+    real_open = atomic.AtomicFile.open
+
+    class FullDisk:  # the file takes a few bytes, then the disk is full
+        def __init__(self, handle):
+            self.handle, self.room = handle, 100
+
+        def write(self, data):
+            if len(data) > self.room:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.room -= len(data)
+            return self.handle.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+    def open_on_a_full_disk(self):
+        self._handle = FullDisk(real_open(self))
+        return self._handle
+
+    monkeypatch.setattr(atomic.AtomicFile, "open", open_on_a_full_disk)
+    result = run_cli("compare", "--runs-dir", root, "--plot", plots)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1].startswith(f"Error: cannot write {plots}")
+    assert "No space left on device" in result.stderr
+    assert (plots / "reliability.png").read_bytes() == before
+    assert not [p for p in plots.iterdir() if p.name.startswith(".")]
+
+
+def test_compare_filters_seed_per_run(tiny: Path, runs: Path, tmp_path: Path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text("data:\n  dataset: tiny\n  validation: 100\nmodel:\n  hidden: [8]\n")
+    base = ["compare", config, "--runs-dir", runs, "--data-dir", tiny, "--format", "json"]
+    assert run_cli(*base, "--seeds", "2").exit_code == 0
+    for seed in (0, 1):
+        result = run_cli(*base, "--seeds", "2", "--filter", f"seed={seed}")
+        assert result.exit_code == 0, result.output
+        (experiment,) = json.loads(result.stdout)["experiments"]
+        assert experiment["seeds"] == [seed], experiment
 
 
 # --------------------------------------------------------------------------- security audit

@@ -359,7 +359,7 @@ def test_one_experiment(tmp_path: Path) -> None:
         ),
         pytest.param(
             lambda f: (f / "status.json").write_text("[1,"),
-            "status.json missing or unre",
+            "unreadable (status.json is not valid JSON",
             id="corrupt-status",
         ),
         pytest.param(

@@ -12,6 +12,7 @@ import click
 
 from mnistexp.cli.common import (
     CliError,
+    check_paths,
     data_dir_option,
     one_line_errors,
     runs_dir_option,
@@ -19,6 +20,7 @@ from mnistexp.cli.common import (
     sigterm_as_interrupt,
 )
 from mnistexp.errors import interrupt_exit_code
+from mnistexp.limits import MAX_SEEDS
 
 FORMATS = ("table", "markdown", "csv", "json")
 CORRECTIONS = ("holm", "bh", "none")  # stats.CORRECTIONS; tests check they agree
@@ -30,7 +32,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 @runs_dir_option
 @click.option(
     "--seeds",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_SEEDS),
     default=3,
     show_default=True,
     help="With config files: train and compare seeds 0..N-1 of each.",
@@ -142,9 +144,13 @@ def compare(
     """
     from mnistexp.columns import parse_metrics
     from mnistexp.compare import build_report
+    from mnistexp.paths import check_output_folder
     from mnistexp.report import render
     from mnistexp.rundirs import load_runs
 
+    check_paths(runs_dir, data_dir)
+    if plot_dir is not None:
+        check_output_folder(plot_dir, "--plot folder")
     metrics = parse_metrics(metric_names)
     curves = _curves(curve_names, plot_dir)
     folders = _folders(inputs, runs_dir, seeds, jobs, overrides, data_dir)

@@ -9,6 +9,7 @@ import click
 
 from mnistexp.cli.common import (
     CliError,
+    check_paths,
     data_dir_option,
     one_line_errors,
     runs_dir_option,
@@ -148,7 +149,11 @@ def sweep(
     """
     from mnistexp import sweep as lib
     from mnistexp import workers
+    from mnistexp.paths import check_output_file
 
+    check_paths(runs_dir, data_dir)
+    if emit == "slurm-array" and emit_file:
+        check_output_file(emit_file, "command file")
     spec = _spec(sweep_file, config_path, overrides, grids, zips, seeds)
     planned = lib.expand(spec)
     if emit:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from mnistexp.cli.common import (
+    check_paths,
     data_dir_option,
     one_line_errors,
     runs_dir_option,
@@ -75,6 +76,7 @@ def train(
     """
     from mnistexp.config import load_config, to_yaml
 
+    check_paths(runs_dir, data_dir)
     extra = [f"seed={seed}"] if seed is not None else []
     extra += [f"name={name}"] if name is not None else []
     cfg = load_config(config_path, [*overrides, *extra])
