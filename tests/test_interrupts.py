@@ -209,6 +209,41 @@ def test_a_worker_whose_parent_is_alive_ignores_the_parent_signal(launch, tiny: 
     proc.communicate(timeout=60)
 
 
+PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+print(child.pid, flush=True)
+child.wait()
+"""
+ORPHAN = """
+import os, time
+from mnistexp import workers
+workers._die_with_parent = lambda signum: None  # no PR_SET_PDEATHSIG: the polling must do it
+workers._watch_parent(os.getppid())
+while True:
+    time.sleep(0.1)
+"""
+
+
+def test_without_pdeathsig_the_polling_thread_still_ends_an_orphan():
+    """The portable fallback: a worker that gets no signal from the kernel notices by polling
+    os.getppid() that its parent died, and exits within about a second."""
+    import subprocess
+    import sys
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, ORPHAN], stdout=subprocess.PIPE, text=True
+    )
+    child = int(parent.stdout.readline())
+    time.sleep(1.0)  # the child is watching
+    assert pid_alive(child)
+    parent.kill()
+    parent.communicate(timeout=30)
+    started = time.time()
+    wait_for(lambda: not pid_alive(child), timeout=10)
+    assert time.time() - started < 3
+
+
 def test_kill_9_between_the_claim_and_the_first_status_is_retrained_without_flags(
     tiny: Path, tmp_path: Path
 ):
