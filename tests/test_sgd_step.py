@@ -66,3 +66,35 @@ def test_adam_first_step_moves_by_lr_times_sign():
     assert opt.grad_scale(0.01) == 1.0
     opt.step([np.array([3.0, -0.2])], 0.01)
     np.testing.assert_allclose(w, [0.99, -0.99], atol=1e-6)
+
+
+def _adam_reference(p0, grads, lr, efficient: bool, eps: float = 1e-8):
+    """Adam written from Kingma & Ba 2015: Algorithm 1, or section 2's efficient form."""
+    b1, b2 = 0.9, 0.999
+    p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        if (
+            efficient
+        ):  # alpha_t = alpha sqrt(1 - b2^t) / (1 - b1^t); p -= alpha_t m / (sqrt v + eps)
+            p = p - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
+        else:  # m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t); p -= lr m_hat / (sqrt v_hat + eps)
+            p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return p
+
+
+def test_adam_is_the_efficient_form_of_the_paper_not_algorithm_1():
+    """Gradients of 1e-9 make epsilon matter: mnistexp equals section 2's efficient form to
+    rounding and differs from Algorithm 1 (torch.optim.Adam's) by a large fraction of a step."""
+    rng = np.random.default_rng(0)
+    p0 = rng.normal(0, 1, 6)
+    grads = [rng.normal(0, 1e-9, 6) for _ in range(5)]
+    w = p0.copy()
+    opt = make_optimizer([(w, False)], TrainConfig(optimizer="adam", lr=0.01))
+    for g in grads:
+        opt.step([g.copy()], 0.01)
+    efficient = _adam_reference(p0, grads, 0.01, efficient=True)
+    algorithm_1 = _adam_reference(p0, grads, 0.01, efficient=False)
+    np.testing.assert_allclose(w - p0, efficient - p0, rtol=1e-10)
+    assert np.abs((w - p0) - (algorithm_1 - p0)).max() > 0.1 * np.abs(algorithm_1 - p0).max()
