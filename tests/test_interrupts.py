@@ -241,7 +241,7 @@ def test_without_pdeathsig_the_polling_thread_still_ends_an_orphan():
     parent.communicate(timeout=30)
     started = time.time()
     wait_for(lambda: not pid_alive(child), timeout=10)
-    assert time.time() - started < 3
+    assert time.time() - started < 5  # polled twice a second; generous for a busy machine
 
 
 def test_kill_9_between_the_claim_and_the_first_status_is_retrained_without_flags(
