@@ -365,6 +365,25 @@ def test_fetch_into_dest_keeps_existing_files(
     assert all(report.ok for report in data.verify("tiny", dest))
 
 
+def test_downloads_get_the_umask_not_0600(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated: Path, server: tuple[Path, str]
+) -> None:
+    import os
+
+    root, url = server
+    make_tiny(root)
+    register(monkeypatch, make_tiny(tmp_path / "spec", mirrors=(url,)))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    old = os.umask(0o002)
+    try:
+        data.fetch("tiny", dest, progress=False)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in dest.iterdir()}
+    assert len(modes) == 4 and set(modes.values()) == {0o664}, modes
+
+
 def test_unwritable_cache_on_download(
     tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -523,7 +542,7 @@ def test_a_local_gzip_bomb_stops_at_the_expected_size(tiny: Tiny) -> None:
     assert "decompresses to more than" in str(exc.value)
 
 
-def test_cache_and_downloads_get_the_umask_not_0600(tiny: Tiny, isolated: Path) -> None:
+def test_the_decoded_cache_gets_the_umask_not_0600(tiny: Tiny, isolated: Path) -> None:
     import os
 
     old = os.umask(0o022)
