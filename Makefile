@@ -43,7 +43,7 @@ bench: install
 # diverged, which is a result here (compare counts it), so only other exit codes stop make.
 JOBS ?= 2
 STUDY_RUNS ?= runs/studies
-SWEEP = $(BIN)/mnistexp sweep -j $(JOBS) --no-progress
+SWEEP = $(BIN)/mnistexp sweep -j $(JOBS)
 COMPARE = $(BIN)/mnistexp compare --format markdown
 DIVERGED_OK = || [ $$? -eq 1 ]
 

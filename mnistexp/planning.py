@@ -42,7 +42,12 @@ def train_missing(
     from mnistexp.workers import execute
 
     summary = execute(
-        list(configs), jobs=jobs, runs_dir=runs_dir, data_dir=data_dir, progress=progress
+        list(configs),
+        jobs=jobs,
+        runs_dir=runs_dir,
+        data_dir=data_dir,
+        progress=progress,
+        desc="training",
     )
     if summary.interrupted_by_user:  # no table from half the runs: stop as the sweep did
         raise Terminated() if summary.interrupt_code == ExitCode.SIGTERM else KeyboardInterrupt()

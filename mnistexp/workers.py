@@ -149,6 +149,7 @@ def execute(
     resume: bool = False,
     fail_fast: bool = False,
     progress: bool = True,
+    desc: str = "sweep",
 ) -> Summary:
     """Train every config that is not finished yet, ``jobs`` at a time; see the module doc.
 
@@ -156,10 +157,11 @@ def execute(
     Runs already finished, or being trained by another live process, are skipped; keep-going
     unless ``fail_fast`` (then in-flight runs finish and nothing new starts). Ctrl-C (or SIGTERM
     to the workers) marks the runs in flight ``interrupted``; the next call retrains them, or
-    continues them from their checkpoints with ``resume``.
+    continues them from their checkpoints with ``resume``. ``progress``: a bar on stderr when
+    it is a terminal, else one line per finished run (``desc`` starts each).
     """
     start = time.time()
-    check_data(configs, data_dir, progress=progress)
+    check_data(configs, data_dir, progress=progress and sys.stderr.isatty())
     runs.make_runs_root(runs.runs_root(runs_dir))  # a bad runs folder: one line, not N failures
     summary = Summary()
     results: dict[int, Outcome] = {}
@@ -170,7 +172,7 @@ def execute(
             todo.append(job)
         else:
             results[i] = _train(job)  # only reads the folder's status: a quick skip
-    with _Progress(len(todo), skipped=len(results), enabled=progress) as bar:
+    with _Progress(len(todo), skipped=len(results), enabled=progress, desc=desc) as bar:
         runner = _run_serial if jobs <= 1 or len(todo) <= 1 else _run_pool
         results.update(runner(todo, jobs, fail_fast, bar, summary))
     summary.outcomes = [results[i] for i in sorted(results)]
@@ -440,22 +442,29 @@ def _work(job: _Job) -> Outcome | None:
 
 
 class _Progress:
-    """One overall progress line on stderr: done / failed / skipped / remaining and the ETA."""
+    """Progress on stderr: on a terminal one bar (done / failed / skipped / remaining and the
+    ETA); otherwise (a log file, ``make``, a batch job) one line per finished run with the same
+    counts and the ETA, so long unattended work is never silent."""
 
-    def __init__(self, total: int, skipped: int, enabled: bool) -> None:
+    def __init__(
+        self, total: int, skipped: int, enabled: bool, tty: bool | None = None, desc: str = "sweep"
+    ) -> None:
         self.total = total  # runs to train: the ETA is about them
         self.enabled = enabled
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.desc = desc
         self.counts = {"done": 0, "failed": 0, "skipped": skipped}
         self.left = total
+        self.start = time.monotonic()
         self.bar: Any = None
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
+        if self.enabled and self.tty:
             from tqdm import tqdm
 
             self.bar = tqdm(
                 total=self.total,
-                desc="sweep",
+                desc=self.desc,
                 unit="run",
                 file=sys.stderr,
                 dynamic_ncols=True,
@@ -469,6 +478,7 @@ class _Progress:
             self.bar.close()
 
     def add(self, outcome: Outcome) -> None:
+        """Count a finished run; the counts are updated before the bar or line shows them."""
         key = (
             "skipped"
             if outcome.skipped and outcome.state in (State.COMPLETED, State.RUNNING)
@@ -479,8 +489,24 @@ class _Progress:
         self.counts[key] += 1
         self.left -= 1
         if self.bar is not None:
-            self.bar.update(1)
             self._postfix()
+            self.bar.update(1)
+        elif self.enabled:
+            print(self.line(outcome), file=sys.stderr, flush=True)
+
+    def line(self, outcome: Outcome) -> str:
+        """``sweep 3/8: baseline-c0b5a603-s0 completed in 7.2 s; done 3, failed 0,
+        skipped 1, remaining 5; elapsed 0:21, ETA 0:35``."""
+        finished = self.total - self.left
+        took = f" in {outcome.seconds:.1f} s" if outcome.seconds else ""
+        elapsed = time.monotonic() - self.start
+        eta = format_duration(elapsed / finished * self.left) if finished else "?"
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        run = Path(outcome.run_dir).name
+        return (
+            f"{self.desc} {finished}/{self.total}: {run} {outcome.state}{took}; "
+            f"{counts}, remaining {self.left}; elapsed {format_duration(elapsed)}, ETA {eta}"
+        )
 
     def refresh(self) -> None:
         if self.bar is not None:
@@ -489,3 +515,11 @@ class _Progress:
     def _postfix(self) -> None:
         parts = [f"{k} {v}" for k, v in self.counts.items()] + [f"remaining {self.left}"]
         self.bar.set_postfix_str(", ".join(parts), refresh=False)
+
+
+def format_duration(seconds: float) -> str:
+    """``0:07``, ``12:30``, ``1:02:03``: minutes:seconds, with hours when there are any."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -7,6 +7,7 @@ that registers the tiny synthetic dataset (pickled spec) before calling the CLI.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -42,9 +43,10 @@ def test_sweep_trains_then_skips(tiny: Path, tmp_path: Path) -> None:
     args = [*tiny_sets(tiny), *GRID, "--runs-dir", str(tmp_path)]
     first = invoke(*args)
     assert first.exit_code == 0, first.output
-    assert first.output.startswith("8 runs: 8 done, 0 skipped, 0 failed")
+    assert first.stdout.startswith("8 runs: 8 done, 0 skipped, 0 failed")
+    assert "sweep 8/8: " in first.stderr  # one progress line per run: stderr is no terminal
     again = invoke(*args)
-    assert again.output.startswith("8 runs: 0 done, 8 skipped, 0 failed")
+    assert again.stdout.startswith("8 runs: 0 done, 8 skipped, 0 failed")
     assert len(states(tmp_path)) == 8
 
 
@@ -179,7 +181,8 @@ def test_two_concurrent_sweep_processes_train_each_run_once(
     procs = [launch(*args) for _ in range(2)]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    done = [int(o.split(" done")[0].split()[-1]) for o in outputs]
+    summaries = [re.search(r"^\d+ runs: (\d+) done", o, re.M) for o in outputs]
+    done = [int(m.group(1)) if m else -1 for m in summaries]
     assert sum(done) == 8, outputs
     assert set(states(root).values()) == {"completed"} and len(states(root)) == 8
 

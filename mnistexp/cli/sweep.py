@@ -110,7 +110,11 @@ class _SweepCommand(click.Command):
     metavar="M",
     help="With --emit slurm-array: at most M array tasks at once (--array=1-N%M).",
 )
-@click.option("--no-progress", is_flag=True, help="No progress line (also off when not a tty).")
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No progress on stderr (a bar on a terminal, else one line per finished run).",
+)
 @one_line_errors
 def sweep(
     sweep_file: str | None,
@@ -170,7 +174,7 @@ def sweep(
     elif dry_run:
         _dry_run(planned, runs_dir, force, retry_failed)
     else:
-        progress = not no_progress and sys.stderr.isatty()
+        progress = not no_progress  # a bar on a terminal, else one line per finished run
         with sigterm_as_interrupt():
             summary = workers.execute(
                 [p.config for p in planned],
