@@ -24,11 +24,27 @@ class Metric:
     percent: bool = False  # a fraction shown in percent; differences in percentage points
     higher_is_better: bool | None = False  # None: neither (e.g. mean confidence)
     unit: str = ""  # unit of a non-percent metric, e.g. nats
+    short: str = ""  # a shorter label for the terminal table (default: label)
 
     @property
     def header(self) -> str:
-        unit = "%" if self.percent else self.unit
+        unit = self.unit_text
         return f"{self.label} ({unit})" if unit else self.label
+
+    @property
+    def unit_text(self) -> str:
+        """``%`` for percent metrics, else the unit (may be empty)."""
+        return "%" if self.percent else self.unit
+
+    @property
+    def short_label(self) -> str:
+        return self.short or self.label
+
+    @property
+    def short_header(self) -> str:
+        """``TS ECE (%)``: the short label with the unit."""
+        unit = self.unit_text
+        return f"{self.short_label} ({unit})" if unit else self.short_label
 
     def shown(self, value: float) -> float:
         """The value in display units (percent for fractions)."""
@@ -75,8 +91,17 @@ METRICS: dict[str, Metric] = {
         Metric("nll", "NLL", "test", "nll", unit="nats"),
         Metric("brier", "Brier", "test", "brier"),
         Metric("ece", "ECE", "test", "ece", percent=True),
-        Metric("ts_ece", "ECE after TS", "test_temperature_scaled", "ece", percent=True),
-        Metric("ts_nll", "NLL after TS", "test_temperature_scaled", "nll", unit="nats"),
+        Metric(
+            "ts_ece", "ECE after TS", "test_temperature_scaled", "ece", percent=True, short="TS ECE"
+        ),
+        Metric(
+            "ts_nll",
+            "NLL after TS",
+            "test_temperature_scaled",
+            "nll",
+            unit="nats",
+            short="TS NLL",
+        ),
         Metric("mce", "MCE", "test", "mce", percent=True),
         Metric("ace", "adaptive ECE", "test", "ace", percent=True),
         Metric(
@@ -86,6 +111,7 @@ METRICS: dict[str, Metric] = {
             "mean_confidence",
             percent=True,
             higher_is_better=None,
+            short="confidence",
         ),
         Metric(
             "temperature",
@@ -93,6 +119,7 @@ METRICS: dict[str, Metric] = {
             "test_temperature_scaled",
             "temperature",
             higher_is_better=None,
+            short="TS T",
         ),
         # Validation metrics choose hyperparameters (e.g. a learning rate) without touching test.
         Metric(
@@ -102,8 +129,9 @@ METRICS: dict[str, Metric] = {
             "accuracy",
             percent=True,
             higher_is_better=True,
+            short="val. accuracy",
         ),
-        Metric("val_nll", "validation NLL", "validation", "nll", unit="nats"),
+        Metric("val_nll", "validation NLL", "validation", "nll", unit="nats", short="val. NLL"),
         # estimators beyond the binned ECE (metrics.json schema 2)
         Metric("debiased_ce", "debiased CE", "test", "debiased_ce", percent=True),
         Metric("smooth_ece", "smooth ECE", "test", "smooth_ece", percent=True),

@@ -45,11 +45,13 @@ HIDDEN_KEYS = IDENTITY_EXCLUDED
 class Experiment:
     """All runs of one config (seed excluded): completed runs by seed, and diverged ones."""
 
-    name: str
+    name: str  # the label shown: the run name, with the differing keys where names clash
     chash: str
     config: dict[str, Any]
     runs: list[RunRecord]  # completed, one per seed, sorted by seed
     diverged: list[RunRecord]
+    run_name: str = ""  # the config's name (``name`` before labelling)
+    order: tuple[tuple[int, Any], ...] = ()  # the labelled keys' values, for sorting rows
 
     @property
     def seeds(self) -> list[int]:
@@ -83,11 +85,77 @@ def group_runs(records: Sequence[RunRecord]) -> tuple[list[Experiment], list[str
         groups.setdefault(record.chash, []).append(record)
     notes: list[str] = []
     experiments = [_experiment(chash, members, notes) for chash, members in groups.items()]
-    clashes = Counter(e.name for e in experiments)
+    label_experiments(experiments)
+    return sorted(experiments, key=_row_key), notes
+
+
+def label_experiments(experiments: Sequence[Experiment]) -> None:
+    """Name experiments that share a run name by the config keys that differ among them:
+    ``label_smoothing[targets.epsilon=0.05]`` (several keys: ``name[a=1,b=x]``); a label
+    that is still not unique (no shown key differs) gets the config hash, ``name@8972318c``."""
+    clashes: dict[str, list[Experiment]] = {}
     for exp in experiments:
-        if clashes[exp.name] > 1:  # same name, different configs: tell them apart
-            exp.name = f"{exp.name}@{exp.chash[:8]}"
-    return sorted(experiments, key=lambda e: e.name), notes
+        exp.run_name = exp.run_name or exp.name
+        clashes.setdefault(exp.run_name, []).append(exp)
+    for name, members in clashes.items():
+        if len(members) < 2:
+            continue
+        keys = differing_keys(members)
+        for exp in members:
+            values = [exp.config.get(k) for k in keys]
+            exp.order = tuple(_order_value(v) for v in values)
+            pairs = ",".join(f"{k}={value_text(v)}" for k, v in zip(keys, values, strict=True))
+            exp.name = f"{name}[{pairs}]" if keys else name
+        counts = Counter(e.name for e in members)
+        for exp in members:
+            if counts[exp.name] > 1:
+                exp.name = f"{name}@{exp.chash[:8]}"
+
+
+def value_text(value: Any) -> str:
+    """A config value as the table and the labels show it: ``[256,128]``, ``null``, ``0.05``."""
+    if isinstance(value, list):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return str(value)
+
+
+def _order_value(value: Any) -> tuple[int, Any]:
+    """Numbers in numeric order, before text; lists by their JSON; missing first."""
+    if value is None:
+        return (0, 0.0)
+    if isinstance(value, int | float):
+        return (1, float(value))
+    return (2, value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+
+
+def _row_key(exp: Experiment) -> tuple[str, tuple[tuple[int, Any], ...], str]:
+    """Rows by run name, then by the labelled keys' values (epsilon 0.0, 0.05, 0.1, 0.2)."""
+    return (exp.run_name or exp.name, exp.order, exp.name)
+
+
+def resolve_baseline(experiments: Sequence[Experiment], text: str) -> str:
+    """The label ``--baseline`` names: an exact label (or ``name@hash8``), else the one label
+    it is a prefix of.
+
+    UsageError (one line) when nothing matches, or when the prefix matches several labels
+    (the candidates are named)."""
+    labels = [e.name for e in experiments]
+    if text in labels:
+        return text
+    hashed = {f"{e.run_name or e.name}@{e.chash[:8]}": e.name for e in experiments}
+    if text in hashed:  # the older labels of clashing names, name@hash8, still work
+        return hashed[text]
+    matches = [label for label in labels if label.startswith(text)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(
+            f"--baseline {text}: ambiguous, it starts {len(matches)} experiments: "
+            f"{', '.join(matches)}; give one of them (a longer prefix is enough)"
+        )
+    raise UsageError(f"--baseline {text}: no such experiment; choose from {', '.join(labels)}")
 
 
 def _experiment(chash: str, members: list[RunRecord], notes: list[str]) -> Experiment:
@@ -101,7 +169,7 @@ def _experiment(chash: str, members: list[RunRecord], notes: list[str]) -> Exper
         done[record.seed] = record
     name = Counter(r.name for r in members).most_common(1)[0][0]
     diverged = [r for r in members if r.state == State.DIVERGED]
-    return Experiment(name, chash, members[0].config, list(done.values()), diverged)
+    return Experiment(name, chash, members[0].config, list(done.values()), diverged, name)
 
 
 def apply_filters(experiments: list[Experiment], filters: Sequence[str]) -> list[Experiment]:
@@ -245,6 +313,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     nothing_to_compare: str | None = None  # why --baseline had nothing to compare against
     correction: str = "holm"  # stats.CORRECTIONS, across all comparisons of the report
+    interval: bool = False  # table and markdown show the 95% interval (csv and json always)
 
 
 def build_report(
@@ -257,6 +326,7 @@ def build_report(
     alpha: float = 0.05,
     notes: Sequence[str] = (),
     correction: str = "holm",
+    interval: bool = False,
 ) -> Report:
     """Group, filter, sort and (with ``baseline``) test loaded runs; ``notes`` are the
     warnings of :func:`~mnistexp.rundirs.load_runs`, kept in the report. The p-values of
@@ -266,7 +336,10 @@ def build_report(
     experiments, more = group_runs(records)
     if not any(e.runs for e in experiments):
         raise RunError("nothing to compare: no run has finished with test metrics")
-    experiments = _order(apply_filters(experiments, filters), sort, baseline)
+    experiments = apply_filters(experiments, filters)
+    if baseline is not None:
+        baseline = resolve_baseline(experiments, baseline)
+    experiments = _order(experiments, sort, baseline)
     report = Report(
         experiments,
         list(metrics or parse_metrics(None)),
@@ -275,6 +348,7 @@ def build_report(
         alpha,
         warnings=[*notes, *more],
         correction=correction,
+        interval=interval,
     )
     if baseline is not None:
         _add_comparisons(report, baseline)
@@ -284,13 +358,14 @@ def build_report(
 def _order(
     experiments: list[Experiment], sort: str | None, baseline: str | None
 ) -> list[Experiment]:
-    """By name with the baseline first; with ``sort``, best mean first (missing last)."""
+    """By name (clashing names by their differing values) with the baseline first; with
+    ``sort``, best mean first (missing last)."""
     if sort is not None:
         if sort not in METRICS:
             raise UsageError(f"--sort {sort}: unknown metric; choose from {', '.join(METRICS)}")
         sign = -1.0 if METRICS[sort].higher_is_better else 1.0
         return sorted(experiments, key=lambda e: _sort_key(e.summary(sort).mean, sign))
-    return sorted(experiments, key=lambda e: (e.name != baseline, e.name))
+    return sorted(experiments, key=lambda e: (e.name != baseline, _row_key(e)))
 
 
 def _sort_key(mean: float, sign: float) -> tuple[bool, float]:
@@ -298,12 +373,7 @@ def _sort_key(mean: float, sign: float) -> tuple[bool, float]:
 
 
 def _add_comparisons(report: Report, baseline: str) -> None:
-    by_name = {e.name: e for e in report.experiments}
-    if baseline not in by_name:
-        raise UsageError(
-            f"--baseline {baseline}: no such experiment; choose from {', '.join(by_name)}"
-        )
-    base = by_name[baseline]
+    base = next(e for e in report.experiments if e.name == baseline)  # resolved already
     others = [e for e in report.experiments if e is not base]
     if not others:
         report.nothing_to_compare = (

@@ -49,44 +49,105 @@ def _pyplot() -> Any:
     return plt
 
 
-def write_plots(report: Report, out_dir: str | Path, curves: Sequence[str] = ()) -> list[Path]:
-    """Write every figure of ``report`` as PNG into ``out_dir``; return the paths written.
+PLOT_FORMATS = ("png", "pdf", "svg")
+"""File formats of ``--plot-format``: PNG for screens, PDF and SVG (vector) for papers."""
 
-    ``curves`` (history.csv columns, see :data:`CURVE_COLUMNS`) adds ``curves.png``.
+
+def write_plots(
+    report: Report, out_dir: str | Path, curves: Sequence[str] = (), fmt: str = "png"
+) -> list[Path]:
+    """Write every figure of ``report`` that has data into ``out_dir``; return the paths."""
+    return write_figures(report, out_dir, curves, fmt)[0]
+
+
+def write_figures(
+    report: Report, out_dir: str | Path, curves: Sequence[str] = (), fmt: str = "png"
+) -> tuple[list[Path], list[str]]:
+    """Write the figures of ``report`` as ``fmt`` (:data:`PLOT_FORMATS`) into ``out_dir``.
+
+    Returns the paths written and one line per figure skipped because it would be empty
+    (``skipped learning_curves.png: no validation history ...``). ``curves`` (history.csv
+    columns, see :data:`CURVE_COLUMNS`) adds ``curves``.
     """
-    out = Path(out_dir)
-    figures = {
-        "reliability.png": reliability_figure(report.experiments),
-        **(
-            {"reliability_ts.png": reliability_figure(report.experiments, scaled=True)}
-            if any(r.reliability_ts for e in report.experiments for r in e.runs)
-            else {}
+    rendered, skipped = render_figures(report, curves, fmt)
+    paths = [_save(data, Path(out_dir) / name) for name, data in rendered.items()]
+    return paths, skipped
+
+
+def render_figures(
+    report: Report, curves: Sequence[str] = (), fmt: str = "png"
+) -> tuple[dict[str, bytes], list[str]]:
+    """File name -> the encoded figure, for every figure with data; and the skip lines."""
+    if fmt not in PLOT_FORMATS:
+        raise UsageError(f"--plot-format {fmt}: choose one of {', '.join(PLOT_FORMATS)}")
+    plt = _pyplot()
+    rendered: dict[str, bytes] = {}
+    skipped: list[str] = []
+    for name, (why_not, draw) in _figure_plan(report, curves).items():
+        if why_not:
+            skipped.append(f"skipped {name}.{fmt}: {why_not}")
+            continue
+        fig = draw()
+        try:
+            rendered[f"{name}.{fmt}"] = _encode(fig, fmt)
+        finally:
+            plt.close(fig)
+    return rendered, skipped
+
+
+def _figure_plan(report: Report, curves: Sequence[str]) -> dict[str, tuple[str, Any]]:
+    """Figure name -> (why it would be empty, "" if it has data; a function drawing it)."""
+    exps = report.experiments
+    bins = any(pooled_bins(e) is not None for e in exps)
+    scaled = any(r.reliability_ts for e in exps for r in e.runs)
+    no_bins = "no run has reliability bins in metrics.json"
+    plan: dict[str, tuple[str, Any]] = {
+        "reliability": ("" if bins else no_bins, lambda: reliability_figure(exps)),
+        "reliability_ts": (
+            "" if scaled else "no run fitted temperature scaling",
+            lambda: reliability_figure(exps, scaled=True),
         ),
-        "confidence.png": confidence_figure(report.experiments),
-        "learning_curves.png": learning_curves_figure(report.experiments),
-        "metrics.png": metrics_figure(report),
+        "confidence": ("" if bins else no_bins, lambda: confidence_figure(exps)),
+        "learning_curves": (
+            ""
+            if _has_history(exps, LEARNING_CURVES)
+            else "no validation history (the runs have data.validation: 0, or no history.csv)",
+            lambda: learning_curves_figure(exps),
+        ),
+        "metrics": (
+            ""
+            if any(math.isfinite(e.summary(m.key).mean) for e in exps for m in report.metrics)
+            else "no metric has a value",
+            lambda: metrics_figure(report),
+        ),
     }
     if curves:
-        figures["curves.png"] = curves_figure(report.experiments, curves)
-    plt = _pyplot()
-    paths = []
-    try:
-        for name, fig in figures.items():
-            paths.append(_save(fig, out / name))
-    finally:
-        for fig in figures.values():
-            plt.close(fig)
-    return paths
+        plan["curves"] = (
+            "" if _has_history(exps, curves) else f"no {', '.join(curves)} in any history.csv",
+            lambda: curves_figure(exps, curves),
+        )
+    return plan
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    """Render ``fig`` as PNG in memory, then write it atomically (a full disk leaves the old
-    figure, not a broken one); a one-line UsageError if the folder or file cannot be written."""
+def _has_history(experiments: list[Experiment], columns: Sequence[str]) -> bool:
+    """Whether some experiment has a finite value of one of these history.csv columns."""
+    return any(np.any(np.isfinite(learning_curve(e, c)[1])) for e in experiments for c in columns)
+
+
+def _encode(fig: Figure, fmt: str) -> bytes:
+    """The figure as ``fmt`` bytes (vector formats keep text as text, no DPI matters)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    metadata = {"Date": None} if fmt in ("pdf", "svg") else None  # same figure, same bytes
+    fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
+    return buf.getvalue()
+
+
+def _save(data: bytes, path: Path) -> Path:
+    """Write an encoded figure atomically (a full disk leaves the old figure, not a broken
+    one); a one-line UsageError if the folder or file cannot be written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_file(path, buf.getvalue())
+        atomic.write_file(path, data)
     except OSError as exc:
         raise UsageError(f"cannot write {path} ({exc.strerror or exc})") from None
     return path
@@ -401,7 +462,7 @@ def learning_curves_figure(experiments: list[Experiment]) -> Figure:
             ax.legend(fontsize=8)
         else:
             _empty(ax, label, "no validation history")
-    fig.suptitle("Learning curves: mean over seeds, band = ±1 std")
+    fig.suptitle("Learning curves: mean over seeds, band = ±1 std (kept within 0 and 100%)")
     fig.tight_layout()
     return fig
 
@@ -424,11 +485,15 @@ def _draw_curve(ax: Axes, experiments: list[Experiment], column: str) -> None:
     """Every experiment's mean of history.csv ``column`` per epoch, with a ±1 std band (on a
     log axis only where the band stays positive; mean - std may not)."""
     style = CURVE_COLUMNS[column]
+    last = 0
     for i, exp in enumerate(experiments):
         epochs, mean, std = learning_curve(exp, column)
         if not np.any(np.isfinite(mean)):
             continue
-        low = mean - std
+        last = max(last, int(epochs[-1]))
+        low, high = np.maximum(mean - std, 0.0), mean + std  # every column is >= 0
+        if style.scale == 100.0:  # a fraction shown in percent: at most 100%
+            high = np.minimum(high, 1.0)
         if style.log:
             low = np.where(low > 0, low, np.nan)
         ax.plot(
@@ -442,13 +507,15 @@ def _draw_curve(ax: Axes, experiments: list[Experiment], column: str) -> None:
         ax.fill_between(
             epochs,
             style.scale * low,
-            style.scale * (mean + std),
+            style.scale * high,
             color=_color(i),
             alpha=0.2,
             linewidth=0,
         )
     if style.log:
         ax.set_yscale("log")
+    if last:  # whole epochs from 1, also for a single epoch (no axis of 0.95 to 1.05)
+        ax.set_xlim(0.5, last + 0.5)
 
 
 def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figure:
@@ -478,24 +545,31 @@ def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figu
         frameon=False,
     )
     fig.suptitle(
-        "Per-epoch history (training columns on monitored batches): mean over seeds, band = ±1 std"
+        "Per-epoch history (training columns on monitored batches): mean over seeds, band = ±1 std "
+        "(kept within the column's range)"
     )
     fig.tight_layout()
     return fig
 
 
 def metrics_figure(report: Report) -> Figure:
-    """One bar chart per compared metric: mean per experiment, error bars = 95% t-interval."""
+    """One bar chart per compared metric: mean per experiment, error bars = 95% t-interval
+    (a single run's bootstrap interval over test images, which need not be symmetric or even
+    contain the value for a biased estimator such as the ECE)."""
     fig, axes = _grid(len(report.metrics), size=(3.4, 3.6))
     names = [e.name for e in report.experiments]
+    clipped = False
     for ax, metric in zip(axes, report.metrics, strict=True):
         stats = [e.summary(metric.key) for e in report.experiments]
         means = [metric.shown(s.mean) for s in stats]
-        errors = [0.0 if math.isnan(s.ci_high) else metric.shown(s.ci_high - s.mean) for s in stats]
+        below = [_half(metric, s.mean - s.ci_low) for s in stats]
+        errors = [_half(metric, s.ci_high - s.mean) for s in stats]
+        below, errors, cut = clip_to_bounds(means, below, errors, display_bounds(metric))
+        clipped |= cut
         ax.bar(
             range(len(names)),
             means,
-            yerr=errors,
+            yerr=[below, errors],
             capsize=4,
             color=[_color(i) for i in range(len(names))],
         )
@@ -507,9 +581,51 @@ def metrics_figure(report: Report) -> Figure:
             better = "higher is better" if metric.higher_is_better else "lower is better"
         ax.set(ylabel=metric.header, title=f"{metric.header}\n{better}".strip())
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Test metrics: mean over seeds, error bars = 95% t-interval")
+    fig.suptitle(
+        "Test metrics: mean over seeds, error bars = 95% t-interval "
+        "(one seed: 95% bootstrap interval over test images)"
+        + (
+            "\nbars clipped at the metric's bounds (0 and 100%), which the t-interval ignores"
+            if clipped
+            else ""
+        )
+    )
     fig.tight_layout()
     return fig
+
+
+def display_bounds(metric: Any) -> tuple[float, float]:
+    """The range a metric can take, in display units: [0, 100] for percentages (accuracy,
+    ECE, confidence), [0, inf) for the rest (NLL, Brier, temperature)."""
+    return (0.0, 100.0) if metric.percent else (0.0, math.inf)
+
+
+def clip_to_bounds(
+    means: Sequence[float],
+    below: Sequence[float],
+    above: Sequence[float],
+    bounds: tuple[float, float],
+) -> tuple[list[float], list[float], bool]:
+    """Error bar lengths (below, above the mean) cut so no bar crosses ``bounds``; and
+    whether any was cut. A symmetric t-interval of a bounded metric near its bound (ECE of a
+    few seeds near 0) would otherwise reach impossible values."""
+    low, high = bounds
+    new_below, new_above, cut = [], [], False
+    for m, b, a in zip(means, below, above, strict=True):
+        if not math.isfinite(m):
+            new_below.append(b)
+            new_above.append(a)
+            continue
+        b2, a2 = min(b, max(m - low, 0.0)), min(a, max(high - m, 0.0))
+        cut |= b2 < b or a2 < a
+        new_below.append(b2)
+        new_above.append(a2)
+    return new_below, new_above, cut
+
+
+def _half(metric: Any, width: float) -> float:
+    """One side of an error bar in display units: 0 where undefined or negative."""
+    return 0.0 if math.isnan(width) else max(metric.shown(width), 0.0)
 
 
 def _zoom(ax: Axes, means: list[float], errors: list[float]) -> None:

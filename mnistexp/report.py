@@ -15,22 +15,28 @@ from collections.abc import Callable
 from typing import Any
 
 from mnistexp.columns import METRICS, Metric
-from mnistexp.compare import JSON_SCHEMA_VERSION, Comparison, Experiment, Report
+from mnistexp.compare import JSON_SCHEMA_VERSION, Comparison, Experiment, Report, value_text
 from mnistexp.stats import Summary
 
 
-def format_cell(metric: Metric, s: Summary) -> str:
-    """``"97.81 ± 0.12 (±0.30)"``: mean ± std (± 95% half-width); "—" without values. One
-    seed with a bootstrap interval: ``"97.81 [97.52, 98.09]"``."""
+def format_cell(metric: Metric, s: Summary, interval: bool = False, sep: str = " ± ") -> str:
+    """``"97.81 ± 0.12"``: mean ± std over seeds; "—" without values; one seed: the value.
+
+    ``interval`` adds the 95% t-interval's half-width, ``"97.81 ± 0.12 (±0.30)"``, or for a
+    single run its bootstrap interval over test images, ``"97.81 [97.52, 98.09]"``. ``sep``
+    joins mean and std (the terminal table uses a bare ``"±"`` to fit 100 columns).
+    """
     if s.n == 0:
         return "—"
     d = metric.digits
     text = f"{metric.shown(s.mean):.{d}f}"
-    if s.n == 1 and math.isfinite(s.ci_low):
+    if s.n == 1 and interval and math.isfinite(s.ci_low):
         text += f" [{metric.shown(s.ci_low):.{d}f}, {metric.shown(s.ci_high):.{d}f}]"
     if s.n >= 2:
-        half = metric.shown(s.ci_high - s.mean)
-        text += f" ± {metric.shown(s.std):.{d}f} (±{half:.{d}f})"
+        text += f"{sep}{metric.shown(s.std):.{d}f}"
+        if interval:
+            half = metric.shown(s.ci_high - s.mean)
+            text += f" (±{half:.{d}f})"
     return text
 
 
@@ -75,41 +81,64 @@ def verdict(c: Comparison) -> str:
     return f"{diff}, {_p_text(c)}, significant at {c.alpha:g}{direction}"
 
 
-def _value_text(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ",".join(str(v) for v in value) + "]"
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    return str(value)
-
-
-def _n_text(exp: Experiment) -> str:
-    return (
-        f"{len(exp.runs)} (+{len(exp.diverged)} diverged)" if exp.diverged else str(len(exp.runs))
-    )
+def _n_text(exp: Experiment, short: bool = False) -> str:
+    """``3``, or with diverged runs ``3 (+1 diverged)`` (``short``: ``3+1d``)."""
+    if not exp.diverged:
+        return str(len(exp.runs))
+    if short:
+        return f"{len(exp.runs)}+{len(exp.diverged)}d"
+    return f"{len(exp.runs)} (+{len(exp.diverged)} diverged)"
 
 
 # --------------------------------------------------------------------------- rows
 
+WIDTH = 100
+"""The terminal table's target width: the default metrics of four experiments fit in it."""
 
 Rows = tuple[list[str], list[list[str]], list[bool]]
 """Header, body rows and, per column, whether it is right-aligned (numbers)."""
 
 
 def main_rows(report: Report) -> Rows:
-    """The experiment table: name, differing config keys, n, one column per metric."""
+    """The experiment table of markdown: name, differing config keys, n, one column per
+    metric (mean ± std; with ``report.interval`` the interval too)."""
     header = ["experiment", *report.keys, "n", *(m.header for m in report.metrics)]
     right = [False] * (1 + len(report.keys)) + [True] * (1 + len(report.metrics))
     body = [
         [
             e.name,
-            *(_value_text(e.config.get(k)) for k in report.keys),
+            *(value_text(e.config.get(k)) for k in report.keys),
             _n_text(e),
-            *(format_cell(m, e.summary(m.key)) for m in report.metrics),
+            *(format_cell(m, e.summary(m.key), report.interval) for m in report.metrics),
         ]
         for e in report.experiments
     ]
     return header, body, right
+
+
+def table_rows(report: Report) -> tuple[list[list[str]], list[list[str]], list[bool]]:
+    """The terminal table: two header rows (label, unit), then name, n and compact cells
+    (``97.81±0.12``); the differing config keys go to :func:`config_rows`."""
+    labels = ["experiment", "n", *(m.short_label for m in report.metrics)]
+    units = ["", "", *(f"({m.unit_text})" if m.unit_text else "" for m in report.metrics)]
+    body = [
+        [
+            e.name,
+            _n_text(e, short=True),
+            *(format_cell(m, e.summary(m.key), report.interval, "±") for m in report.metrics),
+        ]
+        for e in report.experiments
+    ]
+    return [labels, units], body, [False] + [True] * (1 + len(report.metrics))
+
+
+def config_rows(report: Report) -> Rows:
+    """The config keys that differ between the experiments, one row per experiment."""
+    header = ["experiment", *report.keys]
+    body = [
+        [e.name, *(value_text(e.config.get(k)) for k in report.keys)] for e in report.experiments
+    ]
+    return header, body, [False] * len(header)
 
 
 def comparison_rows(report: Report) -> Rows:
@@ -121,25 +150,87 @@ def comparison_rows(report: Report) -> Rows:
     return header, body, [False] * 4
 
 
-def legend(report: Report) -> list[str]:
-    """The lines under the main table: which split the numbers are from and how to read them."""
+def short_verdict(c: Comparison) -> str:
+    """``better`` / ``worse`` / ``differs`` when significant after the correction, ``n.s.``
+    when not, ``—`` without a p-value."""
+    if c.p_value is None:
+        return "—"
+    if not c.significant:
+        return "n.s."
+    better = METRICS[c.metric].higher_is_better
+    if better is None or c.difference == 0:
+        return "differs"
+    return "better" if (c.difference > 0) == better else "worse"
+
+
+def _p_short(p: float | None) -> str:
+    return "—" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def comparison_table_rows(report: Report) -> Rows:
+    """The terminal's baseline table: one column each for the difference, the raw and the
+    adjusted p-value, the verdict and the test (narrower than the sentences of markdown)."""
+    adjusted = CORRECTION_SHORT.get(report.correction, "adj.") + " p"
+    header = ["experiment", "metric", "difference", "p", adjusted, "verdict", "test"]
+    if report.correction == "none":
+        header[4] = "-"
+    body = [
+        [
+            c.experiment,
+            METRICS[c.metric].short_header,
+            format_difference(METRICS[c.metric], c.difference),
+            _p_short(c.p_value),
+            _p_short(c.p_adjusted) if report.correction != "none" else "",
+            short_verdict(c),
+            c.test,
+        ]
+        for c in report.comparisons
+    ]
+    right = [False, False, True, True, True, False, False]
+    if report.correction == "none":  # no adjusted column
+        header.pop(4)
+        right.pop(4)
+        for row in body:
+            row.pop(4)
+    return header, body, right
+
+
+def legend(report: Report, table: bool = False) -> list[str]:
+    """The lines under the main table: which split the numbers are from and how to read them.
+    ``table``: the terminal table's wording (short labels, keys in their own table)."""
     validation = [m.header for m in report.metrics if m.section == "validation"]
     split = (
         "Test set"
         if not validation
         else (f"Test set, except {', '.join(validation)} (the validation split)")
     )
-    lines = [
-        f"{split}. mean ± std over seeds (± half-width of the 95% t-interval); n = seeds used.",
-        "TS = temperature scaling; config keys equal in all experiments are not shown.",
+    spread = "mean ± std over seeds"
+    if report.interval:
+        spread += " (± half-width of the 95% t-interval)"
+    diverged = (
+        "; 3+1d = 3 seeds used and 1 diverged run left out"
+        if table and any(e.diverged for e in report.experiments)
+        else ""
+    )
+    lines = [f"{split}. {spread}; n = seeds used{diverged}."]
+    shorts = [
+        f"{m.short_label} = {m.label}" for m in report.metrics if table and m.short_label != m.label
     ]
-    if any(
-        math.isfinite(e.summary(m.key).ci_low)
-        for e in report.experiments
-        if len(e.runs) == 1
-        for m in report.metrics
+    where = "listed below" if table else "shown"
+    lines.append(
+        "; ".join(["TS = temperature scaling", *shorts])
+        + f"; only config keys that differ between experiments are {where}."
+    )
+    single = [e for e in report.experiments if len(e.runs) == 1]
+    if report.interval and any(
+        math.isfinite(e.summary(m.key).ci_low) for e in single for m in report.metrics
     ):
         lines.append("n = 1: the run's value [95% percentile-bootstrap interval over test images].")
+    elif not report.interval:
+        lines.append(
+            "--interval adds the 95% interval (t over seeds; one seed: bootstrap over test "
+            "images), which csv and json always give."
+        )
     return lines
 
 
@@ -160,28 +251,50 @@ def correction_note(report: Report) -> str:
 
 
 def render(report: Report, fmt: str = "table") -> str:
-    """The report as ``table``, ``markdown``, ``csv`` or ``json`` text."""
+    """The report as ``table``, ``markdown``, ``latex``, ``csv`` or ``json`` text."""
     return RENDERERS[fmt](report)
 
 
 def render_table(report: Report) -> str:
-    """Aligned plain text for a terminal."""
-    out = [_aligned(*main_rows(report)), "", *legend(report)]
+    """Aligned plain text for a terminal: the default metrics of four experiments fit in
+    :data:`WIDTH` columns; notes are wrapped to it."""
+    header, body, right = table_rows(report)
+    out = [_aligned(header, body, right), "", *_wrapped(legend(report, table=True))]
+    if report.keys:
+        out += [
+            "",
+            "Config keys that differ:",
+            _aligned([config_rows(report)[0]], *config_rows(report)[1:]),
+        ]
     if report.comparisons:
+        note = correction_note(report).replace(" (in parentheses)", "")
         out += [
             "",
             f"Against the baseline '{report.baseline}' (alpha = {report.alpha:g}):",
-            _aligned(*comparison_rows(report)),
+            _aligned([comparison_table_rows(report)[0]], *comparison_table_rows(report)[1:]),
             "",
-            correction_note(report),
+            *_wrapped(
+                [
+                    "verdict: better / worse / differs = significant on the adjusted p-value, "
+                    "n.s. = not significant. " + note
+                ]
+            ),
         ]
     return "\n".join(out) + "\n"
 
 
-def _aligned(header: list[str], body: list[list[str]], right: list[bool]) -> str:
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+def _wrapped(lines: list[str]) -> list[str]:
+    import textwrap
+
+    return [part for line in lines for part in textwrap.wrap(line, WIDTH) or [""]]
+
+
+def _aligned(headers: list[list[str]], body: list[list[str]], right: list[bool]) -> str:
+    """Columns padded to their widest cell, two spaces apart, a rule under the header rows."""
+    rows = [*headers, *body]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(right))]
     lines = []
-    for row in [header, ["-" * w for w in widths], *body]:
+    for row in [*headers, ["-" * w for w in widths], *body]:
         cells = [
             c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)
         ]
@@ -212,6 +325,89 @@ def _markdown(header: list[str], body: list[list[str]], right: list[bool]) -> st
     return "\n".join([line(header), "| " + " | ".join(rule) + " |", *map(line, body)])
 
 
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    r"""Text with LaTeX's special characters escaped: ``a_b`` -> ``a\_b``."""
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex_cell(metric: Metric, s: Summary, mark: bool) -> str:
+    r"""``$97.81 \pm 0.12$``, with ``^{*}`` when significantly different from the baseline."""
+    if s.n == 0:
+        return "--"
+    d = metric.digits
+    text = f"{metric.shown(s.mean):.{d}f}"
+    if s.n >= 2:
+        text += rf" \pm {metric.shown(s.std):.{d}f}"
+    return f"${text}{'^{*}' if mark else ''}$"
+
+
+def latex_caption(report: Report) -> str:
+    """The caption: split, what the cells are, and what the marks mean."""
+    text = legend(report)[0]
+    if report.comparisons:
+        tested = "; ".join(sorted({c.test for c in report.comparisons}))
+        adjusted = {"holm": "Holm-adjusted", "bh": "Benjamini-Hochberg-adjusted"}.get(
+            report.correction, "unadjusted"
+        )
+        text += (
+            f" * significantly different from {report.baseline}, the baseline "
+            f"({adjusted} p < {report.alpha:g}; {tested})."
+        )
+    return latex_escape(text).replace("±", r"$\pm$")
+
+
+def render_latex(report: Report) -> str:
+    r"""A booktabs ``table`` for a paper: name, differing keys, n, one column per metric (mean
+    $\pm$ std), ``*`` on the cells that differ significantly from the baseline, and the caption
+    line. Needs ``\usepackage{booktabs}``."""
+    significant = {(c.experiment, c.metric) for c in report.comparisons if c.significant}
+    columns = "l" + "l" * len(report.keys) + "r" * (1 + len(report.metrics))
+    header = [
+        "experiment",
+        *(rf"\texttt{{{latex_escape(k)}}}" for k in report.keys),
+        "$n$",
+        *(latex_escape(m.header) for m in report.metrics),
+    ]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{latex_caption(report)}}}",
+        r"\label{tab:mnistexp-compare}",
+        rf"\begin{{tabular}}{{{columns}}}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+    ]
+    for e in report.experiments:
+        name = latex_escape(e.name) + (" (baseline)" if e.name == report.baseline else "")
+        cells = [
+            name,
+            *(latex_escape(value_text(e.config.get(k))) for k in report.keys),
+            latex_escape(_n_text(e)),
+            *(
+                _latex_cell(m, e.summary(m.key), (e.name, m.key) in significant)
+                for m in report.metrics
+            ),
+        ]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
 def render_csv(report: Report) -> str:
     """One row per experiment; raw values (fractions, not percent); empty cell = no value."""
     header = ["experiment", "config_hash", *report.keys, "n", "diverged", "seeds"]
@@ -231,7 +427,7 @@ def _csv_row(report: Report, exp: Experiment) -> list[Any]:
     row: list[Any] = [
         exp.name,
         exp.chash,
-        *(_value_text(exp.config.get(k)) for k in report.keys),
+        *(value_text(exp.config.get(k)) for k in report.keys),
         len(exp.runs),
         len(exp.diverged),
         " ".join(map(str, exp.seeds)),
@@ -272,6 +468,7 @@ def to_dict(report: Report) -> dict[str, Any]:
 def _experiment_dict(report: Report, exp: Experiment) -> dict[str, Any]:
     return {
         "name": exp.name,
+        "run_name": exp.run_name or exp.name,
         "config_hash": exp.chash,
         "config": {k: exp.config.get(k) for k in report.keys},
         "seeds": exp.seeds,
@@ -321,6 +518,7 @@ def render_json(report: Report) -> str:
 RENDERERS: dict[str, Callable[[Report], str]] = {
     "table": render_table,
     "markdown": render_markdown,
+    "latex": render_latex,
     "csv": render_csv,
     "json": render_json,
 }

@@ -68,7 +68,9 @@ def _schema2(folder: Path, shift: float) -> None:
 def test_single_seed_rows_show_the_bootstrap_interval(tmp_path: Path) -> None:
     _schema2(make_run(tmp_path, "base", 0, 0.9), 0.0)
     _schema2(make_run(tmp_path, "mse", 0, 0.8, overrides=MSE), 0.01)
-    result = invoke("--runs-dir", str(tmp_path), "--metrics", "accuracy,nll,brier,vector_ece")
+    metrics = ("--metrics", "accuracy,nll,brier,vector_ece")
+    assert "[" not in invoke("--runs-dir", str(tmp_path), *metrics).stdout.split("\n\n")[0]
+    result = invoke("--runs-dir", str(tmp_path), *metrics, "--interval")
     assert result.exit_code == 0, result.output
     assert "90.00 [89.60, 90.50]" in result.stdout
     assert "0.3000 [0.2800, 0.3300]" in result.stdout
@@ -111,10 +113,10 @@ def test_the_verdict_is_on_the_adjusted_p_value(
         make_run(tmp_path, "base", seed, a)
         make_run(tmp_path, "mse", seed, b, overrides=MSE, shift=0.1 + seed / 100)
     args = ["--runs-dir", str(tmp_path), "--baseline", "base", "--alpha", "0.01"]
-    result = invoke(*args, "--correction", correction)
+    result = invoke(*args, "--correction", correction, "--format", "markdown")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    accuracy = next(line for line in lines if line.startswith("mse") and "accuracy (%)" in line)
+    accuracy = next(line for line in lines if line.startswith("| mse |") and "accuracy (%)" in line)
     assert verdict in accuracy
     note = result.stdout.strip().splitlines()[-1]
     assert "6 tests of this table" in note

@@ -22,7 +22,8 @@ from mnistexp.cli.common import (
 from mnistexp.errors import interrupt_exit_code
 from mnistexp.limits import MAX_SEEDS
 
-FORMATS = ("table", "markdown", "csv", "json")
+FORMATS = ("table", "markdown", "latex", "csv", "json")  # report.RENDERERS; tests check
+PLOT_FORMATS = ("png", "pdf", "svg")  # plots.PLOT_FORMATS; tests check they agree
 CORRECTIONS = ("holm", "bh", "none")  # stats.CORRECTIONS; tests check they agree
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
@@ -90,13 +91,35 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     type=click.Choice(FORMATS),
     default="table",
     show_default=True,
-    help="Output format.",
+    help="Output format (latex: a booktabs table with significance marks and its caption).",
+)
+@click.option(
+    "--interval",
+    is_flag=True,
+    help="Table and markdown: add the 95% interval to every cell (csv and json always have "
+    "it): the t-interval's half-width over seeds, or one run's bootstrap interval.",
 )
 @click.option(
     "--plot",
     "plot_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write PNG figures (reliability, confidence, learning curves, metrics) here.",
+    help="Write the figures (reliability, confidence, learning curves, metrics) here; a "
+    "figure without data is skipped with one line.",
+)
+@click.option(
+    "--plot-format",
+    type=click.Choice(PLOT_FORMATS),
+    default="png",
+    show_default=True,
+    help="File format of the --plot figures (pdf and svg are vector graphics for papers).",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE.html",
+    help="Also write one self-contained HTML page: the table, the significance lines, the "
+    "config differences and every figure inline (no external files, no network).",
 )
 @click.option(
     "--curves",
@@ -122,7 +145,10 @@ def compare(
     alpha: float,
     correction: str,
     fmt: str,
+    interval: bool,
     plot_dir: Path | None,
+    plot_format: str,
+    report_file: Path | None,
     curve_names: str | None,
 ) -> None:
     """Compare experiments over seeds: accuracy and calibration, with significance tests.
@@ -140,17 +166,21 @@ def compare(
           --set train.epochs=3 --baseline baseline --plot runs/plots
       mnistexp compare --metrics accuracy,ece,ts_ece --sort ece --filter loss.type=mse
       mnistexp compare --format json > comparison.json
+      mnistexp compare --baseline baseline --format latex > table.tex
+      mnistexp compare --baseline baseline --report comparison.html
       mnistexp compare --runs-dir runs/study --plot figs --curves grad_true,saturated
     """
     from mnistexp.columns import parse_metrics
     from mnistexp.compare import build_report
-    from mnistexp.paths import check_output_folder
+    from mnistexp.paths import check_output_file, check_output_folder
     from mnistexp.report import render
     from mnistexp.rundirs import load_runs
 
     check_paths(runs_dir, data_dir)
     if plot_dir is not None:
         check_output_folder(plot_dir, "--plot folder")
+    if report_file is not None:
+        check_output_file(str(report_file), "--report file")
     metrics = parse_metrics(metric_names)
     curves = _curves(curve_names, plot_dir)
     folders = _folders(inputs, runs_dir, seeds, jobs, overrides, data_dir)
@@ -166,15 +196,21 @@ def compare(
         alpha=alpha,
         notes=notes,
         correction=correction,
+        interval=interval,
     )
     for note in report.warnings[len(notes) :]:  # found while grouping (duplicate seeds)
         click.echo(f"warning: {note}", err=True)
     click.echo(render(report, fmt), nl=False)
     if plot_dir is not None:
-        from mnistexp.plots import write_plots
+        from mnistexp.plots import write_figures
 
-        for path in write_plots(report, plot_dir, curves):
-            click.echo(f"wrote {path}", err=True)
+        paths, skipped = write_figures(report, plot_dir, curves, plot_format)
+        for line in [*(f"wrote {path}" for path in paths), *skipped]:
+            click.echo(line, err=True)
+    if report_file is not None:
+        from mnistexp.htmlpage import write_html
+
+        click.echo(f"wrote {write_html(report, report_file, curves)}", err=True)
     if report.nothing_to_compare:
         raise CliError(report.nothing_to_compare)
 
@@ -222,7 +258,7 @@ def _folders(
                     jobs=jobs,
                     runs_dir=runs_dir,
                     data_dir=data_dir,
-                    progress=sys.stderr.isatty(),
+                    progress=True,  # a bar on a terminal, else one line per run
                 )
         except KeyboardInterrupt as exc:
             click.echo("interrupted: unfinished runs are marked 'interrupted'", err=True)

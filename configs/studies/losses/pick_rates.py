@@ -20,7 +20,7 @@ def best_rates(report: dict) -> dict[str, tuple[float, float]]:
     """Experiment name -> (learning rate, mean validation accuracy) of its best grid cell."""
     best: dict[str, tuple[float, float]] = {}
     for exp in report["experiments"]:
-        name = exp["name"].split("@")[0]
+        name = exp.get("run_name") or exp["name"].split("@")[0].split("[")[0]
         score = exp["metrics"]["val_accuracy"]["mean"]
         if score is not None and (name not in best or score > best[name][1]):
             best[name] = (exp["config"]["train.lr"], score)

@@ -1,0 +1,165 @@
+"""``compare --report FILE.html``: one self-contained page to share a comparison.
+
+The page holds the experiment table, the significance lines against the baseline, the config
+keys that differ, the warnings, and every figure of ``--plot`` inline as a base64 PNG data URI:
+no external file, stylesheet, script or font, so it opens offline and survives being mailed.
+
+Every number cell carries ``data-experiment`` and ``data-metric`` attributes, and its text is
+the markdown table's (``97.81 ± 0.12``), so a test can read the page in a browser and check
+it against ``compare --format json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+from mnistexp import atomic
+from mnistexp.columns import METRICS
+from mnistexp.compare import Report, value_text
+from mnistexp.errors import UsageError
+from mnistexp.report import correction_note, format_cell, legend, verdict
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; text-align: left; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+thead th { border-bottom: 2px solid #444; }
+p.note { color: #555; font-size: 0.85em; margin: 0.2em 0; }
+figure { margin: 1.5em 0; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+li.significant { font-weight: 600; }
+"""
+
+
+def render_html(report: Report, figures: dict[str, bytes], skipped: Sequence[str] = ()) -> str:
+    """The page as text; ``figures`` maps file names (``reliability.png``) to PNG bytes."""
+    names = ", ".join(e.name for e in report.experiments)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>mnistexp compare: {_e(names)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>Comparison of {len(report.experiments)} experiments</h1>",
+        *_results(report),
+        *_significance(report),
+        *_config_differences(report),
+        *_warnings(report),
+        *_figures(figures, skipped),
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def write_html(report: Report, path: str | Path, curves: Sequence[str] = ()) -> Path:
+    """Draw the figures, render the page and write it atomically to ``path``."""
+    from mnistexp.plots import render_figures
+
+    figures, skipped = render_figures(report, curves, "png")
+    target = Path(path)
+    try:
+        atomic.write_file(target, render_html(report, figures, skipped).encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot write {target} ({exc.strerror or exc})") from None
+    return target
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _results(report: Report) -> list[str]:
+    head = "".join(
+        [
+            "<th>experiment</th>",
+            '<th class="num">n</th>',
+            *(f'<th class="num">{_e(m.header)}</th>' for m in report.metrics),
+        ]
+    )
+    rows = []
+    for e in report.experiments:
+        cells = [
+            f'<td class="experiment">{_e(e.name)}</td>',
+            f'<td class="num" data-experiment="{_e(e.name)}" data-metric="n">{len(e.runs)}</td>',
+        ]
+        for m in report.metrics:
+            text = format_cell(m, e.summary(m.key), report.interval)
+            cells.append(
+                f'<td class="num" data-experiment="{_e(e.name)}" data-metric="{_e(m.key)}">'
+                f"{_e(text)}</td>"
+            )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return [
+        "<h2>Results</h2>",
+        '<table id="results"><thead><tr>' + head + "</tr></thead><tbody>",
+        *rows,
+        "</tbody></table>",
+        *(f'<p class="note">{_e(line)}</p>' for line in legend(report)),
+    ]
+
+
+def _significance(report: Report) -> list[str]:
+    if not report.comparisons:
+        why = report.nothing_to_compare or "no --baseline given: no significance tests"
+        return ["<h2>Significance</h2>", f'<p class="note">{_e(why)}</p>']
+    items = []
+    for c in report.comparisons:
+        css = ' class="significant"' if c.significant else ""
+        items.append(
+            f"<li{css}>{_e(c.experiment)} vs {_e(c.baseline)}, {_e(METRICS[c.metric].header)}: "
+            f"{_e(verdict(c))} ({_e(c.test)})</li>"
+        )
+    return [
+        f"<h2>Against the baseline {_e(report.baseline)} (alpha = {report.alpha:g})</h2>",
+        '<ul id="significance">',
+        *items,
+        "</ul>",
+        f'<p class="note">{_e(correction_note(report))}</p>',
+    ]
+
+
+def _config_differences(report: Report) -> list[str]:
+    if not report.keys:
+        return [
+            "<h2>Config differences</h2>",
+            '<p class="note">The configs differ only in '
+            "their names (or there is one experiment).</p>",
+        ]
+    head = "".join(f"<th><code>{_e(k)}</code></th>" for k in ["experiment", *report.keys])
+    rows = [
+        "<tr>"
+        + "".join(
+            f"<td>{_e(v)}</td>"
+            for v in [e.name, *(value_text(e.config.get(k)) for k in report.keys)]
+        )
+        + "</tr>"
+        for e in report.experiments
+    ]
+    return [
+        "<h2>Config differences</h2>",
+        '<table id="config"><thead><tr>' + head + "</tr></thead><tbody>",
+        *rows,
+        "</tbody></table>",
+        '<p class="note">Keys equal in all experiments are not shown.</p>',
+    ]
+
+
+def _warnings(report: Report) -> list[str]:
+    if not report.warnings:
+        return []
+    return ["<h2>Warnings</h2>", "<ul>", *(f"<li>{_e(w)}</li>" for w in report.warnings), "</ul>"]
+
+
+def _figures(figures: dict[str, bytes], skipped: Sequence[str]) -> list[str]:
+    out = ["<h2>Figures</h2>"]
+    for name, data in figures.items():
+        uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        out.append(
+            f'<figure><img src="{uri}" alt="{_e(name)}"><figcaption>{_e(name)}</figcaption>'
+            "</figure>"
+        )
+    out += [f'<p class="note">{_e(line)}</p>' for line in skipped]
+    return out
