@@ -678,9 +678,12 @@ def config_hash(cfg: ExperimentConfig) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def to_yaml(cfg: ExperimentConfig) -> str:
-    """The fully resolved config as YAML, in schema order."""
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+def to_yaml(cfg: ExperimentConfig, block: bool = False) -> str:
+    """The fully resolved config as YAML, in schema order. The run folders' config.yaml keeps
+    flow-style lists (``hidden: [100]``); ``block`` writes every collection in block style,
+    one value a line, as ``--print-config`` shows it."""
+    flow = False if block else None
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=flow)
 
 
 def replace(cfg: ExperimentConfig, **changes: Any) -> ExperimentConfig:

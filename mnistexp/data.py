@@ -353,7 +353,8 @@ def find(
     if not download:
         raise DataError(
             f"{', '.join(missing)}: not found in the cache {folder} (no --data-dir, "
-            f"{DATA_DIR_ENV} unset); run 'mnistexp data fetch', or pass --data-dir"
+            f"{DATA_DIR_ENV} unset); for a local copy, export {DATA_DIR_ENV}=/path/to/mnist "
+            "(or pass --data-dir); otherwise run 'mnistexp data fetch'"
         )
     _download_missing(dataset, folder, progress)
     return DataSource(folder, "download")

@@ -81,8 +81,10 @@ class PlannedRun:
 
     @property
     def label(self) -> str:
-        """``train.lr=0.05 targets.scheme=soft seed=1``, for messages."""
-        return " ".join(render_override(o) for o in (*self.overrides, ("seed", self.config.seed)))
+        """``train.lr=0.05 targets.scheme=soft seed=1``, for messages: each key once, with
+        the value that applies (a later override, e.g. the command line's ``--set``, wins)."""
+        final = dict((*self.overrides, ("seed", self.config.seed)))
+        return " ".join(render_override(item) for item in final.items())
 
 
 # --------------------------------------------------------------------------- parsing

@@ -107,9 +107,10 @@ def fetch(dest: str | None, progress: bool) -> None:
 def _report(reports: list[FileReport]) -> None:
     """Print one line per good file; raise one DataError line if any file failed."""
     failed = [report for report in reports if not report.ok]
+    width = max((len(str(report.file)) for report in reports), default=0)
     for report in reports:
-        if report.ok:
-            click.echo(f"ok  {report.file}  sha256 {report.sha256[:8]}…")
+        if report.ok:  # names padded: the checksums line up
+            click.echo(f"ok  {report.file!s:<{width}}  sha256 {report.sha256[:8]}…")
     if len(failed) == 1:
         raise DataError(failed[0].message)
     if failed:

@@ -37,7 +37,9 @@ SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
 @data_dir_option
 @click.option("--force", is_flag=True, help="Retrain even if the run already finished.")
 @click.option(
-    "--retry-failed", is_flag=True, help="Retrain a run that failed, diverged or was interrupted."
+    "--retry-failed",
+    is_flag=True,
+    help="Retrain a run that failed or diverged (interrupted runs are retrained anyway).",
 )
 @click.option(
     "--resume",
@@ -45,7 +47,11 @@ SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
     help="Continue an interrupted run from its last checkpoint "
     "(train.checkpoint_every) instead of starting over.",
 )
-@click.option("--print-config", is_flag=True, help="Print the resolved config and exit.")
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the resolved config (block YAML) and the run folder it would write, and exit.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a tty).")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object: run_dir, state, metrics."
@@ -81,7 +87,10 @@ def train(
     extra += [f"name={name}"] if name is not None else []
     cfg = load_config(config_path, [*overrides, *extra])
     if print_config:
-        click.echo(to_yaml(cfg), nl=False)
+        from mnistexp import runs
+
+        click.echo(f"# run folder: {runs.run_dir(cfg, runs_dir)}")
+        click.echo(to_yaml(cfg, block=True), nl=False)
         return
     from mnistexp.experiment import run_experiment
 
@@ -119,7 +128,11 @@ def _interrupted_line(cfg, runs_dir: str | None) -> str:
         if saved
         else "run again to retrain"
     )
-    return f"interrupted after {done} finished epoch(s); the run is marked 'interrupted'; {how}"
+    folder = runs.run_dir(cfg, runs_dir)
+    return (
+        f"{folder}: interrupted after {done} finished epoch(s); the run is marked "
+        f"'interrupted'; {how}"
+    )
 
 
 def _json_summary(outcome) -> dict[str, Any]:
@@ -130,22 +143,31 @@ def _json_summary(outcome) -> dict[str, Any]:
             for section, values in outcome.metrics.items()
             if isinstance(values, dict) and section != "conventions"
         }
+    message = outcome.message
+    if message is None and outcome.skipped:
+        message = _skip_hint(outcome.state)
     return {
         "run_dir": str(outcome.run_dir),
         "state": outcome.state,
         "skipped": outcome.skipped,
-        "message": outcome.message,
+        "message": message,
         "metrics": metrics,
     }
+
+
+def _skip_hint(state: str) -> str:
+    """Why a run was left alone and how to retrain it."""
+    hints: dict[str, str] = {
+        State.COMPLETED: "already completed; not retrained (--force retrains)",
+        State.RUNNING: "is being trained by another process; left alone",
+    }
+    return hints.get(state, f"{state} earlier; not retrained (--retry-failed retrains)")
 
 
 def _print_summary(outcome) -> None:
     where = str(outcome.run_dir)
     if outcome.skipped:
-        hint = {
-            State.COMPLETED: "already completed; not retrained (--force retrains)",
-            State.RUNNING: "is being trained by another process; left alone",
-        }.get(outcome.state, f"{outcome.state} earlier; not retrained (--retry-failed retrains)")
+        hint = _skip_hint(outcome.state)
         click.echo(f"{where}: {hint}", err=outcome.state not in (State.COMPLETED, State.RUNNING))
     elif outcome.state == State.COMPLETED:
         resumed = f" ({outcome.message})" if outcome.message else ""
