@@ -9,9 +9,9 @@
 # runs are skipped, so resubmitting the same array after a timeout or preemption only trains
 # what is missing; with `--set train.checkpoint_every=N --resume` below, a run that hit the
 # time limit (Slurm sends SIGTERM: the run is marked interrupted, exit 143) continues from
-# its last checkpoint instead of starting over. Caveat: a run left `running` by a job killed hard (SIGKILL, node crash) on
-# ANOTHER node cannot be told from a live one (its pid lives on that node), so it is skipped as
-# "running elsewhere"; delete that run folder by hand before resubmitting.
+# its last checkpoint instead of starting over. A run left `running` by a job killed hard
+# (SIGKILL, node crash) on another node stops refreshing its heartbeat; once that is older than
+# the lease (MNISTEXP_LEASE_SECONDS, default 300 s) the next submission retrains it.
 #
 # Usage: examples/slurm_array.sh [MAX_AT_ONCE]
 set -euo pipefail

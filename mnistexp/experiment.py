@@ -118,6 +118,8 @@ def run_experiment(
         message = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
         _finish(run, State.FAILED, error=message, traceback=traceback.format_exc())
         return Outcome(run.path, State.FAILED, message=message)
+    finally:
+        run.close()  # no heartbeat outlives its run (a sweep worker goes on to the next)
 
 
 def _finish(run: runs.Run, state: str, **fields: Any) -> None:

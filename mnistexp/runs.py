@@ -19,8 +19,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import stat
+import threading
 import time
 import zipfile
 import zlib
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnistexp import atomic
+from mnistexp import atomic, liveness
 from mnistexp.config import ExperimentConfig, config_hash
 from mnistexp.errors import RunError
 from mnistexp.paths import check_names
@@ -150,8 +150,10 @@ def read_status(folder: Path) -> dict[str, Any] | None:
     status, problem = _parse_status(folder / "status.json")
     if status is None:
         return _unreadable(problem)
-    if status["state"] == State.RUNNING and not _alive(status):
-        status = {**status, "state": State.INTERRUPTED, "error": "the training process is gone"}
+    if status["state"] == State.RUNNING:
+        gone = liveness.why_dead(status, folder / "status.json")
+        if gone:
+            status = {**status, "state": State.INTERRUPTED, "error": gone}
     return status
 
 
@@ -200,21 +202,6 @@ def parse_json(text: bytes | str) -> Any:
         raise ValueError(f"not UTF-8 (byte at offset {exc.start})") from None
     except ValueError as exc:
         raise ValueError(str(exc).splitlines()[0] if str(exc) else "not JSON") from None
-
-
-def _alive(status: dict[str, Any]) -> bool:
-    if status.get("host") != socket.gethostname():
-        return True  # another machine's process: cannot tell, assume it is still running
-    pid = status.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # gone, or no pid this system can have
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
 
 
 def run_state(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> State | None:
@@ -314,7 +301,7 @@ def _claim_fresh(path: Path) -> Run | None:
         with signals_deferred():  # the folder appears with its owner, or not at all
             run = Run(staged)
             os.rename(staged, path)
-            run.path = path
+            run.placed(path)
     except OSError as exc:
         _remove(staged)
         if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
@@ -397,21 +384,76 @@ def _move_aside(path: Path, seen: tuple[int, int] | None) -> Path | None:
 
 
 class Run:
-    """A claimed run folder that this process writes."""
+    """A claimed run folder that this process writes.
+
+    While it runs, a :class:`mnistexp.liveness.Heartbeat` thread refreshes ``heartbeat`` in
+    status.json, so readers on any host can tell a live owner from a dead one. Every write
+    first checks that the folder is still ours: a process that was stopped past its lease
+    and whose run another process took over finds a status.json naming someone else, and
+    stops with a :class:`RunError` without touching the folder (a fence).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.started = time.time()
         self.history: list[dict[str, Any]] = []
         self._last: dict[str, Any] = {}
+        self._lock = threading.Lock()  # the heartbeat thread and this one write status.json
+        self._lease = liveness.lease_seconds()
+        self._heartbeat: liveness.Heartbeat | None = None
+        self._placed = False  # renamed into place: from then on every write checks ownership
+        self.lost = False  # another process took the folder over
         self._status(State.RUNNING)  # at once, so a concurrent claimer sees who owns the folder
 
+    def placed(self, path: Path) -> None:
+        """The claimed folder now lives at ``path``: start beating."""
+        self.path = path
+        self._placed = True
+        self._heartbeat = liveness.Heartbeat(self._beat, liveness.beat_interval(self._lease))
+        self._heartbeat.start()
+
+    def close(self) -> None:
+        """Stop the heartbeat (the run is finished, or this process gives up on it)."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+
+    def _beat(self) -> bool:
+        """One heartbeat; False once the run is finished or lost (the thread then ends)."""
+        try:
+            with self._lock:
+                if self._last.get("state") != State.RUNNING or self.lost:
+                    return False
+                self._check_owned()
+                self._write_status({})
+        except RunError:
+            return not self.lost  # a full disk: try again at the next beat
+        return True
+
+    def _check_owned(self) -> None:
+        """Raise RunError if the folder's status.json no longer names this process."""
+        if not self._placed:
+            return
+        if not self.lost:  # a status.json that is gone or names another owner; a read
+            status, problem = _parse_status(self.path / "status.json")  # error is no verdict
+            mine = ("host", "pid", "pid_start", "started")
+            self.lost = (status is None and problem == "no status.json") or (
+                status is not None and any(status.get(k) != self._last.get(k) for k in mine)
+            )
+        if self.lost:
+            self.close()
+            raise RunError(
+                f"{self.path}: another process took this run over (this one was silent for "
+                "longer than the lease); it stops here without touching the folder"
+            )
+
     def start(self, config_yaml: str, config_hash: str, env: dict[str, Any]) -> None:
+        self._check_owned()
         write_atomic(self.path / "config.yaml", config_yaml)
         write_json(self.path / "env.json", env)
         self._status(State.RUNNING, config_hash=config_hash)
 
     def add_epoch(self, row: dict[str, Any]) -> None:
+        self._check_owned()
         rows = [*self.history, row]
         with signals_deferred():  # epochs_done always counts what history.csv holds
             write_csv(self.path / "history.csv", rows)
@@ -437,6 +479,7 @@ class Run:
         arrays = {f"param.{k}": v for k, v in ckpt.params.items()}
         arrays |= {f"optimizer.{k}": v for k, v in ckpt.optimizer.items()}
         arrays["meta"] = np.array(json.dumps(meta, allow_nan=True))
+        self._check_owned()
         with signals_deferred():  # checkpoint_epoch always names the file on disk
             write_npz(self.path / CHECKPOINT, arrays, compress=False)
             self._status(State.RUNNING, checkpoint_epoch=ckpt.epoch)
@@ -447,6 +490,7 @@ class Run:
     def write_results(
         self, metrics: dict[str, Any], predictions: dict[str, Any], params: dict[str, Any]
     ) -> None:
+        self._check_owned()
         write_json(self.path / "metrics.json", metrics)
         write_npz(self.path / "predictions.npz", predictions)
         write_npz(self.path / "model.npz", params)
@@ -457,6 +501,7 @@ class Run:
 
     def finish(self, state: str, error: str | None = None, **extra: Any) -> None:
         """Record the final state, with the number of finished epochs (``epochs_done``)."""
+        self.close()
         self._status(
             state,
             error=error,
@@ -467,15 +512,17 @@ class Run:
         )
 
     def _status(self, state: str, **fields: Any) -> None:
-        status = {
-            "state": state,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": _iso(self.started),
-            **fields,
-        }
-        self._last = {**self._last, **status}
-        write_json(self.path / "status.json", self._last)
+        with self._lock:
+            self._check_owned()
+            self._write_status({"state": state, **fields})
+
+    def _write_status(self, fields: dict[str, Any]) -> None:
+        """Write status.json: the last status, updated by ``fields`` and a fresh heartbeat
+        (the caller holds the lock and has checked ownership)."""
+        owner = liveness.owner_fields(self._lease)
+        status = {**self._last, **fields, **owner, "started": _iso(self.started)}
+        write_json(self.path / "status.json", status)
+        self._last = status
 
 
 def _iso(t: float) -> str:

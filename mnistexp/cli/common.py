@@ -77,10 +77,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def check_paths(runs_dir: str | None, data_dir: str | None) -> None:
     """The runs folder (``--runs-dir`` or ``MNISTEXP_RUNS_DIR``) and ``--data-dir`` are names
-    the filesystem can hold: checked before any work starts (one line, exit code 2)."""
+    the filesystem can hold, and ``MNISTEXP_LEASE_SECONDS`` is a number: checked before any
+    work starts (one line, exit code 2)."""
+    from mnistexp.liveness import lease_seconds
     from mnistexp.paths import check_names
     from mnistexp.runs import runs_root
 
     runs_root(runs_dir)
+    lease_seconds()
     if data_dir is not None:
         check_names(data_dir, "--data-dir")
