@@ -295,6 +295,10 @@ def plan_line(cfg: ExperimentConfig, state: str | None, train: bool) -> str:
 # --------------------------------------------------------------------------- emitting
 
 
+PATH_KEYS = ("data.dir", "targets.teacher")
+"""Config keys whose values are paths: emitted commands name them absolutely."""
+
+
 def train_command(
     run: PlannedRun,
     base: str | None,
@@ -303,13 +307,17 @@ def train_command(
     flags: Sequence[str] = (),
 ) -> str:
     """A self-contained, shell-quoted ``mnistexp train`` command for one run; ``flags``
-    (``--resume``, ``--retry-failed``, ``--force``) are appended as given."""
+    (``--resume``, ``--retry-failed``, ``--force``) are appended as given. Every path in it
+    (config, runs folder, data folder, path-valued overrides) is absolute, so the command
+    does the same from any working directory (a Slurm task, a GNU parallel job elsewhere)."""
     words = ["mnistexp", "train"]
-    words += ["--config", str(base)] if base else []
-    for item in run.overrides:
-        words += ["--set", render_override(item)]
-    words += ["--seed", str(run.config.seed), "--runs-dir", str(runs_dir)]
-    words += ["--data-dir", str(data_dir)] if data_dir else []
+    words += ["--config", os.path.abspath(base)] if base else []
+    for key, value in run.overrides:
+        if key in PATH_KEYS and isinstance(value, str) and value:
+            value = os.path.abspath(value)
+        words += ["--set", render_override((key, value))]
+    words += ["--seed", str(run.config.seed), "--runs-dir", os.path.abspath(runs_dir)]
+    words += ["--data-dir", os.path.abspath(data_dir)] if data_dir else []
     words += flags
     return " ".join(shlex.quote(w) for w in words)
 
@@ -338,11 +346,13 @@ def write_command_file(path: str | Path, commands: Sequence[str]) -> Path:
 
 
 def slurm_snippet(command_file: str | Path, n: int, limit: int | None = None) -> str:
-    """An ``sbatch --array`` command whose task k runs line k of ``command_file``."""
+    """An ``sbatch --array`` command whose task k runs line k of ``command_file`` (an
+    absolute path); each task's log goes beside it, wherever ``sbatch`` is run from."""
     script = f'sed -n "${{SLURM_ARRAY_TASK_ID}}p" {shlex.quote(str(command_file))} | bash'
     array = f"1-{n}" + (f"%{limit}" if limit else "")
+    log = shlex.quote(str(Path(command_file).parent / "slurm-%A_%a.out"))
     return (
         f"# {n} runs, one per line of {command_file}; resubmitting is safe\n"
         f"sbatch --array={array} --job-name=mnistexp-sweep --cpus-per-task=1 "
-        f"--output=slurm-%A_%a.out --wrap {shlex.quote(script)}"
+        f"--output={log} --wrap {shlex.quote(script)}"
     )

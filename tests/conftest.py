@@ -39,6 +39,20 @@ def mnist_dir() -> Path:
     return path
 
 
+def require_tool(name: str, why: str) -> str:
+    """The path of the program ``name`` on PATH. Outside CI a missing program skips the test
+    with a reason; with ``CI`` set it fails, so CI never silently skips a real-engine test."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not found on PATH ({why})"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; CI must run the real-engine tests (.ci/run sets them up)")
+        pytest.skip(message)
+    return path
+
+
 def make_tiny_dataset(folder: Path, n_train: int = 600, n_test: int = 200, seed: int = 0):
     """Write a small, learnable MNIST-format dataset into ``folder`` and return its spec.
 

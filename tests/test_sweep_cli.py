@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -115,7 +116,31 @@ def test_emit_commands_golden() -> None:
         "commands",
     )
     assert result.exit_code == 0
-    check_golden("sweep_emit_commands.txt", result.output)
+    check_golden("sweep_emit_commands.txt", result.output.replace(os.getcwd(), "$DIR"))
+
+
+def test_emitted_commands_name_every_path_absolutely(tmp_path: Path, monkeypatch) -> None:
+    """A Slurm task or a parallel job starts elsewhere: no path may depend on the cwd."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text("train:\n  epochs: 1\n")
+    result = invoke(
+        "-c",
+        "base.yaml",
+        "--set",
+        "data.dir=../data",
+        "--data-dir",
+        "data",
+        "--runs-dir",
+        "out/runs",
+        "--emit",
+        "commands",
+    )
+    assert result.exit_code == 0, result.output
+    words = shlex.split(result.output)
+    assert words[words.index("--config") + 1] == str(tmp_path / "base.yaml")
+    assert words[words.index("--runs-dir") + 1] == str(tmp_path / "out" / "runs")
+    assert words[words.index("--data-dir") + 1] == str(tmp_path / "data")
+    assert f"data.dir={tmp_path.parent / 'data'}" in words
 
 
 def test_emit_passes_resume_and_retry_flags_to_every_command() -> None:
@@ -153,9 +178,9 @@ def test_emit_slurm_array_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert result.exit_code == 0, result.output
     check_golden(
         "sweep_slurm_array.txt",
-        result.output.replace(str(tmp_path), "$DIR")
-        + "---\n"
-        + (tmp_path / "sweep.txt").read_text(),
+        (result.output + "---\n" + (tmp_path / "sweep.txt").read_text()).replace(
+            str(tmp_path), "$DIR"
+        ),
     )
 
 
