@@ -12,11 +12,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_tool, run_states
+from tests.test_interrupts import assert_same_results
 
 REPO = Path(__file__).resolve().parent.parent
 BUDGET = [
@@ -85,3 +87,152 @@ def test_gnu_parallel_example_trains_every_run_once(mnist_dir: Path, tmp_path: P
     assert second.returncode == 0, second.stdout + second.stderr
     assert owners(root) == trained  # nothing trained again
     assert run_states(root) == states
+
+
+# --------------------------------------------------------------------------- Slurm
+
+
+def slurm_cluster() -> None:
+    """Skip (locally) or fail (CI) unless a Slurm cluster answers with a usable node."""
+    require_tool("sbatch", "a Slurm cluster: sudo scripts/slurm_cluster.sh start")
+    nodes = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    if not {"idle", "mixed", "allocated"} & set(nodes.stdout.split()):
+        message = f"no usable Slurm node (sinfo: {nodes.stdout.strip() or nodes.stderr.strip()})"
+        if os.environ.get("CI"):
+            pytest.fail(message + "; .ci/run starts one with scripts/slurm_cluster.sh start")
+        pytest.skip(message)
+
+
+def emit_array(args: list[str], root: Path, env: dict[str, str], cwd: Path) -> str:
+    """Run ``mnistexp sweep ARGS --emit slurm-array`` from ``cwd`` (ARGS may name files
+    relative to it); the printed sbatch line."""
+    command = ["mnistexp", "sweep", *args, "--runs-dir", str(root)]
+    command += ["--emit", "slurm-array", str(root / "sweep.txt")]
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = done.stdout.strip().splitlines()[-1]
+    assert line.startswith("sbatch "), done.stdout
+    return line
+
+
+def submit(line: str, cwd: Path, env: dict[str, str], *options: str) -> str:
+    """Run the printed sbatch line from ``cwd`` (``options`` go right after ``sbatch``)."""
+    line = line.replace("sbatch ", f"sbatch {' '.join(options)} ", 1)
+    done = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split()[-1]  # "Submitted batch job 42"
+
+
+def job_active(job: str) -> bool:
+    queue = subprocess.run(
+        ["squeue", "-h", "-j", job, "-t", "PD,R,CG,S,CF"], capture_output=True, text=True
+    )
+    return bool(queue.stdout.strip())
+
+
+def wait_job(job: str, timeout: float) -> None:
+    wait_for(lambda: not job_active(job), timeout=timeout, step=1.0)
+
+
+def wait_for(predicate, timeout: float, step: float = 0.2) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(step)
+
+
+@pytest.fixture
+def cluster(mnist_dir: Path, tmp_path: Path) -> tuple[Path, dict[str, str], Path]:
+    """(runs folder, job environment, a directory to submit from that is not the cwd of
+    ``sweep``); any job of the test still queued at its end is cancelled."""
+    slurm_cluster()
+    root = tmp_path / "runs"
+    root.mkdir()
+    elsewhere = tmp_path / "submit-from-here"
+    elsewhere.mkdir()
+    yield root, engine_env(root, mnist_dir), elsewhere
+    subprocess.run(["scancel", "--name=mnistexp-sweep"], capture_output=True)
+
+
+@pytest.mark.mnist
+def test_slurm_array_completes_every_run_once_and_resubmission_trains_nothing(
+    cluster, tmp_path: Path
+) -> None:
+    root, env, elsewhere = cluster
+    line = emit_array(["configs/sweeps/encodings.yaml", *BUDGET], root, env, cwd=REPO)
+    assert "--array=1-10 " in line
+    wait_job(submit(line, elsewhere, env), timeout=300)
+    states = run_states(root)
+    assert len(states) == 10 and set(states.values()) == {"completed"}, (
+        states,
+        [p.read_text() for p in root.glob("slurm-*.out")],
+    )
+    logs = sorted(root.glob("slurm-*.out"))
+    assert len(logs) == 10  # beside the command file, not in the submitter's directory
+    assert not list(elsewhere.iterdir())
+    trained = owners(root)
+    assert len({pid for pid, _ in trained.values()}) == 10
+
+    wait_job(submit(line, elsewhere, env), timeout=300)
+    assert owners(root) == trained  # nothing trained again
+    assert run_states(root) == states
+
+
+SLOW = [
+    "-c",
+    "configs/baseline.yaml",
+    "--set",
+    "train.epochs=300",
+    "--set",
+    "eval.bootstrap=0",
+]
+"""A run of about two minutes or more on two cores: always past a one-minute --time."""
+
+
+@pytest.mark.mnist
+def test_slurm_time_limit_interrupts_and_resume_is_bit_identical(cluster, tmp_path: Path) -> None:
+    root, env, elsewhere = cluster
+    args = [*SLOW, "--set", "train.checkpoint_every=1", "--resume"]
+    line = emit_array(args, root, env, cwd=REPO)
+    job = submit(line, elsewhere, env, "--time=1")
+    reference = subprocess.Popen(  # the same run, uninterrupted, meanwhile outside Slurm
+        ["mnistexp", "train", *SLOW, "--runs-dir", str(tmp_path / "plain")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wait_job(job, timeout=240)
+    (folder,) = [p for p in root.iterdir() if p.is_dir()]
+    status = json.loads((folder / "status.json").read_text())
+    assert (status["state"], status["error"]) == ("interrupted", "SIGTERM"), status
+    assert status["checkpoint_epoch"] >= 1 and status["epochs_done"] < 300
+
+    wait_job(submit(line, elsewhere, env), timeout=600)
+    status = json.loads((folder / "status.json").read_text())
+    assert status["state"] == "completed" and status["resumed_from_epoch"] >= 1, status
+    output, _ = reference.communicate(timeout=900)
+    assert reference.returncode == 0, output
+    assert_same_results(tmp_path / "plain" / folder.name, folder)
+
+
+@pytest.mark.mnist
+def test_scancel_leaves_runs_interrupted_and_resubmission_completes_them(cluster) -> None:
+    root, env, elsewhere = cluster
+    args = ["-c", "configs/baseline.yaml", "--set", "train.epochs=40", "--seeds", "2"]
+    line = emit_array([*args, "--set", "eval.bootstrap=0"], root, env, cwd=REPO)
+    job = submit(line, elsewhere, env)
+    wait_for(
+        lambda: len(states := run_states(root)) == 2 and set(states.values()) == {"running"},
+        timeout=120,
+    )
+    subprocess.run(["scancel", job], check=True)
+    wait_job(job, timeout=60)
+    statuses = [
+        json.loads((f / "status.json").read_text()) for f in sorted(root.iterdir()) if f.is_dir()
+    ]
+    assert [(s["state"], s["error"]) for s in statuses] == [("interrupted", "SIGTERM")] * 2
+
+    wait_job(submit(line, elsewhere, env), timeout=600)
+    assert set(run_states(root).values()) == {"completed"}
