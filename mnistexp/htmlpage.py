@@ -30,7 +30,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 thead th { border-bottom: 2px solid #444; }
 p.note { color: #555; font-size: 0.85em; margin: 0.2em 0; }
 figure { margin: 1.5em 0; }
-figure img { max-width: 100%; border: 1px solid #eee; }
+figure img { max-width: 100%; box-sizing: border-box; border: 1px solid #eee; }
 li.significant { font-weight: 600; }
 """
 
@@ -113,7 +113,7 @@ def _significance(report: Report) -> list[str]:
             f"{_e(verdict(c))} ({_e(c.test)})</li>"
         )
     return [
-        f"<h2>Against the baseline {_e(report.baseline)} (alpha = {report.alpha:g})</h2>",
+        f"<h2>Against the baseline ‘{_e(report.baseline)}’ (alpha = {report.alpha:g})</h2>",
         '<ul id="significance">',
         *items,
         "</ul>",

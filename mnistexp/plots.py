@@ -456,7 +456,7 @@ def learning_curves_figure(experiments: list[Experiment]) -> Figure:
         _draw_curve(ax, experiments, column)
         label = CURVE_COLUMNS[column].label
         ax.set(xlabel="epoch", ylabel=label, title=label.split(" (")[0] + " per epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.legend(fontsize=8)
@@ -528,7 +528,7 @@ def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figu
         _draw_curve(ax, experiments, column)
         ax.set(xlabel="epoch", title=style.label)  # the title names the quantity and unit
         ax.title.set_fontsize(10)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3, which="both" if style.log else "major")
         if not ax.has_data():
             _empty(ax, style.label, f"no {column} in history.csv")

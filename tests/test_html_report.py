@@ -104,7 +104,7 @@ def test_the_page_is_self_contained(page: tuple[Path, dict]) -> None:
     assert "script" not in parser.tags and "link" not in parser.tags
     assert not re.search(r"https?://", text)
     assert "mse[train.lr=0.05]" in text and "mse[train.lr=0.1]" in text  # readable labels
-    assert "Against the baseline base" in text and "Config differences" in text
+    assert "Against the baseline ‘base’" in text and "Config differences" in text
     for c in data["comparisons"]:
         assert c["verdict"].replace("<", "&lt;") in text
 
