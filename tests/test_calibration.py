@@ -167,19 +167,16 @@ def test_bootstrap_intervals_cover_the_truth_at_about_the_stated_rate() -> None:
         assert 0.91 <= covered[name] / draws <= 0.985, (name, covered[name] / draws)
 
 
-def test_bootstrap_is_seeded_and_fast() -> None:
-    import time
-
+def test_bootstrap_is_seeded() -> None:
+    """The same seed gives the same intervals, another seed others. (Its cost, about 0.4 s for
+    1,000 resamples of 10k images, is measured by benchmarks/calibration_cost.py, not here.)"""
     rng = np.random.default_rng(5)
     probs = rng.dirichlet(np.ones(10) * 0.1, size=10000)
     labels = rng.integers(0, 10, 10000)
     sample = bootstrap.per_sample(probs, np.log(probs), labels, probs.argmax(axis=1))
-    start = time.perf_counter()
     first = bootstrap.intervals(sample, 15, 0.02, seed=3)
-    seconds = time.perf_counter() - start
     assert first == bootstrap.intervals(sample, 15, 0.02, seed=3)
     assert first != bootstrap.intervals(sample, 15, 0.02, seed=4)
-    assert seconds < 3.0  # about 0.4 s on the project machine; generous for a busy CI
 
 
 # --------------------------------------------------------------------------- recalibration
