@@ -159,8 +159,8 @@ study-seed002: install
 	@cat docs/studies/seed002.md
 
 # The overconfident regime: the search, then every method there before and after each map.
-OVERCONFIDENT_METRICS = accuracy,ece,ts_ece,vector_ece,matrix_odir_ece,histogram_ece,\
-isotonic_ece,nll,ts_nll,debiased_ce,smooth_ece
+OVERCONFIDENT_METRICS := accuracy,ece,ts_ece,vector_ece,matrix_odir_ece,histogram_ece
+OVERCONFIDENT_METRICS := $(OVERCONFIDENT_METRICS),isotonic_ece,nll,ts_nll,debiased_ce,smooth_ece
 
 study-overconfident: install
 	$(SWEEP) configs/studies/overconfident/search.yaml --runs-dir $(STUDY_RUNS)/overconfident_search
