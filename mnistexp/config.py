@@ -131,12 +131,16 @@ def _with_teacher(cfg: ExperimentConfig) -> ExperimentConfig:
     return dataclasses.replace(cfg, targets=targets)
 
 
-def read_stored(path: Path) -> tuple[ExperimentConfig, list[str]]:
+def read_stored(
+    path: Path, raw: dict[str, Any] | None = None
+) -> tuple[ExperimentConfig, list[str]]:
     """A run folder's config.yaml, read leniently: a config written by an older or newer
     mnistexp loads even where it no longer validates strictly. Unknown keys are dropped and
     values outside today's rules kept; each such problem is one note naming the key.
-    A file that cannot be read as a config at all is a :class:`ConfigError`."""
-    raw = read_yaml_mapping(path, "config", "a run folder's config.yaml")
+    A file that cannot be read as a config at all is a :class:`ConfigError`. ``raw``: the
+    same config already read (from the run's config.json); ``path`` then names it in notes."""
+    if raw is None:
+        raw = read_yaml_mapping(path, "config", "a run folder's config.yaml")
     try:
         return from_dict(raw), []
     except ConfigError:

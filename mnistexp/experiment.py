@@ -105,7 +105,7 @@ def run_experiment(
     run = claimed.run
     try:  # from the claim on, a Ctrl-C or crash is recorded in the folder
         env = environment(argv or sys.argv, dataset.checksums, str(dataset.source))
-        run.start(to_yaml(cfg), chash, env)
+        run.start(to_yaml(cfg), chash, env, cfg.to_dict())
         checkpoint = runs.read_checkpoint(run.path, chash) if resumable else None
         outcome = _train_into(cfg, prepared, run, checkpoint, progress)
         if resume and checkpoint is None and outcome.state == State.COMPLETED:

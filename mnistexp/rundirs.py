@@ -12,6 +12,7 @@ test (:func:`read_hits`).
 from __future__ import annotations
 
 import glob
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import runs
-from mnistexp.columns import BOUNDS, METRICS, Metric
-from mnistexp.config import ExperimentConfig, config_hash, normalised, read_stored
+from mnistexp.columns import BOUNDS, METRICS
+from mnistexp.config import MAX_SEED, ExperimentConfig, config_hash, normalised, read_stored
 from mnistexp.config import flatten as flatten_dict
 from mnistexp.errors import ConfigError, RunError, UsageError
 from mnistexp.paths import check_names
@@ -104,6 +105,7 @@ def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
     """
     records: list[RunRecord] = []
     notes: list[str] = []
+    configs = ConfigCache()
     for folder in folders:
         status = runs.read_status(folder)
         if status is None:
@@ -112,7 +114,7 @@ def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
         state = status["state"]
         if state in (State.COMPLETED, State.DIVERGED):  # a folder with results to read
             try:
-                records.append(read_run(folder, state))
+                records.append(read_run(folder, state, configs))
                 notes += records[-1].notes
             except UsageError as exc:
                 notes.append(f"{exc}; left out")
@@ -133,23 +135,70 @@ def _state_note(folder: Path, state: str, error: str | None) -> str:
     return f"{folder}: {state}{why}; left out"
 
 
-def read_run(folder: Path, state: str) -> RunRecord:
+def read_run(folder: Path, state: str, configs: ConfigCache | None = None) -> RunRecord:
     """The :class:`RunRecord` of one folder in ``state`` (from its status.json);
-    :class:`RunError` if it cannot be used at all."""
-    cfg, notes = _read_config(folder)
-    record = RunRecord(folder, cfg.name, cfg.seed, config_hash(cfg), flatten(cfg), state)
-    record.notes = notes
+    :class:`RunError` if it cannot be used at all. ``configs`` shares the reading of
+    configs between the folders of one comparison."""
+    record = (configs or ConfigCache()).record(folder, state)
     if state == State.COMPLETED:
-        record.values, record.reliability, record.reliability_ts = _read_metrics(
-            folder / "metrics.json"
+        report = runs.read_json(folder / "metrics.json")
+        values, record.reliability, record.reliability_ts = _read_metrics(
+            folder / "metrics.json", report
         )
-        record.notes += _damaged_extras(folder)
+        record.values = values
+        record.notes += _damaged_extras(folder, report, record.reliability is None)
     return record
 
 
-def _damaged_extras(folder: Path) -> list[str]:
+class ConfigCache:
+    """Run configs as compare needs them: name, seed, identity and flattened keys.
+
+    A folder's config.json (the JSON copy of config.yaml that runs write) is parsed instead
+    of the YAML, and the folders of one experiment, which differ only in their seed, share
+    one validation, one identity and one flattening; so a folder costs a JSON parse. Folders
+    without a usable config.json (written before it existed) are read from config.yaml.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, str, dict[str, Any]]] = {}
+
+    def record(self, folder: Path, state: str) -> RunRecord:
+        raw = _config_json(folder)
+        if raw is None or not _is_seed(raw.get("seed")):
+            cfg, notes = _read_config(folder)
+            flat = flatten(cfg)
+            return RunRecord(folder, cfg.name, cfg.seed, config_hash(cfg), flat, state, notes=notes)
+        key = json.dumps({k: v for k, v in raw.items() if k != "seed"}, sort_keys=True)
+        if key not in self._seen:
+            cfg, notes = _read_config(folder, raw)
+            if notes:  # kept out of the cache: every folder gets its own notes
+                flat = flatten(cfg)
+                return RunRecord(
+                    folder, cfg.name, cfg.seed, config_hash(cfg), flat, state, notes=notes
+                )
+            self._seen[key] = (cfg.name, config_hash(cfg), flatten(cfg))
+        name, chash, flat = self._seen[key]
+        seed: int = raw["seed"]
+        return RunRecord(folder, name, seed, chash, {**flat, "seed": seed}, state)
+
+
+def _config_json(folder: Path) -> dict[str, Any] | None:
+    """The run's config.json as a dict; None if it has none or it is not a JSON object."""
+    try:
+        raw = runs.parse_json((folder / runs.CONFIG_JSON).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _is_seed(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED
+
+
+def _damaged_extras(folder: Path, report: Any, no_bins: bool) -> list[str]:
     """One note if the figures will leave out part of a usable run: its history.csv is not
-    UTF-8 text (no learning curves), or its reliability bins are malformed or all empty."""
+    UTF-8 text (no learning curves), or the test reliability bins its metrics.json
+    (``report``) has are malformed or all empty (``no_bins``: they were not usable)."""
     notes = []
     history = folder / "history.csv"
     try:
@@ -160,10 +209,10 @@ def _damaged_extras(folder: Path) -> list[str]:
         why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
         notes.append(f"{history}: unreadable ({why}); its learning curves are left out")
     try:
-        test = runs.read_json(folder / "metrics.json")["test"]
-    except (RunError, KeyError, TypeError):
+        test = report["test"]
+    except (KeyError, TypeError):
         return notes
-    if "reliability" in test and not _valid_bins(test["reliability"]):
+    if "reliability" in test and no_bins:
         notes.append(
             f"{folder / 'metrics.json'}: test reliability bins malformed or empty; "
             "left out of the reliability diagram"
@@ -171,17 +220,21 @@ def _damaged_extras(folder: Path) -> list[str]:
     return notes
 
 
-def _read_config(folder: Path) -> tuple[ExperimentConfig, list[str]]:
+def _read_config(
+    folder: Path, raw: dict[str, Any] | None = None
+) -> tuple[ExperimentConfig, list[str]]:
     """The run's resolved config, read leniently (a folder of another mnistexp version still
-    loads, with notes naming what no longer validates); a RunError if it is no config."""
+    loads, with notes naming what no longer validates); a RunError if it is no config.
+    ``raw``: the config already read from config.json."""
     try:
-        return read_stored(folder / "config.yaml")
+        name = "config.yaml" if raw is None else runs.CONFIG_JSON
+        return read_stored(folder / name, raw)
     except ConfigError as exc:
         raise RunError(str(exc)) from None
 
 
 def _read_metrics(
-    path: Path,
+    path: Path, report: Any
 ) -> tuple[dict[str, float], dict[str, list] | None, dict[str, list] | None]:
     """Test metrics and the reliability bins of a metrics.json before and after temperature
     scaling (None where absent); a RunError if it has no test metrics.
@@ -190,7 +243,6 @@ def _read_metrics(
     for the fields they have; a newer version is refused with one line, since its fields may
     mean something else. Malformed reliability bins are dropped, not passed on to the plots.
     """
-    report = runs.read_json(path)
     if not isinstance(report, dict):
         raise RunError(f"{path}: not a metrics report (a JSON object was expected)")
     _check_schema(path, report.get("schema_version"))
@@ -199,8 +251,14 @@ def _read_metrics(
         raise RunError(f"{path}: no test metrics")
     if not math.isfinite(test["accuracy"]):
         raise RunError(f"{path}: test accuracy is {test['accuracy']}, not a number to compare")
-    values = {key: _lookup(report, m) for key, m in METRICS.items()} | _intervals(report)
-    broken = [f"{m.section}.{m.field}" for m in METRICS.values() if _non_finite(report, m)]
+    raw = {key: m.value_in(report) for key, m in METRICS.items()}
+    values = {key: float(v) if _is_number(v) else math.nan for key, v in raw.items()}
+    broken = [
+        f"{m.section}.{m.field}"
+        for key, m in METRICS.items()
+        if _is_number(raw[key]) and not math.isfinite(raw[key])
+    ]
+    values |= _intervals(report)
     if broken:
         raise RunError(f"{path}: {', '.join(broken)} not finite; the run's numbers are damaged")
     scaled = report.get("test_temperature_scaled")
@@ -234,21 +292,24 @@ def _valid_bins(bins: Any) -> bool:
         return False
     m = len(edges) - 1
     columns = [bins.get("accuracy"), bins.get("mean_confidence")]
+    numbers = [*edges, *count]  # the checks run in C (map), as compare reads 10,000s of these
     return (
-        all(_is_number(v) and math.isfinite(v) for v in [*edges, *count])
+        all(map(_NUMBER_TYPES.__contains__, map(type, numbers)))
+        and all(map(math.isfinite, numbers))
         and len(count) == m
         and sum(count) > 0
         and min(count) >= 0
         and all(
-            isinstance(c, list) and len(c) == m and all(v is None or _is_number(v) for v in c)
+            isinstance(c, list)
+            and len(c) == m
+            and all(map(_NUMBER_OR_NULL.__contains__, map(type, c)))
             for c in columns
         )
     )
 
 
-def _lookup(report: dict[str, Any], metric: Metric) -> float:
-    value = metric.value_in(report)
-    return float(value) if value is not None and _is_number(value) else math.nan
+_NUMBER_TYPES = frozenset((int, float))  # exactly: bool, a subclass of int, is no number
+_NUMBER_OR_NULL = _NUMBER_TYPES | {type(None)}
 
 
 def _intervals(report: dict[str, Any]) -> dict[str, float]:
@@ -266,12 +327,6 @@ def _intervals(report: dict[str, Any]) -> dict[str, float]:
             low, high = (f"{key}{suffix}" for suffix in BOUNDS)
             out[low], out[high] = float(bounds[0]), float(bounds[1])
     return out
-
-
-def _non_finite(report: dict[str, Any], metric: Metric) -> bool:
-    """A metric present as a number that is NaN or infinite (absent ones are fine)."""
-    value = metric.value_in(report)
-    return _is_number(value) and not math.isfinite(value)
 
 
 def _is_number(value: Any) -> bool:

@@ -1,7 +1,8 @@
 """The run-folder contract: claiming, atomic writes, status, reading back.
 
-``<root>/<name>-<hash8>-s<seed>/`` holds config.yaml, status.json, history.csv, metrics.json,
-predictions.npz, model.npz and env.json. Only this module writes run folders.
+``<root>/<name>-<hash8>-s<seed>/`` holds config.yaml (and its JSON copy config.json), status.json,
+history.csv, metrics.json, predictions.npz, model.npz and env.json. Only this module writes run
+folders.
 
 Concurrency: a folder is claimed by an atomic ``mkdir``, so of two processes starting the same
 run exactly one trains it. Re-running a failed run first renames the old folder aside (atomic:
@@ -42,6 +43,7 @@ STATES = WRITTEN  # the values status.json holds
 FINISHED_BAD = (State.FAILED, State.DIVERGED, State.INTERRUPTED)
 RESUMABLE = (State.INTERRUPTED, State.FAILED)  # states whose checkpoint --resume continues from
 CHECKPOINT = "checkpoint.npz"
+CONFIG_JSON = "config.json"  # config.yaml as JSON; folders written before it lack it
 CHECKPOINT_FORMAT = 1
 
 
@@ -446,9 +448,19 @@ class Run:
                 "longer than the lease); it stops here without touching the folder"
             )
 
-    def start(self, config_yaml: str, config_hash: str, env: dict[str, Any]) -> None:
+    def start(
+        self,
+        config_yaml: str,
+        config_hash: str,
+        env: dict[str, Any],
+        resolved: dict[str, Any] | None = None,
+    ) -> None:
+        """Write config.yaml, its machine-readable copy config.json (``resolved``, the same
+        config as a dict: what compare reads, far faster than YAML), env.json, the status."""
         self._check_owned()
         write_atomic(self.path / "config.yaml", config_yaml)
+        if resolved is not None:
+            write_atomic(self.path / CONFIG_JSON, json.dumps(resolved) + "\n")
         write_json(self.path / "env.json", env)
         self._status(State.RUNNING, config_hash=config_hash)
 

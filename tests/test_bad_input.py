@@ -876,6 +876,16 @@ def _set_item(key: str, value):
     return lambda doc: doc.__setitem__(key, value)
 
 
+def _old(damage):
+    """``damage`` to a folder without config.json, as mnistexp wrote them before it."""
+
+    def old(run: Path) -> None:
+        (run / "config.json").unlink()
+        damage(run)
+
+    return old
+
+
 def _del_item(key: str):
     return lambda doc: doc.pop(key)
 
@@ -929,14 +939,25 @@ RUN_DAMAGE = [
         _write("status.json", '{"state": "failed", "error": "boom"}'),
         "failed (boom); left out",
     ),
-    ("config-garbage", _write("config.yaml", "train: [1\n"), "config.yaml: malformed YAML"),
-    ("config-missing", _remove("config.yaml"), "config.yaml: cannot read config file"),
+    # config.yaml of a folder without config.json (written before runs had it)
+    ("config-garbage", _old(_write("config.yaml", "train: [1\n")), "config.yaml: malformed YAML"),
+    ("config-missing", _old(_remove("config.yaml")), "config.yaml: cannot read config file"),
     (
         "config-old-key",
-        _write("config.yaml", "train:\n  learning_rate: 0.1\n"),
+        _old(_write("config.yaml", "train:\n  learning_rate: 0.1\n")),
         "unknown key train.learning_rate",
     ),
-    ("config-bomb", _write("config.yaml", BOMB), "more than 10000 values"),
+    ("config-bomb", _old(_write("config.yaml", BOMB)), "more than 10000 values"),
+    # config.json, the copy compare reads: unusable, it yields to config.yaml
+    ("config-json-garbage", _write("config.json", "{not json"), None),
+    ("config-json-list", _write("config.json", "[]"), None),
+    ("config-json-missing", _remove("config.json"), None),
+    ("config-json-bad-seed", _edit_json("config.json", lambda d: d.update(seed=-1)), None),
+    (
+        "config-json-old-key",
+        _edit_json("config.json", lambda d: d["train"].update(learning_rate=0.1)),
+        "unknown key train.learning_rate",
+    ),
 ]
 
 
