@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mnistexp.outputs import OUTPUTS, softmax
+from mnistexp.outputs import OUTPUTS, onehot_argmax, softmax
 from mnistexp.params import Param
 from mnistexp.schema import ExperimentConfig, LossConfig
 
@@ -287,9 +287,7 @@ def _clamped(loss: Loss, z: np.ndarray, a: np.ndarray, t: np.ndarray, out: np.nd
     """Seed 000's proposal taken literally: the error of the output clamped to one-hot,
     ``onehot(argmax z) - t`` (the multiclass perceptron's update). A correct sample with
     one-hot targets gives no error at all."""
-    out[...] = 0
-    out[np.arange(z.shape[0]), z.argmax(axis=1)] = 1
-    return np.subtract(out, t, out=out)
+    return np.subtract(onehot_argmax(z, out), t, out=out)
 
 
 def _true_class(loss: Loss, z: np.ndarray, a: np.ndarray, t: np.ndarray, out: np.ndarray):

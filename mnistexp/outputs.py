@@ -33,6 +33,14 @@ def softmax(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def onehot_argmax(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(n, K) scores -> the one-hot matrix of each row's argmax (ties: the lowest index)."""
+    out = np.zeros_like(z) if out is None else out
+    out[...] = 0
+    out[np.arange(z.shape[0]), z.argmax(axis=1)] = 1
+    return out
+
+
 def _sigmoid(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return expit(z, out=out)  # no overflow warnings for large |z|
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from mnistexp.errors import ConfigError
 from mnistexp.losses import Distillation, Loss
-from mnistexp.outputs import OUTPUTS, Output, softmax
+from mnistexp.outputs import OUTPUTS, Output, onehot_argmax, softmax
 from mnistexp.params import Param
 from mnistexp.schema import LossConfig, TargetsConfig
 
@@ -181,9 +181,7 @@ class BootstrapHard(_Bootstrap):
     params = (Param("beta", 0.8, float, 0.0, 1.0, help="weight of the given labels"),)
 
     def current(self, z, output):
-        q = np.zeros_like(z)
-        q[np.arange(z.shape[0]), z.argmax(axis=1)] = 1
-        return q
+        return onehot_argmax(z)
 
 
 class Distill(TargetScheme):
@@ -256,9 +254,7 @@ class DistillHard(Distill):
     """Distillation from the teacher's outputs clamped to their one-hot argmax."""
 
     def soft(self, z_teacher):
-        q = np.zeros_like(z_teacher)
-        q[np.arange(z_teacher.shape[0]), z_teacher.argmax(axis=1)] = 1
-        return q
+        return onehot_argmax(z_teacher)
 
 
 TARGETS: dict[str, type[TargetScheme]] = {

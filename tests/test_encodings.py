@@ -175,12 +175,18 @@ def _one_epoch(rule: str, xs, ts, w_ih, w_ho, lr, batch):
     return model.weights[0].T, model.weights[1].T
 
 
-@pytest.mark.parametrize("rule", ["tutorial", "rashid"])
-def test_tutorial_rules_equal_the_tutorials_own_code_online(rule):
-    rng = np.random.default_rng(3)
+def _tutorial_problem(seed: int):
+    """A 3-2-2 network's weights (out, in) and three samples with 0.01/0.99 targets."""
+    rng = np.random.default_rng(seed)
     w_ih, w_ho = rng.normal(0, 0.8, (2, 3)), rng.normal(0, 0.8, (2, 2))
     xs = rng.uniform(0.01, 1.0, (3, 3))
     ts = np.array([[0.99, 0.01], [0.01, 0.99], [0.99, 0.01]])
+    return w_ih, w_ho, xs, ts
+
+
+@pytest.mark.parametrize("rule", ["tutorial", "rashid"])
+def test_tutorial_rules_equal_the_tutorials_own_code_online(rule):
+    w_ih, w_ho, xs, ts = _tutorial_problem(3)
     want = _tutorial_reference(w_ih, w_ho, xs, ts, 0.3, updated=rule == "tutorial")
     got = _one_epoch(rule, xs, ts, w_ih, w_ho, 0.3, batch=1)
     for g, w in zip(got, want, strict=True):
@@ -192,10 +198,7 @@ def test_tutorial_rules_equal_the_tutorials_own_code_online(rule):
 
 @pytest.mark.parametrize("rule", ["tutorial", "rashid"])
 def test_tutorial_rules_at_a_batch_of_three_by_hand(rule):
-    rng = np.random.default_rng(4)
-    w_ih, w_ho = rng.normal(0, 0.8, (2, 3)), rng.normal(0, 0.8, (2, 2))
-    xs = rng.uniform(0.01, 1.0, (3, 3))
-    ts = np.array([[0.99, 0.01], [0.01, 0.99], [0.99, 0.01]])
+    w_ih, w_ho, xs, ts = _tutorial_problem(4)
     lr, m = 0.3, 3
     # the batch-mean form of the same rule: every sample sees the output weights after the
     # batch's (mean) update, as a batch of one sees them after its own
