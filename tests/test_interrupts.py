@@ -150,7 +150,8 @@ def test_kill_9_leaves_running_with_a_dead_pid_that_every_command_reads_as_inter
     assert "interrupted" in shown.output and "Traceback" not in shown.output
 
     again = launch("train", *args)  # takes the folder over instead of leaving it alone
-    wait_for(lambda: json.loads((folder / "status.json").read_text()).get("pid") == again.pid)
+    # (read_status: the folder is briefly absent while it is moved aside and claimed afresh)
+    wait_for(lambda: (runs.read_status(folder) or {}).get("pid") == again.pid)
     again.kill()
     again.communicate(timeout=30)
 

@@ -28,6 +28,14 @@ def utc(seconds_ago: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
 
 
+class Ago(float):
+    """A heartbeat ``seconds`` before the test runs (not before collection, minutes earlier)."""
+
+
+def resolved(fields: dict) -> dict:
+    return {k: utc(v) if isinstance(v, Ago) else v for k, v in fields.items()}
+
+
 def fake_running(folder: Path, **fields) -> Path:
     """A run folder whose status.json says ``running`` with ``fields``."""
     folder.mkdir(parents=True)
@@ -46,18 +54,18 @@ ELSEWHERE = "node-that-is-not-this-one"
 @pytest.mark.parametrize(
     ("fields", "state", "why"),
     [
-        pytest.param({"host": ELSEWHERE, "heartbeat": utc(5)}, "running", None, id="fresh"),
+        pytest.param({"host": ELSEWHERE, "heartbeat": Ago(5)}, "running", None, id="fresh"),
         pytest.param(
-            {"host": ELSEWHERE, "heartbeat": utc(600)}, "interrupted", "no heartbeat", id="stale"
+            {"host": ELSEWHERE, "heartbeat": Ago(600)}, "interrupted", "no heartbeat", id="stale"
         ),
         pytest.param(
-            {"host": ELSEWHERE, "heartbeat": utc(600), "lease_seconds": 3600},
+            {"host": ELSEWHERE, "heartbeat": Ago(600), "lease_seconds": 3600},
             "running",
             None,
             id="the-owner-promised-a-longer-lease",
         ),
         pytest.param(
-            {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": utc(600)},
+            {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": Ago(600)},
             "interrupted",
             "no heartbeat",
             id="a-live-pid-here-without-heartbeat",
@@ -73,7 +81,7 @@ ELSEWHERE = "node-that-is-not-this-one"
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "pid_start": liveness.process_start(os.getpid()),
-                "heartbeat": utc(1),
+                "heartbeat": Ago(1),
             },
             "running",
             None,
@@ -84,7 +92,7 @@ ELSEWHERE = "node-that-is-not-this-one"
 def test_a_running_status_is_judged_by_heartbeat_lease_and_pid(
     tmp_path: Path, fields: dict, state: str, why: str | None
 ) -> None:
-    status = runs.read_status(fake_running(tmp_path / "r-0123abcd-s0", **fields))
+    status = runs.read_status(fake_running(tmp_path / "r-0123abcd-s0", **resolved(fields)))
     assert status["state"] == state
     assert why is None or why in status["error"]
 

@@ -15,6 +15,7 @@ from tests.conftest import TINY
 
 RUN_FILES = {
     "config.yaml",
+    "config.json",
     "status.json",
     "history.csv",
     "metrics.json",
