@@ -484,28 +484,33 @@ def test_a_cache_entry_without_a_matching_seal_is_rebuilt(
     np.testing.assert_array_equal(loaded.test_labels, tiny.arrays["test_labels"])
 
 
-def test_second_load_of_real_mnist_is_fast_and_verified(mnist_dir: Path, tmp_path: Path) -> None:
-    """The verified cache keeps a second load in a new process under 0.05 s: the median CPU
-    time of 5 loads, and the best wall time (wall time alone is at the mercy of whatever else
-    the 2 cores run; README gives the wall-clock median on an idle machine)."""
+def test_second_load_of_real_mnist_reads_the_verified_cache(mnist_dir: Path, tmp_path: Path):
+    """A second load in a new process takes the sealed cache as it is: nothing is decoded or
+    written again, and the arrays are the same. (Its speed, under 0.05 s, is measured by
+    benchmarks/data_load.py: a wall-clock bound in a test flakes on a busy machine.)"""
     import os
     import subprocess
     import sys
 
     env = {**os.environ, "MNISTEXP_CACHE_DIR": str(tmp_path / "cache")}
     script = (
-        "import time; from mnistexp import data; t, c = time.perf_counter(), time.process_time(); "
-        f"data.load('mnist', {str(mnist_dir)!r}); "
-        "print(time.perf_counter() - t, time.process_time() - c)"
+        "import hashlib; from mnistexp import data; "
+        f"d = data.load('mnist', {str(mnist_dir)!r}); "
+        "print(hashlib.sha256(d.train_images.tobytes() + d.test_labels.tobytes()).hexdigest())"
     )
-    runs = [
-        subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                       text=True, check=True).stdout.split()
-        for _ in range(6)
-    ][1:]  # fmt: skip
-    wall = sorted(float(w) for w, _ in runs)
-    cpu = sorted(float(c) for _, c in runs)
-    assert cpu[2] < 0.05 and wall[0] < 0.05, (wall, cpu)
+
+    def load() -> str:
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        return done.stdout.strip()
+
+    first = load()
+    cache = sorted((tmp_path / "cache").rglob("*"))
+    stamps = {p: p.stat().st_mtime_ns for p in cache if p.is_file()}
+    assert any(p.suffix == ".npy" for p in stamps) and any(p.suffix == ".json" for p in stamps)
+    assert load() == first
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing rebuilt or rewritten
+    assert sorted((tmp_path / "cache").rglob("*")) == cache
 
 
 def _gzip_bomb(size: int) -> bytes:
