@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mnistexp.outputs import OUTPUTS, onehot_argmax, softmax
-from mnistexp.params import Param
+from mnistexp.params import Declares, Param
 from mnistexp.schema import ExperimentConfig, LossConfig
 
 __all__ = [
@@ -59,7 +59,7 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-class Loss:
+class Loss(Declares):
     """A loss bound to one output activation. Arrays are (n, K): z logits, a outputs, t targets.
 
     Built from the whole ``loss`` section, so a parameter it declares in ``params`` is read as
@@ -78,13 +78,6 @@ class Loss:
     def problems(cls, cfg: LossConfig, loss: LossConfig) -> list[tuple[str, Any, bool, str]]:
         """(key, value, ok, rule) combination checks beyond each parameter's own range."""
         return []
-
-    def param(self, name: str, absent: Any = None) -> Any:
-        """The value of parameter ``name``: from the section, else its declared default (a
-        section built in code may leave them out), else ``absent`` (a subclass that does not
-        declare it)."""
-        declared = {p.name: p.default for p in self.params}
-        return getattr(self.cfg, name, declared.get(name, absent))
 
     def activate(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return self.output.forward(z, out)

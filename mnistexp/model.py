@@ -311,8 +311,6 @@ def _tutorial_setting(cfg: Any) -> list[Problem]:
     return [("train.backprop", tr.backprop, ok, f"{rule}: needs {what}") for ok, what in need]
 
 
-Backprop = BackpropRule
-
 BACKPROPS: dict[str, BackpropRule] = {
     "exact": BackpropRule(),  # the chain rule: the gradient of the loss
     "tutorial": BackpropRule(_error_through_updated_weights, True, _tutorial_setting),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnistexp.losses import DELTAS, DeltaRule, Loss, make_loss
-from mnistexp.model import BACKPROPS, Backprop
+from mnistexp.model import BACKPROPS, BackpropRule
 from mnistexp.schema import ExperimentConfig
 from mnistexp.targets import TargetScheme, make_scheme
 
@@ -24,7 +24,7 @@ class Objective:
     loss: Loss
     scheme: TargetScheme
     delta_rule: DeltaRule
-    backprop: Backprop
+    backprop: BackpropRule
 
     def targets(self, t: np.ndarray, labels: np.ndarray, z: np.ndarray) -> np.ndarray:
         """The targets (m, K) for a batch with fixed targets ``t``, labels (m,), logits z."""

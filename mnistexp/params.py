@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,17 @@ class Param:
 
 def _num(x: float) -> str:
     return str(int(x)) if math.isfinite(x) and x == int(x) else f"{x:g}"
+
+
+class Declares:
+    """A component that reads declared parameters from its config section ``self.cfg``."""
+
+    params: ClassVar[tuple[Param, ...]] = ()
+    cfg: Any
+
+    def param(self, name: str, absent: Any = None) -> Any:
+        """The value of parameter ``name``: from the section, else its declared default (a
+        section built in code may leave them out), else ``absent`` (a subclass that does not
+        declare it)."""
+        declared = {p.name: p.default for p in self.params}
+        return getattr(self.cfg, name, declared.get(name, absent))

@@ -27,7 +27,7 @@ import numpy as np
 from mnistexp.errors import ConfigError
 from mnistexp.losses import Distillation, Loss
 from mnistexp.outputs import OUTPUTS, Output, onehot_argmax, softmax
-from mnistexp.params import Param
+from mnistexp.params import Declares, Param
 from mnistexp.schema import LossConfig, TargetsConfig
 
 
@@ -62,7 +62,7 @@ class FinishedRun:
     logits: Callable[[np.ndarray], np.ndarray]
 
 
-class TargetScheme:
+class TargetScheme(Declares):
     """Fixed targets ``off`` for every wrong class and ``on`` for the true one (override
     :meth:`encode` for anything else)."""
 
@@ -71,13 +71,6 @@ class TargetScheme:
 
     def __init__(self, cfg: TargetsConfig, n_classes: int) -> None:
         self.cfg, self.n_classes = cfg, n_classes
-
-    def param(self, name: str, absent: Any = None) -> Any:
-        """The value of parameter ``name``: from the section, else its declared default (a
-        section built in code may leave them out), else ``absent`` (a subclass that does not
-        declare it)."""
-        declared = {p.name: p.default for p in self.params}
-        return getattr(self.cfg, name, declared.get(name, absent))
 
     def values(self) -> tuple[float, float]:
         """(off, on): the target of every wrong class and of the true class."""

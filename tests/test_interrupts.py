@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -167,15 +168,21 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def test_kill_9_of_a_sweep_parent_makes_its_workers_mark_their_runs_and_exit(
-    launch, tiny: Path, tmp_path: Path
-):
-    root = tmp_path / "runs"
+def sweep_with_two_running_workers(launch, tiny: Path, root: Path) -> subprocess.Popen:
+    """A real ``sweep -j 2`` of two long runs into ``root``, returned once both are running."""
     proc = launch(
         "sweep", *tiny_sets(tiny), *LONG, "--grid", "train.lr=0.05,0.1", "--runs-dir", str(root),
         "-j", "2", "--no-progress",
     )  # fmt: skip
     wait_for(lambda: list(run_states(root).values()) == ["running", "running"])
+    return proc
+
+
+def test_kill_9_of_a_sweep_parent_makes_its_workers_mark_their_runs_and_exit(
+    launch, tiny: Path, tmp_path: Path
+):
+    root = tmp_path / "runs"
+    proc = sweep_with_two_running_workers(launch, tiny, root)
     workers = [
         json.loads((f / "status.json").read_text())["pid"] for f in runs.iter_run_folders(root)
     ]
@@ -195,11 +202,7 @@ def test_a_worker_whose_parent_is_alive_ignores_the_parent_signal(launch, tiny: 
     """PR_SET_PDEATHSIG also fires when the parent's thread that started a worker ends: a
     worker whose parent is still its parent goes on training."""
     root = tmp_path / "runs"
-    proc = launch(
-        "sweep", *tiny_sets(tiny), *LONG, "--grid", "train.lr=0.05,0.1", "--runs-dir", str(root),
-        "-j", "2", "--no-progress",
-    )  # fmt: skip
-    wait_for(lambda: list(run_states(root).values()) == ["running", "running"])
+    proc = sweep_with_two_running_workers(launch, tiny, root)
     folder = next(iter(runs.iter_run_folders(root)))
     pid = json.loads((folder / "status.json").read_text())["pid"]
     done = epochs_written(root)
