@@ -18,7 +18,6 @@ per resample would cost 20 times more), which the conventions record.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -130,9 +129,13 @@ def _band(draws: np.ndarray, full: np.ndarray, q: list[float]) -> dict[str, list
     """Percentile band of the accuracy in each bin from resampled accuracies (B, M):
     ``{"accuracy_low": [M], "accuracy_high": [M]}``, None for a bin empty in the sample
     (``full`` (M,) False); resamples that leave a bin empty do not count for it."""
-    with warnings.catch_warnings():  # a bin empty in every resample: an all-NaN column
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanquantile(draws, q, axis=0)  # (M,) each
+    # A bin empty in every resample is an all-NaN column: left NaN without calling
+    # nanquantile on it, whose warning could only be silenced through the process-wide
+    # (not thread-safe) warnings filters.
+    seen = ~np.isnan(draws).all(axis=0)  # (M,)
+    low = np.full(draws.shape[1], np.nan)
+    high = np.full(draws.shape[1], np.nan)
+    low[seen], high[seen] = np.nanquantile(draws[:, seen], q, axis=0)
     return {
         "accuracy_low": [float(v) if f else None for v, f in zip(low, full, strict=True)],
         "accuracy_high": [float(v) if f else None for v, f in zip(high, full, strict=True)],

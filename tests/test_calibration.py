@@ -167,6 +167,20 @@ def test_bootstrap_intervals_cover_the_truth_at_about_the_stated_rate() -> None:
         assert 0.91 <= covered[name] / draws <= 0.985, (name, covered[name] / draws)
 
 
+def test_reliability_band_needs_no_warnings_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The warnings filters are process-wide: a sweep run in a thread beside another loses a
+    # filter the other restores (pytest turns warnings into errors). With them unusable, a
+    # bin empty in every resample must still come out as a gap, not a RuntimeWarning.
+    import contextlib
+    import warnings
+
+    monkeypatch.setattr(warnings, "catch_warnings", contextlib.nullcontext)
+    monkeypatch.setattr(warnings, "simplefilter", lambda *a, **k: None)
+    draws = np.array([[0.5, np.nan, 1.0], [1.0, np.nan, np.nan], [0.0, np.nan, 1.0]])
+    band = bootstrap._band(draws, np.array([True, False, True]), [0.0, 1.0])
+    assert band == {"accuracy_low": [0.0, None, 1.0], "accuracy_high": [1.0, None, 1.0]}
+
+
 def test_bootstrap_is_seeded() -> None:
     """The same seed gives the same intervals, another seed others. (Its cost, about 0.4 s for
     1,000 resamples of 10k images, is measured by benchmarks/calibration_cost.py, not here.)"""
