@@ -300,22 +300,36 @@ class _Recorder:
         return monitor
 
 
-# Per-step work (multiply-adds) below which one BLAS thread is used. Measured on a 2-core
-# machine: a 784-100-10 step at batch 32 (2.5M MACs) is no faster on two threads when the machine
-# is idle, and 10x slower when anything else runs (the threads' handshakes wait on the busy
-# core). 784-800-10 at batch 32 (20M MACs) is bimodal on two threads, 1.4 s or 4.5 s an epoch
-# from run to run, and a steady 2.1 s on one, so it stays on one; 784-100-10 at batch 128 (10M)
-# gives up 0.23 -> 0.29 s for the same steadiness. 784-800-10 at batch 128 (81M) needs both
-# threads: 1.1 s against 1.9 s on one.
-_ONE_THREAD_BELOW = 32_000_000
+# When a step gets the library's BLAS threads rather than one. Measured on a 2-core machine
+# (one trainer epoch over 50k images, a fresh process per setting, median of 6;
+# benchmarks/blas_threads.py, with --busy for the other core kept busy):
+# - 784-100-10 at batch 32 (2.5M multiply-adds a step): 0.19 s on two threads, 0.25 s on one,
+#   but up to 10x slower on two when anything else runs (the threads' handshakes wait on the
+#   busy core); it stays on one.
+# - 784-800-10 at batch 32 (20M): 0.89 s on two, 1.38 s on one, bimodal on two (up to 1.76 s,
+#   once 4.5 s); it stays on one.
+# - 784-100-10 at batch 128 (10M): 0.13 s on two, 0.19 s on one, and with the other core busy
+#   0.34 s against 0.19 s; two threads from here (the rows of a batch of 128 split evenly).
+# - 784-800-10 at batch 128 (81M): 0.66 s on two, 1.22 s on one; 2.4 s against 1.2 s busy.
+# The thread count changes the last bits of a matmul (OpenBLAS picks other kernels and tiles),
+# so this rule is part of a run's numbers: it depends only on the config, never on the load.
+_THREADS_FROM_MACS = 32_000_000  # any batch
+_THREADS_FROM_ROWS = (128, 8_000_000)  # batches of at least 128 rows and 8M multiply-adds
+
+
+def _one_blas_thread(model: MLP, batch: int) -> bool:
+    """Whether a step of ``batch`` rows runs on one BLAS thread (the rule above; earlier
+    releases kept batches of 128 or more under 32M multiply-adds on one too)."""
+    macs = batch * sum(w.size for w in model.weights)
+    rows, rows_macs = _THREADS_FROM_ROWS
+    return macs < _THREADS_FROM_MACS and not (batch >= rows and macs >= rows_macs)
 
 
 def _blas_threads(model: MLP, batch: int):
-    """A context with one BLAS thread for small per-step matmuls, else the library default."""
-    macs = batch * sum(w.size for w in model.weights)
-    if macs >= _ONE_THREAD_BELOW:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    """A context with one BLAS thread for small steps, else the library default."""
+    if _one_blas_thread(model, batch):
+        return threadpool_limits(limits=1, user_api="blas")
+    return contextlib.nullcontext()
 
 
 def _weight_norms(model: MLP) -> dict[str, float]:

@@ -95,3 +95,24 @@ def test_recorded_monitor_equals_per_batch_monitor():
     recorded = recorder.monitor(make_objective(ExperimentConfig()), split).row()
     for key, value in direct.row().items():
         assert recorded[key] == pytest.approx(value, rel=1e-12), key
+
+
+@pytest.mark.parametrize(
+    ("sizes", "batch", "one"),
+    [
+        ([784, 100, 10], 1, True),
+        ([784, 100, 10], 32, True),  # 2.5M multiply-adds: one thread
+        ([784, 800, 10], 32, True),  # 20M, but 32 rows: one thread (bimodal on two)
+        ([784, 100, 10], 64, True),  # 5M
+        ([784, 30, 10], 128, True),  # 128 rows but 3.3M
+        ([784, 100, 10], 128, False),  # 128 rows and 10M: the library's threads
+        ([784, 800, 10], 64, False),  # 40M
+        ([784, 800, 10], 128, False),
+    ],
+)
+def test_the_blas_thread_rule_reads_only_the_network_and_batch(sizes, batch, one) -> None:
+    # The thread count changes a matmul's last bits, so it must follow from the config alone.
+    from mnistexp.trainer import _one_blas_thread
+
+    model = init_mlp(sizes, "sigmoid", "xavier", True, np.random.default_rng(0))
+    assert _one_blas_thread(model, batch) is one
