@@ -35,7 +35,7 @@ test: install lint
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python benchmarks/epoch_time.py
+	$(BIN)/python benchmarks/speed.py --json benchmarks/speed.json
 
 # The five studies of the README's Findings section. Each target trains the runs that are
 # missing (finished runs are reused), prints the markdown table pasted in the README (also
