@@ -25,7 +25,7 @@ A float32 ``np.matmul`` peak is measured in its own process at the start and at 
 
     python benchmarks/speed.py                     # the README table (about 15 minutes)
     python benchmarks/speed.py --cells b128 --repeats 5
-    python benchmarks/speed.py --quick             # 2 repeats, N = 2: a smoke test only
+    python benchmarks/speed.py --quick             # 2 repeats: a smoke test only
 
 Without PyTorch installed only mnistexp's columns are filled.
 """
@@ -77,12 +77,10 @@ class Cell:
 CELLS = (Cell(100, 1), Cell(100, 32), Cell(100, 128), Cell(800, 128))
 
 
-def epochs_for(cell: Cell, quick: bool) -> int:
+def epochs_for(cell: Cell) -> int:
     """N of the end-to-end difference, so that N epochs take about 10 s: a process's start-up
     varies by up to 2 s here (first-touch page faults of fresh memory in this VM), which
     (N - 1) divides."""
-    if quick:
-        return 2
     return {1: 3, 32: 25}.get(cell.batch, 40 if cell.hidden == 100 else 10)
 
 
@@ -110,36 +108,17 @@ def run_json(cmd: list[str], env: dict[str, str]) -> tuple[float, dict]:
 
 
 def loop_command(library: str, cell: Cell, seed: int) -> list[str]:
-    return [
-        sys.executable,
-        __file__,
-        "--child",
-        f"loop-{library}",
-        "--cells",
-        cell.name,
-        "--seed",
-        str(seed),
-    ]
+    child = ["--child", f"loop-{library}", "--seed", str(seed)]
+    return [sys.executable, __file__, *child, "--cells", cell.name]
 
 
 def train_command(library: str, cell: Cell, epochs: int, seed: int, runs: Path) -> list[str]:
     if library == "torch":
-        return [
-            sys.executable,
-            str(ROOT / "benchmarks" / "torch_train.py"),
-            "--hidden",
-            str(cell.hidden),
-            "--activation",
-            cell.activation,
-            "--batch",
-            str(cell.batch),
-            "--epochs",
-            str(epochs),
-            "--lr",
-            str(LR),
-            "--seed",
-            str(seed),
-        ]
+        flags = (
+            f"--hidden {cell.hidden} --activation {cell.activation} --batch {cell.batch} "
+            f"--epochs {epochs} --lr {LR} --seed {seed}"
+        )
+        return [sys.executable, str(ROOT / "benchmarks" / "torch_train.py"), *flags.split()]
     sets = {
         "model.hidden": f"[{cell.hidden}]",
         "model.activation": cell.activation,
@@ -303,9 +282,9 @@ class Measured:
     per_epoch: list[float] = field(default_factory=list)
 
 
-def measure(cell: Cell, libraries: list[str], repeats: int, quick: bool, env) -> dict:
+def measure(cell: Cell, libraries: list[str], repeats: int, env) -> dict:
     out = {lib: Measured() for lib in libraries}
-    n_epochs = epochs_for(cell, quick)
+    n_epochs = epochs_for(cell)
     with tempfile.TemporaryDirectory(prefix="mnistexp-speed-") as tmp:
         for lib in libraries:  # untimed: page cache, compiled bytecode, the data cache
             run_json(train_command(lib, cell, 1, 0, Path(tmp) / f"{lib}-warm"), env)
@@ -353,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--threads", type=int, help="threads for both libraries (default: theirs)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
-    p.add_argument("--quick", action="store_true", help="2 repeats, N = 2: a smoke test")
+    p.add_argument("--quick", action="store_true", help="2 repeats: a smoke test, not the table")
     p.add_argument("--json", type=Path, help="also write every measurement to this file")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -397,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     results = {}
     for cell in cells:
-        m = measure(cell, libraries, repeats, args.quick, env)
+        m = measure(cell, libraries, repeats, env)
         results[cell.name] = {lib: vars(v) for lib, v in m.items()}
         me, pt = m["mnistexp"], m.get("torch")
         cols = [
