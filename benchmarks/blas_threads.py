@@ -17,44 +17,20 @@ import json
 import statistics
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
 CELLS = ("100/32", "100/64", "100/128", "800/32", "800/64", "800/128")
 
 
 def child(hidden: int, batch: int, threads: int) -> list[float]:
     """Seconds of three epochs on ``threads`` BLAS threads (the first warms up)."""
-    sys.path.insert(0, str(ROOT))
+    from speed import Cell, loop_data, mnistexp_epoch
     from threadpoolctl import threadpool_limits
 
-    from mnistexp import config, data, trainer
-    from mnistexp.model import init_mlp
-    from mnistexp.objective import make_objective
-    from mnistexp.optim import make_optimizer
-    from mnistexp.splits import make_splits
+    from mnistexp import trainer
 
-    sets = [f"model.hidden=[{hidden}]", "model.activation=sigmoid", "model.init=xavier"]
-    cfg = config.load_config(
-        str(ROOT / "configs" / "baseline.yaml"), [*sets, f"train.batch_size={batch}"]
-    )
-    train, _, _ = make_splits(cfg, data.load(progress=False))
-    objective = make_objective(cfg)
+    cfg, train, _ = loop_data(Cell(hidden, batch))
     trainer._blas_threads = lambda model, batch: threadpool_limits(threads, user_api="blas")
-    seconds = []
-    for _ in range(3):
-        model = init_mlp([784, hidden, 10], "sigmoid", "xavier", True, np.random.default_rng(0))
-        optimizer = make_optimizer(model.parameters(), cfg.train)
-        start = time.perf_counter()
-        with np.errstate(over="ignore", invalid="ignore"):
-            trainer._epoch(
-                model, objective, optimizer, train, batch, 0.1, np.random.default_rng(1), None
-            )
-        seconds.append(time.perf_counter() - start)
-    return seconds
+    return [mnistexp_epoch(cfg, train, seed=0)[0] for _ in range(3)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,7 +133,7 @@ def train_command(library: str, cell: Cell, epochs: int, seed: int, runs: Path) 
     return [*cmd, "--seed", str(seed), "--runs-dir", str(runs), "--no-progress", "--json"]
 
 
-def _loop_data(cell: Cell):
+def loop_data(cell: Cell):
     """mnistexp's own training split of the cell's config, and its test split."""
     from mnistexp import data
     from mnistexp.splits import make_splits
@@ -166,27 +166,30 @@ def _initial_model(cfg, seed: int):
     return init_mlp(sizes, cfg.model.activation, cfg.model.init, True, rng, np.float32)
 
 
-def child_loop_mnistexp(cell: Cell, seed: int) -> dict:
+def mnistexp_epoch(cfg, split, seed: int):
+    """(seconds, trained model) of one ``trainer._epoch`` over ``split``, as ``train`` calls it,
+    from the cell's initial weights for ``seed``."""
     from mnistexp import trainer
-    from mnistexp.model import logits
     from mnistexp.objective import make_objective
     from mnistexp.optim import make_optimizer
 
-    cfg, train, test = _loop_data(cell)
-    objective = make_objective(cfg)
+    model = _initial_model(cfg, seed)
+    optimizer = make_optimizer(model.parameters(), cfg.train)
+    objective, rng = make_objective(cfg), np.random.default_rng(seed + 1000)
+    start = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):
+        trainer._epoch(model, objective, optimizer, split, cfg.train.batch_size, LR, rng, None)
+    return time.perf_counter() - start, model
 
-    def epoch(split, seed: int):
-        model = _initial_model(cfg, seed)
-        optimizer = make_optimizer(model.parameters(), cfg.train)
-        rng = np.random.default_rng(seed + 1000)
-        start = time.perf_counter()
-        with np.errstate(over="ignore", invalid="ignore"):
-            trainer._epoch(model, objective, optimizer, split, cell.batch, LR, rng, None)
-        return time.perf_counter() - start, model
 
+def child_loop_mnistexp(cell: Cell, seed: int) -> dict:
+    from mnistexp import trainer
+    from mnistexp.model import logits
+
+    cfg, train, test = loop_data(cell)
     warm = trainer.Split(*(a[: 2000 * cell.batch // 32 + 500] for a in (train.x, train.y, train.t)))
-    epoch(warm, seed)  # first-touch pages, thread pools, code paths
-    seconds, model = epoch(train, seed)
+    mnistexp_epoch(cfg, warm, seed)  # first-touch pages, thread pools, code paths
+    seconds, model = mnistexp_epoch(cfg, train, seed)
     accuracy = float(np.mean(logits(model, test.x).argmax(axis=1) == test.y))
     return {"seconds": seconds, "accuracy": accuracy}
 
@@ -197,7 +200,7 @@ def child_loop_torch(cell: Cell, seed: int) -> dict:
 
     if "MNISTEXP_BENCH_TORCH_THREADS" in os.environ:
         torch.set_num_threads(int(os.environ["MNISTEXP_BENCH_TORCH_THREADS"]))
-    cfg, train, test = _loop_data(cell)
+    cfg, train, test = loop_data(cell)
     x, y = torch.from_numpy(train.x), torch.from_numpy(train.y.astype(np.int64))
 
     def net_from_mnistexp(seed: int):

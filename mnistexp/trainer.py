@@ -301,28 +301,27 @@ class _Recorder:
 
 
 # When a step gets the library's BLAS threads rather than one. Measured on a 2-core machine
-# (one trainer epoch over 50k images, a fresh process per setting, median of 6;
-# benchmarks/blas_threads.py, with --busy for the other core kept busy):
-# - 784-100-10 at batch 32 (2.5M multiply-adds a step): 0.19 s on two threads, 0.25 s on one,
-#   but up to 10x slower on two when anything else runs (the threads' handshakes wait on the
-#   busy core); it stays on one.
-# - 784-800-10 at batch 32 (20M): 0.89 s on two, 1.38 s on one, bimodal on two (up to 1.76 s,
-#   once 4.5 s); it stays on one.
-# - 784-100-10 at batch 128 (10M): 0.13 s on two, 0.19 s on one, and with the other core busy
-#   0.34 s against 0.19 s; two threads from here (the rows of a batch of 128 split evenly).
-# - 784-800-10 at batch 128 (81M): 0.66 s on two, 1.22 s on one; 2.4 s against 1.2 s busy.
+# with benchmarks/blas_threads.py (one trainer epoch over 50k images, a fresh process per
+# setting, median (min-max) of 6; --busy keeps the other core busy):
+# - 784-100-10 at batch 32 (2.5M multiply-adds a step): 0.17 s (0.16-0.30) on two threads,
+#   0.22 s on one, but 0.56 s (up to 0.91) on two when the other core is busy; stays on one.
+# - 784-800-10 at batch 32 (20M): bimodal on two, 1.46 s (0.75-1.63) against a steady 1.25 s
+#   on one, and 4.3 s against 1.3 s busy; stays on one.
+# - 784-100-10 at batch 128 (10M): 0.13 s on two, 0.17 s on one; 0.35 s against 0.17 s busy.
+#   Two threads from 128 rows, where they were faster in every idle run.
+# - 784-800-10 at batch 128 (81M): 0.59 s on two, 1.06 s on one; 2.4 s against 1.0 s busy.
 # The thread count changes the last bits of a matmul (OpenBLAS picks other kernels and tiles),
 # so this rule is part of a run's numbers: it depends only on the config, never on the load.
-_THREADS_FROM_MACS = 32_000_000  # any batch
-_THREADS_FROM_ROWS = (128, 8_000_000)  # batches of at least 128 rows and 8M multiply-adds
+_THREADS_FROM_MACS = 32_000_000  # at any batch size
+_THREADS_FROM_ROWS, _THREADS_FROM_ROWS_MACS = 128, 8_000_000  # or 128+ rows and 8M+
 
 
 def _one_blas_thread(model: MLP, batch: int) -> bool:
     """Whether a step of ``batch`` rows runs on one BLAS thread (the rule above; earlier
     releases kept batches of 128 or more under 32M multiply-adds on one too)."""
     macs = batch * sum(w.size for w in model.weights)
-    rows, rows_macs = _THREADS_FROM_ROWS
-    return macs < _THREADS_FROM_MACS and not (batch >= rows and macs >= rows_macs)
+    wide = batch >= _THREADS_FROM_ROWS and macs >= _THREADS_FROM_ROWS_MACS
+    return macs < _THREADS_FROM_MACS and not wide
 
 
 def _blas_threads(model: MLP, batch: int):
