@@ -152,13 +152,15 @@ study-seed001: install
 
 # Seed 002 under the tutorial's own update rule and protocol; the exact, shuffled cells are
 # study-tutorial's runs, found in the same folder (whose own table filters to its four arms).
-# Seeds 0-19 of every arm, as study-tutorial's.
-SEED002_RUNS = '$(STUDY_RUNS)/tutorial/*-s[0-9]*'
+# Seeds 0-19 of every arm, as study-tutorial's; the tutorial-protocol block (the tutorial's rule
+# and file order) on seeds 0-59, the power its 0.1 pp effects need (README section 8).
+SEED002_RUNS = '$(STUDY_RUNS)/tutorial/*-s[0-9]' '$(STUDY_RUNS)/tutorial/*-s1[0-9]'
 SEED002_BLOCKS = exact_file_order tutorial_shuffled tutorial_file_order rashid_shuffled \
 	rashid_file_order
 
 study-seed002: install
 	$(SWEEP) configs/studies/seed002/sweep.yaml --runs-dir $(STUDY_RUNS)/tutorial
+	$(SWEEP) configs/studies/seed002/tutorial_protocol.yaml --runs-dir $(STUDY_RUNS)/tutorial
 	@mkdir -p docs/studies
 	$(COMPARE) $(SEED002_RUNS) --baseline plain \
 	    --metrics accuracy,nll,ece,confidence > docs/studies/seed002.md

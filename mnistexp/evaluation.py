@@ -94,11 +94,11 @@ def _temperature_section(
     val_log_p, _ = outputs["validation"]
     validation, test = splits["validation"], splits["test"]
     assert validation is not None and test is not None  # checked above / always present
-    temperature = metrics.fit_temperature(val_log_p, validation.y)
+    temperature, fit = metrics.fit_temperature(val_log_p, validation.y)
     log_p, pred = outputs["test"]
     probs_t, log_p_t = metrics.apply_temperature(log_p, temperature)
     section = metrics.evaluate(probs_t, test.y, pred, bins=cfg.eval.bins, log_probs=log_p_t)
-    return {"temperature": temperature, **section}
+    return {"temperature": temperature, "fit": fit.as_json(), **section}
 
 
 def _recalibrated(
@@ -124,5 +124,6 @@ def _recalibrated(
             if RECALIBRATIONS[name].changes_accuracy:
                 pred = predictions_after(q, log_p, pred)
             section = metrics.evaluate(q, test.y, pred, bins=cfg.eval.bins, log_probs=log_q)
-            out[name] = {**fitted.params, **section}
+            fit = {} if fitted.fit is None else {"fit": fitted.fit.as_json()}
+            out[name] = {**fitted.params, **fit, **section}
     return out

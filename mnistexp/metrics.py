@@ -44,10 +44,10 @@ T never makes the fitting NLL worse than T = 1, and it keeps every row's orderin
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import entr, log_softmax, logsumexp
 
 from mnistexp import calibration
@@ -351,16 +351,61 @@ def _nll_at(log_probs: _Floats, labels: np.ndarray, temperature: float) -> float
     return float(np.mean(logsumexp(scaled, axis=1) - true))
 
 
+@dataclass(frozen=True)
+class FitReport:
+    """How an iterative calibration fit ended; written into metrics.json as ``fit``.
+
+    ``converged``: the optimiser met its tolerance at an interior point. ``gradient``: the
+    largest absolute partial derivative of the fitted objective (mean validation NLL, plus any
+    penalty) with respect to the map's own parameters (log T for the temperature; W and b for
+    the affine maps) at the returned parameters. ``at_bound``: a parameter sits on the bound of
+    its search range, so the optimum may lie beyond it. ``iterations``: the optimiser's count.
+    """
+
+    converged: bool
+    gradient: float
+    at_bound: bool
+    iterations: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "converged": self.converged,
+            "gradient": self.gradient,
+            "at_bound": self.at_bound,
+            "iterations": self.iterations,
+        }
+
+
+TEMPERATURE_BOUNDS = (1e-8, 1e8)
+"""The range of T searched: wide enough that only a degenerate problem (every validation image
+right with a margin, so the NLL falls towards 0 as T -> 0; or no signal at all) reaches it."""
+
+
+def _beta_slope(log_probs: _Floats, labels: np.ndarray, beta: float) -> float:
+    """d/d(beta) of the mean NLL of softmax(beta * log_probs), beta = 1/T: the mean over rows of
+    E_q[log_probs] - log_probs[y] with q = softmax(beta * log_probs). Non-decreasing in beta (its
+    derivative is the mean variance of log_probs under q): the NLL is convex in 1/T."""
+    q = np.exp(log_softmax(beta * log_probs, axis=1))
+    expected = np.einsum("ik,ik->i", q, log_probs)
+    return float(np.mean(expected - log_probs[np.arange(len(labels)), labels]))
+
+
 def fit_temperature(
-    log_probs: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)
-) -> float:
-    """Temperature T > 0 minimizing the mean NLL of softmax(log_probs / T) (Guo et al. 2017).
+    log_probs: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = TEMPERATURE_BOUNDS
+) -> tuple[float, FitReport]:
+    """(T, how the fit ended): T > 0 minimizing the mean NLL of softmax(log_probs / T) (Guo et
+    al. 2017), searched in ``bounds``.
 
     ``log_probs`` (n, K) come from ``log_probabilities`` (for softmax outputs this is
-    temperature scaling of the logits). The NLL is convex in 1/T, hence unimodal in log T,
-    which a bounded Brent search over log T finds. T = 1 is returned unless the fitted T
-    gives a strictly lower NLL, so the fitted NLL is never worse than the unscaled one.
+    temperature scaling of the logits). The NLL is convex in beta = 1/T, so its minimum is the
+    root of the non-decreasing slope dNLL/dbeta (:func:`_beta_slope`), found by Brent's method
+    on log beta to machine precision. Where the slope keeps one sign over the whole range the
+    optimum lies beyond it: T is that bound and ``at_bound`` is set. T = 1 is returned unless
+    the fitted T gives a strictly lower NLL, so the fitted NLL is never worse than the unscaled
+    one.
     """
+    from scipy.optimize import brentq
+
     log_probs = np.asarray(log_probs, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.intp)
     low, high = bounds
@@ -370,16 +415,32 @@ def fit_temperature(
         raise ValueError(f"need log_probs (n, K) and labels (n,), got {log_probs.shape}")
     if not np.all(np.isfinite(log_probs)):
         raise ValueError("log_probs must be finite")
-    result = minimize_scalar(
-        lambda log_t: _nll_at(log_probs, labels, float(np.exp(log_t))),
-        bounds=(np.log(low), np.log(high)),
-        method="bounded",
-        options={"xatol": 1e-6},
+
+    def slope(log_beta: float) -> float:
+        return _beta_slope(log_probs, labels, float(np.exp(log_beta)))
+
+    lo, hi = -np.log(high), -np.log(low)  # log beta
+    at_lo, at_hi = slope(lo), slope(hi)
+    iterations, converged = 0, False
+    if at_lo >= 0:  # the NLL rises from the hottest T on: the optimum is at or beyond it
+        log_beta, converged = lo, at_lo == 0
+    elif at_hi <= 0:  # still falling at the coldest T
+        log_beta, converged = hi, at_hi == 0
+    else:
+        log_beta, result = brentq(slope, lo, hi, xtol=1e-14, rtol=8.9e-16, full_output=True)
+        iterations, converged = result.iterations, result.converged
+    temperature = float(np.exp(-log_beta))
+    beta = float(np.exp(log_beta))
+    report = FitReport(
+        converged=bool(converged),
+        gradient=abs(beta * _beta_slope(log_probs, labels, beta)),  # |dNLL/d log T|
+        at_bound=bool(log_beta in (lo, hi)),
+        iterations=int(iterations),
     )
-    temperature = float(np.exp(result.x))
     if _nll_at(log_probs, labels, 1.0) <= _nll_at(log_probs, labels, temperature):
-        return 1.0
-    return temperature
+        one = abs(_beta_slope(log_probs, labels, 1.0))
+        return 1.0, FitReport(report.converged, one, False, report.iterations)
+    return temperature, report
 
 
 def apply_temperature(log_probs: np.ndarray, temperature: float) -> tuple[_Floats, _Floats]:

@@ -67,10 +67,12 @@ FOLDS = 3
 
 @dataclass(frozen=True)
 class Fitted:
-    """A fitted map: ``apply(lp)`` -> (q, log q), each (n, K), and its JSON-ready params."""
+    """A fitted map: ``apply(lp)`` -> (q, log q), each (n, K), its JSON-ready params, and for
+    the iteratively fitted (scaling) maps how the fit ended."""
 
     apply: Map
     params: dict[str, Any]
+    fit: metrics.FitReport | None = None  # how an iterative fit ended; None: closed form
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,8 @@ class Recalibration:
 
 
 def _temperature(lp: np.ndarray, labels: np.ndarray, bins: int) -> Fitted:
-    t = metrics.fit_temperature(lp, labels)
-    return Fitted(lambda x: metrics.apply_temperature(x, t), {"temperature": t})
+    t, report = metrics.fit_temperature(lp, labels)
+    return Fitted(lambda x: metrics.apply_temperature(x, t), {"temperature": t}, report)
 
 
 def _mean_nll(log_q: np.ndarray, labels: np.ndarray) -> float:
@@ -97,15 +99,52 @@ def _mean_nll(log_q: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.mean(np.maximum(true, np.log(metrics.NLL_FLOOR))))
 
 
-def _nll_and_grad(a: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean NLL of softmax(a) (n, K) and its gradient with respect to a (n, K)."""
+def _features(x: np.ndarray, diagonal: bool) -> np.ndarray:
+    """u (n, K, d): what class k's score a_ik = theta_k . u_ik is linear in. The matrix map
+    has d = K + 1 (every column of x, then 1) for every class; the vector map d = 2
+    (x_ik, then 1)."""
+    n, k = x.shape
+    ones = np.ones((n, k, 1))
+    if diagonal:
+        return np.concatenate([x[:, :, None], ones], axis=2)
+    return np.concatenate([np.broadcast_to(x[:, None, :], (n, k, k)), ones], axis=2)
+
+
+def _softmax_nll_newton(
+    u: np.ndarray, labels: np.ndarray, theta: np.ndarray, ridge: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """(value, gradient (K d,), Hessian (K d, K d)) of the mean NLL of softmax(a), a_ik =
+    theta_k . u_ik, plus the quadratic penalty sum(ridge * theta**2) / 2; theta (K d,) is the
+    row-major (K, d) parameter matrix, u (n, K, d).
+
+    With q the softmax and g = q - onehot (n, K): the gradient of class k is sum_i g_ik u_ik / n,
+    and the Hessian sum_i [diag(q_i) - q_i q_i^T] (x) u_i u_i^T / n, computed as a block diagonal
+    of K (d, d) blocks minus Z^T Z with Z_i = (q_ik u_ik)_k flattened.
+    """
     from scipy.special import log_softmax
 
+    n, k, d = u.shape
+    rows = np.arange(n)
+    a = np.einsum("ikd,kd->ik", u, theta.reshape(k, d))
     log_q = log_softmax(a, axis=1)
-    rows = np.arange(len(labels))
-    grad = np.exp(log_q)
-    grad[rows, labels] -= 1.0
-    return float(-np.mean(log_q[rows, labels])), grad / len(labels)
+    q = np.exp(log_q)
+    g = q.copy()
+    g[rows, labels] -= 1.0
+    value = float(-np.mean(log_q[rows, labels])) + float(np.sum(ridge * theta**2)) / 2
+    grad = np.einsum("ik,ikd->kd", g, u).ravel() / n + ridge * theta
+    z = (q[:, :, None] * u).reshape(n, k * d)
+    hess = -(z.T @ z)
+    for c in range(k):
+        block = slice(c * d, (c + 1) * d)
+        hess[block, block] += (u[:, c, :].T * q[:, c]) @ u[:, c, :]
+    return value, grad, hess / n + np.diag(ridge)
+
+
+AFFINE_GTOL = 1e-8
+"""An affine fit has converged when the largest absolute gradient entry, in the optimiser's
+rescaled coordinates, is at most this: with the Hessian's smallest eigenvalues of these problems
+(1e-3 and up) the objective is then within about 1e-13 of its minimum. Tighter is not reliably
+reachable: near 1e-10 successive NLL values differ by rounding alone."""
 
 
 def _affine_fit(
@@ -114,54 +153,80 @@ def _affine_fit(
     diagonal: bool,
     penalty: float = 0.0,
     start: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(W (K, K) or w (K,), b (K,)) minimising mean NLL of softmax(lp W^T + b) (or w * lp + b)
-    plus the ODIR penalty ``penalty`` on off-diagonal W and b, from ``start`` (W, b) or the
-    identity.
+) -> tuple[np.ndarray, np.ndarray, metrics.FitReport]:
+    """(W (K, K) or w (K,), b (K,), how the fit ended) minimising the mean NLL of
+    softmax(lp W^T + b) (or w * lp + b) plus the ODIR penalty ``penalty`` on off-diagonal W
+    and b, from ``start`` (W, b) or the identity.
 
-    The optimiser works on standardised columns x = (lp - mu) / sd, an exact
-    reparametrisation (W = W_s / sd column by column, b = b_s - W mu) that makes the problem
-    well conditioned: log-probabilities of confident models reach -50, which left L-BFGS at
-    its iteration limit on the raw columns. The penalty is on the original W and b.
+    The problem is convex and small (K^2 + K or 2K parameters), so it is solved by Newton's
+    method with the exact Hessian inside a trust region (scipy's ``trust-exact``), which
+    converges quadratically to a gradient below ``AFFINE_GTOL`` (what ``converged`` reports);
+    where the infimum lies at infinity (separable validation data) it runs out of iterations
+    and says so. It works on
+    rescaled columns x = lp / sd, an exact reparametrisation (W = W_s / sd column by column)
+    that keeps the Hessian well conditioned when log-probabilities of confident models reach
+    -50. The penalty is on the original W and b.
+
+    Softmax ignores a constant added to every score, so without a penalty the optimum is a
+    set: adding one constant to every b_k (and, for the matrix map, one vector to every row of
+    W) changes no probability. The returned parameters are the member with sum(b) = 0 and,
+    for the matrix map, every column of W averaging 1/K, as the identity's does.
     """
     from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
 
     k = lp.shape[1]
     sd = lp.std(axis=0)
     sd = np.where(sd > 0, sd, 1.0)
-    mu = np.zeros(k)  # scaling only: centring would tie the intercept penalty to W
-    x = (lp - mu) / sd  # (n, K)
-    off = ~np.eye(k, dtype=bool)
-    lam_w = penalty / (k * (k - 1)) if k > 1 else 0.0
-    lam_b = penalty / k
-    shape = (k,) if diagonal else (k, k)
+    u = _features(lp / sd, diagonal)  # (n, K, d)
+    d = u.shape[2]
+    scale = np.ones((k, d))  # optimiser's theta = original (W | b) * scale
+    if diagonal:
+        scale[:, 0] = sd  # theta_k = (w_k sd_k, b_k)
+    else:
+        scale[:, :k] = sd  # theta_k = (W_kj sd_j for each j, b_k)
+    penalties = np.zeros((k, d))  # sum(penalties * theta**2) / 2 is the ODIR penalty
+    if penalty and not diagonal:
+        off = np.where(np.eye(k, dtype=bool), 0.0, 2.0 * penalty / (k * (k - 1)))
+        penalties[:, :k] = off / sd**2  # the penalty is on W = W_s / sd
+        penalties[:, k] = 2.0 * penalty / k
+    ridge = penalties.ravel()
 
-    def original(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        ws, bs = theta[: np.prod(shape)].reshape(shape), theta[np.prod(shape) :]
-        w = ws / sd  # column j of W_s divided by sd_j (elementwise for the vector)
-        return w, bs - (w * mu if diagonal else w @ mu)
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        return _softmax_nll_newton(u, labels, theta, ridge)
 
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        ws, bs = theta[: np.prod(shape)].reshape(shape), theta[np.prod(shape) :]
-        a = x * ws + bs if diagonal else x @ ws.T + bs
-        value, g = _nll_and_grad(a, labels)  # g (n, K) = dNLL/da
-        gws = np.sum(g * x, axis=0) if diagonal else g.T @ x
-        gbs = g.sum(axis=0)
-        if penalty and not diagonal:
-            w, b = original(theta)
-            value += lam_w * float(np.sum(w[off] ** 2)) + lam_b * float(np.sum(b**2))
-            gw = 2.0 * lam_w * np.where(off, w, 0.0) - 2.0 * lam_b * np.outer(b, mu)
-            gws = gws + gw / sd  # dW/dW_s = 1 / sd_j
-            gbs = gbs + 2.0 * lam_b * b
-        return value, np.concatenate([gws.ravel(), gbs])
+    cache: dict[bytes, tuple[float, np.ndarray, np.ndarray]] = {}
+
+    def evaluated(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        key = theta.tobytes()
+        if key not in cache:
+            cache.clear()
+            cache[key] = objective(theta)
+        return cache[key]
 
     w0, b0 = start if start is not None else (np.ones(k) if diagonal else np.eye(k), np.zeros(k))
-    theta0 = np.concatenate([(w0 * sd).ravel(), b0 + (w0 * mu if diagonal else w0 @ mu)])
-    # (n, K) x (K, K) products: one BLAS thread is several times faster than two when busy
-    with threadpool_limits(limits=1, user_api="blas"):
-        result = minimize(objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
-    return original(result.x)
+    theta0 = (np.concatenate([w0.reshape(k, -1), b0[:, None]], axis=1) * scale).ravel()
+    result = minimize(
+        lambda t: evaluated(t)[0],
+        theta0,
+        jac=lambda t: evaluated(t)[1],
+        hess=lambda t: evaluated(t)[2],
+        method="trust-exact",
+        options={"gtol": AFFINE_GTOL, "maxiter": 200},
+    )
+    original = result.x.reshape(k, d) / scale
+    grad = evaluated(result.x)[1].reshape(k, d) * scale  # d/dW = d/dW_s * sd
+    w, b = (original[:, 0] if diagonal else original[:, :k]), original[:, -1]
+    if not penalty:  # pin the directions softmax cannot see, as the identity has them
+        b = b - b.mean()
+        if not diagonal:
+            w = w - (w.mean(axis=0) - 1.0 / k)
+    report = metrics.FitReport(
+        converged=bool(np.max(np.abs(result.jac)) <= AFFINE_GTOL),
+        gradient=float(np.max(np.abs(grad))),
+        at_bound=False,
+        iterations=int(result.nit),
+    )
+    return w, b, report
 
 
 def _affine_map(w: np.ndarray, b: np.ndarray) -> Map:
@@ -181,13 +246,13 @@ def _affine(lp: np.ndarray, labels: np.ndarray, diagonal: bool, penalty: float) 
     """Fit, then keep the identity unless the fit lowers the validation NLL strictly."""
     from scipy.special import log_softmax
 
-    w, b = _affine_fit(lp, labels, diagonal, penalty)
+    w, b, report = _affine_fit(lp, labels, diagonal, penalty)
     k = lp.shape[1]
     fitted = _affine_map(w, b)
     if _mean_nll(fitted(lp)[1], labels) >= _mean_nll(log_softmax(lp, axis=1), labels):
         w, b = (np.ones(k) if diagonal else np.eye(k)), np.zeros(k)
         fitted = _affine_map(w, b)
-    return Fitted(fitted, {"weights": w.tolist(), "biases": b.tolist()})
+    return Fitted(fitted, {"weights": w.tolist(), "biases": b.tolist()}, report)
 
 
 def _vector(lp: np.ndarray, labels: np.ndarray, bins: int) -> Fitted:
@@ -206,8 +271,9 @@ def odir_penalty(lp: np.ndarray, labels: np.ndarray) -> float:
     for f in range(FOLDS):
         start = None
         for j in reversed(range(len(ODIR_GRID))):
-            start = _affine_fit(lp[fold != f], labels[fold != f], False, ODIR_GRID[j], start)
-            log_q = _affine_map(*start)(lp[fold == f])[1]
+            w, b, _ = _affine_fit(lp[fold != f], labels[fold != f], False, ODIR_GRID[j], start)
+            start = (w, b)
+            log_q = _affine_map(w, b)(lp[fold == f])[1]
             held_out[f, j] = _mean_nll(log_q, labels[fold == f])
     return ODIR_GRID[int(np.argmin(held_out.mean(axis=0)))]
 
@@ -215,7 +281,8 @@ def odir_penalty(lp: np.ndarray, labels: np.ndarray) -> float:
 def _matrix_odir(lp: np.ndarray, labels: np.ndarray, bins: int) -> Fitted:
     penalty = odir_penalty(lp, labels)
     fitted = _affine(lp, labels, diagonal=False, penalty=penalty)
-    return Fitted(fitted.apply, {"lambda": penalty, "mu": penalty, **fitted.params})
+    params = {"lambda": penalty, "mu": penalty, **fitted.params}
+    return Fitted(fitted.apply, params, fitted.fit)
 
 
 # --------------------------------------------------------------------------- binning maps

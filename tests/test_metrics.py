@@ -469,7 +469,7 @@ def test_temperature_recovers_the_true_one(t0: float) -> None:
     labels = _sampled_labels(rng, z_true)
     z = z_true * t0
     log_probs = metrics.log_probabilities(z, "softmax")
-    temperature = metrics.fit_temperature(log_probs, labels)
+    temperature, _ = metrics.fit_temperature(log_probs, labels)
     assert temperature == pytest.approx(t0, rel=0.05)
     probs_t, log_probs_t = metrics.apply_temperature(log_probs, temperature)
     np.testing.assert_allclose(probs_t, softmax(z / temperature, axis=1), rtol=1e-10, atol=1e-300)
@@ -489,7 +489,7 @@ def test_temperature_one_is_kept_when_nothing_better_is_allowed() -> None:
     z = rng.normal(0.0, 2.0, (5000, 10))
     labels = _sampled_labels(rng, z)
     log_probs = log_softmax(z, axis=1)
-    assert metrics.fit_temperature(log_probs, labels, bounds=(2.0, 5.0)) == 1.0
+    assert metrics.fit_temperature(log_probs, labels, bounds=(2.0, 5.0))[0] == 1.0
 
 
 @pytest.mark.parametrize("output", ["sigmoid", "linear"])
@@ -499,7 +499,7 @@ def test_temperature_on_floored_outputs_never_hurts(output: str) -> None:
     labels = rng.integers(0, 10, 3000)
     labels[:2000] = np.argmax(z[:2000], axis=1)
     log_probs = metrics.log_probabilities(z, output)
-    temperature = metrics.fit_temperature(log_probs, labels)
+    temperature, _ = metrics.fit_temperature(log_probs, labels)
     _, log_probs_t = metrics.apply_temperature(log_probs, temperature)
     assert 0.05 <= temperature <= 20.0
     assert metrics.nll(np.exp(log_probs_t), labels, log_probs_t) <= metrics.nll(
