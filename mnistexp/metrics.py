@@ -44,13 +44,13 @@ T never makes the fitting NLL worse than T = 1, and it keeps every row's orderin
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.special import entr, log_softmax, logsumexp
 
 from mnistexp import calibration
+from mnistexp.fits import FitReport
 from mnistexp.outputs import OUTPUTS, PROB_FLOOR
 
 SCHEMA_VERSION = 2
@@ -351,31 +351,6 @@ def _nll_at(log_probs: _Floats, labels: np.ndarray, temperature: float) -> float
     return float(np.mean(logsumexp(scaled, axis=1) - true))
 
 
-@dataclass(frozen=True)
-class FitReport:
-    """How an iterative calibration fit ended; written into metrics.json as ``fit``.
-
-    ``converged``: the optimiser met its tolerance at an interior point. ``gradient``: the
-    largest absolute partial derivative of the fitted objective (mean validation NLL, plus any
-    penalty) with respect to the map's own parameters (log T for the temperature; W and b for
-    the affine maps) at the returned parameters. ``at_bound``: a parameter sits on the bound of
-    its search range, so the optimum may lie beyond it. ``iterations``: the optimiser's count.
-    """
-
-    converged: bool
-    gradient: float
-    at_bound: bool
-    iterations: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "converged": self.converged,
-            "gradient": self.gradient,
-            "at_bound": self.at_bound,
-            "iterations": self.iterations,
-        }
-
-
 TEMPERATURE_BOUNDS = (1e-8, 1e8)
 """The range of T searched: wide enough that only a degenerate problem (every validation image
 right with a margin, so the NLL falls towards 0 as T -> 0; or no signal at all) reaches it."""
@@ -423,18 +398,19 @@ def fit_temperature(
     at_lo, at_hi = slope(lo), slope(hi)
     iterations, converged = 0, False
     if at_lo >= 0:  # the NLL rises from the hottest T on: the optimum is at or beyond it
-        log_beta, converged = lo, at_lo == 0
-    elif at_hi <= 0:  # still falling at the coldest T
-        log_beta, converged = hi, at_hi == 0
+        log_beta = lo
+    elif at_hi <= 0:  # still falling at the coldest T (the slope may underflow to 0 there)
+        log_beta = hi
     else:
         log_beta, result = brentq(slope, lo, hi, xtol=1e-14, rtol=8.9e-16, full_output=True)
         iterations, converged = result.iterations, result.converged
-    temperature = float(np.exp(-log_beta))
-    beta = float(np.exp(log_beta))
+    at_bound = bool(log_beta in (lo, hi))
+    temperature = {lo: high, hi: low}[log_beta] if at_bound else float(np.exp(-log_beta))
+    beta = 1.0 / temperature
     report = FitReport(
         converged=bool(converged),
         gradient=abs(beta * _beta_slope(log_probs, labels, beta)),  # |dNLL/d log T|
-        at_bound=bool(log_beta in (lo, hi)),
+        at_bound=at_bound,
         iterations=int(iterations),
     )
     if _nll_at(log_probs, labels, 1.0) <= _nll_at(log_probs, labels, temperature):

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from mnistexp import metrics
+from mnistexp.fits import FitReport
 
 _Floats = np.ndarray
 Map = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # lp (n, K) -> (q, log q)
@@ -72,7 +73,7 @@ class Fitted:
 
     apply: Map
     params: dict[str, Any]
-    fit: metrics.FitReport | None = None  # how an iterative fit ended; None: closed form
+    fit: FitReport | None = None  # how an iterative fit ended; None: closed form
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def _affine_fit(
     diagonal: bool,
     penalty: float = 0.0,
     start: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, metrics.FitReport]:
+) -> tuple[np.ndarray, np.ndarray, FitReport]:
     """(W (K, K) or w (K,), b (K,), how the fit ended) minimising the mean NLL of
     softmax(lp W^T + b) (or w * lp + b) plus the ODIR penalty ``penalty`` on off-diagonal W
     and b, from ``start`` (W, b) or the identity.
@@ -220,7 +221,7 @@ def _affine_fit(
         b = b - b.mean()
         if not diagonal:
             w = w - (w.mean(axis=0) - 1.0 / k)
-    report = metrics.FitReport(
+    report = FitReport(
         converged=bool(np.max(np.abs(result.jac)) <= AFFINE_GTOL),
         gradient=float(np.max(np.abs(grad))),
         at_bound=False,

@@ -24,6 +24,7 @@ from mnistexp.columns import BOUNDS, METRICS
 from mnistexp.config import MAX_SEED, ExperimentConfig, config_hash, normalised, read_stored
 from mnistexp.config import flatten as flatten_dict
 from mnistexp.errors import ConfigError, RunError, UsageError
+from mnistexp.fits import fit_problems
 from mnistexp.paths import check_names
 from mnistexp.states import State
 
@@ -147,6 +148,7 @@ def read_run(folder: Path, state: str, configs: ConfigCache | None = None) -> Ru
         )
         record.values = values
         record.notes += _damaged_extras(folder, report, record.reliability is None)
+        record.notes += [f"{folder}: {problem}" for problem in fit_problems(report)]
     return record
 
 

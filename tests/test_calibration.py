@@ -345,6 +345,16 @@ def test_a_run_writes_every_estimator_interval_and_map(tiny, tmp_path) -> None:
     assert recalibrated["temperature"] == report["test_temperature_scaled"]
     for name, section in recalibrated.items():
         assert set(section) >= set(report["test"]) - {"loss", "bootstrap"}, name
+        iterative = name in ("temperature", "vector", "matrix", "matrix_odir")
+        assert ("fit" in section) == iterative, name  # how an iterative fit ended
+        if iterative:
+            fit = section["fit"]
+            assert set(fit) == {"converged", "gradient", "at_bound", "iterations"}
+            assert not (fit["converged"] and fit["at_bound"]), name
+    # the tiny validation split is all right with a margin: the NLL falls as T -> 0, and the
+    # fit says so instead of stopping at an arbitrary bound
+    assert report["test_temperature_scaled"]["temperature"] == metrics.TEMPERATURE_BOUNDS[0]
+    assert report["test_temperature_scaled"]["fit"]["at_bound"] is True
     assert "recalibration" in report["conventions"]
 
 

@@ -17,6 +17,7 @@ from mnistexp.cli.common import (
     sigterm_as_interrupt,
 )
 from mnistexp.errors import interrupt_exit_code
+from mnistexp.fits import fit_problems
 from mnistexp.states import State
 
 SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
@@ -179,6 +180,8 @@ def _print_summary(outcome) -> None:
         scaled = outcome.metrics.get("test_temperature_scaled") or {}
         if "temperature" in scaled:
             click.echo(_metrics_line(f"test, T={scaled['temperature']:.3g}", scaled))
+        for problem in fit_problems(outcome.metrics):
+            click.echo(f"warning: {where}: {problem}", err=True)
 
 
 def _metrics_line(label: str, m: dict[str, Any]) -> str:
