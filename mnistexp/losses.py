@@ -90,6 +90,11 @@ class Loss(Declares):
         """d(per-sample loss)/dz, written into ``out`` (n, K)."""
         raise NotImplementedError
 
+    def target_grad(self, z: np.ndarray, a: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """d(per-sample loss)/dt (n, K): what a target computed from z adds to the gradient
+        when it is differentiated through (bootstrapping's ``targets.gradient: through``)."""
+        raise NotImplementedError
+
 
 _PENALTY = Param(
     "confidence_penalty", 0.0, float, 0.0, help="beta of -beta * H(p) (Pereyra et al. 2017)"
@@ -119,6 +124,9 @@ class CrossEntropy(Loss):
         if self.penalty:
             out += self._penalty_delta(a, log_softmax(z))
         return out
+
+    def target_grad(self, z, a, t):
+        return -log_softmax(z)  # the penalty does not depend on t
 
     def _sample_values(self, z: np.ndarray, log_p: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Per-sample losses (n,) including the penalty."""
@@ -169,6 +177,11 @@ class Focal(CrossEntropy):
         log_p = log_softmax(z)
         return float(self._sample_values(z, log_p, t).sum() / z.shape[0])
 
+    def target_grad(self, z, a, t):
+        # the FLSD-53 gamma depends on t only through its argmax: piecewise constant
+        log_p = log_softmax(z)
+        return -((-np.expm1(log_p)) ** self._gamma(log_p, t)) * log_p
+
     def _sample_values(self, z, log_p, t):
         weight = (-np.expm1(log_p)) ** self._gamma(log_p, t)  # (1 - p)^gamma, exact near p = 1
         penalty = self.penalty * _entropy(log_p)
@@ -206,6 +219,9 @@ class SquaredError(Loss):
     def delta(self, z, a, t, out):
         return self.output.vjp(a, np.subtract(a, t, out=out))  # dL/da = a - t
 
+    def target_grad(self, z, a, t):
+        return t - a
+
 
 class BinaryCrossEntropy(Loss):
     """Per-unit sigmoid cross-entropy ``-sum_k [t log a + (1 - t) log(1 - a)]`` (Nielsen ch. 3)."""
@@ -219,6 +235,9 @@ class BinaryCrossEntropy(Loss):
 
     def delta(self, z, a, t, out):
         return np.subtract(a, t, out=out)  # the sigmoid slope cancels
+
+    def target_grad(self, z, a, t):
+        return -z  # log(1 - a) - log(a) = -softplus(z) + softplus(-z) = -z
 
 
 class Distillation(Loss):

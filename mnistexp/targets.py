@@ -144,7 +144,8 @@ class Smooth(TargetScheme):
 class _Bootstrap(TargetScheme):
     """Reed et al. 2014, "Training deep neural networks on noisy labels with bootstrapping":
     ``beta * y + (1 - beta) * q`` with y the one-hot (or mixed) targets and q from the model's
-    current outputs, recomputed every batch and a constant of the gradient."""
+    current outputs, recomputed every batch; by default a constant of the gradient (see
+    :class:`BootstrapSoft` for the other convention)."""
 
     per_batch = True
 
@@ -158,14 +159,61 @@ class _Bootstrap(TargetScheme):
 
 
 class BootstrapSoft(_Bootstrap):
-    """q = the model's probabilities (softmax, or the output's documented probability rule)."""
+    """q = the model's probabilities (softmax, or the output's documented probability rule).
 
-    params = (Param("beta", 0.95, float, 0.0, 1.0, help="weight of the given labels"),)
+    ``gradient``: ``constant`` (the default) treats q as a constant of the gradient, so with
+    softmax cross-entropy the delta is beta (p - y); ``through`` differentiates through
+    q = softmax(z) as well, which is Reed et al.'s soft objective taken literally,
+    beta CE(y, p) + (1 - beta) H(p) for cross-entropy (an entropy-minimisation term), and
+    what an autograd implementation computes unless it detaches q. Softmax outputs only.
+    """
+
+    params = (
+        Param("beta", 0.95, float, 0.0, 1.0, help="weight of the given labels"),
+        Param(
+            "gradient",
+            "constant",
+            str,
+            choices=("constant", "through"),
+            help="q a constant of the gradient, or differentiated through",
+        ),
+    )
 
     def current(self, z, output):
         if output.forward is softmax:
             return softmax(z)
         return np.exp(output.log_probs(z))
+
+    def wrap(self, loss: Loss) -> Loss:
+        if self.param("gradient") == "through":
+            return ThroughTargets(loss, self.param("beta"))
+        return loss
+
+    @classmethod
+    def problems(cls, cfg, loss):
+        if cfg.scheme != "bootstrap_soft" or getattr(cfg, "gradient", "constant") == "constant":
+            return []
+        rule = "needs loss.output = softmax and loss.delta = exact (it differentiates softmax)"
+        fits = loss.output == "softmax" and loss.delta == "exact"
+        return [("targets.gradient", cfg.gradient, fits, rule)]
+
+
+class ThroughTargets(Loss):
+    """``base`` trained on t = beta y + (1 - beta) softmax(z) with t differentiated too:
+    delta = base's delta at fixed t + (1 - beta) J^T dL/dt, J the softmax Jacobian (n, K).
+    The value is base's own (the same number under either convention)."""
+
+    def __init__(self, base: Loss, beta: float) -> None:
+        super().__init__(base.cfg)
+        self.base, self.beta = base, float(beta)
+
+    def value(self, z, a, t):
+        return self.base.value(z, a, t)
+
+    def delta(self, z, a, t, out):
+        self.base.delta(z, a, t, out)
+        out += (1.0 - self.beta) * self.output.vjp(a, self.base.target_grad(z, a, t))
+        return out
 
 
 class BootstrapHard(_Bootstrap):

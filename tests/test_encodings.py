@@ -431,3 +431,11 @@ def test_a_resumed_student_is_bit_identical(teacher, tiny, tmp_path, monkeypatch
     # the interrupt lands as epoch 2's row is written, before its checkpoint: epoch 1's is used
     assert (resumed.state, resumed.message) == ("completed", "resumed from epoch 1")
     assert_same_results(plain.run_dir, folder)
+
+
+def test_bootstrap_gradient_enters_the_identity_only_when_through():
+    base = load_config(None, ["targets.scheme=bootstrap_soft"])
+    explicit = load_config(None, ["targets.scheme=bootstrap_soft", "targets.gradient=constant"])
+    through = load_config(None, ["targets.scheme=bootstrap_soft", "targets.gradient=through"])
+    assert config_hash(explicit) == config_hash(base) != config_hash(through)
+    assert base.targets.gradient == "constant"  # the default, as every earlier run trained

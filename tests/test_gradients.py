@@ -171,3 +171,77 @@ def test_mixup_batch_loss_gradient_matches_finite_differences():
     assert not np.isin(t, (0.0, 1.0)).all()  # the targets really are mixed
     for a, n in zip(_analytic(model, loss, x, t), _numeric(model, loss, x, t), strict=True):
         np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
+
+
+# --------------------------------------------------------------------------- bootstrapping
+
+
+THROUGH_CASES = [case for case in LOSS_CASES if case[1] == "softmax"]
+THROUGH_IDS = [i for i, case in zip(LOSS_IDS, LOSS_CASES, strict=True) if case[1] == "softmax"]
+
+
+def _bootstrap(gradient: str, beta: float = 0.7):
+    cfg = TargetsConfig(scheme="bootstrap_soft", params=(("beta", beta), ("gradient", gradient)))
+    return make_scheme(cfg, SIZES[-1])
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize(("loss_type", "output", "params"), THROUGH_CASES, ids=THROUGH_IDS)
+def test_bootstrap_through_gradient_is_that_of_the_recomputed_targets(
+    loss_type, output, params, activation
+):
+    # targets.gradient: through differentiates t(z) = beta y + (1 - beta) softmax(z) as well:
+    # the numeric gradient recomputes the targets at every perturbed point
+    scheme = _bootstrap("through")
+    loss = scheme.wrap(_loss(loss_type, output, params))
+    model, x, _ = _problem(activation, "onehot")
+    y = np.random.default_rng(3).integers(0, SIZES[-1], N)
+    fixed = scheme.encode(y, np.float64)
+
+    def targets_now():
+        return scheme.batch(fixed, y, logits(model, x), loss.output)
+
+    analytic = _analytic(model, loss, x, targets_now())
+    numeric = []
+    for p, _ in model.parameters():
+        g = np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            keep = p[i]
+            p[i] = keep + 1e-6
+            up = _mean_loss(model, loss, x, targets_now())
+            p[i] = keep - 1e-6
+            down = _mean_loss(model, loss, x, targets_now())
+            p[i] = keep
+            g[i] = (up - down) / 2e-6
+        numeric.append(g)
+    for a, n in zip(analytic, numeric, strict=True):
+        np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-8)
+
+
+def test_bootstrap_conventions_by_hand_for_cross_entropy():
+    # one-hot y, q = p = softmax(z): constant gives beta (p - y); through adds the gradient of
+    # (1 - beta) H(p), which is -(1 - beta) p (log p + H)
+    beta, z, y = 0.7, np.array([[np.log(2.0), 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]])
+    p = np.array([[0.5, 0.25, 0.25]])
+    entropy = -(p * np.log(p)).sum()
+    for gradient, expected in (
+        ("constant", beta * (p - y)),
+        ("through", beta * (p - y) - (1 - beta) * p * (np.log(p) + entropy)),
+    ):
+        scheme = _bootstrap(gradient, beta)
+        loss = scheme.wrap(_loss("cross_entropy", "softmax"))
+        t = scheme.batch(y, np.array([1]), z, loss.output)
+        got = loss.delta(z, loss.activate(z), t, np.empty_like(z))
+        np.testing.assert_allclose(got, expected, rtol=1e-14, atol=1e-16)
+
+
+@pytest.mark.parametrize("setting", ["loss.output=sigmoid", "loss.delta=clamped"])
+def test_bootstrap_through_needs_softmax_and_the_exact_delta(setting):
+    from mnistexp.config import load_config
+    from mnistexp.errors import ConfigError
+
+    overrides = ["targets.scheme=bootstrap_soft", "targets.gradient=through", setting]
+    if setting == "loss.output=sigmoid":
+        overrides.append("loss.type=mse")
+    with pytest.raises(ConfigError, match=r"targets\.gradient = 'through' is invalid"):
+        load_config(None, overrides)
