@@ -245,6 +245,7 @@ class Comparison:
     alpha: float
     p_adjusted: float | None = None  # after the report's multiple-comparison correction
     correction: str = "none"
+    interval: tuple[float, float] | None = None  # 95% t-interval of the difference
 
     @property
     def significant(self) -> bool | None:
@@ -259,10 +260,14 @@ def compare_metric(
     """Difference of ``other`` to ``base`` on ``metric`` with the test the seeds allow."""
     b, o = base.values(metric.key), other.values(metric.key)
     shared = sorted(set(b) & set(o))
+    interval = None
     if len(shared) >= 2:
-        diff, p, test = stats.paired_t([b[s] for s in shared], [o[s] for s in shared])
+        pair = [b[s] for s in shared], [o[s] for s in shared]
+        diff, p, test = stats.paired_t(*pair)
+        interval = stats.difference_interval(*pair, paired=True)
     elif len(b) >= 2 and len(o) >= 2:
         diff, p, test = stats.welch_t(list(b.values()), list(o.values()))
+        interval = stats.difference_interval(list(b.values()), list(o.values()), paired=False)
     elif metric.key == "accuracy" and b and o:
         try:
             diff, p, test = _mcnemar(*_one_pair(base, other, shared))
@@ -270,7 +275,7 @@ def compare_metric(
             diff, p, test = stats.mean_difference(b, o), None, f"no test ({exc})"
     else:
         diff, p, test = stats.mean_difference(b, o), None, "no test (needs 2 seeds per experiment)"
-    return Comparison(other.name, base.name, metric.key, diff, p, test, alpha)
+    return Comparison(other.name, base.name, metric.key, diff, p, test, alpha, interval=interval)
 
 
 def _one_pair(base: Experiment, other: Experiment, shared: list[int]) -> tuple[Path, Path]:

@@ -40,12 +40,19 @@ def format_cell(metric: Metric, s: Summary, interval: bool = False, sep: str = "
     return text
 
 
-def format_difference(metric: Metric, diff: float) -> str:
-    """``"+0.41 pp"`` for percent metrics, ``"-0.0123"`` otherwise."""
+def format_difference(
+    metric: Metric, diff: float, interval: tuple[float, float] | None = None
+) -> str:
+    """``"+0.41 pp"`` for percent metrics, ``"-0.0123"`` otherwise; with its 95% interval
+    ``"+0.41 pp [+0.12, +0.70]"``."""
     if math.isnan(diff):
         return "—"
     unit = " pp" if metric.percent else ""
-    return f"{metric.shown(diff):+.{metric.digits}f}{unit}"
+    text = f"{metric.shown(diff):+.{metric.digits}f}{unit}"
+    if interval is None:
+        return text
+    low, high = (f"{metric.shown(v):+.{metric.digits}f}" for v in interval)
+    return f"{text} [{low}, {high}]"
 
 
 def format_p(p: float) -> str:
@@ -69,7 +76,7 @@ def verdict(c: Comparison) -> str:
     """``"+0.41 pp, p = 0.003 (Holm 0.021), significant at 0.05 (better)"`` or ``"...,
     not significant"``; the verdict is on the adjusted p-value."""
     metric = METRICS[c.metric]
-    diff = format_difference(metric, c.difference)
+    diff = format_difference(metric, c.difference, c.interval)
     if c.p_value is None:
         return f"{diff}, no p-value"
     if not c.significant:
@@ -172,13 +179,14 @@ def comparison_table_rows(report: Report) -> Rows:
     adjusted p-value, the verdict and the test (narrower than the sentences of markdown)."""
     adjusted = CORRECTION_SHORT.get(report.correction, "adj.") + " p"
     header = ["experiment", "metric", "difference", "p", adjusted, "verdict", "test"]
+    brackets = report.interval  # the difference's interval, with --interval (width)
     if report.correction == "none":
         header[4] = "-"
     body = [
         [
             c.experiment,
             METRICS[c.metric].short_header,
-            format_difference(METRICS[c.metric], c.difference),
+            format_difference(METRICS[c.metric], c.difference, c.interval if brackets else None),
             _p_short(c.p_value),
             _p_short(c.p_adjusted) if report.correction != "none" else "",
             short_verdict(c),
@@ -234,16 +242,25 @@ def legend(report: Report, table: bool = False) -> list[str]:
     return lines
 
 
-def correction_note(report: Report) -> str:
-    """The line under the baseline table: which p-values the verdicts use."""
+def correction_note(report: Report, intervals: bool = True) -> str:
+    """The line under the baseline table: which p-values the verdicts use, and (where the
+    table shows them: ``intervals``) what the bracketed intervals are."""
     m = sum(c.p_value is not None for c in report.comparisons)
+    brackets = (
+        " Brackets: the difference's 95% t-interval (paired: over the shared seeds' "
+        "differences; else Welch's), not adjusted."
+        if intervals and any(c.interval is not None for c in report.comparisons)
+        else ""
+    )
     if report.correction == "none":
-        return f"p-values not adjusted for the {m} tests of this table (--correction none)."
+        return (
+            f"p-values not adjusted for the {m} tests of this table (--correction none).{brackets}"
+        )
     name = {"holm": "Holm's step-down", "bh": "Benjamini-Hochberg"}[report.correction]
     controls = "family-wise error rate" if report.correction == "holm" else "false discovery rate"
     return (
         f"Verdicts use {name} adjusted p-values (in parentheses) over the {m} tests of this "
-        f"table, controlling the {controls} at alpha."
+        f"table, controlling the {controls} at alpha.{brackets}"
     )
 
 
@@ -267,7 +284,7 @@ def render_table(report: Report) -> str:
             _aligned([config_rows(report)[0]], *config_rows(report)[1:]),
         ]
     if report.comparisons:
-        note = correction_note(report).replace(" (in parentheses)", "")
+        note = correction_note(report, report.interval).replace(" (in parentheses)", "")
         out += [
             "",
             f"Against the baseline '{report.baseline}' (alpha = {report.alpha:g}):",
@@ -414,7 +431,8 @@ def render_csv(report: Report) -> str:
     for m in report.metrics:
         header += [f"{m.key}_{s}" for s in ("mean", "std", "ci95_low", "ci95_high")]
         if report.comparisons:
-            header += [f"{m.key}_diff", f"{m.key}_p", f"{m.key}_p_adjusted", f"{m.key}_test"]
+            header += [f"{m.key}_diff", f"{m.key}_diff_ci95_low", f"{m.key}_diff_ci95_high"]
+            header += [f"{m.key}_p", f"{m.key}_p_adjusted", f"{m.key}_test"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(header)
@@ -438,11 +456,12 @@ def _csv_row(report: Report, exp: Experiment) -> list[Any]:
         row += [_number(v) for v in (s.mean, s.std, s.ci_low, s.ci_high)]
         if report.comparisons:
             c = found.get((exp.name, m.key))
-            row += (
-                ["", "", "", "baseline"]
-                if c is None
-                else [_number(c.difference), _number(c.p_value), _number(c.p_adjusted), c.test]
-            )
+            if c is None:
+                row += ["", "", "", "", "", "baseline"]
+                continue
+            low, high = c.interval or (None, None)
+            row += [_number(c.difference), _number(low), _number(high)]
+            row += [_number(c.p_value), _number(c.p_adjusted), c.test]
     return row
 
 
@@ -498,6 +517,7 @@ def _comparison_dict(c: Comparison) -> dict[str, Any]:
         "baseline": c.baseline,
         "metric": c.metric,
         "difference": _json_number(c.difference),
+        "difference_ci95": None if c.interval is None else [*map(_json_number, c.interval)],
         "p_value": c.p_value,
         "p_adjusted": c.p_adjusted,
         "correction": c.correction,

@@ -79,6 +79,33 @@ def paired_t(base: list[float], other: list[float]) -> Result:
     return diff, _settle(diff, p), f"paired t-test, {len(base)} shared seeds"
 
 
+def difference_interval(
+    base: list[float], other: list[float], paired: bool, confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """The ``confidence`` Student-t interval of other minus base: over the per-seed
+    differences when ``paired`` (same seeds, same order), else Welch's, with the
+    Welch-Satterthwaite degrees of freedom. None when it is undefined (fewer than two values
+    a side, or no spread at all)."""
+    from scipy import stats
+
+    b, o = np.asarray(base, dtype=np.float64), np.asarray(other, dtype=np.float64)
+    if paired:
+        d = o - b
+        if d.size < 2:
+            return None
+        center, se, df = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(d.size), d.size - 1.0
+    else:
+        if b.size < 2 or o.size < 2:
+            return None
+        vb, vo = b.var(ddof=1) / b.size, o.var(ddof=1) / o.size
+        center, se = float(o.mean() - b.mean()), math.sqrt(vb + vo)
+        df = (vb + vo) ** 2 / (vb**2 / (b.size - 1) + vo**2 / (o.size - 1)) if se else math.nan
+    if not (se > 0 and math.isfinite(se)):
+        return None
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+    return center - half, center + half
+
+
 def welch_t(base: list[float], other: list[float]) -> Result:
     """Welch's t-test (unequal variances) on two independent samples of seeds."""
     from scipy import stats

@@ -215,8 +215,14 @@ def test_identical_experiments_not_significant(
 @pytest.mark.parametrize(
     ("seeds_b", "p_text", "test"),
     [
-        pytest.param([0, 1, 2], "p < 0.001", "paired t-test, 3 shared seeds", id="paired"),
-        pytest.param([3, 4, 5], "p = 0.004", "Welch t-test, 3 vs 3 seeds", id="welch"),
+        # paired: differences 5.1, 5.0, 5.2 pp, sd 0.1, t(0.975, 2) 4.303: +-0.25
+        pytest.param(
+            [0, 1, 2], "[+4.85, +5.35], p < 0.001", "paired t-test, 3 shared seeds", id="paired"
+        ),
+        # Welch: se 0.84 pp on 3.99 degrees of freedom, t 2.78: +-2.33
+        pytest.param(
+            [3, 4, 5], "[+2.77, +7.43], p = 0.004", "Welch t-test, 3 vs 3 seeds", id="welch"
+        ),
     ],
 )
 def test_clear_shift_is_significant(
@@ -230,7 +236,7 @@ def test_clear_shift_is_significant(
     c = compare.compare_metric(exps["a"], exps["b"], columns.METRICS["accuracy"])
     assert (c.significant, c.test) == (True, test)
     assert c.difference == pytest.approx(0.051)
-    assert rendering.verdict(c) == f"+5.10 pp, {p_text}, significant at 0.05 (better)"
+    assert rendering.verdict(c) == f"+5.10 pp {p_text}, significant at 0.05 (better)"
 
 
 def test_paired_identical_values_give_p_one(tmp_path: Path) -> None:
@@ -271,6 +277,12 @@ def test_cli_table_with_baseline_and_warnings(two: Path) -> None:
     assert row.split()[:8] == ["mse", "accuracy", "(%)", "-5.67", "pp", "0.003", "0.016", "worse"]
     warnings = result.stderr.splitlines()
     assert len(warnings) == 1 and "mse" in warnings[0] and "diverged (loss is NaN)" in warnings[0]
+    assert "[-7.10, -4.23]" not in result.stdout  # the difference's interval: --interval
+    wide = invoke("--runs-dir", str(two), "--baseline", "base", "--interval")
+    row = next(
+        line for line in wide.stdout.splitlines() if line.startswith("mse   ") and "pp [" in line
+    )
+    assert "-5.67 pp [-7.10, -4.23]" in row and "Brackets: the difference's 95%" in wide.stdout
 
 
 def test_cli_metrics_sort_filter(two: Path) -> None:
@@ -413,3 +425,44 @@ def test_config_inputs_train_then_compare(tmp_path: Path, tiny: Path) -> None:
     assert (exp["name"], exp["seeds"]) == ("small", [0, 1])
     again = invoke(*args)  # finished runs are reused, not retrained
     assert again.exit_code == 0 and json.loads(again.stdout)["experiments"] == [exp]
+
+
+def test_a_fit_short_of_its_optimum_is_a_warning_not_a_lost_run(tmp_path: Path) -> None:
+    make_run(tmp_path, "good", 0)
+    short = make_run(tmp_path, "short", 0, overrides=("train.lr=0.2",))
+    report = json.loads((short / "metrics.json").read_text())
+    report["test_temperature_scaled"] = {
+        **report["test"],
+        "temperature": 1e-8,
+        "fit": {"converged": False, "gradient": 0.25, "at_bound": True, "iterations": 0},
+    }
+    (short / "metrics.json").write_text(json.dumps(report))
+    result = invoke("--runs-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    (warning,) = result.stderr.splitlines()
+    assert warning == (
+        f"warning: {short}: the temperature fit sits on the bound of its search (T = 1e-08, "
+        "gradient 0.25); the optimum lies beyond it (validation data separable, or without "
+        "signal)"
+    )
+    assert "short" in result.stdout  # still compared
+
+
+def test_difference_intervals_by_hand_and_against_scipy() -> None:
+    from scipy import stats as sps
+
+    # paired differences 1, 2, 3: mean 2, sd 1, half-width t(0.975, 2) / sqrt(3)
+    low, high = stats.difference_interval([0.0, 0.0, 0.0], [1.0, 2.0, 3.0], paired=True)
+    half = 4.302652729749464 / np.sqrt(3)
+    assert (low, high) == pytest.approx((2 - half, 2 + half), rel=1e-9)
+    rng = np.random.default_rng(2)
+    base, other = rng.normal(0, 1, 7), rng.normal(0.5, 2, 7)
+    paired = sps.ttest_rel(other, base).confidence_interval()
+    welch = sps.ttest_ind(other, base, equal_var=False).confidence_interval()
+    got = stats.difference_interval(list(base), list(other), paired=True)
+    assert got == pytest.approx((paired.low, paired.high), rel=1e-12)
+    got = stats.difference_interval(list(base), list(other[:5]), paired=False)
+    welch = sps.ttest_ind(other[:5], base, equal_var=False).confidence_interval()
+    assert got == pytest.approx((welch.low, welch.high), rel=1e-12)
+    assert stats.difference_interval([1.0, 2.0], [1.0, 2.0], paired=True) is None  # no spread
+    assert stats.difference_interval([1.0], [2.0, 3.0], paired=False) is None
