@@ -27,7 +27,11 @@ import pytest
 pytestmark = [pytest.mark.mnist, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = Path(__file__).parent / "tools" / "fingerprint_runs.py"
-REFERENCE = "fc75dbfc3ea72091196127f65b5198cf283ca276"
+REFERENCE = "30df2266ae63036aaecb05c5a272e5fdda0a7cd7"
+"""Moved from fc75dbf (the commit before the seam refactor) by issue 24: the temperature fit now
+reaches its optimum to machine precision, which moved every ``test_temperature_scaled`` entry in
+its low digits; against fc75dbf every array of model.npz and predictions.npz and every other
+metrics.json entry stayed bit-identical (checked when the reference moved)."""
 BUDGET = ["data.train_subset=3000", "data.validation=2000", "train.epochs=2"]
 CASES = {
     "baseline": ("baseline.yaml", []),
