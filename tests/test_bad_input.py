@@ -1489,3 +1489,63 @@ def test_source_has_no_unsafe_loading(path: Path):
 def test_mirrors_are_https():
     for spec in data.DATASETS.values():
         assert all(m.startswith("https://") for m in spec.mirrors), spec.name
+
+
+# --------------------------------------------------------------------------- emitted commands
+
+INJECTED = "r\ntouch PWNED\nx"  # quoted, line 2 of the command file is `touch PWNED`
+
+
+def _in_folder(name: str, what: str):
+    """Put the config (or a sweep file naming it) in a folder called ``name``."""
+
+    def prepare(tmp_path: Path) -> list[str]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "base.yaml").write_text("train:\n  epochs: 1\n")
+        if what == "config":
+            return ["-c", str(folder / "base.yaml")]
+        (folder / "sweep.yaml").write_text("base: base.yaml\nseeds: 2\n")
+        return [str(folder / "sweep.yaml")]
+
+    return prepare
+
+
+CONTROL_CHARACTERS = [
+    # (id, prepare(tmp_path) -> sweep options, environment, fragment of the one error line)
+    ("runs-dir-newline", lambda _: ["--runs-dir", INJECTED], {}, "--runs-dir"),
+    ("runs-dir-cr", lambda _: ["--runs-dir", "r\rx"], {}, "'\\r'"),
+    ("runs-dir-escape", lambda _: ["--runs-dir", "r\x1b[2Jx"], {}, "'\\x1b'"),
+    ("runs-dir-line-separator", lambda _: ["--runs-dir", "r\u2028x"], {}, "--runs-dir"),
+    ("runs-env", lambda _: [], {"MNISTEXP_RUNS_DIR": INJECTED}, "--runs-dir"),
+    ("data-dir", lambda _: ["--data-dir", INJECTED], {}, "--data-dir"),
+    ("data-env", lambda _: [], {"MNISTEXP_DATA_DIR": INJECTED}, "MNISTEXP_DATA_DIR"),
+    ("config-folder", _in_folder(INJECTED, "config"), {}, "--config"),
+    ("sweep-file-folder", _in_folder(INJECTED, "sweep"), {}, "--config"),
+]
+
+
+@pytest.mark.parametrize("emit", ["commands", "slurm-array"])
+@pytest.mark.parametrize(
+    ("prepare", "env", "fragment"),
+    [pytest.param(*row[1:], id=row[0]) for row in CONTROL_CHARACTERS],
+)
+def test_emitted_commands_refuse_control_characters(
+    tmp_path: Path, monkeypatch, emit: str, prepare, env: dict[str, str], fragment: str
+):
+    """A command file is read line by line (GNU parallel, a Slurm task's ``sed -n Kp``): a
+    newline in a path, however quoted, would run what follows it as a command of its own."""
+    monkeypatch.chdir(tmp_path)
+    args = prepare(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    target = ["slurm-array", "cmds/sweep.txt"] if emit == "slurm-array" else [emit]
+    result = run_cli("sweep", *args, "--emit", *target, env=env)
+    assert_one_line_error(result, fragment, "control character", "cannot carry on one line")
+    assert sorted(tmp_path.rglob("*")) == before  # no command file, no runs folder
+
+
+def test_a_command_file_whose_name_holds_a_newline_is_refused(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("sweep", "--emit", "slurm-array", "cmds\ntouch PWNED\n/sweep.txt")
+    assert_one_line_error(result, "--emit slurm-array FILE", "control character '\\n'")
+    assert list(tmp_path.iterdir()) == []
