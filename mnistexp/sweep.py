@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import math
 import os
 import shlex
 import unicodedata
@@ -36,7 +37,7 @@ import yaml
 from mnistexp import atomic, runs
 from mnistexp.config import ExperimentConfig, flatten, load_config, parse_override
 from mnistexp.errors import ConfigError, UsageError
-from mnistexp.limits import MAX_SEEDS
+from mnistexp.limits import MAX_RUNS, MAX_SEEDS
 from mnistexp.states import State
 from mnistexp.yamlio import one_line, read_yaml_mapping
 
@@ -231,10 +232,28 @@ def override_sets(spec: SweepSpec) -> list[tuple[Override, ...]]:
     if len(lengths) > 1:
         sizes = ", ".join(f"{k} has {len(v)}" for k, v in spec.zip)
         raise ConfigError(f"--zip lists must have the same length: {sizes}")
+    check_size(spec)
     grid = list(itertools.product(*[[(k, v) for v in vals] for k, vals in spec.grid]))
     zipped = list(zip(*[[(k, v) for v in vals] for k, vals in spec.zip], strict=True)) or [()]
     listed = list(spec.runs) or [()]
     return [(*r, *g, *z) for r in listed for g in grid for z in zipped]
+
+
+def check_size(spec: SweepSpec) -> int:
+    """The number of runs ``spec`` expands to, counted without expanding it; a ConfigError
+    if it is more than :data:`MAX_RUNS` (before duplicates are dropped, so never fewer)."""
+    sizes = [len(values) for _, values in spec.grid]
+    sizes += [len(spec.zip[0][1])] if spec.zip else []
+    sizes += [len(spec.runs)] if spec.runs else []
+    sizes += [len(spec.seeds)] if spec.seeds is not None else []
+    n = math.prod(sizes)
+    if n > MAX_RUNS:
+        product = " x ".join(str(size) for size in sizes)
+        raise ConfigError(
+            f"the sweep has {product} = {n:,} runs, more than {MAX_RUNS:,}; "
+            "sweep fewer values or split it into several sweeps"
+        )
+    return n
 
 
 def expand(spec: SweepSpec) -> list[PlannedRun]:

@@ -1549,3 +1549,68 @@ def test_a_command_file_whose_name_holds_a_newline_is_refused(tmp_path: Path, mo
     result = run_cli("sweep", "--emit", "slurm-array", "cmds\ntouch PWNED\n/sweep.txt")
     assert_one_line_error(result, "--emit slurm-array FILE", "control character '\\n'")
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- sweep size
+
+TEN = ",".join(str(v) for v in range(1, 11))
+
+
+def _never_expanded(*args, **kwargs):
+    raise AssertionError("the sweep was expanded before its size was checked")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        pytest.param(
+            [f"--grid={k}={TEN}" for k in ("a.b", "train.lr", "train.epochs", "c.d", "e.f", "g")],
+            "10 x 10 x 10 x 10 x 10 x 10 = 1,000,000 runs, more than 100,000",
+            id="six-keys-of-ten",
+        ),
+        pytest.param(
+            ["--grid", f"train.lr={TEN},11", "--seeds", "10000"],
+            "11 x 10000 = 110,000 runs",
+            id="grid-times-seeds",
+        ),
+        pytest.param(
+            [
+                "--zip",
+                f"train.lr={TEN}",
+                "--zip",
+                f"train.epochs={TEN}",
+                "--grid",
+                "eval.bins=" + ",".join(str(v) for v in range(1, 101)),
+                "--seeds",
+                "0-101",
+            ],
+            "100 x 10 x 102 = 102,000 runs",
+            id="grid-zip-seeds",
+        ),
+    ],
+)
+def test_a_sweep_too_large_is_refused_before_it_is_expanded(
+    tmp_path: Path, runs: Path, monkeypatch, args: list[str], fragment: str
+):
+    monkeypatch.setattr("mnistexp.sweep.load_config", _never_expanded)
+    result = run_cli("sweep", "--runs-dir", runs, "--dry-run", *args)
+    assert_one_line_error(result, fragment, "split it into several sweeps")
+    assert_nothing_written(runs)
+
+
+def test_a_sweep_file_too_large_is_refused_before_it_is_expanded(
+    tmp_path: Path, runs: Path, monkeypatch
+):
+    monkeypatch.setattr("mnistexp.sweep.load_config", _never_expanded)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"grid:\n  train.lr: [{TEN}]\n  train.epochs: [{TEN}]\nseeds: 1001\n")
+    result = run_cli("sweep", path, "--runs-dir", runs, "--emit", "commands")
+    assert_one_line_error(result, "10 x 10 x 1001 = 100,100 runs, more than 100,000")
+    assert_nothing_written(runs)
+
+
+def test_a_sweep_at_the_bound_is_expanded(monkeypatch):
+    from mnistexp import sweep as lib
+
+    spec = lib.spec_from_options(grids=[f"train.lr={TEN}"], seeds="10000")
+    assert lib.check_size(spec) == 100_000
