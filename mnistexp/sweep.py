@@ -37,7 +37,7 @@ import yaml
 from mnistexp import atomic, runs
 from mnistexp.config import ExperimentConfig, flatten, load_config, parse_override
 from mnistexp.errors import ConfigError, UsageError
-from mnistexp.limits import MAX_RUNS, MAX_SEEDS
+from mnistexp.limits import MAX_RUNS, MAX_SEEDS, ascii_digits
 from mnistexp.states import State
 from mnistexp.yamlio import one_line, read_yaml_mapping
 
@@ -130,8 +130,7 @@ def parse_seeds(spec: str | int | Sequence[int]) -> tuple[int, ...]:
 
 def _digits(text: str) -> bool:
     """ASCII digits 0-9 only (``str.isdigit`` also takes '²' and other scripts' digits)."""
-    text = text.strip()
-    return text.isascii() and text.isdigit() and len(text) <= 19
+    return ascii_digits(text)
 
 
 def _seed_count(n: int, spec: str, start: int = 0) -> tuple[int, ...]:

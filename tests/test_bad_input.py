@@ -1614,3 +1614,53 @@ def test_a_sweep_at_the_bound_is_expanded(monkeypatch):
 
     spec = lib.spec_from_options(grids=[f"train.lr={TEN}"], seeds="10000")
     assert lib.check_size(spec) == 100_000
+
+
+# --------------------------------------------------------------------------- whole numbers
+
+NOT_ASCII_NUMBERS = ["\u0663", "\u00b3", "\uff13", "1_0"]  # Arabic-Indic 3, superscript 3,
+# fullwidth 3, and a Python literal: int() reads three of them, str.isdigit all but the last
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_NUMBERS, ids=["arabic", "superscript", "wide", "_"])
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        pytest.param(["train", "--print-config", "--seed"], "'--seed'", id="train-seed"),
+        pytest.param(["compare", "x.yaml", "--seeds"], "'--seeds'", id="compare-seeds"),
+        pytest.param(["compare", "x.yaml", "-j"], "'--jobs'", id="compare-jobs"),
+        pytest.param(["sweep", "--dry-run", "-j"], "'--jobs'", id="sweep-jobs"),
+        pytest.param(
+            ["sweep", "--emit", "slurm-array", "f.txt", "--array-limit"],
+            "'--array-limit'",
+            id="sweep-array-limit",
+        ),
+    ],
+)
+def test_whole_numbers_are_ascii_digits_in_every_command(
+    tmp_path: Path, monkeypatch, args: list[str], option: str, text: str
+):
+    monkeypatch.chdir(tmp_path)
+    line = assert_one_line_error(run_cli(*args, text), option, "is not a whole number in ASCII")
+    assert repr(text) in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_integer_option_reads_ascii_digits_only():
+    """One parser for every whole number of the CLI (sweep --seeds has its own, the same rule)."""
+    import click
+
+    from mnistexp.cli.common import AsciiIntRange
+
+    def commands(group: click.Group) -> Iterator[click.Command]:
+        for command in group.commands.values():
+            yield from commands(command) if isinstance(command, click.Group) else [command]
+
+    numbers = [
+        (command.name, param.name, param.type)
+        for command in commands(main)
+        for param in command.params
+        if isinstance(param.type, click.types.IntParamType)
+    ]
+    assert {("train", "seed"), ("compare", "seeds"), ("sweep", "jobs")} <= {n[:2] for n in numbers}
+    assert [n[:2] for n in numbers if not isinstance(n[2], AsciiIntRange)] == []

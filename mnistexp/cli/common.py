@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from mnistexp.errors import ExitCode, Terminated, UsageError
+from mnistexp.limits import ascii_digits
 
 EXIT_USAGE = ExitCode.BAD_INPUT  # the other codes: mnistexp.errors.ExitCode
 
@@ -21,6 +22,17 @@ class CliError(click.ClickException):
     """A one-line error that exits with code 2 (usage, config or data problem)."""
 
     exit_code = EXIT_USAGE
+
+
+class AsciiIntRange(click.IntRange):
+    """click's IntRange under the command line's one rule for whole numbers, the rule of
+    ``sweep --seeds`` (:func:`mnistexp.limits.ascii_digits`): click reads numbers with
+    ``int()``, which takes '٣' as 3. A leading '-' is left to the range check."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not ascii_digits(value.strip().removeprefix("-")):
+            self.fail(f"{value!r} is not a whole number in ASCII digits 0-9", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def one_line_errors(func: F) -> F:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mnistexp.cli.common import (
+    AsciiIntRange,
     CliError,
     check_paths,
     data_dir_option,
@@ -33,7 +34,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 @runs_dir_option
 @click.option(
     "--seeds",
-    type=click.IntRange(min=1, max=MAX_SEEDS),
+    type=AsciiIntRange(min=1, max=MAX_SEEDS),
     default=3,
     show_default=True,
     help="With config files: train and compare seeds 0..N-1 of each.",
@@ -41,7 +42,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 @click.option(
     "-j",
     "--jobs",
-    type=click.IntRange(min=1),
+    type=AsciiIntRange(min=1),
     default=1,
     show_default=True,
     help="With config files: parallel training workers.",

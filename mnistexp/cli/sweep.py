@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mnistexp.cli.common import (
+    AsciiIntRange,
     CliError,
     check_paths,
     data_dir_option,
@@ -71,7 +72,7 @@ class _SweepCommand(click.Command):
 @click.option(
     "-j",
     "--jobs",
-    type=click.IntRange(min=1),
+    type=AsciiIntRange(min=1),
     default=1,
     show_default=True,
     help="Worker processes, each with one BLAS thread.",
@@ -106,7 +107,7 @@ class _SweepCommand(click.Command):
 )
 @click.option(
     "--array-limit",
-    type=click.IntRange(min=1),
+    type=AsciiIntRange(min=1),
     metavar="M",
     help="With --emit slurm-array: at most M array tasks at once (--array=1-N%M).",
 )

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from mnistexp.cli.common import (
+    AsciiIntRange,
     check_paths,
     data_dir_option,
     one_line_errors,
@@ -31,7 +32,7 @@ SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
     help="YAML config; keys it leaves out take their defaults.",
 )
 @set_option
-@click.option("--seed", type=click.IntRange(min=0), help="Shorthand for --set seed=N.")
+@click.option("--seed", type=AsciiIntRange(min=0), help="Shorthand for --set seed=N.")
 @click.option("--name", help="Run name (default: the config file's stem).")
 @runs_dir_option
 @data_dir_option
