@@ -1664,3 +1664,53 @@ def test_every_integer_option_reads_ascii_digits_only():
     ]
     assert {("train", "seed"), ("compare", "seeds"), ("sweep", "jobs")} <= {n[:2] for n in numbers}
     assert [n[:2] for n in numbers if not isinstance(n[2], AsciiIntRange)] == []
+
+
+# --------------------------------------------------------------------------- teachers
+
+
+def _arrays(change):
+    """Rewrite a teacher's model.npz with ``change`` applied to its arrays."""
+
+    def damage(model: Path) -> None:
+        with np.load(model) as npz:
+            arrays = dict(npz)
+        change(arrays)
+        np.savez(model, **arrays)
+
+    return damage
+
+
+TEACHER_MODELS = [
+    # (id, damage(model.npz path), fragments of the one error line)
+    (
+        "narrower-layer",
+        _arrays(lambda a: a.update(W0=np.zeros((784, 8), np.float32))),
+        ["W0 is float32 (784, 8)", "needs float (784, 16)"],
+    ),
+    (
+        "wider-output",
+        _arrays(lambda a: a.update(W1=np.zeros((16, 12)), b1=np.zeros(12))),
+        ["W1 is float64 (16, 12)", "needs float (16, 10)"],
+    ),
+    ("missing-bias", _arrays(lambda a: a.pop("b1")), ["no array b1"]),
+    ("extra-layer", _arrays(lambda a: a.update(W2=np.zeros((10, 10)))), ["array W2 is not"]),
+    ("text", _arrays(lambda a: a.update(b0=np.array(["x"] * 16))), ["b0 is <U1 (16,)"]),
+    ("not-npz", lambda model: model.write_bytes(b"not a zip"), ["model.npz"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragments"), [pytest.param(d, f, id=i) for i, d, f in TEACHER_MODELS]
+)
+def test_a_teacher_whose_model_does_not_fit_its_config(
+    train, tiny: Path, runs: Path, tmp_path: Path, damage, fragments: list[str]
+):
+    taught = run_cli("train", "--runs-dir", tmp_path / "teachers", "--data-dir", tiny,
+                     *sets(*TINY))  # fmt: skip
+    assert taught.exit_code == 0, taught.output
+    (teacher,) = (tmp_path / "teachers").iterdir()
+    damage(teacher / "model.npz")
+    result = train(*sets("targets.scheme=distill", f"targets.teacher={teacher}"))
+    assert_one_line_error(result, f"{teacher / 'model.npz'}", *fragments)
+    assert_nothing_written(runs)
