@@ -31,6 +31,7 @@ from mnistexp.errors import (
     PARENT_GONE_SIGNAL,
     ConfigError,
     ExitCode,
+    UsageError,
     interrupt_exit_code,
     interrupt_reason,
 )
@@ -153,8 +154,11 @@ def execute(
 ) -> Summary:
     """Train every config that is not finished yet, ``jobs`` at a time; see the module doc.
 
-    Configs are checked against the data first (a :class:`ConfigError` before anything trains).
-    Runs already finished, or being trained by another live process, are skipped; keep-going
+    Configs are checked against the data, and the runs folder by a test write, first (a
+    :class:`UsageError` before anything trains). Bad input that a run meets before its folder
+    is claimed (the folder cannot be created) stops the sweep with that UsageError, in this
+    process and in workers alike: nothing was recorded, so it is no failed run. Runs already
+    finished, or being trained by another live process, are skipped; keep-going
     unless ``fail_fast`` (then in-flight runs finish and nothing new starts). Ctrl-C (or SIGTERM
     to the workers) marks the runs in flight ``interrupted``; the next call retrains them, or
     continues them from their checkpoints with ``resume``. ``progress``: a bar on stderr when
@@ -162,7 +166,7 @@ def execute(
     """
     start = time.time()
     check_data(configs, data_dir, progress=progress and sys.stderr.isatty())
-    runs.make_runs_root(runs.runs_root(runs_dir))  # a bad runs folder: one line, not N failures
+    runs.check_runs_root(runs.runs_root(runs_dir))  # a bad runs folder: one line, not N failures
     summary = Summary()
     results: dict[int, Outcome] = {}
     todo = []
@@ -301,7 +305,9 @@ def _result(future: Future, job: _Job) -> Outcome | None:
         return future.result()
     except BrokenProcessPool:
         return None
-    except Exception as exc:  # a bug or bad input in a worker: record it, keep going
+    except UsageError:  # found before the run's folder was claimed (the folder cannot be
+        raise  # created, a data file went bad): nothing was recorded; stop, as -j 1 does
+    except Exception as exc:  # a bug in a worker: record it, keep going
         from mnistexp.experiment import Outcome
 
         path = runs.run_dir(job.config, job.runs_dir)

@@ -12,6 +12,7 @@ inputs (corrupt runs among good ones are warnings, one line each) and sweep file
 from __future__ import annotations
 
 import ast
+import contextlib
 import errno
 import functools
 import gzip
@@ -20,6 +21,7 @@ import http.server
 import json
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -1714,3 +1716,88 @@ def test_a_teacher_whose_model_does_not_fit_its_config(
     result = train(*sets("targets.scheme=distill", f"targets.teacher={teacher}"))
     assert_one_line_error(result, f"{teacher / 'model.npz'}", *fragments)
     assert_nothing_written(runs)
+
+
+# --------------------------------------------------------------------------- unusable runs folders
+
+
+@contextlib.contextmanager
+def _tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A small tmpfs mounted on ``folder`` (root only), unmounted afterwards."""
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]
+    done = subprocess.run(mount, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    with contextlib.suppress(OSError), (folder / "filler").open("wb", buffering=0) as handle:
+        while True:  # until No space left on device
+            handle.write(bytes(4096))
+
+
+@contextlib.contextmanager
+def unusable_runs_folder(folder: Path, kind: str) -> Iterator[Path]:
+    """A runs folder that exists but takes no run: on a read-only mount, on a full disk, or
+    without write permission (for root, which writes through permission bits: immutable)."""
+    if kind == "full":
+        with _tmpfs(folder, "size=64k") as mounted:
+            _fill(mounted)
+            yield mounted
+    elif kind == "read-only":
+        with _tmpfs(folder, "ro,size=64k") as mounted:
+            yield mounted
+    else:
+        folder.mkdir()
+        folder.chmod(0o500)
+        if os.geteuid() == 0:
+            locked = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+            if locked.returncode != 0:
+                pytest.skip(f"cannot make a folder immutable here: {locked.stderr.strip()}")
+        try:
+            yield folder
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+            folder.chmod(0o700)
+
+
+UNUSABLE = ["read-only", "full", "not-writable"]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("kind", UNUSABLE)
+def test_a_runs_folder_that_takes_no_run_is_one_line_in_both_modes(
+    tiny: Path, tmp_path: Path, kind: str, jobs: str
+):
+    """-j 1 and -j 2 agree: the folder is probed before anything trains (not N failed runs
+    and a --retry-failed hint for folders that do not exist)."""
+    with unusable_runs_folder(tmp_path / "runs", kind) as runs:
+        before = sorted(runs.rglob("*"))
+        result = run_cli("sweep", "--runs-dir", runs, "--data-dir", tiny, *sets(*TINY),
+                         "--seeds", "3", "-j", jobs, "--no-progress")  # fmt: skip
+        assert_one_line_error(result, f"{runs}: cannot write into the runs folder")
+        assert sorted(runs.rglob("*")) == before
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("kind", UNUSABLE)
+def test_a_run_that_cannot_create_its_folder_stops_the_sweep_in_both_modes(
+    tiny: Path, tmp_path: Path, monkeypatch, kind: str, jobs: str
+):
+    """The folder goes bad after the sweep's check (here: the check is skipped): the first
+    run that cannot claim its folder stops the sweep with its one line, in both modes."""
+    from mnistexp import runs as runs_module
+
+    monkeypatch.setattr(runs_module, "check_runs_root", runs_module.make_runs_root)
+    with unusable_runs_folder(tmp_path / "runs", kind) as runs:
+        before = sorted(runs.rglob("*"))
+        result = run_cli("sweep", "--runs-dir", runs, "--data-dir", tiny, *sets(*TINY),
+                         "--seeds", "3", "-j", jobs, "--no-progress")  # fmt: skip
+        line = assert_one_line_error(result, f"{runs}/", "cannot", "(")
+        assert "retry" not in line and "failed" not in result.output
+        assert sorted(runs.rglob("*")) == before
