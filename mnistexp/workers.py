@@ -247,14 +247,16 @@ def _run_pool(
         mp_context=multiprocessing.get_context("spawn"),
     )
     futures = {executor.submit(_work, job): job for job in todo}
+    stopped: set[int] = set()
     try:
         _collect(futures, fail_fast, bar, results)
     except KeyboardInterrupt as exc:
         summary.interrupted_by_user = True
         summary.interrupt_code = interrupt_exit_code(exc)
-        _stop_workers(executor, futures, results)
+        stopped = _stop_workers(executor, futures, results)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+    results.update(_left_by(stopped, [job for job in todo if job.index not in results]))
     return results
 
 
@@ -279,22 +281,39 @@ def _collect(
 
 def _stop_workers(
     executor: ProcessPoolExecutor, futures: dict[Future, _Job], results: dict[int, Outcome]
-) -> None:
-    """Ctrl-C: cancel queued runs, SIGTERM the workers, wait for them to mark their runs."""
+) -> set[int]:
+    """Ctrl-C: cancel queued runs, SIGTERM the workers, wait for them to mark their runs;
+    returns the workers' pids."""
     import multiprocessing
 
     for future in futures:
         future.cancel()
-    for child in multiprocessing.active_children():
-        if child.pid is not None:
-            os.kill(child.pid, signal.SIGTERM)
-    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
+    pids = {child.pid for child in multiprocessing.active_children() if child.pid is not None}
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(KeyboardInterrupt):  # stopped another way: stop waiting
         wait(list(futures), timeout=30)
     for future, job in futures.items():
         if future.done() and not future.cancelled():
             outcome = _result(future, job)
             if outcome is not None:
                 results[job.index] = outcome
+    return pids
+
+
+def _left_by(pids: set[int], jobs: list[_Job]) -> dict[int, Outcome]:
+    """Runs without a reported outcome that one of the stopped workers ``pids`` was training
+    (the wait for it ended first): their folders say how they ended, so the summary counts
+    them as the folders do, not as never run."""
+    from mnistexp.experiment import Outcome
+
+    found: dict[int, Outcome] = {}
+    for job in jobs:
+        path = runs.run_dir(job.config, job.runs_dir)
+        status = runs.read_status(path) or {}
+        if pids and status.get("pid") in pids:
+            found[job.index] = Outcome(path, status["state"], message=status.get("error"))
+    return found
 
 
 def _result(future: Future, job: _Job) -> Outcome | None:

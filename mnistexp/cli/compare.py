@@ -18,7 +18,7 @@ from mnistexp.cli.common import (
     one_line_errors,
     runs_dir_option,
     set_option,
-    sigterm_as_interrupt,
+    stop_signals_as_interrupt,
 )
 from mnistexp.errors import interrupt_exit_code
 from mnistexp.limits import MAX_SEEDS
@@ -253,7 +253,7 @@ def _folders(
             err=True,
         )
         try:
-            with sigterm_as_interrupt():
+            with stop_signals_as_interrupt():
                 folders += train_missing(
                     planned,
                     jobs=jobs,

@@ -15,7 +15,7 @@ from mnistexp.cli.common import (
     one_line_errors,
     runs_dir_option,
     set_option,
-    sigterm_as_interrupt,
+    stop_signals_as_interrupt,
 )
 from mnistexp.errors import ExitCode
 from mnistexp.states import State
@@ -176,7 +176,7 @@ def sweep(
         _dry_run(planned, runs_dir, force, retry_failed)
     else:
         progress = not no_progress  # a bar on a terminal, else one line per finished run
-        with sigterm_as_interrupt():
+        with stop_signals_as_interrupt():
             summary = workers.execute(
                 [p.config for p in planned],
                 jobs=jobs,

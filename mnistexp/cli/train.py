@@ -15,7 +15,7 @@ from mnistexp.cli.common import (
     one_line_errors,
     runs_dir_option,
     set_option,
-    sigterm_as_interrupt,
+    stop_signals_as_interrupt,
 )
 from mnistexp.errors import interrupt_exit_code
 from mnistexp.states import State
@@ -97,7 +97,7 @@ def train(
 
     progress = not (no_progress or as_json) and sys.stdout.isatty() and sys.stderr.isatty()
     try:
-        with sigterm_as_interrupt():
+        with stop_signals_as_interrupt():
             outcome = run_experiment(
                 cfg,
                 runs_dir=runs_dir,
