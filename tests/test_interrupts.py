@@ -151,6 +151,22 @@ def test_a_double_ctrl_c_to_a_parallel_sweep_counts_its_interrupted_runs(
     assert "Traceback" not in out and "Aborted" not in out
 
 
+def test_a_run_whose_worker_stopped_unheard_is_counted_as_its_folder_says(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """If the wait for a stopped worker ends first, its folder tells what happened, provided
+    that worker wrote it (a folder of another process is not this sweep's run)."""
+    from mnistexp import workers
+
+    root = tmp_path / "runs"
+    cfg = tiny_config(tiny)
+    run_experiment(cfg, runs_dir=root)  # as if by a worker with this process's pid
+    job = workers._Job(0, cfg, str(root), None, force=False, retry_failed=False)
+    (outcome,) = workers._left_by({os.getpid()}, [job]).values()
+    assert (outcome.state, outcome.run_dir) == ("completed", runs.run_dir(cfg, root))
+    assert workers._left_by({os.getpid() + 1}, [job]) == {}
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_sigterm_to_a_sweep_marks_its_runs_interrupted_and_exits_143(
     launch, tiny: Path, tmp_path: Path, jobs
