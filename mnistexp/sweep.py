@@ -414,7 +414,8 @@ def slurm_snippet(command_file: str | Path, n: int, limit: int | None = None) ->
     quoted = shell_word(str(command_file), "--emit slurm-array FILE")
     script = f'sed -n "${{SLURM_ARRAY_TASK_ID}}p" {quoted} | bash'
     array = f"1-{n}" + (f"%{limit}" if limit else "")
-    log = shell_word(str(Path(command_file).parent / "slurm-%A_%a.out"), "the log path")
+    folder = str(Path(command_file).parent).replace("%", "%%")  # sbatch expands %j, %x...
+    log = shell_word(f"{folder}/slurm-%A_%a.out", "the log path")
     return (
         f"# {n} runs, one per line of {command_file}; resubmitting is safe\n"
         f"sbatch --array={array} --job-name=mnistexp-sweep --cpus-per-task=1 "

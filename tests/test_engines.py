@@ -91,8 +91,9 @@ def test_gnu_parallel_example_trains_every_run_once(mnist_dir: Path, tmp_path: P
 
 SHORT = ["-c", "configs/baseline.yaml", "--seeds", "2", *BUDGET[2:]]
 """Two small runs: two lines of a command file, enough for a split line to reach a task."""
-HOSTILE_NAME = "runs $(touch PWNED) `touch PWNED`; 'q' \"d\" *"
-"""A legal folder name full of shell syntax: quoted, it is just a name."""
+HOSTILE_NAME = "runs $(touch PWNED) `touch PWNED`; 'q' \"d\" * %j"
+"""A legal folder name full of shell syntax (and a pattern of sbatch --output): quoted, it
+is just a name."""
 INJECTED = "r\ntouch {pwned}\nx"
 """A folder name with newlines: quoted, its second line is the command ``touch PWNED``."""
 
