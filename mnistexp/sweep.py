@@ -355,7 +355,7 @@ def train_command(
     parts = [_assignment(name) for name in PATH_ENV if os.environ.get(name)]
     parts += ["mnistexp", "train"]
     parts += _option("--config", os.path.abspath(base)) if base else []
-    for item in (*_plain_overrides(run), *_path_overrides(run.config)):
+    for item in (*_plain_overrides(run), *_path_overrides(run)):
         parts += _option("--set", render_override(item))
     parts += _option("--seed", str(run.config.seed))
     parts += _option("--runs-dir", os.path.abspath(runs_dir))
@@ -376,11 +376,17 @@ def _plain_overrides(run: PlannedRun) -> list[Override]:
     return [(k, v) for k, v in run.overrides if k not in PATH_KEYS]
 
 
-def _path_overrides(cfg: ExperimentConfig) -> list[Override]:
+def _path_overrides(run: PlannedRun) -> list[Override]:
     """The path-valued keys of the resolved config, absolute: wherever they were set (a
-    config file, a sweep file, ``--set``), relative paths mean the same as for ``sweep``."""
-    values = flatten(cfg.to_dict())
-    return [(k, os.path.abspath(values[k])) for k in PATH_KEYS if values.get(k)]
+    config file, a sweep file, ``--set``), relative paths mean the same as for ``sweep``. An
+    override that clears one (``data.dir=null``) is passed on as given."""
+    values = flatten(run.config.to_dict())
+    given = dict(run.overrides)
+    return [
+        (key, os.path.abspath(values[key])) if values.get(key) else (key, given[key])
+        for key in PATH_KEYS
+        if values.get(key) or key in given
+    ]
 
 
 def emit_commands(

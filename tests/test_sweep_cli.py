@@ -166,6 +166,16 @@ def test_emitted_commands_set_path_variables_absolutely(tmp_path: Path, monkeypa
     ]
 
 
+def test_a_data_dir_in_a_config_file_is_emitted_absolutely(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text("data:\n  dir: rel/data\n")
+    result = invoke("-c", "base.yaml", "--emit", "commands")
+    assert result.exit_code == 0, result.output
+    assert f"data.dir={tmp_path / 'rel' / 'data'}" in shlex.split(result.output)
+    cleared = invoke("-c", "base.yaml", "--set", "data.dir=null", "--emit", "commands")
+    assert "data.dir=null" in shlex.split(cleared.output)  # passed on as given
+
+
 def test_a_teacher_named_in_a_config_file_is_emitted_absolutely(
     tiny: Path, tmp_path: Path, monkeypatch
 ) -> None:
