@@ -8,6 +8,8 @@ folder) is checked before a folder is claimed, so bad input never leaves a run b
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -188,11 +190,16 @@ def read_finished_run(folder: Path, dataset) -> FinishedRun:
         raise bad(f"the teacher run is {state}, not completed")
     teacher, _ = read_stored(folder / "config.yaml")
     n_total = dataset.train_labels.shape[0]
+    file = folder / "model.npz"
     try:
         n_train = check_against_data(teacher, n_total)
-        arrays = runs.read_npz(folder / "model.npz")
+        arrays = runs.read_npz(file)
     except (ConfigError, RunError, *runs.NPZ_ERRORS) as exc:
-        raise bad(one_line(str(exc))) from None
+        raise bad(f"{file}: {one_line(str(exc))}") from None
+    n_inputs = math.prod(dataset.train_images.shape[1:])
+    why = _misfit(arrays, model_shapes(teacher, n_inputs, N_CLASSES))
+    if why:
+        raise bad(f"{file}: {why}")
     layers = len(teacher.model.hidden) + 1
     weights = [arrays[f"W{i}"] for i in range(layers)]
     biases = [arrays.get(f"b{i}") for i in range(layers)]
@@ -206,6 +213,32 @@ def read_finished_run(folder: Path, dataset) -> FinishedRun:
 
     run_id = f"{status.get('config_hash')}-s{teacher.seed}"
     return FinishedRun(run_id, teacher, n_train, teacher_logits)
+
+
+def model_shapes(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> dict[str, tuple]:
+    """The arrays of ``model.npz`` that ``cfg`` trains: ``W<l>`` (fan_in, fan_out) and, with
+    ``model.bias``, ``b<l>`` (fan_out,)."""
+    sizes = [n_inputs, *cfg.model.hidden, n_classes]
+    shapes: dict[str, tuple] = {}
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+        shapes[f"W{i}"] = (fan_in, fan_out)
+        if cfg.model.bias:
+            shapes[f"b{i}"] = (fan_out,)
+    return shapes
+
+
+def _misfit(arrays: dict[str, np.ndarray], shapes: dict[str, tuple]) -> str | None:
+    """Why ``arrays`` are not floating-point arrays of exactly ``shapes`` (those of the model
+    the run's config.yaml describes); None if they are."""
+    for name, shape in shapes.items():
+        array = arrays.get(name)
+        if array is None:
+            return f"no array {name}, which the model of its config.yaml needs, shape {shape}"
+        if array.shape != shape or array.dtype.kind != "f":
+            found = f"{array.dtype} {array.shape}"
+            return f"{name} is {found}, the model of its config.yaml needs float {shape}"
+    extra = sorted(set(arrays) - set(shapes))
+    return f"array {extra[0]} is not part of the model of its config.yaml" if extra else None
 
 
 def _train_into(

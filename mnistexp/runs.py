@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 import threading
 import time
 import zipfile
@@ -271,6 +272,25 @@ def make_runs_root(root: Path) -> None:
     except OSError as exc:
         why = "it is a file, not a folder" if root.is_file() else exc.strerror
         raise RunError(f"{root}: cannot create the runs folder ({why})") from None
+
+
+PROBE_BYTES = 4096  # a page: a full disk refuses it where an empty file may still fit
+
+
+def check_runs_root(root: Path) -> None:
+    """Create the runs folder ``root`` and prove a run can be written there, before a sweep
+    starts: a hidden folder holding a small file is created and removed. Permission bits say
+    nothing for root, a read-only mount or a full disk. A one-line RunError otherwise, the
+    same whether the sweep runs in this process or in workers."""
+    make_runs_root(root)
+    probe: Path | None = None
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=".mnistexp-probe-", dir=root))
+        (probe / "probe").write_bytes(bytes(PROBE_BYTES))
+    except OSError as exc:
+        raise RunError(f"{root}: cannot write into the runs folder ({exc.strerror})") from None
+    finally:
+        _remove(probe)
 
 
 _LEFTOVER_AGE_S = 600.0  # a claim is staged, and a replaced folder deleted, in well under this

@@ -23,8 +23,10 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+import math
 import os
 import shlex
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from mnistexp import atomic, runs
-from mnistexp.config import ExperimentConfig, load_config, parse_override
+from mnistexp.config import ExperimentConfig, flatten, load_config, parse_override
 from mnistexp.errors import ConfigError, UsageError
-from mnistexp.limits import MAX_SEEDS
+from mnistexp.limits import MAX_RUNS, MAX_SEEDS, ascii_digits
 from mnistexp.states import State
 from mnistexp.yamlio import one_line, read_yaml_mapping
 
@@ -128,8 +130,7 @@ def parse_seeds(spec: str | int | Sequence[int]) -> tuple[int, ...]:
 
 def _digits(text: str) -> bool:
     """ASCII digits 0-9 only (``str.isdigit`` also takes '²' and other scripts' digits)."""
-    text = text.strip()
-    return text.isascii() and text.isdigit() and len(text) <= 19
+    return ascii_digits(text)
 
 
 def _seed_count(n: int, spec: str, start: int = 0) -> tuple[int, ...]:
@@ -230,10 +231,28 @@ def override_sets(spec: SweepSpec) -> list[tuple[Override, ...]]:
     if len(lengths) > 1:
         sizes = ", ".join(f"{k} has {len(v)}" for k, v in spec.zip)
         raise ConfigError(f"--zip lists must have the same length: {sizes}")
+    check_size(spec)
     grid = list(itertools.product(*[[(k, v) for v in vals] for k, vals in spec.grid]))
     zipped = list(zip(*[[(k, v) for v in vals] for k, vals in spec.zip], strict=True)) or [()]
     listed = list(spec.runs) or [()]
     return [(*r, *g, *z) for r in listed for g in grid for z in zipped]
+
+
+def check_size(spec: SweepSpec) -> int:
+    """The number of runs ``spec`` expands to, counted without expanding it; a ConfigError
+    if it is more than :data:`MAX_RUNS` (before duplicates are dropped, so never fewer)."""
+    sizes = [len(values) for _, values in spec.grid]
+    sizes += [len(spec.zip[0][1])] if spec.zip else []
+    sizes += [len(spec.runs)] if spec.runs else []
+    sizes += [len(spec.seeds)] if spec.seeds is not None else []
+    n = math.prod(sizes)
+    if n > MAX_RUNS:
+        product = " x ".join(str(size) for size in sizes)
+        raise ConfigError(
+            f"the sweep has {product} = {n:,} runs, more than {MAX_RUNS:,}; "
+            "sweep fewer values or split it into several sweeps"
+        )
+    return n
 
 
 def expand(spec: SweepSpec) -> list[PlannedRun]:
@@ -297,6 +316,28 @@ def plan_line(cfg: ExperimentConfig, state: str | None, train: bool) -> str:
 
 PATH_KEYS = ("data.dir", "targets.teacher")
 """Config keys whose values are paths: emitted commands name them absolutely."""
+PATH_ENV = ("MNISTEXP_DATA_DIR", "MNISTEXP_CACHE_DIR")
+"""Environment variables naming paths that a job inherits (``sbatch`` passes the environment
+on): emitted commands set them again, absolutely, in front of ``mnistexp``."""
+UNSAFE_CATEGORIES = ("Cc", "Zl", "Zp")
+"""Control characters (newline, carriage return, NUL, escape, ...) and line separators: no
+quoting keeps them inside one line of a command file, so a word holding one is refused."""
+
+
+def shell_word(word: str, what: str) -> str:
+    """``word`` quoted for the shell that runs an emitted command (``shlex.quote``).
+
+    A command file is read line by line (GNU parallel, ``sed -n Kp`` in a Slurm task), so a
+    quoted newline would split one command into two, the second running whatever followed
+    the newline. A word with a control character is a one-line UsageError naming ``what``.
+    """
+    bad = next((c for c in word if unicodedata.category(c) in UNSAFE_CATEGORIES), None)
+    if bad is not None:
+        raise UsageError(
+            f"{what} {word!r}: holds the control character {bad!r}, which an emitted command "
+            "cannot carry on one line; use a path without it"
+        )
+    return shlex.quote(word)
 
 
 def train_command(
@@ -306,20 +347,46 @@ def train_command(
     data_dir: str | Path | None = None,
     flags: Sequence[str] = (),
 ) -> str:
-    """A self-contained, shell-quoted ``mnistexp train`` command for one run; ``flags``
-    (``--resume``, ``--retry-failed``, ``--force``) are appended as given. Every path in it
-    (config, runs folder, data folder, path-valued overrides) is absolute, so the command
-    does the same from any working directory (a Slurm task, a GNU parallel job elsewhere)."""
-    words = ["mnistexp", "train"]
-    words += ["--config", os.path.abspath(base)] if base else []
-    for key, value in run.overrides:
-        if key in PATH_KEYS and isinstance(value, str) and value:
-            value = os.path.abspath(value)
-        words += ["--set", render_override((key, value))]
-    words += ["--seed", str(run.config.seed), "--runs-dir", os.path.abspath(runs_dir)]
-    words += ["--data-dir", os.path.abspath(data_dir)] if data_dir else []
-    words += flags
-    return " ".join(shlex.quote(w) for w in words)
+    """A self-contained, shell-quoted, one-line ``mnistexp train`` command for one run;
+    ``flags`` (``--resume``, ``--retry-failed``, ``--force``) are appended as given. Every
+    path in it (config, runs folder, data folder, path-valued keys of the resolved config,
+    path environment variables) is absolute, so the command does the same from any working
+    directory (a Slurm task, a GNU parallel job elsewhere)."""
+    parts = [_assignment(name) for name in PATH_ENV if os.environ.get(name)]
+    parts += ["mnistexp", "train"]
+    parts += _option("--config", os.path.abspath(base)) if base else []
+    for item in (*_plain_overrides(run), *_path_overrides(run)):
+        parts += _option("--set", render_override(item))
+    parts += _option("--seed", str(run.config.seed))
+    parts += _option("--runs-dir", os.path.abspath(runs_dir))
+    parts += _option("--data-dir", os.path.abspath(data_dir)) if data_dir else []
+    return " ".join([*parts, *(shlex.quote(flag) for flag in flags)])
+
+
+def _option(name: str, value: str) -> list[str]:
+    return [name, shell_word(value, name)]
+
+
+def _assignment(name: str) -> str:
+    """``MNISTEXP_DATA_DIR=/abs/path``: the variable as this process reads it, absolute."""
+    return f"{name}={shell_word(os.path.abspath(os.environ[name]), name)}"
+
+
+def _plain_overrides(run: PlannedRun) -> list[Override]:
+    return [(k, v) for k, v in run.overrides if k not in PATH_KEYS]
+
+
+def _path_overrides(run: PlannedRun) -> list[Override]:
+    """The path-valued keys of the resolved config, absolute: wherever they were set (a
+    config file, a sweep file, ``--set``), relative paths mean the same as for ``sweep``. An
+    override that clears one (``data.dir=null``) is passed on as given."""
+    values = flatten(run.config.to_dict())
+    given = dict(run.overrides)
+    return [
+        (key, os.path.abspath(values[key])) if values.get(key) else (key, given[key])
+        for key in PATH_KEYS
+        if values.get(key) or key in given
+    ]
 
 
 def emit_commands(
@@ -335,8 +402,10 @@ def emit_commands(
 
 
 def write_command_file(path: str | Path, commands: Sequence[str]) -> Path:
-    """Write the command list (one per line) atomically; returns the absolute path."""
+    """Write the command list (one per line) atomically; returns the absolute path, which
+    the sbatch line names (so it must be a word the shell can take: :func:`shell_word`)."""
     path = Path(path).absolute()
+    shell_word(str(path), "--emit slurm-array FILE")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_file(path, "".join(c + "\n" for c in commands))
@@ -348,9 +417,11 @@ def write_command_file(path: str | Path, commands: Sequence[str]) -> Path:
 def slurm_snippet(command_file: str | Path, n: int, limit: int | None = None) -> str:
     """An ``sbatch --array`` command whose task k runs line k of ``command_file`` (an
     absolute path); each task's log goes beside it, wherever ``sbatch`` is run from."""
-    script = f'sed -n "${{SLURM_ARRAY_TASK_ID}}p" {shlex.quote(str(command_file))} | bash'
+    quoted = shell_word(str(command_file), "--emit slurm-array FILE")
+    script = f'sed -n "${{SLURM_ARRAY_TASK_ID}}p" {quoted} | bash'
     array = f"1-{n}" + (f"%{limit}" if limit else "")
-    log = shlex.quote(str(Path(command_file).parent / "slurm-%A_%a.out"))
+    folder = str(Path(command_file).parent).replace("%", "%%")  # sbatch expands %j, %x...
+    log = shell_word(f"{folder}/slurm-%A_%a.out", "the log path")
     return (
         f"# {n} runs, one per line of {command_file}; resubmitting is safe\n"
         f"sbatch --array={array} --job-name=mnistexp-sweep --cpus-per-task=1 "

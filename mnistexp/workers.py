@@ -31,6 +31,7 @@ from mnistexp.errors import (
     PARENT_GONE_SIGNAL,
     ConfigError,
     ExitCode,
+    UsageError,
     interrupt_exit_code,
     interrupt_reason,
 )
@@ -153,8 +154,11 @@ def execute(
 ) -> Summary:
     """Train every config that is not finished yet, ``jobs`` at a time; see the module doc.
 
-    Configs are checked against the data first (a :class:`ConfigError` before anything trains).
-    Runs already finished, or being trained by another live process, are skipped; keep-going
+    Configs are checked against the data, and the runs folder by a test write, first (a
+    :class:`UsageError` before anything trains). Bad input that a run meets before its folder
+    is claimed (the folder cannot be created) stops the sweep with that UsageError, in this
+    process and in workers alike: nothing was recorded, so it is no failed run. Runs already
+    finished, or being trained by another live process, are skipped; keep-going
     unless ``fail_fast`` (then in-flight runs finish and nothing new starts). Ctrl-C (or SIGTERM
     to the workers) marks the runs in flight ``interrupted``; the next call retrains them, or
     continues them from their checkpoints with ``resume``. ``progress``: a bar on stderr when
@@ -162,7 +166,7 @@ def execute(
     """
     start = time.time()
     check_data(configs, data_dir, progress=progress and sys.stderr.isatty())
-    runs.make_runs_root(runs.runs_root(runs_dir))  # a bad runs folder: one line, not N failures
+    runs.check_runs_root(runs.runs_root(runs_dir))  # a bad runs folder: one line, not N failures
     summary = Summary()
     results: dict[int, Outcome] = {}
     todo = []
@@ -243,14 +247,16 @@ def _run_pool(
         mp_context=multiprocessing.get_context("spawn"),
     )
     futures = {executor.submit(_work, job): job for job in todo}
+    stopped: set[int] = set()
     try:
         _collect(futures, fail_fast, bar, results)
     except KeyboardInterrupt as exc:
         summary.interrupted_by_user = True
         summary.interrupt_code = interrupt_exit_code(exc)
-        _stop_workers(executor, futures, results)
+        stopped = _stop_workers(executor, futures, results)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+    results.update(_left_by(stopped, [job for job in todo if job.index not in results]))
     return results
 
 
@@ -275,22 +281,39 @@ def _collect(
 
 def _stop_workers(
     executor: ProcessPoolExecutor, futures: dict[Future, _Job], results: dict[int, Outcome]
-) -> None:
-    """Ctrl-C: cancel queued runs, SIGTERM the workers, wait for them to mark their runs."""
+) -> set[int]:
+    """Ctrl-C: cancel queued runs, SIGTERM the workers, wait for them to mark their runs;
+    returns the workers' pids."""
     import multiprocessing
 
     for future in futures:
         future.cancel()
-    for child in multiprocessing.active_children():
-        if child.pid is not None:
-            os.kill(child.pid, signal.SIGTERM)
-    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop waiting
+    pids = {child.pid for child in multiprocessing.active_children() if child.pid is not None}
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(KeyboardInterrupt):  # stopped another way: stop waiting
         wait(list(futures), timeout=30)
     for future, job in futures.items():
         if future.done() and not future.cancelled():
             outcome = _result(future, job)
             if outcome is not None:
                 results[job.index] = outcome
+    return pids
+
+
+def _left_by(pids: set[int], jobs: list[_Job]) -> dict[int, Outcome]:
+    """Runs without a reported outcome that one of the stopped workers ``pids`` was training
+    (the wait for it ended first): their folders say how they ended, so the summary counts
+    them as the folders do, not as never run."""
+    from mnistexp.experiment import Outcome
+
+    found: dict[int, Outcome] = {}
+    for job in jobs:
+        path = runs.run_dir(job.config, job.runs_dir)
+        status = runs.read_status(path) or {}
+        if pids and status.get("pid") in pids:
+            found[job.index] = Outcome(path, status["state"], message=status.get("error"))
+    return found
 
 
 def _result(future: Future, job: _Job) -> Outcome | None:
@@ -301,7 +324,9 @@ def _result(future: Future, job: _Job) -> Outcome | None:
         return future.result()
     except BrokenProcessPool:
         return None
-    except Exception as exc:  # a bug or bad input in a worker: record it, keep going
+    except UsageError:  # found before the run's folder was claimed (the folder cannot be
+        raise  # created, a data file went bad): nothing was recorded; stop, as -j 1 does
+    except Exception as exc:  # a bug in a worker: record it, keep going
         from mnistexp.experiment import Outcome
 
         path = runs.run_dir(job.config, job.runs_dir)

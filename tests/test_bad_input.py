@@ -12,6 +12,7 @@ inputs (corrupt runs among good ones are warnings, one line each) and sweep file
 from __future__ import annotations
 
 import ast
+import contextlib
 import errno
 import functools
 import gzip
@@ -20,6 +21,7 @@ import http.server
 import json
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -1489,3 +1491,313 @@ def test_source_has_no_unsafe_loading(path: Path):
 def test_mirrors_are_https():
     for spec in data.DATASETS.values():
         assert all(m.startswith("https://") for m in spec.mirrors), spec.name
+
+
+# --------------------------------------------------------------------------- emitted commands
+
+INJECTED = "r\ntouch PWNED\nx"  # quoted, line 2 of the command file is `touch PWNED`
+
+
+def _in_folder(name: str, what: str):
+    """Put the config (or a sweep file naming it) in a folder called ``name``."""
+
+    def prepare(tmp_path: Path) -> list[str]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "base.yaml").write_text("train:\n  epochs: 1\n")
+        if what == "config":
+            return ["-c", str(folder / "base.yaml")]
+        (folder / "sweep.yaml").write_text("base: base.yaml\nseeds: 2\n")
+        return [str(folder / "sweep.yaml")]
+
+    return prepare
+
+
+CONTROL_CHARACTERS = [
+    # (id, prepare(tmp_path) -> sweep options, environment, fragment of the one error line)
+    ("runs-dir-newline", lambda _: ["--runs-dir", INJECTED], {}, "--runs-dir"),
+    ("runs-dir-cr", lambda _: ["--runs-dir", "r\rx"], {}, "'\\r'"),
+    ("runs-dir-escape", lambda _: ["--runs-dir", "r\x1b[2Jx"], {}, "'\\x1b'"),
+    ("runs-dir-line-separator", lambda _: ["--runs-dir", "r\u2028x"], {}, "--runs-dir"),
+    ("runs-env", lambda _: [], {"MNISTEXP_RUNS_DIR": INJECTED}, "--runs-dir"),
+    ("data-dir", lambda _: ["--data-dir", INJECTED], {}, "--data-dir"),
+    ("data-env", lambda _: [], {"MNISTEXP_DATA_DIR": INJECTED}, "MNISTEXP_DATA_DIR"),
+    ("config-folder", _in_folder(INJECTED, "config"), {}, "--config"),
+    ("sweep-file-folder", _in_folder(INJECTED, "sweep"), {}, "--config"),
+]
+
+
+@pytest.mark.parametrize("emit", ["commands", "slurm-array"])
+@pytest.mark.parametrize(
+    ("prepare", "env", "fragment"),
+    [pytest.param(*row[1:], id=row[0]) for row in CONTROL_CHARACTERS],
+)
+def test_emitted_commands_refuse_control_characters(
+    tmp_path: Path, monkeypatch, emit: str, prepare, env: dict[str, str], fragment: str
+):
+    """A command file is read line by line (GNU parallel, a Slurm task's ``sed -n Kp``): a
+    newline in a path, however quoted, would run what follows it as a command of its own."""
+    monkeypatch.chdir(tmp_path)
+    args = prepare(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    target = ["slurm-array", "cmds/sweep.txt"] if emit == "slurm-array" else [emit]
+    result = run_cli("sweep", *args, "--emit", *target, env=env)
+    assert_one_line_error(result, fragment, "control character", "cannot carry on one line")
+    assert sorted(tmp_path.rglob("*")) == before  # no command file, no runs folder
+
+
+def test_a_command_file_whose_name_holds_a_newline_is_refused(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("sweep", "--emit", "slurm-array", "cmds\ntouch PWNED\n/sweep.txt")
+    assert_one_line_error(result, "--emit slurm-array FILE", "control character '\\n'")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- sweep size
+
+TEN = ",".join(str(v) for v in range(1, 11))
+
+
+def _never_expanded(*args, **kwargs):
+    raise AssertionError("the sweep was expanded before its size was checked")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        pytest.param(
+            [f"--grid={k}={TEN}" for k in ("a.b", "train.lr", "train.epochs", "c.d", "e.f", "g")],
+            "10 x 10 x 10 x 10 x 10 x 10 = 1,000,000 runs, more than 100,000",
+            id="six-keys-of-ten",
+        ),
+        pytest.param(
+            ["--grid", f"train.lr={TEN},11", "--seeds", "10000"],
+            "11 x 10000 = 110,000 runs",
+            id="grid-times-seeds",
+        ),
+        pytest.param(
+            [
+                "--zip",
+                f"train.lr={TEN}",
+                "--zip",
+                f"train.epochs={TEN}",
+                "--grid",
+                "eval.bins=" + ",".join(str(v) for v in range(1, 101)),
+                "--seeds",
+                "0-101",
+            ],
+            "100 x 10 x 102 = 102,000 runs",
+            id="grid-zip-seeds",
+        ),
+    ],
+)
+def test_a_sweep_too_large_is_refused_before_it_is_expanded(
+    tmp_path: Path, runs: Path, monkeypatch, args: list[str], fragment: str
+):
+    monkeypatch.setattr("mnistexp.sweep.load_config", _never_expanded)
+    result = run_cli("sweep", "--runs-dir", runs, "--dry-run", *args)
+    assert_one_line_error(result, fragment, "split it into several sweeps")
+    assert_nothing_written(runs)
+
+
+def test_a_sweep_file_too_large_is_refused_before_it_is_expanded(
+    tmp_path: Path, runs: Path, monkeypatch
+):
+    monkeypatch.setattr("mnistexp.sweep.load_config", _never_expanded)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"grid:\n  train.lr: [{TEN}]\n  train.epochs: [{TEN}]\nseeds: 1001\n")
+    result = run_cli("sweep", path, "--runs-dir", runs, "--emit", "commands")
+    assert_one_line_error(result, "10 x 10 x 1001 = 100,100 runs, more than 100,000")
+    assert_nothing_written(runs)
+
+
+def test_a_sweep_at_the_bound_is_expanded(monkeypatch):
+    from mnistexp import sweep as lib
+
+    spec = lib.spec_from_options(grids=[f"train.lr={TEN}"], seeds="10000")
+    assert lib.check_size(spec) == 100_000
+
+
+# --------------------------------------------------------------------------- whole numbers
+
+NOT_ASCII_NUMBERS = ["\u0663", "\u00b3", "\uff13", "1_0"]  # Arabic-Indic 3, superscript 3,
+# fullwidth 3, and a Python literal: int() reads three of them, str.isdigit all but the last
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_NUMBERS, ids=["arabic", "superscript", "wide", "_"])
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        pytest.param(["train", "--print-config", "--seed"], "'--seed'", id="train-seed"),
+        pytest.param(["compare", "x.yaml", "--seeds"], "'--seeds'", id="compare-seeds"),
+        pytest.param(["compare", "x.yaml", "-j"], "'--jobs'", id="compare-jobs"),
+        pytest.param(["sweep", "--dry-run", "-j"], "'--jobs'", id="sweep-jobs"),
+        pytest.param(
+            ["sweep", "--emit", "slurm-array", "f.txt", "--array-limit"],
+            "'--array-limit'",
+            id="sweep-array-limit",
+        ),
+    ],
+)
+def test_whole_numbers_are_ascii_digits_in_every_command(
+    tmp_path: Path, monkeypatch, args: list[str], option: str, text: str
+):
+    monkeypatch.chdir(tmp_path)
+    line = assert_one_line_error(run_cli(*args, text), option, "is not a whole number in ASCII")
+    assert repr(text) in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_integer_option_reads_ascii_digits_only():
+    """One parser for every whole number of the CLI (sweep --seeds has its own, the same rule)."""
+    import click
+
+    from mnistexp.cli.common import AsciiIntRange
+
+    def commands(group: click.Group) -> Iterator[click.Command]:
+        for command in group.commands.values():
+            yield from commands(command) if isinstance(command, click.Group) else [command]
+
+    numbers = [
+        (command.name, param.name, param.type)
+        for command in commands(main)
+        for param in command.params
+        if isinstance(param.type, click.types.IntParamType)
+    ]
+    assert {("train", "seed"), ("compare", "seeds"), ("sweep", "jobs")} <= {n[:2] for n in numbers}
+    assert [n[:2] for n in numbers if not isinstance(n[2], AsciiIntRange)] == []
+
+
+# --------------------------------------------------------------------------- teachers
+
+
+def _arrays(change):
+    """Rewrite a teacher's model.npz with ``change`` applied to its arrays."""
+
+    def damage(model: Path) -> None:
+        with np.load(model) as npz:
+            arrays = dict(npz)
+        change(arrays)
+        np.savez(model, **arrays)
+
+    return damage
+
+
+TEACHER_MODELS = [
+    # (id, damage(model.npz path), fragments of the one error line)
+    (
+        "narrower-layer",
+        _arrays(lambda a: a.update(W0=np.zeros((784, 8), np.float32))),
+        ["W0 is float32 (784, 8)", "needs float (784, 16)"],
+    ),
+    (
+        "wider-output",
+        _arrays(lambda a: a.update(W1=np.zeros((16, 12)), b1=np.zeros(12))),
+        ["W1 is float64 (16, 12)", "needs float (16, 10)"],
+    ),
+    ("missing-bias", _arrays(lambda a: a.pop("b1")), ["no array b1"]),
+    ("extra-layer", _arrays(lambda a: a.update(W2=np.zeros((10, 10)))), ["array W2 is not"]),
+    ("text", _arrays(lambda a: a.update(b0=np.array(["x"] * 16))), ["b0 is <U1 (16,)"]),
+    ("not-npz", lambda model: model.write_bytes(b"not a zip"), ["model.npz"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragments"), [pytest.param(d, f, id=i) for i, d, f in TEACHER_MODELS]
+)
+def test_a_teacher_whose_model_does_not_fit_its_config(
+    train, tiny: Path, runs: Path, tmp_path: Path, damage, fragments: list[str]
+):
+    taught = run_cli("train", "--runs-dir", tmp_path / "teachers", "--data-dir", tiny,
+                     *sets(*TINY))  # fmt: skip
+    assert taught.exit_code == 0, taught.output
+    (teacher,) = (tmp_path / "teachers").iterdir()
+    damage(teacher / "model.npz")
+    result = train(*sets("targets.scheme=distill", f"targets.teacher={teacher}"))
+    assert_one_line_error(result, f"{teacher / 'model.npz'}", *fragments)
+    assert_nothing_written(runs)
+
+
+# --------------------------------------------------------------------------- unusable runs folders
+
+
+@contextlib.contextmanager
+def _tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A small tmpfs mounted on ``folder`` (root only), unmounted afterwards."""
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]
+    done = subprocess.run(mount, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    with contextlib.suppress(OSError), (folder / "filler").open("wb", buffering=0) as handle:
+        while True:  # until No space left on device
+            handle.write(bytes(4096))
+
+
+@contextlib.contextmanager
+def unusable_runs_folder(folder: Path, kind: str) -> Iterator[Path]:
+    """A runs folder that exists but takes no run: on a read-only mount, on a full disk, or
+    without write permission (for root, which writes through permission bits: immutable)."""
+    if kind == "full":
+        with _tmpfs(folder, "size=64k") as mounted:
+            _fill(mounted)
+            yield mounted
+    elif kind == "read-only":
+        with _tmpfs(folder, "ro,size=64k") as mounted:
+            yield mounted
+    else:
+        folder.mkdir()
+        folder.chmod(0o500)
+        if os.geteuid() == 0:
+            locked = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+            if locked.returncode != 0:
+                pytest.skip(f"cannot make a folder immutable here: {locked.stderr.strip()}")
+        try:
+            yield folder
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+            folder.chmod(0o700)
+
+
+UNUSABLE = ["read-only", "full", "not-writable"]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("kind", UNUSABLE)
+def test_a_runs_folder_that_takes_no_run_is_one_line_in_both_modes(
+    tiny: Path, tmp_path: Path, kind: str, jobs: str
+):
+    """-j 1 and -j 2 agree: the folder is probed before anything trains (not N failed runs
+    and a --retry-failed hint for folders that do not exist)."""
+    with unusable_runs_folder(tmp_path / "runs", kind) as runs:
+        before = sorted(runs.rglob("*"))
+        result = run_cli("sweep", "--runs-dir", runs, "--data-dir", tiny, *sets(*TINY),
+                         "--seeds", "3", "-j", jobs, "--no-progress")  # fmt: skip
+        assert_one_line_error(result, f"{runs}: cannot write into the runs folder")
+        assert sorted(runs.rglob("*")) == before
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("kind", UNUSABLE)
+def test_a_run_that_cannot_create_its_folder_stops_the_sweep_in_both_modes(
+    tiny: Path, tmp_path: Path, monkeypatch, kind: str, jobs: str
+):
+    """The folder goes bad after the sweep's check (here: the check is skipped): the first
+    run that cannot claim its folder stops the sweep with its one line, in both modes."""
+    from mnistexp import runs as runs_module
+
+    monkeypatch.setattr(runs_module, "check_runs_root", runs_module.make_runs_root)
+    with unusable_runs_folder(tmp_path / "runs", kind) as runs:
+        before = sorted(runs.rglob("*"))
+        result = run_cli("sweep", "--runs-dir", runs, "--data-dir", tiny, *sets(*TINY),
+                         "--seeds", "3", "-j", jobs, "--no-progress")  # fmt: skip
+        line = assert_one_line_error(result, f"{runs}/", "cannot", "(")
+        assert "retry" not in line and "failed" not in result.output
+        assert sorted(runs.rglob("*")) == before

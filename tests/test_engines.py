@@ -89,6 +89,48 @@ def test_gnu_parallel_example_trains_every_run_once(mnist_dir: Path, tmp_path: P
     assert run_states(root) == states
 
 
+SHORT = ["-c", "configs/baseline.yaml", "--seeds", "2", *BUDGET[2:]]
+"""Two small runs: two lines of a command file, enough for a split line to reach a task."""
+HOSTILE_NAME = "runs $(touch PWNED) `touch PWNED`; 'q' \"d\" * %j"
+"""A legal folder name full of shell syntax (and a pattern of sbatch --output): quoted, it
+is just a name."""
+INJECTED = "r\ntouch {pwned}\nx"
+"""A folder name with newlines: quoted, its second line is the command ``touch PWNED``."""
+
+
+def sweep_into_parallel(runs: Path, env: dict[str, str], tmp_path: Path):
+    """``mnistexp sweep SHORT --runs-dir RUNS --emit commands | parallel --jobs 2``."""
+    script = 'set -o pipefail; mnistexp sweep "$@" --emit commands | parallel --jobs 2'
+    return subprocess.run(
+        ["bash", "-c", script, "bash", *SHORT, "--runs-dir", str(runs)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.mnist
+def test_gnu_parallel_runs_quoted_paths_and_never_a_split_line(
+    mnist_dir: Path, tmp_path: Path
+) -> None:
+    require_tool("parallel", "GNU parallel: apt-get install parallel")
+    env = engine_env(tmp_path / "unused", mnist_dir)
+    pwned = tmp_path / "PWNED"
+    hostile = tmp_path / HOSTILE_NAME
+    done = sweep_into_parallel(hostile, env, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert set(run_states(hostile).values()) == {"completed"} and len(run_states(hostile)) == 2
+    assert not list(REPO.glob("PWNED")) and not pwned.exists()
+
+    injected = tmp_path / INJECTED.format(pwned=pwned)
+    refused = sweep_into_parallel(injected, env, tmp_path)
+    assert not pwned.exists(), "a line of an emitted command ran as a command of its own"
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.count("\n") == 1 and "control character" in refused.stderr
+    assert not injected.exists()
+
+
 # --------------------------------------------------------------------------- Slurm
 
 
@@ -236,3 +278,27 @@ def test_scancel_leaves_runs_interrupted_and_resubmission_completes_them(cluster
 
     wait_job(submit(line, elsewhere, env), timeout=600)
     assert set(run_states(root).values()) == {"completed"}
+
+
+@pytest.mark.mnist
+def test_slurm_array_runs_quoted_paths_and_never_a_split_line(cluster, tmp_path: Path) -> None:
+    _, env, elsewhere = cluster
+    pwned = tmp_path / "PWNED"
+    hostile = tmp_path / HOSTILE_NAME
+    hostile.mkdir()
+    line = emit_array(SHORT, hostile, env, cwd=REPO)
+    wait_job(submit(line, elsewhere, env), timeout=300)
+    assert set(run_states(hostile).values()) == {"completed"} and len(run_states(hostile)) == 2
+    assert len(list(hostile.glob("slurm-*.out"))) == 2
+    assert not pwned.exists() and not list(elsewhere.iterdir())
+
+    injected = tmp_path / INJECTED.format(pwned=pwned)
+    command = ["mnistexp", "sweep", *SHORT, "--runs-dir", str(injected)]
+    command += ["--emit", "slurm-array", str(tmp_path / "sweep.txt")]
+    refused = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    if refused.returncode == 0:  # a command file was written: let Slurm show what it runs
+        wait_job(submit(refused.stdout.strip().splitlines()[-1], elsewhere, env), timeout=300)
+    assert not pwned.exists(), "a line of the command file ran as a command of its own"
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.count("\n") == 1 and "control character" in refused.stderr
+    assert not (tmp_path / "sweep.txt").exists() and not injected.exists()

@@ -103,6 +103,70 @@ def test_a_signal_marks_the_run_interrupted_with_its_epochs(
     assert f"interrupted after {status['epochs_done']} finished epoch(s)" in out
 
 
+def press_ctrl_c(proc: subprocess.Popen, times: int, gap: float) -> None:
+    """Ctrl-C at a terminal: SIGINT to the whole process group (the command and its sweep
+    workers), ``times`` times, ``gap`` seconds apart, while the process lives."""
+    for _ in range(times):
+        if proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(gap)
+
+
+def test_a_second_ctrl_c_to_train_still_ends_interrupted_with_130(
+    launch, tiny: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C pressed again while the first is being recorded: the run still ends marked
+    interrupted, with the first Ctrl-C's exit code (not click's Abort, exit 1)."""
+    root = tmp_path / "runs"
+    proc = launch("train", *tiny_sets(tiny), *LONG, "--runs-dir", str(root),
+                  start_new_session=True)  # fmt: skip
+    wait_for(lambda: epochs_written(root) >= 3)
+    press_ctrl_c(proc, times=200, gap=0.002)  # the first, then more through its cleanup
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, out
+    folder = only_run(root)
+    status = json.loads((folder / "status.json").read_text())
+    assert (status["state"], status["error"]) == ("interrupted", "Ctrl-C (SIGINT)"), out
+    assert_every_file_whole(folder)
+    assert "Traceback" not in out and "Aborted" not in out
+    assert f"interrupted after {status['epochs_done']} finished epoch(s)" in out
+
+
+def test_a_double_ctrl_c_to_a_parallel_sweep_counts_its_interrupted_runs(
+    launch, tiny: Path, tmp_path: Path
+) -> None:
+    """Two workers stopped, three runs never started: the summary says so, as the folders do."""
+    root = tmp_path / "runs"
+    proc = launch(
+        "sweep", *tiny_sets(tiny), *LONG, "--grid", "train.lr=0.01,0.02,0.03,0.04,0.05",
+        "--runs-dir", str(root), "-j", "2", "--no-progress", start_new_session=True,
+    )  # fmt: skip
+    wait_for(lambda: list(run_states(root).values()) == ["running", "running"])
+    press_ctrl_c(proc, times=2, gap=0.05)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130, out
+    assert sorted(run_states(root).values()) == ["interrupted", "interrupted"], out
+    assert "5 runs: 0 done, 0 skipped, 0 failed, 0 diverged, 2 interrupted, 3 not run" in out
+    assert "Traceback" not in out and "Aborted" not in out
+
+
+def test_a_run_whose_worker_stopped_unheard_is_counted_as_its_folder_says(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """If the wait for a stopped worker ends first, its folder tells what happened, provided
+    that worker wrote it (a folder of another process is not this sweep's run)."""
+    from mnistexp import workers
+
+    root = tmp_path / "runs"
+    cfg = tiny_config(tiny)
+    run_experiment(cfg, runs_dir=root)  # as if by a worker with this process's pid
+    job = workers._Job(0, cfg, str(root), None, force=False, retry_failed=False)
+    (outcome,) = workers._left_by({os.getpid()}, [job]).values()
+    assert (outcome.state, outcome.run_dir) == ("completed", runs.run_dir(cfg, root))
+    assert workers._left_by({os.getpid() + 1}, [job]) == {}
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_sigterm_to_a_sweep_marks_its_runs_interrupted_and_exits_143(
     launch, tiny: Path, tmp_path: Path, jobs

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mnistexp import sweep as lib
 from mnistexp.cli import main
 from tests.conftest import run_states as states
 from tests.conftest import tiny_sets
@@ -103,7 +104,15 @@ def test_bad_sweeps_fail_up_front_with_one_line(
     assert not (tmp_path / "runs").exists()
 
 
-def test_emit_commands_golden() -> None:
+def without_path_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Emitted commands set the path variables of the environment again (absolutely); the
+    goldens hold commands emitted without them."""
+    for name in lib.PATH_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_emit_commands_golden(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_path_variables(monkeypatch)
     result = invoke(
         "-c",
         "configs/baseline.yaml",
@@ -143,6 +152,52 @@ def test_emitted_commands_name_every_path_absolutely(tmp_path: Path, monkeypatch
     assert f"data.dir={tmp_path.parent / 'data'}" in words
 
 
+def test_emitted_commands_set_path_variables_absolutely(tmp_path: Path, monkeypatch) -> None:
+    """sbatch passes the environment on, to a task that starts in another directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNISTEXP_DATA_DIR", "data")
+    monkeypatch.setenv("MNISTEXP_CACHE_DIR", "../cache")
+    result = invoke("--emit", "commands")
+    assert result.exit_code == 0, result.output
+    assert shlex.split(result.output)[:3] == [
+        f"MNISTEXP_DATA_DIR={tmp_path / 'data'}",
+        f"MNISTEXP_CACHE_DIR={tmp_path.parent / 'cache'}",
+        "mnistexp",
+    ]
+
+
+def test_a_data_dir_in_a_config_file_is_emitted_absolutely(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.yaml").write_text("data:\n  dir: rel/data\n")
+    result = invoke("-c", "base.yaml", "--emit", "commands")
+    assert result.exit_code == 0, result.output
+    assert f"data.dir={tmp_path / 'rel' / 'data'}" in shlex.split(result.output)
+    cleared = invoke("-c", "base.yaml", "--set", "data.dir=null", "--emit", "commands")
+    assert "data.dir=null" in shlex.split(cleared.output)  # passed on as given
+
+
+def test_a_teacher_named_in_a_config_file_is_emitted_absolutely(
+    tiny: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The emitted command trains the same run from another directory: the config file's
+    relative targets.teacher (relative to where the command runs) is passed absolutely."""
+    monkeypatch.chdir(tmp_path)
+    taught = CliRunner().invoke(main, ["train", *tiny_sets(tiny), "--runs-dir", "teachers"])
+    assert taught.exit_code == 0, taught.output
+    (teacher,) = Path("teachers").iterdir()
+    (tmp_path / "student.yaml").write_text(f"targets:\n  scheme: distill\n  teacher: {teacher}\n")
+    result = invoke("-c", "student.yaml", *tiny_sets(tiny), "--emit", "commands")
+    assert result.exit_code == 0, result.output
+    words = shlex.split(result.output)
+    assert f"targets.teacher={tmp_path / teacher}" in words
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    student = CliRunner().invoke(main, words[words.index("mnistexp") + 1 :])
+    assert student.exit_code == 0, student.output
+    assert states(tmp_path / "runs") == {Path(student.output.split(":")[0]).name: "completed"}
+
+
 def test_emit_passes_resume_and_retry_flags_to_every_command() -> None:
     result = invoke(
         "-c",
@@ -160,6 +215,7 @@ def test_emit_passes_resume_and_retry_flags_to_every_command() -> None:
 
 
 def test_emit_slurm_array_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    without_path_variables(monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "base.yaml").write_text("train:\n  epochs: 1\n")
     result = invoke(

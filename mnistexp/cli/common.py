@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from mnistexp.errors import ExitCode, Terminated, UsageError
+from mnistexp.limits import ascii_digits
 
 EXIT_USAGE = ExitCode.BAD_INPUT  # the other codes: mnistexp.errors.ExitCode
 
@@ -21,6 +22,17 @@ class CliError(click.ClickException):
     """A one-line error that exits with code 2 (usage, config or data problem)."""
 
     exit_code = EXIT_USAGE
+
+
+class AsciiIntRange(click.IntRange):
+    """click's IntRange under the command line's one rule for whole numbers, the rule of
+    ``sweep --seeds`` (:func:`mnistexp.limits.ascii_digits`): click reads numbers with
+    ``int()``, which takes '٣' as 3. A leading '-' is left to the range check."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not ascii_digits(value.strip().removeprefix("-")):
+            self.fail(f"{value!r} is not a whole number in ASCII digits 0-9", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def one_line_errors(func: F) -> F:
@@ -60,19 +72,27 @@ set_option = click.option(
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (kill, a batch system's time limit) stops a command like Ctrl-C does, so the
-    run in flight is marked ``interrupted``; the command then exits with 143, not 130."""
+def stop_signals_as_interrupt() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM (kill, a batch system's time limit) stop a command the same
+    way: the first raises KeyboardInterrupt (:class:`Terminated` for SIGTERM), so the run in
+    flight is marked ``interrupted`` and the command exits 130 (143). From then on both are
+    ignored until the process exits: a second Ctrl-C would otherwise cut short the recording
+    of the first (a run left ``running``, click's ``Aborted!`` and exit 1, or a sweep's summary
+    that misses the runs it stopped). ``kill -9`` still stops at once."""
+    stops = (signal.SIGINT, signal.SIGTERM)
 
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated
+    def first(signum: int, frame: Any) -> None:
+        for number in stops:  # SIG_IGN, not a Python handler: it holds through shutdown
+            signal.signal(number, signal.SIG_IGN)
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {number: signal.signal(number, first) for number in stops}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            if signal.getsignal(number) is first:  # not stopped: as before; else ignored
+                signal.signal(number, handler)
 
 
 def check_paths(runs_dir: str | None, data_dir: str | None) -> None:

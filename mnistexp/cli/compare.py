@@ -11,13 +11,14 @@ from pathlib import Path
 import click
 
 from mnistexp.cli.common import (
+    AsciiIntRange,
     CliError,
     check_paths,
     data_dir_option,
     one_line_errors,
     runs_dir_option,
     set_option,
-    sigterm_as_interrupt,
+    stop_signals_as_interrupt,
 )
 from mnistexp.errors import interrupt_exit_code
 from mnistexp.limits import MAX_SEEDS
@@ -33,7 +34,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 @runs_dir_option
 @click.option(
     "--seeds",
-    type=click.IntRange(min=1, max=MAX_SEEDS),
+    type=AsciiIntRange(min=1, max=MAX_SEEDS),
     default=3,
     show_default=True,
     help="With config files: train and compare seeds 0..N-1 of each.",
@@ -41,7 +42,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 @click.option(
     "-j",
     "--jobs",
-    type=click.IntRange(min=1),
+    type=AsciiIntRange(min=1),
     default=1,
     show_default=True,
     help="With config files: parallel training workers.",
@@ -252,7 +253,7 @@ def _folders(
             err=True,
         )
         try:
-            with sigterm_as_interrupt():
+            with stop_signals_as_interrupt():
                 folders += train_missing(
                     planned,
                     jobs=jobs,

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from mnistexp.cli.common import (
+    AsciiIntRange,
     CliError,
     check_paths,
     data_dir_option,
     one_line_errors,
     runs_dir_option,
     set_option,
-    sigterm_as_interrupt,
+    stop_signals_as_interrupt,
 )
 from mnistexp.errors import ExitCode
 from mnistexp.states import State
@@ -71,7 +72,7 @@ class _SweepCommand(click.Command):
 @click.option(
     "-j",
     "--jobs",
-    type=click.IntRange(min=1),
+    type=AsciiIntRange(min=1),
     default=1,
     show_default=True,
     help="Worker processes, each with one BLAS thread.",
@@ -106,7 +107,7 @@ class _SweepCommand(click.Command):
 )
 @click.option(
     "--array-limit",
-    type=click.IntRange(min=1),
+    type=AsciiIntRange(min=1),
     metavar="M",
     help="With --emit slurm-array: at most M array tasks at once (--array=1-N%M).",
 )
@@ -175,7 +176,7 @@ def sweep(
         _dry_run(planned, runs_dir, force, retry_failed)
     else:
         progress = not no_progress  # a bar on a terminal, else one line per finished run
-        with sigterm_as_interrupt():
+        with stop_signals_as_interrupt():
             summary = workers.execute(
                 [p.config for p in planned],
                 jobs=jobs,

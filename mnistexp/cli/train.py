@@ -9,12 +9,13 @@ from typing import Any
 import click
 
 from mnistexp.cli.common import (
+    AsciiIntRange,
     check_paths,
     data_dir_option,
     one_line_errors,
     runs_dir_option,
     set_option,
-    sigterm_as_interrupt,
+    stop_signals_as_interrupt,
 )
 from mnistexp.errors import interrupt_exit_code
 from mnistexp.fits import fit_problems
@@ -32,7 +33,7 @@ SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
     help="YAML config; keys it leaves out take their defaults.",
 )
 @set_option
-@click.option("--seed", type=click.IntRange(min=0), help="Shorthand for --set seed=N.")
+@click.option("--seed", type=AsciiIntRange(min=0), help="Shorthand for --set seed=N.")
 @click.option("--name", help="Run name (default: the config file's stem).")
 @runs_dir_option
 @data_dir_option
@@ -97,7 +98,7 @@ def train(
 
     progress = not (no_progress or as_json) and sys.stdout.isatty() and sys.stderr.isatty()
     try:
-        with sigterm_as_interrupt():
+        with stop_signals_as_interrupt():
             outcome = run_experiment(
                 cfg,
                 runs_dir=runs_dir,
