@@ -172,3 +172,15 @@ def test_every_command_has_help_with_an_example():
             result = runner.invoke(main, [*args, "--help"])
             assert result.exit_code == 0, args
             assert "Example" in result.output, args
+
+
+def test_the_summary_warns_of_a_fit_that_did_not_reach_its_optimum(tiny: Path, tmp_path: Path):
+    # the tiny validation split is all right with a margin: no finite temperature is optimal
+    result = train(tiny, tmp_path / "runs")
+    assert result.exit_code == 0, result.output
+    folder = only_run(tmp_path / "runs")
+    assert f"warning: {folder}: the temperature fit sits on the bound of its search (T = 1e-08" in (
+        result.stderr
+    )
+    fit = json.loads((folder / "metrics.json").read_text())["test_temperature_scaled"]["fit"]
+    assert fit["at_bound"] is True and fit["converged"] is False
