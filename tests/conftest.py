@@ -151,9 +151,10 @@ def launch(tiny: Path, tmp_path: Path) -> Callable[..., subprocess.Popen]:
     spec_file.write_bytes(pickle.dumps(data.DATASETS["tiny"]))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
 
-    def start(*args: str, **kwargs) -> subprocess.Popen:
+    def start(*args: str, prelude: str = "", **kwargs) -> subprocess.Popen:
+        """``prelude``: Python run before the CLI starts (a test's hook into the process)."""
         return subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, str(spec_file), *args],
+            [sys.executable, "-c", prelude + LAUNCHER, str(spec_file), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
