@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from mnistexp.bounded import read_bounded
 from mnistexp.errors import ConfigError
 from mnistexp.params import Param
 from mnistexp.schema import (  # re-exported: the config types are part of this module's API
@@ -111,7 +112,7 @@ def _with_teacher(cfg: ExperimentConfig) -> ExperimentConfig:
     if not folder.is_dir():
         raise bad("no such run folder" if not folder.exists() else "a file, not a run folder")
     try:
-        status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
+        status = json.loads(read_bounded(folder / "status.json").decode("utf-8"))
     except (OSError, UnicodeError, ValueError, RecursionError):
         raise bad("not a run folder (no readable status.json)") from None
     state = status.get("state") if isinstance(status, dict) else None

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import atomic, liveness
+from mnistexp.bounded import open_regular, read_bounded
 from mnistexp.config import ExperimentConfig, config_hash
 from mnistexp.errors import RunError
 from mnistexp.paths import check_names
@@ -117,7 +118,7 @@ def read_npz(path: Path, keys: Sequence[str] | None = None) -> dict[str, Any]:
     since ``np.load`` leaks its file when the zip directory is corrupt."""
     import numpy as np
 
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:  # a FIFO or a device is refused, never read
         npz = np.load(handle, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise ValueError("not an .npz archive")
@@ -189,7 +190,7 @@ def _not_a_folder(mode: int) -> str:
 def _parse_status(path: Path) -> tuple[dict[str, Any] | None, str]:
     """(status.json as a dict with a known ``state``, "") or (None, why it is unusable)."""
     try:
-        text = path.read_bytes()
+        text = read_bounded(path)  # a FIFO, a device or a huge file: refused, never read
     except FileNotFoundError:
         return None, "no status.json"
     except OSError as exc:
@@ -666,7 +667,7 @@ def is_run_folder(path: Path) -> bool:
 def read_json(path: Path) -> Any:
     """Parse a JSON file of a run; a one-line :class:`RunError` if it is missing or corrupt."""
     try:
-        return parse_json(path.read_bytes())
+        return parse_json(read_bounded(path))
     except FileNotFoundError:
         raise RunError(f"{path}: missing") from None
     except OSError as exc:

@@ -11,13 +11,12 @@ the input is shown escaped and shortened (:func:`one_line`, :func:`show`).
 from __future__ import annotations
 
 import collections.abc
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mnistexp.bounded import FileTooLarge, NotRegularFile, read_bounded
 from mnistexp.errors import ConfigError
 
 MAX_YAML_BYTES = 1 << 20  # a config is a few hundred bytes; refuse anything past 1 MiB
@@ -44,18 +43,15 @@ def _read_text(path: Path, what: str) -> str:
     try:
         if path.is_dir():
             raise ConfigError(f"{where}: is a folder, not a {what} file")
-        # O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer forever
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ConfigError(f"{where}: not a regular file, so not a {what} file")
-            blob = handle.read(MAX_YAML_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {what} file ({exc.strerror or exc})") from None
-    if len(blob) > MAX_YAML_BYTES:
+        blob = read_bounded(path, MAX_YAML_BYTES)  # a FIFO or a device is never read
+    except NotRegularFile:
+        raise ConfigError(f"{where}: not a regular file, so not a {what} file") from None
+    except FileTooLarge:
         raise ConfigError(
             f"{where}: larger than {MAX_YAML_BYTES >> 20} MiB, too big for a {what} file"
-        )
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {what} file ({exc.strerror or exc})") from None
     try:
         return blob.decode("utf-8")
     except UnicodeDecodeError as exc:
