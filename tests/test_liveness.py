@@ -289,3 +289,51 @@ def test_an_owner_stopped_between_its_check_and_its_write_changes_nothing_after_
             first.send_signal(signal.SIGCONT)
             first.kill()
             first.communicate(timeout=30)
+
+
+FUTURE = "2999-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("fields", "state"),
+    [
+        pytest.param({"host": ELSEWHERE, "heartbeat": FUTURE}, "interrupted", id="year-2999"),
+        pytest.param({"host": ELSEWHERE, "heartbeat": Ago(-100)}, "running", id="within-lease"),
+        pytest.param(
+            {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": FUTURE},
+            "interrupted",
+            id="year-2999-from-a-live-pid-here",
+        ),
+    ],
+)
+def test_a_heartbeat_more_than_a_lease_ahead_is_dead(
+    tmp_path: Path, fields: dict, state: str
+) -> None:
+    status = runs.read_status(fake_running(tmp_path / "r-0123abcd-s0", **resolved(fields)))
+    assert status["state"] == state
+    if state == "interrupted":
+        assert "ahead of this host's clock" in status["error"]
+
+
+@pytest.mark.parametrize("command", ["train", "force", "sweep", "compare"])
+def test_every_command_reclaims_a_run_whose_heartbeat_is_in_the_future(
+    tiny: Path, tmp_path: Path, command: str
+) -> None:
+    root = tmp_path / "runs"
+    folder = tiny_run_folder(tiny, root)
+    fake_running(folder, host=ELSEWHERE, heartbeat=FUTURE)
+    args = [*tiny_sets(tiny), "--runs-dir", str(root)]
+    if command == "compare":
+        result = CliRunner().invoke(main, ["compare", "--runs-dir", str(root)])
+        assert "still running" not in result.output
+        assert "interrupted (heartbeat" in result.output, result.output
+        return
+    argv = {
+        "train": ["train", *args],
+        "force": ["train", *args, "--force"],
+        "sweep": ["sweep", *args, "--no-progress"],
+    }[command]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    status = runs.read_status(folder)
+    assert (status["state"], status["host"]) == ("completed", socket.gethostname())
