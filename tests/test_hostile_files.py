@@ -8,8 +8,12 @@ the suite.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import subprocess
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,3 +115,42 @@ def test_a_hostile_teacher_file_is_one_line_and_exit_2(
     assert code == 2, output
     assert output.count("\n") == 1 and output.startswith("Error: targets.teacher = "), output
     assert not students.exists()
+
+
+# --------------------------------------------------------------------------- terminal text
+
+EVIL = "\x1b]0;owned\x07\x1b[2J\r\nsplit\u202e"
+"""Sets the window title, rings the bell, clears the screen, starts a new row, reverses text."""
+
+
+@pytest.fixture
+def evil_runs(two_runs) -> Path:
+    """Two runs whose config.json (what compare reads) carries control characters in the run
+    name and in a config string that differs between them."""
+    root, _ = two_runs
+    for folder in runs.iter_run_folders(root):
+        config = json.loads((folder / "config.json").read_text())
+        config["name"] = f"evil{EVIL}{config['seed']}"
+        config["model"]["activation"] = f"relu{EVIL}{config['seed']}"
+        (folder / "config.json").write_text(json.dumps(config))
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "csv", "latex", "json", "html"])
+def test_control_characters_never_reach_the_output_raw(
+    evil_runs: Path, tmp_path: Path, fmt: str
+) -> None:
+    args = ["compare", "--runs-dir", str(evil_runs)]
+    html = tmp_path / "report.html"
+    args += ["--report", str(html)] if fmt == "html" else ["--format", fmt]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    text = html.read_text() if fmt == "html" else result.stdout
+    assert not [c for c in text if unicodedata.category(c) in ("Cc", "Cf") and c != "\n"]
+    assert not [c for c in result.stderr if unicodedata.category(c) in ("Cc", "Cf") and c != "\n"]
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text)))
+        assert len(rows) == 3 and len({len(row) for row in rows}) == 1, rows
+    if fmt in ("table", "markdown", "latex"):  # a row is never split: its name and seed agree
+        named = [line for line in text.splitlines() if "evil" in line]
+        assert named and all("split" in line for line in named), named
