@@ -163,3 +163,12 @@ def launch(tiny: Path, tmp_path: Path) -> Callable[..., subprocess.Popen]:
         )
 
     return start
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts real mnistexp processes (the ``launch`` fixture) is ``slow``: each
+    process pays Python's and numpy's start-up, and most wait on signals or leases. ``make
+    test-fast`` leaves them out; ``make test`` (and CI) runs them."""
+    for item in items:
+        if "launch" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

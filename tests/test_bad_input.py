@@ -1395,6 +1395,7 @@ def test_an_output_that_cannot_be_created_is_refused_before_training(
     assert_nothing_written(runs)
 
 
+@pytest.mark.slow  # draws every figure twice
 def test_figures_are_written_atomically(two_runs, tmp_path: Path, monkeypatch):
     """A write that fails half-way (a full disk) leaves the old figure, not a broken one."""
     root, _ = two_runs
