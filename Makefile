@@ -10,7 +10,7 @@ ifneq ($(wildcard ../shared/data/mnist/train-images-idx3-ubyte.gz),)
 export MNISTEXP_DATA_DIR ?= $(abspath ../shared/data/mnist)
 endif
 
-.PHONY: install demo test lint bench clean studies study-tutorial study-losses \
+.PHONY: install demo test test-fast lint bench clean studies study-tutorial study-losses \
 	study-label-smoothing study-scaling study-published study-seed000 study-seed001 \
 	study-seed002 study-overconfident
 
@@ -33,6 +33,11 @@ lint: install
 
 test: install lint
 	$(BIN)/python -m pytest
+
+# The contributor's loop, under two minutes: every test but those marked slow (real
+# processes, long runs) or mnist (the real data). CI runs `make test`, the whole suite.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not mnist"
 
 bench: install
 	$(BIN)/python benchmarks/speed.py --json benchmarks/speed.json

@@ -9,6 +9,11 @@ the user's umask exactly as it does for ``open()`` (``tempfile.mkstemp`` would g
 unreadable to the group sharing a runs folder). Errors are ``OSError``, which each caller
 turns into its own one-line message.
 
+Folder handles: with ``dir_fd`` (an open descriptor of a folder) the path is a name inside
+that folder, and the temporary file, the rename and the clean-up all resolve through the
+descriptor, not through the folder's name. A run folder writes this way (:mod:`mnistexp.runs`):
+its files land in the folder it claimed even after that folder was renamed away.
+
 Signals: a stop signal (Ctrl-C, SIGTERM, a sweep worker's parent dying) is held while the
 writer creates, renames or deletes its temporary file, and for the whole of a
 :func:`write_file`, then raised at once (:func:`signals_deferred`); so an interrupt never
@@ -71,16 +76,18 @@ class AtomicFile:
     ``with`` block: :meth:`open`, then :meth:`commit` or :meth:`abort`.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], dir_fd: int | None = None) -> None:
         self.path = Path(path)
         self.tmp = temp_name(self.path)
+        self._dir_fd = dir_fd  # None: paths as given; else names inside that open folder
         self._handle: BinaryIO | None = None
         self._discarded = False
 
     def open(self) -> BinaryIO:
         """Create :attr:`tmp` and return it opened for writing; OSError if it cannot be."""
         with signals_deferred():  # no interrupt between creating the file and owning it
-            fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, FILE_MODE)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC
+            fd = os.open(self.tmp, flags, FILE_MODE, dir_fd=self._dir_fd)
             self._handle = os.fdopen(fd, "wb")
         return self._handle
 
@@ -94,9 +101,9 @@ class AtomicFile:
             try:
                 if self._handle is not None:
                     self._handle.close()  # a full disk may surface only at this last flush
-                os.replace(self.tmp, self.path)
+                os.replace(self.tmp, self.path, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
             except BaseException:
-                self.tmp.unlink(missing_ok=True)
+                self._unlink_tmp()
                 raise
 
     def abort(self) -> None:
@@ -108,7 +115,11 @@ class AtomicFile:
             except OSError:
                 pass
             finally:
-                self.tmp.unlink(missing_ok=True)
+                self._unlink_tmp()
+
+    def _unlink_tmp(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp, dir_fd=self._dir_fd)
 
     def __enter__(self) -> BinaryIO:
         return self.open()
@@ -128,8 +139,14 @@ class AtomicFile:
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-def write_file(path: str | os.PathLike[str], data: bytes | str) -> None:
-    """Write ``data`` (str as UTF-8) to ``path`` atomically; ``OSError`` if it cannot be."""
+# os.replace is os.rename with overwriting on every system; only os.rename is listed.
+DIR_FD_WRITES = {os.open, os.rename, os.unlink} <= os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
+"""Whether this system writes through folder handles (``dir_fd``): Linux, macOS, BSDs."""
+
+
+def write_file(path: str | os.PathLike[str], data: bytes | str, dir_fd: int | None = None) -> None:
+    """Write ``data`` (str as UTF-8) to ``path`` atomically; ``OSError`` if it cannot be.
+    With ``dir_fd``, ``path`` is a name inside that open folder."""
     payload = data.encode() if isinstance(data, str) else data
-    with signals_deferred(), AtomicFile(path) as handle:
+    with signals_deferred(), AtomicFile(path, dir_fd) as handle:
         handle.write(payload)

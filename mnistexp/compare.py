@@ -32,6 +32,7 @@ from mnistexp.errors import ConfigError, RunError, UsageError
 from mnistexp.rundirs import RunRecord, read_hits
 from mnistexp.states import State
 from mnistexp.stats import Summary, summarize
+from mnistexp.yamlio import one_line
 
 JSON_SCHEMA_VERSION = 2
 HIDDEN_KEYS = IDENTITY_EXCLUDED
@@ -113,12 +114,14 @@ def label_experiments(experiments: Sequence[Experiment]) -> None:
 
 
 def value_text(value: Any) -> str:
-    """A config value as the table and the labels show it: ``[256,128]``, ``null``, ``0.05``."""
+    """A config value as the table and the labels show it: ``[256,128]``, ``null``, ``0.05``;
+    control characters escaped (:func:`~mnistexp.yamlio.one_line`), since a run folder's
+    config may hold any text and every output format shows this."""
     if isinstance(value, list):
-        return "[" + ",".join(str(v) for v in value) + "]"
+        return one_line("[" + ",".join(str(v) for v in value) + "]")
     if value is None or isinstance(value, bool):
         return json.dumps(value)
-    return str(value)
+    return one_line(str(value))
 
 
 def _order_value(value: Any) -> tuple[int, Any]:
@@ -167,7 +170,10 @@ def _experiment(chash: str, members: list[RunRecord], notes: list[str]) -> Exper
             )
             continue
         done[record.seed] = record
-    name = Counter(r.name for r in members).most_common(1)[0][0]
+    # the one place a run's name enters the report: escaped, so that a name from a damaged or
+    # hostile config.json cannot set the window title, clear the screen or split a row of
+    # any output (table, markdown, CSV, LaTeX, HTML, JSON, figures)
+    name = one_line(Counter(r.name for r in members).most_common(1)[0][0])
     diverged = [r for r in members if r.state == State.DIVERGED]
     return Experiment(name, chash, members[0].config, list(done.values()), diverged, name)
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from mnistexp.bounded import read_bounded
 from mnistexp.errors import ConfigError
 from mnistexp.params import Param
 from mnistexp.schema import (  # re-exported: the config types are part of this module's API
@@ -42,7 +43,7 @@ from mnistexp.schema import (  # re-exported: the config types are part of this 
     TargetsConfig,
     TrainConfig,
 )
-from mnistexp.yamlio import kind, one_line, read_yaml_mapping, safe_yaml, show
+from mnistexp.yamlio import clip, kind, one_line, read_yaml_mapping, safe_yaml, show
 
 __all__ = [
     "IDENTITY_EXCLUDED",
@@ -111,13 +112,13 @@ def _with_teacher(cfg: ExperimentConfig) -> ExperimentConfig:
     if not folder.is_dir():
         raise bad("no such run folder" if not folder.exists() else "a file, not a run folder")
     try:
-        status = json.loads((folder / "status.json").read_text(encoding="utf-8"))
+        status = json.loads(read_bounded(folder / "status.json").decode("utf-8"))
     except (OSError, UnicodeError, ValueError, RecursionError):
         raise bad("not a run folder (no readable status.json)") from None
     state = status.get("state") if isinstance(status, dict) else None
     chash = status.get("config_hash") if isinstance(status, dict) else None
     if state != "completed" or not isinstance(chash, str):
-        raise bad(f"the teacher run is {one_line(str(state))}, not completed")
+        raise bad(f"the teacher run is {clip(str(state))}, not completed")
     teacher, _ = read_stored(folder / "config.yaml")
     if teacher.data.dataset != cfg.data.dataset:
         raise bad(f"trained on {teacher.data.dataset}, this run on {cfg.data.dataset}")
@@ -187,11 +188,11 @@ def parse_override(item: str) -> tuple[str, Any]:
     """``"train.lr=0.05"`` -> ``("train.lr", 0.05)``; the value is a YAML scalar or list."""
     key, sep, text = item.partition("=")
     key = key.strip()
-    shown = one_line(repr(item)[:120])
+    shown = clip(repr(item), 120)
     if not sep or not key:
         raise ConfigError(f"--set {shown}: expected key.path=value, e.g. train.lr=0.05")
     if any(not part.strip() for part in key.split(".")):
-        raise ConfigError(f"--set {shown}: empty part in the key {one_line(key)!r}")
+        raise ConfigError(f"--set {shown}: empty part in the key {clip(repr(key))}")
     try:
         value = safe_yaml(text, "") if text.strip() else None
     except ConfigError:
@@ -206,16 +207,27 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     for i, part in enumerate(parents):
         path = ".".join(parents[: i + 1])
         if path in leaves:
-            raise ConfigError(f"{path} is not a section, so {one_line(key)} cannot be set")
+            raise ConfigError(f"{path} is not a section, so {clip(key)} cannot be set")
         child = node.setdefault(part, {})
         if child is None:  # "train:" with nothing under it is an empty section
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ConfigError(
-                f"{one_line(path)} is not a section, so {one_line(key)} cannot be set"
-            )
+            raise ConfigError(f"{clip(path)} is not a section, so {clip(key)} cannot be set")
         node = child
-    node[leaf] = value
+    if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+        node[leaf] = _merged(node[leaf], value)  # --set 'train={lr: 0.3}' keeps train.epochs
+    else:
+        node[leaf] = value
+
+
+def _merged(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the keys of ``change`` set, sections merged key by key, so that a
+    mapping given to ``--set`` changes only the keys it names (as dotted keys would)."""
+    out = dict(base)
+    for key, value in change.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
 
 
 # --------------------------------------------------------------------------- building
@@ -323,7 +335,7 @@ def _show_key(key: Any) -> str:
     """A mapping key as the user would type it; quoted when empty, spaced or not a string."""
     text = str(key)
     plain = isinstance(key, str) and text.isprintable() and text and not text.isspace()
-    return text if plain and " " not in text else one_line(repr(key))
+    return clip(text) if plain and " " not in text else clip(repr(key))
 
 
 def _type_name(hint: Any) -> str:

@@ -7,7 +7,8 @@ judges the run by :func:`why_dead`:
 
 - a heartbeat older than the lease (the larger of ``MNISTEXP_LEASE_SECONDS``, default 300,
   and the ``lease_seconds`` the owner wrote) means the owner is gone, on any host: killed
-  hard on another node, its node crashed, or the process is stopped;
+  hard on another node, its node crashed, or the process is stopped; so does one more than a
+  lease in the future (no owner whose clock agrees wrote it);
 - on the owner's own host, a pid that no longer exists, or that now belongs to another
   process (its start time, ``pid_start`` from ``/proc/<pid>/stat``, differs), means the same
   at once, without waiting for the lease.
@@ -114,13 +115,32 @@ def why_dead(status: dict[str, Any], status_file: Path) -> str | None:
             beat = status_file.stat().st_mtime
         except OSError:
             beat = None
-    if beat is not None and time.time() - beat > lease:
-        age = time.time() - beat
+    if beat is not None:
+        stale = _stale(time.time() - beat, lease, host)
+        if stale:
+            return stale
+    return _pid_gone(status) if here else None
+
+
+def _stale(age: float, lease: float, host: Any) -> str | None:
+    """Why a heartbeat ``age`` seconds old means its owner is gone; None if it does not.
+
+    Older than the lease: the owner stopped beating. More than a lease in the future: no
+    live owner whose clock agrees with this host's (the rule every host sharing a runs
+    folder keeps) can have written it, and waiting for it would keep the run away for as
+    long as the clock is wrong (a heartbeat in year 2999: forever).
+    """
+    if age > lease:
         return (
             f"no heartbeat for {age:.0f} s, longer than the lease ({lease:g} s): "
             f"the training process on {host} is gone"
         )
-    return _pid_gone(status) if here else None
+    if -age > lease:
+        return (
+            f"heartbeat {-age:.0f} s ahead of this host's clock, more than the lease "
+            f"({lease:g} s): no live process on {host} with a clock that agrees wrote it"
+        )
+    return None
 
 
 def _pid_gone(status: dict[str, Any]) -> str | None:

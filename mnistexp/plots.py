@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mnistexp import atomic
+from mnistexp.bounded import read_bounded
 from mnistexp.errors import UsageError
 
 if TYPE_CHECKING:
@@ -238,8 +239,8 @@ def learning_curve(exp: Experiment, column: str) -> tuple[np.ndarray, np.ndarray
 def _history_column(path: Path, column: str) -> np.ndarray:
     """One column of a history.csv as float64 (NaN for empty cells); empty if unreadable."""
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
+        text = read_bounded(path).decode("utf-8")  # never a FIFO or a device
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except (OSError, UnicodeDecodeError, csv.Error):  # compare has warned about it
         return np.zeros(0)
     return np.asarray([_float(row.get(column)) for row in rows], dtype=np.float64)

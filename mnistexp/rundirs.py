@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import runs
+from mnistexp.bounded import read_bounded
 from mnistexp.columns import BOUNDS, METRICS
 from mnistexp.config import MAX_SEED, ExperimentConfig, config_hash, normalised, read_stored
 from mnistexp.config import flatten as flatten_dict
@@ -187,7 +188,7 @@ class ConfigCache:
 def _config_json(folder: Path) -> dict[str, Any] | None:
     """The run's config.json as a dict; None if it has none or it is not a JSON object."""
     try:
-        raw = runs.parse_json((folder / runs.CONFIG_JSON).read_bytes())
+        raw = runs.parse_json(read_bounded(folder / runs.CONFIG_JSON))
     except (OSError, ValueError):
         return None
     return raw if isinstance(raw, dict) else None
@@ -204,7 +205,7 @@ def _damaged_extras(folder: Path, report: Any, no_bins: bool) -> list[str]:
     notes = []
     history = folder / "history.csv"
     try:
-        history.read_bytes().decode("utf-8")
+        read_bounded(history).decode("utf-8")
     except FileNotFoundError:
         pass
     except (OSError, UnicodeDecodeError) as exc:

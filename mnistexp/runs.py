@@ -7,7 +7,9 @@ folders.
 Concurrency: a folder is claimed by an atomic ``mkdir``, so of two processes starting the same
 run exactly one trains it. Re-running a failed run first renames the old folder aside (atomic:
 only one process can move it), then claims afresh. Every file is written to a temporary name in
-the folder and renamed into place, so readers never see half a file.
+the folder and renamed into place, so readers never see half a file; the owner writes through
+a handle on the folder it claimed, so once its folder was moved aside by a takeover nothing it
+writes can reach the new folder (see :class:`Run`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import atomic, liveness
+from mnistexp.bounded import open_regular, read_bounded
 from mnistexp.config import ExperimentConfig, config_hash
 from mnistexp.errors import RunError
 from mnistexp.paths import check_names
@@ -85,15 +88,25 @@ def write_atomic(path: Path, data: bytes | str) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, allow_nan=True) + "\n")
+    write_atomic(path, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as a run folder's JSON files hold it (indented, NaN allowed)."""
+    return json.dumps(obj, indent=2, allow_nan=True) + "\n"
 
 
 def write_npz(path: Path, arrays: dict[str, Any], compress: bool = True) -> None:
+    write_atomic(path, npz_bytes(arrays, compress))
+
+
+def npz_bytes(arrays: dict[str, Any], compress: bool = True) -> bytes:
+    """``arrays`` as the bytes of an .npz file (compressed unless ``compress`` is False)."""
     import numpy as np
 
     buf = io.BytesIO()
     (np.savez_compressed if compress else np.savez)(buf, **arrays)
-    write_atomic(path, buf.getvalue())
+    return buf.getvalue()
 
 
 NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
@@ -106,7 +119,7 @@ def read_npz(path: Path, keys: Sequence[str] | None = None) -> dict[str, Any]:
     since ``np.load`` leaks its file when the zip directory is corrupt."""
     import numpy as np
 
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:  # a FIFO or a device is refused, never read
         npz = np.load(handle, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise ValueError("not an .npz archive")
@@ -115,12 +128,17 @@ def read_npz(path: Path, keys: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    write_atomic(path, csv_text(rows))
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """``rows`` as history.csv holds them: a header, then one line per row."""
     buf = io.StringIO()
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
-    write_atomic(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def _cell(value: Any) -> Any:
@@ -173,7 +191,7 @@ def _not_a_folder(mode: int) -> str:
 def _parse_status(path: Path) -> tuple[dict[str, Any] | None, str]:
     """(status.json as a dict with a known ``state``, "") or (None, why it is unusable)."""
     try:
-        text = path.read_bytes()
+        text = read_bounded(path)  # a FIFO, a device or a huge file: refused, never read
     except FileNotFoundError:
         return None, "no status.json"
     except OSError as exc:
@@ -319,17 +337,22 @@ def _claim_fresh(path: Path) -> Run | None:
         staged.mkdir()
     except OSError as exc:
         raise RunError(f"{path}: cannot create the run folder ({exc.strerror})") from None
+    run: Run | None = None
     try:
         with signals_deferred():  # the folder appears with its owner, or not at all
             run = Run(staged)
             os.rename(staged, path)
             run.placed(path)
     except OSError as exc:
+        if run is not None:
+            run.close()
         _remove(staged)
         if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
             return None  # someone else's folder (or a file) got there first
         raise RunError(f"{path}: cannot create the run folder ({exc.strerror})") from None
     except BaseException:
+        if run is not None:
+            run.close()
         _remove(staged)
         raise
     return run
@@ -409,10 +432,19 @@ class Run:
     """A claimed run folder that this process writes.
 
     While it runs, a :class:`mnistexp.liveness.Heartbeat` thread refreshes ``heartbeat`` in
-    status.json, so readers on any host can tell a live owner from a dead one. Every write
-    first checks that the folder is still ours: a process that was stopped past its lease
-    and whose run another process took over finds a status.json naming someone else, and
-    stops with a :class:`RunError` without touching the folder (a fence).
+    status.json, so readers on any host can tell a live owner from a dead one.
+
+    The fence: the run holds its folder open (a directory descriptor, taken when the folder is
+    claimed) and writes every file through that descriptor (:meth:`_write`), never through the
+    folder's name. A takeover always renames the old folder aside before a new folder takes
+    its name (:func:`claim`), so a process that was stopped past its lease and wakes up after
+    a takeover writes, if at all, into its own folder that was moved aside (and deleted), never
+    into the new owner's: there is no window between a check and a rename to lose, since the
+    name is not used. Before each write the run also checks that its folder is still the one
+    at its name and that status.json names this process (:meth:`_check_owned`), and stops with
+    a :class:`RunError` once it is not. Where the system has no directory descriptors
+    (:data:`mnistexp.atomic.DIR_FD_WRITES` is False) only that check remains, with the window
+    between it and the rename.
     """
 
     def __init__(self, path: Path) -> None:
@@ -424,8 +456,14 @@ class Run:
         self._lease = liveness.lease_seconds()
         self._heartbeat: liveness.Heartbeat | None = None
         self._placed = False  # renamed into place: from then on every write checks ownership
+        self._closed = False
+        self._dir = _open_folder(path)  # the fence: files are written through this handle
         self.lost = False  # another process took the folder over
-        self._status(State.RUNNING)  # at once, so a concurrent claimer sees who owns the folder
+        try:
+            self._status(State.RUNNING)  # at once, so a concurrent claimer sees the owner
+        except BaseException:
+            self.close()
+            raise
 
     def placed(self, path: Path) -> None:
         """The claimed folder now lives at ``path``: start beating."""
@@ -435,7 +473,16 @@ class Run:
         self._heartbeat.start()
 
     def close(self) -> None:
-        """Stop the heartbeat (the run is finished, or this process gives up on it)."""
+        """Stop the heartbeat and let go of the folder (the run is finished, or this process
+        gives up on it); nothing is written afterwards."""
+        self._stop_beating()
+        with self._lock:
+            self._closed = True
+            if self._dir is not None:
+                os.close(self._dir)
+                self._dir = None
+
+    def _stop_beating(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.stop()
 
@@ -443,7 +490,7 @@ class Run:
         """One heartbeat; False once the run is finished or lost (the thread then ends)."""
         try:
             with self._lock:
-                if self._last.get("state") != State.RUNNING or self.lost:
+                if self._last.get("state") != State.RUNNING or self.lost or self._closed:
                     return False
                 self._check_owned()
                 self._write_status({})
@@ -452,21 +499,49 @@ class Run:
         return True
 
     def _check_owned(self) -> None:
-        """Raise RunError if the folder's status.json no longer names this process."""
+        """Raise RunError if the folder at :attr:`path` is no longer the one this process
+        claimed, or its status.json names another owner."""
         if not self._placed:
             return
-        if not self.lost:  # a status.json that is gone or names another owner; a read
-            status, problem = _parse_status(self.path / "status.json")  # error is no verdict
+        if not self.lost:  # a read error is no verdict: the next write checks again
+            status, problem = _parse_status(self.path / "status.json")
             mine = ("host", "pid", "pid_start", "started")
-            self.lost = (status is None and problem == "no status.json") or (
-                status is not None and any(status.get(k) != self._last.get(k) for k in mine)
+            self.lost = (
+                not self._same_folder()
+                or (status is None and problem == "no status.json")
+                or (status is not None and any(status.get(k) != self._last.get(k) for k in mine))
             )
         if self.lost:
-            self.close()
+            self._stop_beating()
             raise RunError(
                 f"{self.path}: another process took this run over (this one was silent for "
                 "longer than the lease); it stops here without touching the folder"
             )
+
+    def _same_folder(self) -> bool:
+        """Whether :attr:`path` is still the folder this process holds open."""
+        if self._dir is None:
+            return True  # no handle (closed, or a system without them): status.json decides
+        try:
+            here = os.lstat(self.path)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # no verdict
+        held = os.fstat(self._dir)
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+    def _write(self, name: str, data: bytes | str) -> None:
+        """Write the run file ``name`` atomically into the folder this process claimed,
+        through its handle (the fence); a one-line RunError if it cannot be, which says so
+        if the run was taken over meanwhile."""
+        if self._closed:
+            raise RunError(f"{self.path / name}: the run is closed; nothing more is written")
+        try:
+            atomic.write_file(name if self._dir is not None else self.path / name, data, self._dir)
+        except OSError as exc:  # a full disk, a quota, or our folder was moved aside
+            self._check_owned()
+            raise RunError(f"cannot write {self.path / name} ({exc.strerror or exc})") from None
 
     def start(
         self,
@@ -478,23 +553,23 @@ class Run:
         """Write config.yaml, its machine-readable copy config.json (``resolved``, the same
         config as a dict: what compare reads, far faster than YAML), env.json, the status."""
         self._check_owned()
-        write_atomic(self.path / "config.yaml", config_yaml)
+        self._write("config.yaml", config_yaml)
         if resolved is not None:
-            write_atomic(self.path / CONFIG_JSON, json.dumps(resolved) + "\n")
-        write_json(self.path / "env.json", env)
+            self._write(CONFIG_JSON, json.dumps(resolved) + "\n")
+        self._write("env.json", json_text(env))
         self._status(State.RUNNING, config_hash=config_hash)
 
     def add_epoch(self, row: dict[str, Any]) -> None:
         self._check_owned()
         rows = [*self.history, row]
         with signals_deferred():  # epochs_done always counts what history.csv holds
-            write_csv(self.path / "history.csv", rows)
+            self._write("history.csv", csv_text(rows))
             self.history = rows
 
     def resume_history(self, rows: list[dict[str, Any]]) -> None:
         """Start from a checkpoint's rows: epochs after the checkpoint are trained again."""
         self.history = list(rows)
-        write_csv(self.path / "history.csv", self.history)
+        self._write("history.csv", csv_text(self.history))
         self._status(State.RUNNING, resumed_from_epoch=len(rows), checkpoint_epoch=len(rows))
 
     def write_checkpoint(self, ckpt: Checkpoint, config_hash: str) -> None:
@@ -513,19 +588,24 @@ class Run:
         arrays["meta"] = np.array(json.dumps(meta, allow_nan=True))
         self._check_owned()
         with signals_deferred():  # checkpoint_epoch always names the file on disk
-            write_npz(self.path / CHECKPOINT, arrays, compress=False)
+            self._write(CHECKPOINT, npz_bytes(arrays, compress=False))
             self._status(State.RUNNING, checkpoint_epoch=ckpt.epoch)
 
     def remove_checkpoint(self) -> None:
-        (self.path / CHECKPOINT).unlink(missing_ok=True)
+        self._check_owned()
+        with contextlib.suppress(FileNotFoundError):
+            if self._dir is None:
+                (self.path / CHECKPOINT).unlink()
+            else:
+                os.unlink(CHECKPOINT, dir_fd=self._dir)
 
     def write_results(
         self, metrics: dict[str, Any], predictions: dict[str, Any], params: dict[str, Any]
     ) -> None:
         self._check_owned()
-        write_json(self.path / "metrics.json", metrics)
-        write_npz(self.path / "predictions.npz", predictions)
-        write_npz(self.path / "model.npz", params)
+        self._write("metrics.json", json_text(metrics))
+        self._write("predictions.npz", npz_bytes(predictions))
+        self._write("model.npz", npz_bytes(params))
 
     @property
     def seconds(self) -> float:
@@ -533,7 +613,7 @@ class Run:
 
     def finish(self, state: str, error: str | None = None, **extra: Any) -> None:
         """Record the final state, with the number of finished epochs (``epochs_done``)."""
-        self.close()
+        self._stop_beating()
         self._status(
             state,
             error=error,
@@ -553,8 +633,19 @@ class Run:
         (the caller holds the lock and has checked ownership)."""
         owner = liveness.owner_fields(self._lease)
         status = {**self._last, **fields, **owner, "started": _iso(self.started)}
-        write_json(self.path / "status.json", status)
+        self._write("status.json", json_text(status))
         self._last = status
+
+
+def _open_folder(path: Path) -> int | None:
+    """A handle on the folder ``path`` to write its files through (None where the system
+    cannot); a one-line RunError if it cannot be opened."""
+    if not atomic.DIR_FD_WRITES:
+        return None
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise RunError(f"{path}: cannot open the run folder ({exc.strerror or exc})") from None
 
 
 def _iso(t: float) -> str:
@@ -596,7 +687,7 @@ def is_run_folder(path: Path) -> bool:
 def read_json(path: Path) -> Any:
     """Parse a JSON file of a run; a one-line :class:`RunError` if it is missing or corrupt."""
     try:
-        return parse_json(path.read_bytes())
+        return parse_json(read_bounded(path))
     except FileNotFoundError:
         raise RunError(f"{path}: missing") from None
     except OSError as exc:

@@ -39,7 +39,7 @@ from mnistexp.config import ExperimentConfig, flatten, load_config, parse_overri
 from mnistexp.errors import ConfigError, UsageError
 from mnistexp.limits import MAX_RUNS, MAX_SEEDS, ascii_digits
 from mnistexp.states import State
-from mnistexp.yamlio import one_line, read_yaml_mapping
+from mnistexp.yamlio import clip, one_line, read_yaml_mapping
 
 if TYPE_CHECKING:
     pass
@@ -181,7 +181,7 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
         raise ConfigError(f"{where}: empty sweep; give some of {', '.join(SWEEP_KEYS)}")
     unknown = sorted((k for k in raw if k not in SWEEP_KEYS), key=str)
     if unknown:
-        key = one_line(str(unknown[0]))
+        key = clip(str(unknown[0]))
         close = difflib.get_close_matches(key, SWEEP_KEYS, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"{where}: unknown sweep key {key}; use {', '.join(SWEEP_KEYS)}{hint}")
@@ -277,7 +277,7 @@ def _configs(
             return [load_config(base, texts)]
         return [load_config(base, [*texts, f"seed={s}"]) for s in seeds]
     except ConfigError as exc:
-        where = one_line(" ".join(texts)) or "(no overrides)"
+        where = clip(" ".join(texts), 200) or "(no overrides)"
         raise ConfigError(f"invalid run [{where}]: {exc}") from None
 
 

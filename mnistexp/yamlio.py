@@ -11,13 +11,12 @@ the input is shown escaped and shortened (:func:`one_line`, :func:`show`).
 from __future__ import annotations
 
 import collections.abc
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mnistexp.bounded import FileTooLarge, NotRegularFile, read_bounded
 from mnistexp.errors import ConfigError
 
 MAX_YAML_BYTES = 1 << 20  # a config is a few hundred bytes; refuse anything past 1 MiB
@@ -44,18 +43,15 @@ def _read_text(path: Path, what: str) -> str:
     try:
         if path.is_dir():
             raise ConfigError(f"{where}: is a folder, not a {what} file")
-        # O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer forever
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ConfigError(f"{where}: not a regular file, so not a {what} file")
-            blob = handle.read(MAX_YAML_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {what} file ({exc.strerror or exc})") from None
-    if len(blob) > MAX_YAML_BYTES:
+        blob = read_bounded(path, MAX_YAML_BYTES)  # a FIFO or a device is never read
+    except NotRegularFile:
+        raise ConfigError(f"{where}: not a regular file, so not a {what} file") from None
+    except FileTooLarge:
         raise ConfigError(
             f"{where}: larger than {MAX_YAML_BYTES >> 20} MiB, too big for a {what} file"
-        )
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {what} file ({exc.strerror or exc})") from None
     try:
         return blob.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -164,12 +160,42 @@ class _StrictLoader(yaml.SafeLoader):
                 if isinstance(key, collections.abc.Hashable):
                     if key in seen:
                         raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {one_line(str(key))}", key_node.start_mark
+                            None, None, f"duplicate key {clip(str(key))}", key_node.start_mark
                         )
                     seen.add(key)
         # The stub wants a MappingNode, but PyYAML takes any node here and raises its own
         # ConstructorError for a non-mapping one (e.g. a scalar tagged !!map).
         return super().construct_mapping(node, deep=deep)  # type: ignore[arg-type]
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG and isinstance(value_node, yaml.SequenceNode):
+                self._refuse_merge_conflicts(value_node)
+        super().flatten_mapping(node)
+
+    def _refuse_merge_conflicts(self, sequence: yaml.SequenceNode) -> None:
+        """Refuse a key that two mappings of one merge sequence (``<<: [*a, *b]``) both hold:
+        the YAML merge spec and PyYAML up to 6.0.3 take the first, PyYAML 6.0.4 the last, so
+        the config would mean different things on different installs."""
+        seen: set[tuple[str, Any]] = set()
+        for mapping in sequence.value:
+            if not isinstance(mapping, yaml.MappingNode):
+                continue  # PyYAML's own error names it
+            self.flatten_mapping(mapping)  # its own merges first (flattening twice is a no-op)
+            for key_node, _ in mapping.value:
+                key = (key_node.tag, key_node.value)
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"{clip(str(key_node.value))} is in more than one mapping of a merge "
+                        "sequence, and YAML versions disagree on which one wins; give it in "
+                        "one of them, or after the '<<:' line",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
 
 
 def one_line(text: str) -> str:
@@ -180,13 +206,19 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def clip(text: str, limit: int = 80) -> str:
+    """``text`` as an error message shows input: on one line (:func:`one_line`) and cut to
+    ``limit`` characters, so a 100,000-character key is not echoed whole."""
+    text = one_line(text[: limit * 4])  # escaping at most quadruples a character
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def show(value: Any, limit: int = 80) -> str:
     """``repr(value)`` on one line, cut to ``limit`` characters, for error messages."""
     try:
-        text = one_line(repr(value))
+        return clip(repr(value), limit)
     except ValueError:  # an int too long to print (over 4300 digits)
-        text = f"<an integer of about {value.bit_length() * 3 // 10} digits>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        return f"<an integer of about {value.bit_length() * 3 // 10} digits>"
 
 
 def kind(value: Any) -> str:

@@ -151,9 +151,10 @@ def launch(tiny: Path, tmp_path: Path) -> Callable[..., subprocess.Popen]:
     spec_file.write_bytes(pickle.dumps(data.DATASETS["tiny"]))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
 
-    def start(*args: str, **kwargs) -> subprocess.Popen:
+    def start(*args: str, prelude: str = "", **kwargs) -> subprocess.Popen:
+        """``prelude``: Python run before the CLI starts (a test's hook into the process)."""
         return subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER, str(spec_file), *args],
+            [sys.executable, "-c", prelude + LAUNCHER, str(spec_file), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -162,3 +163,12 @@ def launch(tiny: Path, tmp_path: Path) -> Callable[..., subprocess.Popen]:
         )
 
     return start
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts real mnistexp processes (the ``launch`` fixture) is ``slow``: each
+    process pays Python's and numpy's start-up, and most wait on signals or leases. ``make
+    test-fast`` leaves them out; ``make test`` (and CI) runs them."""
+    for item in items:
+        if "launch" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

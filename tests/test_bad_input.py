@@ -1397,6 +1397,7 @@ def test_an_output_that_cannot_be_created_is_refused_before_training(
     assert_nothing_written(runs)
 
 
+@pytest.mark.slow  # draws every figure twice
 def test_figures_are_written_atomically(two_runs, tmp_path: Path, monkeypatch):
     """A write that fails half-way (a full disk) leaves the old figure, not a broken one."""
     root, _ = two_runs
@@ -1801,3 +1802,82 @@ def test_a_run_that_cannot_create_its_folder_stops_the_sweep_in_both_modes(
         line = assert_one_line_error(result, f"{runs}/", "cannot", "(")
         assert "retry" not in line and "failed" not in result.output
         assert sorted(runs.rglob("*")) == before
+
+
+# --------------------------------------------------------------------------- config semantics
+
+LONG_KEY = "k" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        pytest.param(
+            "train:\n  <<: [{lr: 0.3}, {lr: 0.4}]\n",
+            ["lr is in more than one mapping of a merge sequence", "line 2"],
+            id="merge-sequence-conflict",
+        ),
+        pytest.param(
+            "model: &m {hidden: [16]}\neval:\n  <<: [*m, {hidden: [8]}]\n",
+            ["hidden is in more than one mapping of a merge sequence"],
+            id="merge-sequence-conflict-through-aliases",
+        ),
+        pytest.param(f"train:\n  ? {LONG_KEY}\n  : 1\n", ["unknown key train.kkkk"], id="long-key"),
+        pytest.param(
+            f"train:\n  ? {LONG_KEY}\n  : 1\n  ? {LONG_KEY}\n  : 2\n",
+            ["duplicate key kkkk"],
+            id="long-dup",
+        ),
+    ],
+)
+def test_config_semantics_are_refused_in_one_short_line(
+    train, runs: Path, tmp_path: Path, text: str, fragments: list[str]
+):
+    config = tmp_path / "x.yaml"
+    config.write_text(text)
+    line = assert_one_line_error(train("-c", config), *fragments)
+    assert len(line) < 400, len(line)
+    assert_nothing_written(runs)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--set", f"{LONG_KEY}=1"], id="set-long-key"),
+        pytest.param(["--set", f"train.{LONG_KEY}=1"], id="set-long-nested-key"),
+        pytest.param(["--set", f"seed.{LONG_KEY}=1"], id="set-under-a-leaf"),
+        pytest.param(["--set", f"{{{LONG_KEY}: 1}}=1"], id="set-long-odd-key"),
+    ],
+)
+def test_a_long_key_is_shortened_in_the_error(train, runs: Path, args: list[str]):
+    result = train(*args)
+    line = assert_one_line_error(result)
+    assert len(line) < 400, len(line)
+    assert_nothing_written(runs)
+
+
+def test_a_long_key_in_a_sweep_file_is_shortened(runs: Path, tmp_path: Path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"{LONG_KEY}: 1\n")
+    line = assert_one_line_error(run_cli("sweep", sweep, "--runs-dir", runs, "--dry-run"))
+    assert len(line) < 400, len(line)
+
+
+def test_merge_keys_without_conflict_still_work(tmp_path: Path):
+    from mnistexp.config import load_config
+
+    config = tmp_path / "x.yaml"
+    config.write_text("train:\n  <<: [{lr: 0.3}, {epochs: 2}]\n  lr: 0.5\n")
+    cfg = load_config(config)
+    assert (cfg.train.lr, cfg.train.epochs) == (0.5, 2)
+
+
+def test_set_with_a_mapping_merges_into_the_section(tmp_path: Path):
+    from mnistexp.config import load_config
+
+    config = tmp_path / "x.yaml"
+    config.write_text("train:\n  lr: 0.5\n  epochs: 3\n")
+    cfg = load_config(config, ["train={batch_size: 7, lr: 0.3}"])
+    assert (cfg.train.lr, cfg.train.epochs, cfg.train.batch_size) == (0.3, 3, 7)
+    cfg = load_config(config, ["train={}"])
+    assert (cfg.train.lr, cfg.train.epochs) == (0.5, 3)

@@ -142,6 +142,7 @@ def test_vectorised_resamples_equal_the_metrics_of_each_resample() -> None:
         assert got["smooth_ece"][r] == pytest.approx(smooth)
 
 
+@pytest.mark.slow
 def test_bootstrap_intervals_cover_the_truth_at_about_the_stated_rate() -> None:
     # population: p = (c, 1 - c) with c ~ U(.5, 1), label 0 with probability c (calibrated).
     # Truths: accuracy E[c] = .75; Brier E[2c(1 - c)]; NLL E[-c ln c - (1 - c) ln(1 - c)].
@@ -204,6 +205,7 @@ def _calibrated(rng: np.random.Generator, n: int, k: int = 10):
     return lp, labels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(RECALIBRATIONS))
 def test_maps_are_about_the_identity_on_calibrated_data(name: str) -> None:
     rng = np.random.default_rng(6)

@@ -45,6 +45,7 @@ VARIANTS = [
 ]
 
 
+@pytest.mark.slow  # 70 trainings, one per choice: half a minute
 @pytest.mark.parametrize("sets", VARIANTS, ids=["+".join(v) for v in VARIANTS])
 def test_choice_trains_and_evaluates(sets: list[str], tiny: Path, tmp_path: Path):
     cfg = load_config(None, [*TINY, *sets, "train.lr=0.05"])

@@ -281,6 +281,7 @@ def test_a_figure_without_data_is_skipped_with_one_line(tmp_path: Path) -> None:
     assert (figs / "metrics.png").exists() and (figs / "reliability.png").exists()
 
 
+@pytest.mark.slow  # every figure as a vector file
 @pytest.mark.parametrize("fmt", ["svg", "pdf"])
 def test_plot_format_writes_vector_figures(shipped: Path, tmp_path: Path, fmt: str) -> None:
     figs = tmp_path / "figs"

@@ -371,6 +371,7 @@ def assert_same_results(a: Path, b: Path) -> None:
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in history_rows(b)]
 
 
+@pytest.mark.slow  # a dozen training rules, each trained twice
 @pytest.mark.parametrize(
     "optimizer",
     [

@@ -21,7 +21,7 @@ from mnistexp import liveness, runs
 from mnistexp.cli import main
 from mnistexp.config import load_config
 from tests.conftest import TINY, tiny_sets
-from tests.test_interrupts import epochs_written, only_run, wait_for
+from tests.test_interrupts import epochs_written, history_rows, only_run, wait_for
 
 
 def utc(seconds_ago: float) -> str:
@@ -200,7 +200,8 @@ def test_a_stopped_process_loses_its_run_and_cannot_touch_it_afterwards(
 
         second = launch("train", *args)  # the next train takes the folder over
         try:
-            wait_for(lambda: runs.read_status(folder).get("pid") == second.pid)
+            # (the folder is briefly absent while the takeover swaps it)
+            wait_for(lambda: (runs.read_status(folder) or {}).get("pid") == second.pid)
             wait_for(lambda: epochs_written(root) >= 2)
             first.send_signal(signal.SIGCONT)  # the late owner wakes up
             output, _ = first.communicate(timeout=30)
@@ -222,3 +223,117 @@ def test_utc_heartbeats_read_back() -> None:
     now = liveness.utc_now()
     assert abs(liveness.parse_utc(now) - calendar.timegm(time.gmtime())) <= 1
     assert liveness.parse_utc("yesterday") is None and liveness.parse_utc(None) is None
+
+
+def stop_once_in(method: str, after_rows: int) -> str:
+    """A prelude that makes the launched process SIGSTOP itself once, in ``Run.<method>``
+    right after its ownership check passed and before it writes (the worst moment), once
+    ``after_rows`` epochs are in its history."""
+    return (
+        "import os, signal, sys\n"
+        "from mnistexp import runs\n"
+        "_check = runs.Run._check_owned\n"
+        "def _stop_once(self):\n"
+        "    _check(self)\n"
+        f"    if sys._getframe(1).f_code.co_name == {method!r} and len(self.history) >= "
+        f"{after_rows} and not getattr(self, '_stopped_once', False):\n"
+        "        self._stopped_once = True\n"
+        "        os.kill(os.getpid(), signal.SIGSTOP)\n"
+        "runs.Run._check_owned = _stop_once\n"
+    )
+
+
+def is_stopped(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return stat.rpartition(b")")[2].split()[0] in (b"T", b"t")
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Each file's inode, modification time and bytes: a replaced file differs even when the
+    late owner would write the same bytes (same seed, same config)."""
+    files = sorted(folder.iterdir())
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in files}
+
+
+@pytest.mark.parametrize(
+    ("method", "after_rows"),
+    [
+        pytest.param("add_epoch", 1, id="history.csv"),
+        pytest.param("write_results", 4, id="metrics-predictions-model"),
+    ],
+)
+def test_an_owner_stopped_between_its_check_and_its_write_changes_nothing_after_a_takeover(
+    short_lease, launch, tiny: Path, tmp_path: Path, method: str, after_rows: int
+) -> None:
+    root = tmp_path / "runs"
+    args = [*tiny_sets(tiny), "--set", "train.epochs=4", "--runs-dir", str(root)]
+    first = launch("train", *args, prelude=stop_once_in(method, after_rows))
+    try:
+        wait_for(lambda: first.poll() is None and is_stopped(first.pid))
+        folder = only_run(root)
+        wait_for(lambda: runs.read_status(folder)["state"] == "interrupted", timeout=15)
+        second = launch("train", *args)  # takes the folder over and completes
+        output, _ = second.communicate(timeout=120)
+        assert second.returncode == 0, output
+        done = snapshot(folder)
+        first.send_signal(signal.SIGCONT)  # the late owner resumes right before its write
+        output, _ = first.communicate(timeout=60)
+        assert first.returncode == 1, output
+        assert "another process took this run over" in output
+        assert snapshot(folder) == done
+        status = runs.read_status(folder)
+        assert (status["state"], status["epochs_done"]) == ("completed", 4)
+        assert len(history_rows(folder)) == 4
+    finally:
+        if first.poll() is None:
+            first.send_signal(signal.SIGCONT)
+            first.kill()
+            first.communicate(timeout=30)
+
+
+FUTURE = "2999-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("fields", "state"),
+    [
+        pytest.param({"host": ELSEWHERE, "heartbeat": FUTURE}, "interrupted", id="year-2999"),
+        pytest.param({"host": ELSEWHERE, "heartbeat": Ago(-100)}, "running", id="within-lease"),
+        pytest.param(
+            {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": FUTURE},
+            "interrupted",
+            id="year-2999-from-a-live-pid-here",
+        ),
+    ],
+)
+def test_a_heartbeat_more_than_a_lease_ahead_is_dead(
+    tmp_path: Path, fields: dict, state: str
+) -> None:
+    status = runs.read_status(fake_running(tmp_path / "r-0123abcd-s0", **resolved(fields)))
+    assert status["state"] == state
+    if state == "interrupted":
+        assert "ahead of this host's clock" in status["error"]
+
+
+@pytest.mark.parametrize("command", ["train", "force", "sweep", "compare"])
+def test_every_command_reclaims_a_run_whose_heartbeat_is_in_the_future(
+    tiny: Path, tmp_path: Path, command: str
+) -> None:
+    root = tmp_path / "runs"
+    folder = tiny_run_folder(tiny, root)
+    fake_running(folder, host=ELSEWHERE, heartbeat=FUTURE)
+    args = [*tiny_sets(tiny), "--runs-dir", str(root)]
+    if command == "compare":
+        result = CliRunner().invoke(main, ["compare", "--runs-dir", str(root)])
+        assert "still running" not in result.output
+        assert "interrupted (heartbeat" in result.output, result.output
+        return
+    argv = {
+        "train": ["train", *args],
+        "force": ["train", *args, "--force"],
+        "sweep": ["sweep", *args, "--no-progress"],
+    }[command]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    status = runs.read_status(folder)
+    assert (status["state"], status["host"]) == ("completed", socket.gethostname())

@@ -27,6 +27,8 @@ from mnistexp.sweep import SweepSpec, expand, load_sweep_file
 CONFIGS = Path(__file__).parent.parent / "configs"
 GOLDEN = Path(__file__).parent / "golden" / "run_ids.json"
 
+pytestmark = pytest.mark.slow  # expands every shipped sweep: about a minute
+
 
 def current_ids() -> dict[str, list[str]]:
     """Shipped file (relative to configs/) -> the run ids it stands for, in order."""

@@ -20,6 +20,7 @@ from tests.conftest import TINY
 # --------------------------------------------------------------------------- identity
 
 
+@pytest.mark.slow  # every shipped config and sweep, twice: most of a minute
 def test_a_key_added_at_its_default_changes_no_identity(monkeypatch):
     """A parameter every target scheme and loss gains: no pinned run id moves."""
     from tests.test_run_ids import GOLDEN, current_ids

@@ -301,6 +301,7 @@ def test_configs_are_checked_against_the_data_before_training(tiny: Path, tmp_pa
     assert not tmp_path.exists() or not list(runs.iter_run_folders(tmp_path))
 
 
+@pytest.mark.slow  # real worker processes
 def test_worker_processes_train_the_sweep(tiny: Path, tmp_path: Path) -> None:
     configs = tiny_configs(tiny)
     summary = workers.execute(configs, jobs=2, runs_dir=tmp_path, progress=False)
@@ -315,6 +316,7 @@ def test_worker_processes_train_the_sweep(tiny: Path, tmp_path: Path) -> None:
     assert same[0] == pytest.approx(same[1], rel=1e-6)  # BLAS threads differ: 1 vs many
 
 
+@pytest.mark.slow  # real worker processes
 def test_two_concurrent_sweeps_train_every_run_once(tiny: Path, tmp_path: Path) -> None:
     configs = tiny_configs(tiny, seeds="0-2")
     summaries: list[workers.Summary] = []

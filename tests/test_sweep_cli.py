@@ -41,6 +41,7 @@ def check_golden(name: str, text: str) -> None:
 # --------------------------------------------------------------------------- in process
 
 
+@pytest.mark.slow  # real worker processes
 def test_sweep_trains_then_skips(tiny: Path, tmp_path: Path) -> None:
     args = [*tiny_sets(tiny), *GRID, "--runs-dir", str(tmp_path)]
     first = invoke(*args)

@@ -176,6 +176,7 @@ def compare(
     from mnistexp.paths import check_output_file, check_output_folder
     from mnistexp.report import render
     from mnistexp.rundirs import load_runs
+    from mnistexp.yamlio import one_line
 
     check_paths(runs_dir, data_dir)
     if plot_dir is not None:
@@ -187,7 +188,7 @@ def compare(
     folders = _folders(inputs, runs_dir, seeds, jobs, overrides, data_dir)
     records, notes = load_runs(folders)
     for note in notes:
-        click.echo(f"warning: {note}", err=True)
+        click.echo(f"warning: {one_line(note)}", err=True)
     report = build_report(
         records,
         metrics,
@@ -200,7 +201,7 @@ def compare(
         interval=interval,
     )
     for note in report.warnings[len(notes) :]:  # found while grouping (duplicate seeds)
-        click.echo(f"warning: {note}", err=True)
+        click.echo(f"warning: {one_line(note)}", err=True)
     click.echo(render(report, fmt), nl=False)
     if plot_dir is not None:
         from mnistexp.plots import write_figures
