@@ -31,7 +31,9 @@ def test_a_run_writes_config_json_equal_to_its_config_yaml(tiny: Path, tmp_path:
 
 def records(folders: list[Path]) -> list[tuple]:
     loaded, notes = rundirs.load_runs(folders)
-    assert notes == []
+    # the only note a tiny run gets: its validation split is separable, so the temperature
+    # fit sits on its bound (issue 24); no config note, whichever file the config came from
+    assert all("the temperature fit sits on the bound" in note for note in notes), notes
     return [(r.name, r.seed, r.chash, r.config, r.values) for r in loaded]
 
 
