@@ -78,7 +78,12 @@ def test_compare_warns_about_that_folder_only(
     code, output = finish(launch("compare", "--runs-dir", str(root), "--format", "csv"))
     assert code == 0, output
     assert "Traceback" not in output and "MemoryError" not in output
-    warnings = [line for line in output.splitlines() if line.startswith("warning:")]
+    warnings = [
+        line
+        for line in output.splitlines()
+        if line.startswith("warning:")
+        and "temperature fit sits on the bound" not in line  # every tiny run's (issue 24)
+    ]
     assert all(folder.name in line for line in warnings), warnings
     if name != "config.json":  # a config.json that cannot be read falls back to config.yaml
         assert len(warnings) == 1 and "not a regular file" in warnings[0], warnings
