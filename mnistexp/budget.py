@@ -15,8 +15,8 @@ import os
 import re
 from pathlib import Path
 
-from mnistexp.errors import ConfigError
-from mnistexp.schema import ExperimentConfig
+from mnistexp.core.errors import ConfigError
+from mnistexp.core.schema import ExperimentConfig
 
 EVAL_CHUNK = 8192  # rows per forward pass in evaluation (mnistexp.model.logits)
 _OPTIMIZER_SLOTS = {"sgd": 1, "adam": 2}  # velocity (momentum) or two moments

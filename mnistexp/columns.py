@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mnistexp.errors import UsageError
+from mnistexp.core.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ import numpy as np
 from mnistexp import registries, stats
 from mnistexp.columns import BOUNDS, METRICS, Metric, parse_metrics
 from mnistexp.config import IDENTITY_EXCLUDED, all_keys, parse_override
-from mnistexp.errors import ConfigError, RunError, UsageError
+from mnistexp.core.errors import ConfigError, RunError, UsageError
+from mnistexp.core.states import State
+from mnistexp.core.yamlio import one_line
 from mnistexp.rundirs import RunRecord, read_hits
-from mnistexp.states import State
 from mnistexp.stats import Summary, summarize
-from mnistexp.yamlio import one_line
 
 JSON_SCHEMA_VERSION = 2
 HIDDEN_KEYS = IDENTITY_EXCLUDED
@@ -115,7 +115,7 @@ def label_experiments(experiments: Sequence[Experiment]) -> None:
 
 def value_text(value: Any) -> str:
     """A config value as the table and the labels show it: ``[256,128]``, ``null``, ``0.05``;
-    control characters escaped (:func:`~mnistexp.yamlio.one_line`), since a run folder's
+    control characters escaped (:func:`~mnistexp.core.yamlio.one_line`), since a run folder's
     config may hold any text and every output format shows this."""
     if isinstance(value, list):
         return one_line("[" + ",".join(str(v) for v in value) + "]")

@@ -5,7 +5,7 @@ overrides (values parsed as YAML scalars or lists) are applied after the file. V
 turns every problem into one :class:`ConfigError` line naming the key path, the bad value and
 what is allowed, with choices read from the registries, so a new option is one registry entry.
 
-Files are read by :mod:`mnistexp.yamlio` (safe, bounded, duplicate keys refused). Messages
+Files are read by :mod:`mnistexp.core.yamlio` (safe, bounded, duplicate keys refused). Messages
 never contain a line break: keys and values from the input are shown escaped and shortened.
 
 The experiment's identity is :func:`config_hash`: a SHA-256 of the canonical JSON of the
@@ -31,10 +31,10 @@ from typing import Any
 
 import yaml
 
-from mnistexp.bounded import read_bounded
-from mnistexp.errors import ConfigError
-from mnistexp.params import Param
-from mnistexp.schema import (  # re-exported: the config types are part of this module's API
+from mnistexp.core.bounded import read_bounded
+from mnistexp.core.errors import ConfigError
+from mnistexp.core.params import Param
+from mnistexp.core.schema import (  # re-exported: the config types are part of this module's API
     DataConfig,
     EvalConfig,
     ExperimentConfig,
@@ -43,7 +43,7 @@ from mnistexp.schema import (  # re-exported: the config types are part of this 
     TargetsConfig,
     TrainConfig,
 )
-from mnistexp.yamlio import clip, kind, one_line, read_yaml_mapping, safe_yaml, show
+from mnistexp.core.yamlio import clip, kind, one_line, read_yaml_mapping, safe_yaml, show
 
 __all__ = [
     "IDENTITY_EXCLUDED",

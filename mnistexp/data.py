@@ -12,7 +12,7 @@ loads trust that key and neither decompress nor hash again. An unwritable cache 
 loading slower.
 
 This is the only module that touches the data cache. Every problem with a data file raises a
-one-line :class:`~mnistexp.errors.DataError` that names the file and says what to do.
+one-line :class:`~mnistexp.core.errors.DataError` that names the file and says what to do.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ from typing import IO
 
 import numpy as np
 
-from mnistexp import __version__, atomic
-from mnistexp.errors import DataError
+from mnistexp import __version__
+from mnistexp.core import atomic
+from mnistexp.core.errors import DataError
+from mnistexp.core.paths import check_names, check_output_folder
 from mnistexp.idx import (
     GZIP_MAGIC,
     decompress,
@@ -44,7 +46,6 @@ from mnistexp.idx import (
     read_bounded,
     write_idx,
 )
-from mnistexp.paths import check_names, check_output_folder
 
 __all__ = [
     "DATASETS",

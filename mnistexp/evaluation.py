@@ -14,11 +14,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from mnistexp import bootstrap, metrics
+from mnistexp.core.schema import ExperimentConfig
 from mnistexp.metrics import SCHEMA_VERSION
 from mnistexp.model import MLP, logits
 from mnistexp.objective import Objective
 from mnistexp.recalibration import RECALIBRATIONS, predictions_after
-from mnistexp.schema import ExperimentConfig
 from mnistexp.splits import Split
 
 __all__ = ["SCHEMA_VERSION", "evaluate_run"]

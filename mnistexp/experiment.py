@@ -31,17 +31,17 @@ from mnistexp.config import (
     read_stored,
     to_yaml,
 )
+from mnistexp.core.errors import ConfigError, ExitCode, RunError, interrupt_reason
+from mnistexp.core.states import State
+from mnistexp.core.yamlio import one_line
 from mnistexp.environment import environment
-from mnistexp.errors import ConfigError, ExitCode, RunError, interrupt_reason
 from mnistexp.evaluation import evaluate_run
 from mnistexp.model import MLP, logits
 from mnistexp.objective import Objective, make_objective
 from mnistexp.scaling import apply_scaling, fit_scaling
 from mnistexp.splits import N_CLASSES, Split, make_splits
-from mnistexp.states import State
 from mnistexp.targets import FinishedRun, PrepareContext
 from mnistexp.trainer import train
-from mnistexp.yamlio import one_line
 
 
 @dataclass

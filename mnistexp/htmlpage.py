@@ -16,10 +16,10 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnistexp import atomic
 from mnistexp.columns import METRICS
 from mnistexp.compare import Report, value_text
-from mnistexp.errors import UsageError
+from mnistexp.core import atomic
+from mnistexp.core.errors import UsageError
 from mnistexp.report import correction_note, format_cell, legend, verdict
 
 STYLE = """

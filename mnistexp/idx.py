@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from mnistexp import atomic
+from mnistexp.core import atomic
 
 GZIP_MAGIC = b"\x1f\x8b"
 

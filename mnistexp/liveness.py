@@ -16,7 +16,7 @@ judges the run by :func:`why_dead`:
 Folders written before heartbeats existed have neither field: on their own host the pid
 decides as before; from another host the status.json's modification time stands in for the
 heartbeat. Clocks of the machines sharing a runs folder must agree to well within the lease
-(NTP does). A leaf apart from :mod:`mnistexp.errors`.
+(NTP does). A leaf apart from :mod:`mnistexp.core.errors`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mnistexp.errors import UsageError
+from mnistexp.core.errors import UsageError
 
 LEASE_ENV = "MNISTEXP_LEASE_SECONDS"
 DEFAULT_LEASE_S = 300.0

@@ -18,7 +18,7 @@ Conventions:
 - the confidence penalty (Pereyra et al. 2017) subtracts ``beta * H(p)`` from cross-entropy or
   focal loss, where ``H(p) = -sum_k p_k log p_k``.
 
-A loss declares the outputs it fits and its parameters (:class:`~mnistexp.params.Param`, read
+A loss declares the outputs it fits and its parameters (:class:`~mnistexp.core.params.Param`, read
 from the ``loss`` section: validation, error messages and the run identity use them). How the
 delta is formed is a registry choice too (``DELTAS``, key ``loss.delta``), whose only entry so
 far is each loss's exact gradient. The seed questions' ablations are entries beside it:
@@ -34,9 +34,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mnistexp.core.params import Declares, Param
+from mnistexp.core.schema import ExperimentConfig, LossConfig
 from mnistexp.outputs import OUTPUTS, onehot_argmax, softmax
-from mnistexp.params import Declares, Param
-from mnistexp.schema import ExperimentConfig, LossConfig
 
 __all__ = [
     "DELTAS",

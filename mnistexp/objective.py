@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mnistexp.core.schema import ExperimentConfig
 from mnistexp.losses import DELTAS, DeltaRule, Loss, make_loss
 from mnistexp.model import BACKPROPS, BackpropRule
-from mnistexp.schema import ExperimentConfig
 from mnistexp.targets import TargetScheme, make_scheme
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mnistexp.schema import TrainConfig
+from mnistexp.core.schema import TrainConfig
 
 Params = list[tuple[np.ndarray, bool]]  # (array, weight decay applies)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mnistexp import runs
 from mnistexp.config import ExperimentConfig, load_config
-from mnistexp.errors import ExitCode, Terminated
+from mnistexp.core.errors import ExitCode, Terminated
 
 
 def plan_runs(

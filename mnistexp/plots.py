@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mnistexp import atomic
-from mnistexp.bounded import read_bounded
-from mnistexp.errors import UsageError
+from mnistexp.core import atomic
+from mnistexp.core.bounded import read_bounded
+from mnistexp.core.errors import UsageError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -470,7 +470,7 @@ def learning_curves_figure(experiments: list[Experiment]) -> Figure:
 
 def parse_curves(text: str) -> list[str]:
     """``"grad_true,saturated"`` -> ``["grad_true", "saturated"]``; UsageError if unknown."""
-    from mnistexp.errors import UsageError
+    from mnistexp.core.errors import UsageError
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in CURVE_COLUMNS]

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import data, losses, model, optim, recalibration, scaling, targets
-from mnistexp.params import Param
+from mnistexp.core.params import Param
 
 if TYPE_CHECKING:
-    from mnistexp.schema import ExperimentConfig
+    from mnistexp.core.schema import ExperimentConfig
 
 DTYPES = ("float32", "float64")
 

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import runs
-from mnistexp.bounded import read_bounded
 from mnistexp.columns import BOUNDS, METRICS
 from mnistexp.config import MAX_SEED, ExperimentConfig, config_hash, normalised, read_stored
 from mnistexp.config import flatten as flatten_dict
-from mnistexp.errors import ConfigError, RunError, UsageError
+from mnistexp.core.bounded import read_bounded
+from mnistexp.core.errors import ConfigError, RunError, UsageError
+from mnistexp.core.paths import check_names
+from mnistexp.core.states import State
 from mnistexp.fits import fit_problems
-from mnistexp.paths import check_names
-from mnistexp.states import State
 
 if TYPE_CHECKING:
     import numpy as np

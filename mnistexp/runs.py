@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnistexp import atomic, liveness
-from mnistexp.bounded import open_regular, read_bounded
+from mnistexp import liveness
 from mnistexp.config import ExperimentConfig, config_hash
-from mnistexp.errors import RunError
-from mnistexp.paths import check_names
-from mnistexp.states import RETRAIN, WRITTEN, State
+from mnistexp.core import atomic
+from mnistexp.core.bounded import open_regular, read_bounded
+from mnistexp.core.errors import RunError
+from mnistexp.core.paths import check_names
+from mnistexp.core.states import RETRAIN, WRITTEN, State
 
 if TYPE_CHECKING:
     from mnistexp.checkpoints import Checkpoint
@@ -79,7 +80,7 @@ def run_dir(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> Path:
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through :mod:`mnistexp.atomic` (a temporary file beside it
+    """Write ``data`` to ``path`` through :mod:`mnistexp.core.atomic` (a temporary file beside it
     and a rename, created with the user's umask); a one-line RunError if it cannot be."""
     try:
         atomic.write_file(path, data)
@@ -158,7 +159,7 @@ def read_status(folder: Path) -> dict[str, Any] | None:
 
     The one reading of a folder's state that every command uses: a ``running`` run whose
     process is gone reads as ``interrupted``, and a folder whose status cannot be trusted
-    (see :mod:`mnistexp.states`) as ``unreadable``, with the reason in ``error``.
+    (see :mod:`mnistexp.core.states`) as ``unreadable``, with the reason in ``error``.
     """
     try:
         kind = os.lstat(folder).st_mode
@@ -379,7 +380,7 @@ def _remove(entry: Path | None) -> None:
 
 def should_train(state: str | None, force: bool = False, retry_failed: bool = False) -> bool:
     """Whether a run whose folder is in ``state`` (None: no folder) is (re)trained:
-    :data:`mnistexp.states.RETRAIN`, the one rule of every command."""
+    :data:`mnistexp.core.states.RETRAIN`, the one rule of every command."""
     if state is None:
         return True
     rule = RETRAIN[State(state)]
@@ -443,7 +444,7 @@ class Run:
     name is not used. Before each write the run also checks that its folder is still the one
     at its name and that status.json names this process (:meth:`_check_owned`), and stops with
     a :class:`RunError` once it is not. Where the system has no directory descriptors
-    (:data:`mnistexp.atomic.DIR_FD_WRITES` is False) only that check remains, with the window
+    (:data:`mnistexp.core.atomic.DIR_FD_WRITES` is False) only that check remains, with the window
     between it and the rename.
     """
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnistexp.config import check_against_data
+from mnistexp.core.schema import ExperimentConfig
 from mnistexp.scaling import apply_scaling, fit_scaling
-from mnistexp.schema import ExperimentConfig
 from mnistexp.targets import make_scheme
 
 N_CLASSES = 10

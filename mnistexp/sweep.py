@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mnistexp import atomic, runs
+from mnistexp import runs
 from mnistexp.config import ExperimentConfig, flatten, load_config, parse_override
-from mnistexp.errors import ConfigError, UsageError
-from mnistexp.limits import MAX_RUNS, MAX_SEEDS, ascii_digits
-from mnistexp.states import State
-from mnistexp.yamlio import clip, one_line, read_yaml_mapping
+from mnistexp.core import atomic
+from mnistexp.core.errors import ConfigError, UsageError
+from mnistexp.core.limits import MAX_RUNS, MAX_SEEDS, ascii_digits
+from mnistexp.core.states import State
+from mnistexp.core.yamlio import clip, one_line, read_yaml_mapping
 
 if TYPE_CHECKING:
     pass
@@ -170,7 +171,7 @@ def spec_from_options(
 def load_sweep_file(path: str | Path) -> SweepSpec:
     """Read a sweep file; ``base`` is relative to the sweep file's folder.
 
-    The file is read like a config (:func:`mnistexp.yamlio.read_yaml_mapping`: safe, bounded,
+    The file is read like a config (:func:`mnistexp.core.yamlio.read_yaml_mapping`: safe, bounded,
     duplicate keys refused); a ``grid``, ``zip`` or ``runs`` that is given but empty is an
     error rather than a sweep that silently shrinks to the base config.
     """

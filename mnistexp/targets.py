@@ -24,11 +24,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mnistexp.errors import ConfigError
+from mnistexp.core.errors import ConfigError
+from mnistexp.core.params import Declares, Param
+from mnistexp.core.schema import LossConfig, TargetsConfig
 from mnistexp.losses import Distillation, Loss
 from mnistexp.outputs import OUTPUTS, Output, onehot_argmax, softmax
-from mnistexp.params import Declares, Param
-from mnistexp.schema import LossConfig, TargetsConfig
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class PrepareContext:
     (``Split``: inputs x, labels y, fixed targets t), every split by name with the raw uint8
     images (n, 28, 28) it was made from, and ``read_run(path)``, which loads a finished run
     folder as a :class:`FinishedRun`. A problem found here is bad input: it is raised as a
-    :class:`~mnistexp.errors.ConfigError` before the run folder is claimed."""
+    :class:`~mnistexp.core.errors.ConfigError` before the run folder is claimed."""
 
     config: Any
     runs_root: Path

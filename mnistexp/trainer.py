@@ -20,13 +20,13 @@ from tqdm import tqdm
 
 from mnistexp import metrics
 from mnistexp.checkpoints import Checkpoint
+from mnistexp.core.schema import ExperimentConfig
+from mnistexp.core.states import State
 from mnistexp.losses import Loss
 from mnistexp.model import MLP, forward, init_mlp, logits, workspace
 from mnistexp.objective import Objective, make_objective
 from mnistexp.optim import learning_rate, make_optimizer
-from mnistexp.schema import ExperimentConfig
 from mnistexp.splits import Split
-from mnistexp.states import State
 
 # Train loss, accuracy and gradient diagnostics are read off every k-th batch, with k chosen
 # so that about this many training samples are monitored per epoch whatever the batch size:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mnistexp import runs
 from mnistexp.budget import check_fits
 from mnistexp.config import ExperimentConfig, check_against_data
-from mnistexp.errors import (
+from mnistexp.core.errors import (
     PARENT_GONE_SIGNAL,
     ConfigError,
     ExitCode,
@@ -35,7 +35,7 @@ from mnistexp.errors import (
     interrupt_exit_code,
     interrupt_reason,
 )
-from mnistexp.states import State
+from mnistexp.core.states import State
 
 if TYPE_CHECKING:
     from mnistexp.experiment import Outcome

@@ -1404,7 +1404,7 @@ def test_figures_are_written_atomically(two_runs, tmp_path: Path, monkeypatch):
     plots = tmp_path / "plots"
     assert run_cli("compare", "--runs-dir", root, "--plot", plots).exit_code == 0
     before = (plots / "reliability.png").read_bytes()
-    from mnistexp import atomic
+    from mnistexp.core import atomic
 
     real_open = atomic.AtomicFile.open
 

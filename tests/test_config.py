@@ -16,7 +16,7 @@ from mnistexp.config import (
     parse_override,
     to_yaml,
 )
-from mnistexp.errors import ConfigError
+from mnistexp.core.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 

@@ -25,8 +25,8 @@ from mnistexp import compare, plots, workers
 from mnistexp import report as rendering
 from mnistexp.cli import compare as compare_cli
 from mnistexp.cli import main
+from mnistexp.core.states import State
 from mnistexp.experiment import Outcome
-from mnistexp.states import State
 
 SMOOTH = "targets.scheme=smooth"
 EPSILONS = ("0.2", "0.05", "0.1", "0.0")  # written in hash-like, not numeric, order

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from mnistexp import data
-from mnistexp.errors import DataError
+from mnistexp.core.errors import DataError
 
 SIZES = {"train": 12, "test": 5}
 

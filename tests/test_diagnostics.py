@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mnistexp.core.schema import LossConfig
 from mnistexp.losses import make_loss
-from mnistexp.schema import LossConfig
 from mnistexp.trainer import _Monitor
 
 

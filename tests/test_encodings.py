@@ -251,7 +251,7 @@ def test_file_order_visits_the_images_in_order_without_drawing():
     ],
 )
 def test_combinations_outside_a_rule_give_one_line(sets, message):
-    from mnistexp.errors import ConfigError
+    from mnistexp.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=None) as info:
         load_config(None, sets)
@@ -365,7 +365,7 @@ def test_the_identity_holds_the_teachers_identity_not_its_path(teacher, tiny, tm
 
 
 def test_a_teacher_replaced_after_the_config_was_read_is_refused(teacher, tiny, tmp_path):
-    from mnistexp.errors import ConfigError
+    from mnistexp.core.errors import ConfigError
 
     cfg = _student(tiny, teacher)
     status = json.loads((teacher / "status.json").read_text())
@@ -378,7 +378,7 @@ def test_a_teacher_replaced_after_the_config_was_read_is_refused(teacher, tiny, 
 
 @pytest.mark.parametrize("state", ["running", "interrupted", "failed"])
 def test_an_unfinished_teacher_is_refused(teacher, tiny, state):
-    from mnistexp.errors import ConfigError
+    from mnistexp.core.errors import ConfigError
 
     status = json.loads((teacher / "status.json").read_text())
     (teacher / "status.json").write_text(json.dumps(status | {"state": state}))
@@ -389,7 +389,7 @@ def test_an_unfinished_teacher_is_refused(teacher, tiny, state):
 def test_a_teacher_that_trained_on_the_students_validation_images_is_refused(
     teacher, tiny, tmp_path
 ):
-    from mnistexp.errors import ConfigError
+    from mnistexp.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="it trained on images this run validates on"):
         _student(tiny, teacher, "data.validation=200")  # the teacher held out only 100

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mnistexp.config import ExperimentConfig, all_keys, config_hash, load_config, to_yaml
-from mnistexp.errors import ConfigError
+from mnistexp.core.errors import ConfigError
 
 _EXAMPLES = int(os.environ.get("MNISTEXP_FUZZ_EXAMPLES", "0"))
 settings.register_profile(

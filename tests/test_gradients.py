@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from mnistexp.config import TargetsConfig
+from mnistexp.core.schema import LossConfig
 from mnistexp.losses import LOSSES, make_loss
 from mnistexp.model import ACTIVATIONS, init_mlp, logits, workspace
 from mnistexp.model import backward as model_backward
 from mnistexp.model import forward as model_forward
-from mnistexp.schema import LossConfig
 from mnistexp.targets import TARGETS, make_scheme
 
 PAIRS = [(loss, out) for loss, cls in LOSSES.items() for out in cls.outputs]
@@ -238,7 +238,7 @@ def test_bootstrap_conventions_by_hand_for_cross_entropy():
 @pytest.mark.parametrize("setting", ["loss.output=sigmoid", "loss.delta=clamped"])
 def test_bootstrap_through_needs_softmax_and_the_exact_delta(setting):
     from mnistexp.config import load_config
-    from mnistexp.errors import ConfigError
+    from mnistexp.core.errors import ConfigError
 
     overrides = ["targets.scheme=bootstrap_soft", "targets.gradient=through", setting]
     if setting == "loss.output=sigmoid":

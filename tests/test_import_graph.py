@@ -62,7 +62,7 @@ def test_the_graph_finds_a_planted_cycle():
 
 def test_mnistexp_imports_have_no_cycle():
     graph = import_graph()
-    assert "mnistexp.schema" in graph["mnistexp.config"]  # the graph sees real edges
+    assert "mnistexp.core.schema" in graph["mnistexp.config"]  # the graph sees real edges
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle or [])
 
@@ -70,10 +70,10 @@ def test_mnistexp_imports_have_no_cycle():
 def test_leaf_modules_import_nothing_from_mnistexp():
     graph = import_graph()
     for leaf in (
-        "mnistexp.schema",
-        "mnistexp.params",
+        "mnistexp.core.schema",
+        "mnistexp.core.params",
         "mnistexp.checkpoints",
-        "mnistexp.errors",
-        "mnistexp.states",
+        "mnistexp.core.errors",
+        "mnistexp.core.states",
     ):
         assert graph[leaf] == set(), leaf

@@ -7,11 +7,11 @@ import pytest
 from scipy.special import expit
 
 from mnistexp.config import ExperimentConfig, TrainConfig
+from mnistexp.core.schema import LossConfig
 from mnistexp.losses import make_loss
 from mnistexp.model import ACTIVATIONS, backward, forward, init_mlp, workspace
 from mnistexp.objective import make_objective
 from mnistexp.optim import SGD, Adam
-from mnistexp.schema import LossConfig
 from mnistexp.splits import Split
 from mnistexp.trainer import _Monitor, _Recorder
 

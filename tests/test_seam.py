@@ -10,11 +10,11 @@ import pytest
 
 from mnistexp import losses, runs, targets
 from mnistexp.config import config_hash, identity, load_config
-from mnistexp.errors import ConfigError
+from mnistexp.core.errors import ConfigError
+from mnistexp.core.params import Param
+from mnistexp.core.schema import ExperimentConfig
 from mnistexp.experiment import run_experiment
 from mnistexp.outputs import OUTPUTS, Output
-from mnistexp.params import Param
-from mnistexp.schema import ExperimentConfig
 from tests.conftest import TINY
 
 # --------------------------------------------------------------------------- identity

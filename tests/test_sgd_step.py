@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from mnistexp.config import TrainConfig
+from mnistexp.core.schema import LossConfig
 from mnistexp.losses import make_loss
 from mnistexp.model import MLP, backward, forward, workspace
 from mnistexp.optim import make_optimizer
-from mnistexp.schema import LossConfig
 
 
 def test_hand_worked_sgd_step_softmax_cross_entropy():

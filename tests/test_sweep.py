@@ -11,7 +11,7 @@ import pytest
 from mnistexp import runs, workers
 from mnistexp import sweep as lib
 from mnistexp.config import load_config, parse_override
-from mnistexp.errors import ConfigError
+from mnistexp.core.errors import ConfigError
 from tests.conftest import TINY
 from tests.conftest import run_states as states
 

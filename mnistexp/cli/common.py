@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
-from mnistexp.errors import ExitCode, Terminated, UsageError
-from mnistexp.limits import ascii_digits
+from mnistexp.core.errors import ExitCode, Terminated, UsageError
+from mnistexp.core.limits import ascii_digits
 
-EXIT_USAGE = ExitCode.BAD_INPUT  # the other codes: mnistexp.errors.ExitCode
+EXIT_USAGE = ExitCode.BAD_INPUT  # the other codes: mnistexp.core.errors.ExitCode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,7 +26,7 @@ class CliError(click.ClickException):
 
 class AsciiIntRange(click.IntRange):
     """click's IntRange under the command line's one rule for whole numbers, the rule of
-    ``sweep --seeds`` (:func:`mnistexp.limits.ascii_digits`): click reads numbers with
+    ``sweep --seeds`` (:func:`mnistexp.core.limits.ascii_digits`): click reads numbers with
     ``int()``, which takes '٣' as 3. A leading '-' is left to the range check."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -99,8 +99,8 @@ def check_paths(runs_dir: str | None, data_dir: str | None) -> None:
     """The runs folder (``--runs-dir`` or ``MNISTEXP_RUNS_DIR``) and ``--data-dir`` are names
     the filesystem can hold, and ``MNISTEXP_LEASE_SECONDS`` is a number: checked before any
     work starts (one line, exit code 2)."""
+    from mnistexp.core.paths import check_names
     from mnistexp.liveness import lease_seconds
-    from mnistexp.paths import check_names
     from mnistexp.runs import runs_root
 
     runs_root(runs_dir)

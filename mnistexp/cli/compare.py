@@ -20,8 +20,8 @@ from mnistexp.cli.common import (
     set_option,
     stop_signals_as_interrupt,
 )
-from mnistexp.errors import interrupt_exit_code
-from mnistexp.limits import MAX_SEEDS
+from mnistexp.core.errors import interrupt_exit_code
+from mnistexp.core.limits import MAX_SEEDS
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")  # report.RENDERERS; tests check
 PLOT_FORMATS = ("png", "pdf", "svg")  # plots.PLOT_FORMATS; tests check they agree
@@ -173,10 +173,10 @@ def compare(
     """
     from mnistexp.columns import parse_metrics
     from mnistexp.compare import build_report
-    from mnistexp.paths import check_output_file, check_output_folder
+    from mnistexp.core.paths import check_output_file, check_output_folder
+    from mnistexp.core.yamlio import one_line
     from mnistexp.report import render
     from mnistexp.rundirs import load_runs
-    from mnistexp.yamlio import one_line
 
     check_paths(runs_dir, data_dir)
     if plot_dir is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mnistexp.cli.common import data_dir_option, one_line_errors
-from mnistexp.errors import DataError
+from mnistexp.core.errors import DataError
 
 if TYPE_CHECKING:
     from mnistexp.data import FileReport

@@ -17,8 +17,8 @@ from mnistexp.cli.common import (
     set_option,
     stop_signals_as_interrupt,
 )
-from mnistexp.errors import ExitCode
-from mnistexp.states import State
+from mnistexp.core.errors import ExitCode
+from mnistexp.core.states import State
 
 if TYPE_CHECKING:
     from mnistexp.sweep import PlannedRun, SweepSpec
@@ -154,7 +154,7 @@ def sweep(
     """
     from mnistexp import sweep as lib
     from mnistexp import workers
-    from mnistexp.paths import check_output_file
+    from mnistexp.core.paths import check_output_file
 
     check_paths(runs_dir, data_dir)
     if emit == "slurm-array" and emit_file:

@@ -17,9 +17,9 @@ from mnistexp.cli.common import (
     set_option,
     stop_signals_as_interrupt,
 )
-from mnistexp.errors import interrupt_exit_code
+from mnistexp.core.errors import interrupt_exit_code
+from mnistexp.core.states import State
 from mnistexp.fits import fit_problems
-from mnistexp.states import State
 
 SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
 

@@ -4,7 +4,7 @@ Every command checks each path it was given (option, environment variable or arg
 first, so a name the filesystem cannot hold, an output folder below a file or in a place that
 cannot be written, or an output file that is a folder is one :class:`UsageError` line instead
 of a traceback after minutes of training. Outputs are not created here: the writers create
-them (:mod:`mnistexp.atomic`), and their own errors are one line too.
+them (:mod:`mnistexp.core.atomic`), and their own errors are one line too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from mnistexp.errors import UsageError
+from mnistexp.core.errors import UsageError
 
 _DEFAULT_NAME_MAX = 255
 _DEFAULT_PATH_MAX = 4096

@@ -9,7 +9,7 @@ things go wrong" table describes it.
 
 A leaf: imports nothing from mnistexp. :class:`State` members are ``str``, so status.json,
 the ``--json`` summaries and comparisons with strings read back from disk see the plain value.
-(The exit codes are :class:`mnistexp.errors.ExitCode`, next to the interrupts they encode.)
+(The exit codes are :class:`mnistexp.core.errors.ExitCode`, next to the interrupts they encode.)
 """
 
 from __future__ import annotations

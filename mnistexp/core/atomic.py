@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from mnistexp.errors import STOP_SIGNALS
+from mnistexp.core.errors import STOP_SIGNALS
 
 FILE_MODE = 0o666  # before the umask, as open() creates files
 TEMP_SUFFIX = ".tmp"
@@ -40,7 +40,7 @@ TEMP_SUFFIX = ".tmp"
 
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold the stop signals (:data:`~mnistexp.errors.STOP_SIGNALS`: SIGINT, SIGTERM and a
+    """Hold the stop signals (:data:`~mnistexp.core.errors.STOP_SIGNALS`: SIGINT, SIGTERM and a
     worker's parent-gone signal) until the block is done; a signal that arrives meanwhile is
     raised again at the end of the block, through the handler it would have met. (Masking
     the signal would not do: the kernel hands a process's signal to any thread, e.g. a BLAS

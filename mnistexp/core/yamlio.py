@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from mnistexp.bounded import FileTooLarge, NotRegularFile, read_bounded
-from mnistexp.errors import ConfigError
+from mnistexp.core.bounded import FileTooLarge, NotRegularFile, read_bounded
+from mnistexp.core.errors import ConfigError
 
 MAX_YAML_BYTES = 1 << 20  # a config is a few hundred bytes; refuse anything past 1 MiB
 MAX_YAML_DEPTH = 32  # nesting levels; deeper documents are refused, never a RecursionError
