@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mnistexp import bootstrap, calibration, data, metrics
+from mnistexp import bootstrap, calibration, metrics
 from mnistexp.config import read_stored
+from mnistexp.data import datasets as data
 from mnistexp.experiment import read_finished_run
 from mnistexp.recalibration import RECALIBRATIONS, predictions_after
 

@@ -1,4 +1,4 @@
-"""How long a second ``mnistexp.data.load()`` of real MNIST takes in a new process (issue 17:
+"""How long a second ``data.load()`` of real MNIST takes in a new process (issue 17:
 the verified cache must keep it under 0.05 s).
 
 The first process decodes, verifies and writes the sealed cache into a fresh temporary cache

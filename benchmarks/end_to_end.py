@@ -1,7 +1,7 @@
 """What a user waits for outside the epoch loop (issue 7), each in a fresh process.
 
 - ``mnistexp --help``: wall time of the subprocess (median of several);
-- a second data load: ``mnistexp.data.load()`` in a fresh process once the decoded cache
+- a second data load: ``mnistexp.data.datasets.load()`` in a fresh process once the decoded cache
   exists (import time excluded);
 - the default ``configs/baseline.yaml`` run end to end (``mnistexp train``: load, 10 epochs,
   evaluation, writing the folder) into a temporary runs folder, and the child's peak resident
@@ -29,7 +29,7 @@ FLOAT32_DATASET_MB = 70000 * 784 * 4 / 2**20  # 209 MiB = 220 MB
 
 SECOND_LOAD = """
 import time
-from mnistexp import data
+from mnistexp.data import datasets as data
 start = time.perf_counter()
 data.load(progress=False)
 print(time.perf_counter() - start)

@@ -39,8 +39,9 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist"
 if "MNISTEXP_DATA_DIR" not in os.environ and (DEFAULT_DATA / "train-images-idx3-ubyte.gz").exists():
     os.environ["MNISTEXP_DATA_DIR"] = str(DEFAULT_DATA)
 
-from mnistexp import data, experiment, trainer  # noqa: E402
+from mnistexp import experiment, trainer  # noqa: E402
 from mnistexp.config import load_config  # noqa: E402
+from mnistexp.data import datasets as data  # noqa: E402
 from mnistexp.model import init_mlp  # noqa: E402
 from mnistexp.optim import make_optimizer  # noqa: E402
 

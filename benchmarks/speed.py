@@ -135,7 +135,7 @@ def train_command(library: str, cell: Cell, epochs: int, seed: int, runs: Path) 
 
 def loop_data(cell: Cell):
     """mnistexp's own training split of the cell's config, and its test split."""
-    from mnistexp import data
+    from mnistexp.data import datasets as data
     from mnistexp.splits import make_splits
 
     cfg = _config(cell)

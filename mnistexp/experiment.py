@@ -21,7 +21,7 @@ import numpy as np
 # Everything a run needs is imported here, before any folder is claimed: a Ctrl-C or SIGTERM
 # that lands inside a lazy import surfaces as ImportError, which would record the run as
 # failed instead of interrupted.
-from mnistexp import data, runs
+from mnistexp import runs
 from mnistexp.budget import check_fits
 from mnistexp.checkpoints import Checkpoint
 from mnistexp.config import (
@@ -34,11 +34,12 @@ from mnistexp.config import (
 from mnistexp.core.errors import ConfigError, ExitCode, RunError, interrupt_reason
 from mnistexp.core.states import State
 from mnistexp.core.yamlio import one_line
+from mnistexp.data import datasets as data
+from mnistexp.data.scaling import apply_scaling, fit_scaling
 from mnistexp.environment import environment
 from mnistexp.evaluation import evaluate_run
 from mnistexp.model import MLP, logits
 from mnistexp.objective import Objective, make_objective
-from mnistexp.scaling import apply_scaling, fit_scaling
 from mnistexp.splits import N_CLASSES, Split, make_splits
 from mnistexp.targets import FinishedRun, PrepareContext
 from mnistexp.trainer import train

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mnistexp import data, losses, model, optim, recalibration, scaling, targets
+from mnistexp import losses, model, optim, recalibration, targets
 from mnistexp.core.params import Param
+from mnistexp.data import datasets as data
+from mnistexp.data import scaling
 
 if TYPE_CHECKING:
     from mnistexp.core.schema import ExperimentConfig

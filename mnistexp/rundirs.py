@@ -384,7 +384,7 @@ def _check_labels_file(run: Path, path: Path, labels: np.ndarray) -> None:
     """The labels are one of the run's label files, by env.json's sha256 of its IDX bytes."""
     import hashlib
 
-    from mnistexp.idx import idx_bytes
+    from mnistexp.data.idx import idx_bytes
 
     try:
         env = runs.read_json(run / "env.json")

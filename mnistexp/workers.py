@@ -53,7 +53,7 @@ def check_data(
     configs: Sequence[ExperimentConfig], data_dir: str | Path | None = None, progress: bool = True
 ) -> None:
     """Check every config against its dataset's size (finding or downloading it once, here)."""
-    from mnistexp import data
+    from mnistexp.data import datasets as data
 
     sizes: dict[tuple[str, str | None], tuple[int, int, int]] = {}
     for cfg in configs:
@@ -236,7 +236,7 @@ def _run_pool(
     """Train in ``jobs`` spawned worker processes (one BLAS thread each)."""
     import multiprocessing
 
-    from mnistexp import data
+    from mnistexp.data import datasets as data
 
     registry = pickle.dumps(dict(data.DATASETS))  # tests and plugins may add datasets
     results: dict[int, Outcome] = {}
@@ -379,7 +379,7 @@ def _init_worker(registry: bytes, parent: int) -> None:
         os.environ[name] = "1"
     from threadpoolctl import threadpool_limits
 
-    from mnistexp import data
+    from mnistexp.data import datasets as data
 
     threadpool_limits(1)  # in case numpy was loaded already
     data.DATASETS.update(pickle.loads(registry))

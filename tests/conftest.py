@@ -63,7 +63,7 @@ def make_tiny_dataset(folder: Path, n_train: int = 600, n_test: int = 200, seed:
 
     import numpy as np
 
-    from mnistexp import data
+    from mnistexp.data import datasets as data
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def tiny(tiny_data_dir, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     Configs select it with ``data.dataset=tiny`` and ``--data-dir <folder>``.
     """
-    from mnistexp import data
+    from mnistexp.data import datasets as data
 
     folder, spec = tiny_data_dir
     monkeypatch.setitem(data.DATASETS, "tiny", spec)
@@ -145,7 +145,7 @@ def launch(tiny: Path, tmp_path: Path) -> Callable[..., subprocess.Popen]:
     Subprocesses cannot see a monkeypatched dataset registry, so they start through a
     launcher that registers the tiny dataset (pickled spec) before calling the CLI.
     """
-    from mnistexp import data
+    from mnistexp.data import datasets as data
 
     spec_file = tmp_path / "tiny.pickle"
     spec_file.write_bytes(pickle.dumps(data.DATASETS["tiny"]))

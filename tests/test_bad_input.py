@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from mnistexp import data
 from mnistexp.cli import main
+from mnistexp.data import datasets as data
 from tests.conftest import TINY
 
 # --------------------------------------------------------------------------- helpers

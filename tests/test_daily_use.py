@@ -373,7 +373,7 @@ def test_dry_run_shows_each_key_once(tmp_path: Path) -> None:
 
 def test_data_verify_lines_up_the_checksums(capsys: pytest.CaptureFixture[str]) -> None:
     from mnistexp.cli.data import _report
-    from mnistexp.data import FileReport
+    from mnistexp.data.datasets import FileReport
 
     names = ["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
     _report([FileReport(n, Path(n), True, "", "ab" * 32) for n in names])

@@ -1,4 +1,4 @@
-"""Tests of mnistexp.data: IDX format, resolution order, downloads, verification, caching.
+"""Tests of mnistexp.data.datasets: IDX format, resolution order, downloads, verification, caching.
 
 Downloads are served by a local ``http.server`` on 127.0.0.1; nothing touches the network.
 Synthetic datasets are registered under their own names with ``monkeypatch.setitem``.
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistexp import data
 from mnistexp.core.errors import DataError
+from mnistexp.data import datasets as data
 
 SIZES = {"train": 12, "test": 5}
 

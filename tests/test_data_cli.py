@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 from test_data import closed_port, isolated, make_tiny, register, server  # noqa: F401
 
-from mnistexp import data
 from mnistexp.cli import main
+from mnistexp.data import datasets as data
 
 MNIST_FILES = [spec.filename for spec in data.DATASETS["mnist"].files.values()]
 

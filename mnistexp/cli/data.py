@@ -1,6 +1,6 @@
 """``mnistexp data``: where the MNIST files are, whether they verify, and fetching them.
 
-The library (:mod:`mnistexp.data`, which imports numpy) is imported inside each command, so
+The library (:mod:`mnistexp.data.datasets`, which imports numpy) is imported inside each command, so
 ``mnistexp --help`` stays fast.
 """
 
@@ -14,7 +14,7 @@ from mnistexp.cli.common import data_dir_option, one_line_errors
 from mnistexp.core.errors import DataError
 
 if TYPE_CHECKING:
-    from mnistexp.data import FileReport
+    from mnistexp.data.datasets import FileReport
 
 _ORIGINS = {
     "option": "--data-dir",
@@ -47,7 +47,7 @@ def info(data_dir: str | None) -> None:
     Example:
       mnistexp data info --data-dir ~/datasets/mnist
     """
-    from mnistexp import data as datalib
+    from mnistexp.data import datasets as datalib
 
     source, files = datalib.describe(data_dir=data_dir)
     click.echo(f"folder  {source.folder}  (found via {_ORIGINS[source.origin]})")
@@ -70,7 +70,7 @@ def verify(data_dir: str | None) -> None:
     Example:
       mnistexp data verify --data-dir ~/datasets/mnist
     """
-    from mnistexp import data as datalib
+    from mnistexp.data import datasets as datalib
 
     _report(datalib.verify(data_dir=data_dir))
 
@@ -97,7 +97,7 @@ def fetch(dest: str | None, progress: bool) -> None:
       mnistexp data fetch
       mnistexp data fetch --dest ~/datasets/mnist
     """
-    from mnistexp import data as datalib
+    from mnistexp.data import datasets as datalib
 
     folder = datalib.fetch(dest=dest, progress=progress)
     _report(datalib.verify(data_dir=folder))

@@ -2,7 +2,8 @@
 
 An IDX file is two zero bytes, a type code, a dimension count, the dimensions as big-endian
 uint32 and the payload in big-endian order (LeCun et al.'s format description). Problems are
-``ValueError``s with a one-line reason; :mod:`mnistexp.data` names the file and says what to do.
+``ValueError``s with a one-line reason; :mod:`mnistexp.data.datasets` names the file and says
+what to do.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from mnistexp import __version__
 from mnistexp.core import atomic
 from mnistexp.core.errors import DataError
 from mnistexp.core.paths import check_names, check_output_folder
-from mnistexp.idx import (
+from mnistexp.data.idx import (
     GZIP_MAGIC,
     decompress,
     parse_header,
