@@ -159,7 +159,7 @@ def _config(cell: Cell):
 
 
 def _initial_model(cfg, seed: int):
-    from mnistexp.model import init_mlp
+    from mnistexp.learning.model import init_mlp
 
     rng = np.random.default_rng(seed)
     sizes = [784, *cfg.model.hidden, N_CLASSES]
@@ -170,8 +170,8 @@ def mnistexp_epoch(cfg, split, seed: int):
     """(seconds, trained model) of one ``trainer._epoch`` over ``split``, as ``train`` calls it,
     from the cell's initial weights for ``seed``."""
     from mnistexp import trainer
-    from mnistexp.objective import make_objective
-    from mnistexp.optim import make_optimizer
+    from mnistexp.learning.objective import make_objective
+    from mnistexp.learning.optim import make_optimizer
 
     model = _initial_model(cfg, seed)
     optimizer = make_optimizer(model.parameters(), cfg.train)
@@ -184,7 +184,7 @@ def mnistexp_epoch(cfg, split, seed: int):
 
 def child_loop_mnistexp(cell: Cell, seed: int) -> dict:
     from mnistexp import trainer
-    from mnistexp.model import logits
+    from mnistexp.learning.model import logits
 
     cfg, train, test = loop_data(cell)
     warm = trainer.Split(*(a[: 2000 * cell.batch // 32 + 500] for a in (train.x, train.y, train.t)))

@@ -24,8 +24,8 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mnistexp.model import ACTIVATIONS, init_mlp, workspace
-from mnistexp.outputs import softmax
+from mnistexp.learning.model import ACTIVATIONS, init_mlp, workspace
+from mnistexp.learning.outputs import softmax
 from mnistexp.trainer import _blas_threads
 
 N = 50000

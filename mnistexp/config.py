@@ -626,13 +626,13 @@ def _canonical_lists(section: Any) -> Any:
 
 
 def _optimisers() -> list[tuple[str, ...]]:
-    from mnistexp import optim
+    from mnistexp.learning import optim
 
     return [o.keys for o in optim.OPTIMIZERS.values()]
 
 
 def _schedule_keys() -> set[str]:
-    from mnistexp import optim
+    from mnistexp.learning import optim
 
     return {k for keys in optim.SCHEDULE_KEYS.values() for k in keys}
 

@@ -15,9 +15,9 @@ from threadpoolctl import threadpool_limits
 
 from mnistexp import bootstrap, metrics
 from mnistexp.core.schema import ExperimentConfig
+from mnistexp.learning.model import MLP, logits
+from mnistexp.learning.objective import Objective
 from mnistexp.metrics import SCHEMA_VERSION
-from mnistexp.model import MLP, logits
-from mnistexp.objective import Objective
 from mnistexp.recalibration import RECALIBRATIONS, predictions_after
 from mnistexp.splits import Split
 

@@ -22,8 +22,6 @@ import numpy as np
 # that lands inside a lazy import surfaces as ImportError, which would record the run as
 # failed instead of interrupted.
 from mnistexp import runs
-from mnistexp.budget import check_fits
-from mnistexp.checkpoints import Checkpoint
 from mnistexp.config import (
     ExperimentConfig,
     check_against_data,
@@ -38,10 +36,12 @@ from mnistexp.data import datasets as data
 from mnistexp.data.scaling import apply_scaling, fit_scaling
 from mnistexp.environment import environment
 from mnistexp.evaluation import evaluate_run
-from mnistexp.model import MLP, logits
-from mnistexp.objective import Objective, make_objective
+from mnistexp.learning.budget import check_fits
+from mnistexp.learning.checkpoints import Checkpoint
+from mnistexp.learning.model import MLP, logits
+from mnistexp.learning.objective import Objective, make_objective
+from mnistexp.learning.targets import FinishedRun, PrepareContext
 from mnistexp.splits import N_CLASSES, Split, make_splits
-from mnistexp.targets import FinishedRun, PrepareContext
 from mnistexp.trainer import train
 
 

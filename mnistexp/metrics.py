@@ -51,7 +51,7 @@ from scipy.special import entr, log_softmax, logsumexp
 
 from mnistexp import calibration
 from mnistexp.fits import FitReport
-from mnistexp.outputs import OUTPUTS, PROB_FLOOR
+from mnistexp.learning.outputs import OUTPUTS, PROB_FLOOR
 
 SCHEMA_VERSION = 2
 """The version of the metrics.json layout that :func:`evaluate` and friends fill. Version 2
@@ -70,7 +70,7 @@ PROBABILITY_RULES: dict[str, Callable[[_Floats], _Floats]] = {
     name: output.log_probs for name, output in OUTPUTS.items()
 }
 """Output activation -> function from float64 z (n, K) to log-probabilities (n, K); each
-output owns its rule (:mod:`mnistexp.outputs`)."""
+output owns its rule (:mod:`mnistexp.learning.outputs`)."""
 
 CONVENTIONS: dict[str, Any] = {
     "probabilities": {name: output.rule for name, output in OUTPUTS.items()},

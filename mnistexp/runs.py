@@ -42,7 +42,7 @@ from mnistexp.core.paths import check_names
 from mnistexp.core.states import RETRAIN, WRITTEN, State
 
 if TYPE_CHECKING:
-    from mnistexp.checkpoints import Checkpoint
+    from mnistexp.learning.checkpoints import Checkpoint
 
 STATES = WRITTEN  # the values status.json holds
 FINISHED_BAD = (State.FAILED, State.DIVERGED, State.INTERRUPTED)
@@ -700,7 +700,7 @@ def read_json(path: Path) -> Any:
 def read_checkpoint(folder: Path, expected_hash: str) -> Checkpoint | None:
     """The checkpoint of a run folder, None if it has none; a one-line :class:`RunError` if
     it is unreadable or belongs to another experiment."""
-    from mnistexp.checkpoints import Checkpoint
+    from mnistexp.learning.checkpoints import Checkpoint
 
     path = folder / CHECKPOINT
     if not path.exists():

@@ -9,7 +9,7 @@ import numpy as np
 from mnistexp.config import check_against_data
 from mnistexp.core.schema import ExperimentConfig
 from mnistexp.data.scaling import apply_scaling, fit_scaling
-from mnistexp.targets import make_scheme
+from mnistexp.learning.targets import make_scheme
 
 N_CLASSES = 10
 

@@ -1,7 +1,7 @@
 """The epoch loop: batching, monitoring, per-epoch validation, divergence detection.
 
 Pure apart from the optional progress bar: splits and a seeded generator in, a trained
-:class:`~mnistexp.model.MLP` and its history out. Writing files is the caller's job
+:class:`~mnistexp.learning.model.MLP` and its history out. Writing files is the caller's job
 (``on_epoch`` receives each history row as it is made).
 """
 
@@ -19,13 +19,13 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from mnistexp import metrics
-from mnistexp.checkpoints import Checkpoint
 from mnistexp.core.schema import ExperimentConfig
 from mnistexp.core.states import State
-from mnistexp.losses import Loss
-from mnistexp.model import MLP, forward, init_mlp, logits, workspace
-from mnistexp.objective import Objective, make_objective
-from mnistexp.optim import learning_rate, make_optimizer
+from mnistexp.learning.checkpoints import Checkpoint
+from mnistexp.learning.losses import Loss
+from mnistexp.learning.model import MLP, forward, init_mlp, logits, workspace
+from mnistexp.learning.objective import Objective, make_objective
+from mnistexp.learning.optim import learning_rate, make_optimizer
 from mnistexp.splits import Split
 
 # Train loss, accuracy and gradient diagnostics are read off every k-th batch, with k chosen
@@ -200,7 +200,8 @@ def _epoch(
     """One pass over a fresh permutation of ``split`` (file order without ``shuffle``), with
     mixup when ``mixup`` > 0; returns the monitored running sums.
 
-    A step is a fixed handful of numpy calls writing into a :class:`~mnistexp.model.Workspace`
+    A step is a fixed handful of numpy calls writing into a
+    :class:`~mnistexp.learning.model.Workspace`
     (at batch size 1, 50k steps per epoch, every call costs about 1 us of 60-200 us).
     """
     n = split.x.shape[0]

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import runs
-from mnistexp.budget import check_fits
 from mnistexp.config import ExperimentConfig, check_against_data
 from mnistexp.core.errors import (
     PARENT_GONE_SIGNAL,
@@ -36,6 +35,7 @@ from mnistexp.core.errors import (
     interrupt_reason,
 )
 from mnistexp.core.states import State
+from mnistexp.learning.budget import check_fits
 
 if TYPE_CHECKING:
     from mnistexp.experiment import Outcome

@@ -10,7 +10,7 @@ import pytest
 from mnistexp import registries
 from mnistexp.config import load_config
 from mnistexp.experiment import run_experiment
-from mnistexp.losses import LOSSES
+from mnistexp.learning.losses import LOSSES
 from tests.conftest import TINY
 
 VARIANTS = [

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mnistexp.core.schema import LossConfig
-from mnistexp.losses import make_loss
+from mnistexp.learning.losses import make_loss
 from mnistexp.trainer import _Monitor
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistexp import losses, targets
 from mnistexp.config import config_hash, load_config
 from mnistexp.experiment import run_experiment
-from mnistexp.model import init_mlp
-from mnistexp.objective import make_objective
-from mnistexp.optim import make_optimizer
-from mnistexp.outputs import OUTPUTS
+from mnistexp.learning import losses, targets
+from mnistexp.learning.model import init_mlp
+from mnistexp.learning.objective import make_objective
+from mnistexp.learning.optim import make_optimizer
+from mnistexp.learning.outputs import OUTPUTS
 from mnistexp.splits import Split
 from mnistexp.trainer import _epoch, _mix
 from tests.conftest import TINY

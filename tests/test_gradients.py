@@ -16,11 +16,11 @@ import pytest
 
 from mnistexp.config import TargetsConfig
 from mnistexp.core.schema import LossConfig
-from mnistexp.losses import LOSSES, make_loss
-from mnistexp.model import ACTIVATIONS, init_mlp, logits, workspace
-from mnistexp.model import backward as model_backward
-from mnistexp.model import forward as model_forward
-from mnistexp.targets import TARGETS, make_scheme
+from mnistexp.learning.losses import LOSSES, make_loss
+from mnistexp.learning.model import ACTIVATIONS, init_mlp, logits, workspace
+from mnistexp.learning.model import backward as model_backward
+from mnistexp.learning.model import forward as model_forward
+from mnistexp.learning.targets import TARGETS, make_scheme
 
 PAIRS = [(loss, out) for loss, cls in LOSSES.items() for out in cls.outputs]
 PARAMS: dict[str, list[tuple[tuple[str, object], ...]]] = {
@@ -146,7 +146,7 @@ def test_losses_stay_finite_for_huge_and_equal_logits(loss_type, output, params)
 @pytest.mark.parametrize("soft_targets", ["soft", "smooth"])
 def test_distillation_gradient_matches_finite_differences(temperature, alpha, soft_targets):
     """Hinton's loss at T != 1: hard term at T = 1, soft term at T scaled by T^2."""
-    from mnistexp.losses import Distillation
+    from mnistexp.learning.losses import Distillation
 
     model, x, hard = _problem("sigmoid", soft_targets)
     teacher = np.random.default_rng(9).normal(0, 3, hard.shape)

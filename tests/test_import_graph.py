@@ -72,7 +72,7 @@ def test_leaf_modules_import_nothing_from_mnistexp():
     for leaf in (
         "mnistexp.core.schema",
         "mnistexp.core.params",
-        "mnistexp.checkpoints",
+        "mnistexp.learning.checkpoints",
         "mnistexp.core.errors",
         "mnistexp.core.states",
     ):

@@ -8,10 +8,10 @@ from scipy.special import expit
 
 from mnistexp.config import ExperimentConfig, TrainConfig
 from mnistexp.core.schema import LossConfig
-from mnistexp.losses import make_loss
-from mnistexp.model import ACTIVATIONS, backward, forward, init_mlp, workspace
-from mnistexp.objective import make_objective
-from mnistexp.optim import SGD, Adam
+from mnistexp.learning.losses import make_loss
+from mnistexp.learning.model import ACTIVATIONS, backward, forward, init_mlp, workspace
+from mnistexp.learning.objective import make_objective
+from mnistexp.learning.optim import SGD, Adam
 from mnistexp.splits import Split
 from mnistexp.trainer import _Monitor, _Recorder
 

@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from mnistexp import losses, runs, targets
+from mnistexp import runs
 from mnistexp.config import config_hash, identity, load_config
 from mnistexp.core.errors import ConfigError
 from mnistexp.core.params import Param
 from mnistexp.core.schema import ExperimentConfig
 from mnistexp.experiment import run_experiment
-from mnistexp.outputs import OUTPUTS, Output
+from mnistexp.learning import losses, targets
+from mnistexp.learning.outputs import OUTPUTS, Output
 from tests.conftest import TINY
 
 # --------------------------------------------------------------------------- identity

@@ -9,9 +9,9 @@ import pytest
 
 from mnistexp.config import TrainConfig
 from mnistexp.core.schema import LossConfig
-from mnistexp.losses import make_loss
-from mnistexp.model import MLP, backward, forward, workspace
-from mnistexp.optim import make_optimizer
+from mnistexp.learning.losses import make_loss
+from mnistexp.learning.model import MLP, backward, forward, workspace
+from mnistexp.learning.optim import make_optimizer
 
 
 def test_hand_worked_sgd_step_softmax_cross_entropy():

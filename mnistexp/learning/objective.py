@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mnistexp.core.schema import ExperimentConfig
-from mnistexp.losses import DELTAS, DeltaRule, Loss, make_loss
-from mnistexp.model import BACKPROPS, BackpropRule
-from mnistexp.targets import TargetScheme, make_scheme
+from mnistexp.learning.losses import DELTAS, DeltaRule, Loss, make_loss
+from mnistexp.learning.model import BACKPROPS, BackpropRule
+from mnistexp.learning.targets import TargetScheme, make_scheme
 
 
 @dataclass(frozen=True)

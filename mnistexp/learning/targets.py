@@ -5,7 +5,8 @@ A scheme is an object built from the ``targets`` section and the class count:
 - ``encode(labels, dtype)``: the fixed targets (n, K) of (n,) labels, computed once per split;
 - ``batch(t, labels, z, output)``: the per-batch hook. The training step, the loss monitor,
   validation and evaluation all call it the same way, with a batch's fixed targets (m, K), its
-  labels (m,), the model's current logits (m, K) and the :class:`~mnistexp.outputs.Output`, and
+  labels (m,), the model's current logits (m, K) and the
+  :class:`~mnistexp.learning.outputs.Output`, and
   use the targets it returns (treated as constants in the gradient). The default returns ``t``
   unchanged; a scheme that needs it (bootstrapping) sets ``per_batch = True``;
 - ``prepare(context)``: an optional step before training that may read other finished runs
@@ -27,8 +28,8 @@ import numpy as np
 from mnistexp.core.errors import ConfigError
 from mnistexp.core.params import Declares, Param
 from mnistexp.core.schema import LossConfig, TargetsConfig
-from mnistexp.losses import Distillation, Loss
-from mnistexp.outputs import OUTPUTS, Output, onehot_argmax, softmax
+from mnistexp.learning.losses import Distillation, Loss
+from mnistexp.learning.outputs import OUTPUTS, Output, onehot_argmax, softmax
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,8 @@ class Distill(TargetScheme):
 
     ``prepare`` computes the teacher's logits on every split's images once, with the
     teacher's own scaling, and appends its soft targets ``softmax(z_teacher / T)`` to each
-    split's one-hot targets (n, 2K); :class:`~mnistexp.losses.Distillation` reads both halves.
+    split's one-hot targets (n, 2K); :class:`~mnistexp.learning.losses.Distillation` reads both
+    halves.
     ``targets.teacher`` is the folder, ``targets.teacher_id`` its identity
     (``<config_hash>-s<seed>``, filled in by the config loader); only the identity enters the
     student's. ``alpha`` weighs the teacher's term against the one-hot term.

@@ -2,8 +2,8 @@
 
 A model too large for this machine is refused with one :class:`ConfigError` line (exit code 2)
 before a run folder is claimed, instead of a MemoryError (or the kernel's OOM killer) minutes
-later, with a folder left behind. The estimate counts what :mod:`mnistexp.model`,
-:mod:`mnistexp.optim` and :mod:`mnistexp.evaluation` allocate: the scaled images, the
+later, with a folder left behind. The estimate counts what :mod:`mnistexp.learning.model`,
+:mod:`mnistexp.learning.optim` and :mod:`mnistexp.evaluation` allocate: the scaled images, the
 parameters with their gradients, optimiser state and checkpoint copy, one batch's buffers and
 one evaluation chunk's activations. It errs high by design; it is a guard, not a profiler.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from mnistexp.core.errors import ConfigError
 from mnistexp.core.schema import ExperimentConfig
 
-EVAL_CHUNK = 8192  # rows per forward pass in evaluation (mnistexp.model.logits)
+EVAL_CHUNK = 8192  # rows per forward pass in evaluation (mnistexp.learning.model.logits)
 _OPTIMIZER_SLOTS = {"sgd": 1, "adam": 2}  # velocity (momentum) or two moments
 
 

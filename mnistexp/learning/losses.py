@@ -2,7 +2,7 @@
 
 Each loss owns its value and its *delta*, the gradient of one sample's loss with respect to
 the output layer's pre-activations ``z`` (rows are samples); the output's own math (forward,
-vector-Jacobian product, probability rule) lives in :mod:`mnistexp.outputs`. The trainer
+vector-Jacobian product, probability rule) lives in :mod:`mnistexp.learning.outputs`. The trainer
 multiplies the delta by ``lr / batch`` and backpropagates it, never asking which loss it has.
 Conventions:
 
@@ -36,7 +36,7 @@ import numpy as np
 
 from mnistexp.core.params import Declares, Param
 from mnistexp.core.schema import ExperimentConfig, LossConfig
-from mnistexp.outputs import OUTPUTS, onehot_argmax, softmax
+from mnistexp.learning.outputs import OUTPUTS, onehot_argmax, softmax
 
 __all__ = [
     "DELTAS",

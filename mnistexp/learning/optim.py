@@ -47,7 +47,7 @@ class SGD:
         """One update from ``grads`` = lr * dL/dp (``grad_scale``), same order as params.
 
         ``rows`` (only when ``row_sparse``): ``grads[0]`` holds just these rows of the first
-        parameter's gradient, the others being zero; see :func:`mnistexp.model.backward`.
+        parameter's gradient, the others being zero; see :func:`mnistexp.learning.model.backward`.
         """
         mu, wd = self.cfg.momentum, self.cfg.weight_decay
         if rows is not None:
