@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mnistexp import bootstrap, calibration, metrics
 from mnistexp.config import read_stored
 from mnistexp.data import datasets as data
+from mnistexp.eval import bootstrap, calibration, metrics
+from mnistexp.eval.recalibration import RECALIBRATIONS, predictions_after
 from mnistexp.experiment import read_finished_run
-from mnistexp.recalibration import RECALIBRATIONS, predictions_after
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:

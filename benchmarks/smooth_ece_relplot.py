@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistexp import calibration
+from mnistexp.eval import calibration
 
 TOLERANCE = 1e-3
 

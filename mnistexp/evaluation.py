@@ -1,7 +1,7 @@
 """Final evaluation of a trained model: metrics.json sections and the test predictions.
 
-Glue between the model (logits) and :mod:`mnistexp.metrics` (pure functions on probabilities).
-Probabilities always come from :func:`mnistexp.metrics.log_probabilities`, the one documented
+Glue between the model (logits) and :mod:`mnistexp.eval.metrics` (pure functions on probabilities).
+Probabilities always come from :func:`mnistexp.eval.metrics.log_probabilities`, the one documented
 rule for turning softmax, sigmoid or linear outputs into a distribution; predictions are the
 argmax of the raw outputs.
 """
@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mnistexp import bootstrap, metrics
 from mnistexp.core.schema import ExperimentConfig
+from mnistexp.eval import bootstrap, metrics
+from mnistexp.eval.metrics import SCHEMA_VERSION
+from mnistexp.eval.recalibration import RECALIBRATIONS, predictions_after
 from mnistexp.learning.model import MLP, logits
 from mnistexp.learning.objective import Objective
-from mnistexp.metrics import SCHEMA_VERSION
-from mnistexp.recalibration import RECALIBRATIONS, predictions_after
 from mnistexp.splits import Split
 
 __all__ = ["SCHEMA_VERSION", "evaluate_run"]

@@ -210,7 +210,7 @@ def _nan_to_zero(values: list[float | None]) -> np.ndarray:
 
 def pooled_ece(bins: dict[str, np.ndarray]) -> float:
     """ECE of pooled bins, by the same formula as every run's ECE."""
-    from mnistexp.metrics import errors_from_bin_sums
+    from mnistexp.eval.metrics import errors_from_bin_sums
 
     count = bins["count"]
     return errors_from_bin_sums(count, count * bins["confidence"], count * bins["accuracy"])["ece"]

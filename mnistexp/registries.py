@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mnistexp import recalibration
 from mnistexp.core.params import Param
 from mnistexp.data import datasets as data
 from mnistexp.data import scaling
+from mnistexp.eval import recalibration
 from mnistexp.learning import losses, model, optim, targets
 
 if TYPE_CHECKING:

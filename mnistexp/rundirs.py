@@ -27,7 +27,7 @@ from mnistexp.core.bounded import read_bounded
 from mnistexp.core.errors import ConfigError, RunError, UsageError
 from mnistexp.core.paths import check_names
 from mnistexp.core.states import State
-from mnistexp.fits import fit_problems
+from mnistexp.eval.fits import fit_problems
 
 if TYPE_CHECKING:
     import numpy as np
@@ -272,7 +272,7 @@ def _read_metrics(
 
 
 def _check_schema(path: Path, version: Any) -> None:
-    from mnistexp.metrics import SCHEMA_VERSION
+    from mnistexp.eval.metrics import SCHEMA_VERSION
 
     if version is None:
         return  # written before metrics.json had a version: read what is there

@@ -18,9 +18,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from mnistexp import metrics
 from mnistexp.core.schema import ExperimentConfig
 from mnistexp.core.states import State
+from mnistexp.eval import metrics
 from mnistexp.learning.checkpoints import Checkpoint
 from mnistexp.learning.losses import Loss
 from mnistexp.learning.model import MLP, forward, init_mlp, logits, workspace

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from mnistexp import bootstrap, calibration, metrics
 from mnistexp.config import config_hash, identity, load_config
-from mnistexp.recalibration import (
+from mnistexp.eval import bootstrap, calibration, metrics
+from mnistexp.eval.recalibration import (
     ODIR_GRID,
     RECALIBRATIONS,
     histogram_edges,
@@ -384,7 +384,7 @@ def test_affine_fits_are_stationary_points_of_the_stated_objective(
 ) -> None:
     # the fit runs on rescaled columns; here the objective is written out in the original
     # coordinates of the README, and its numerical gradient at the fit is zero
-    from mnistexp.recalibration import _affine_fit
+    from mnistexp.eval.recalibration import _affine_fit
 
     rng = np.random.default_rng(10)
     lp = metrics.log_probabilities(rng.normal(size=(4000, 4)) * 3, "softmax")

@@ -19,10 +19,11 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import TINY
 
-from mnistexp import columns, compare, metrics, rundirs, runs, stats
+from mnistexp import columns, compare, rundirs, runs, stats
 from mnistexp import report as rendering
 from mnistexp.cli import main
 from mnistexp.config import config_hash, load_config, to_yaml
+from mnistexp.eval import metrics
 
 GOLDEN = Path(__file__).parent / "golden"
 MSE = ("loss.type=mse", "loss.output=sigmoid")

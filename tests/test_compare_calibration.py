@@ -12,7 +12,7 @@ import pytest
 from mnistexp import stats
 from mnistexp.cli.compare import CORRECTIONS
 from mnistexp.columns import METRICS, RECALIBRATION_TITLES
-from mnistexp.recalibration import RECALIBRATIONS
+from mnistexp.eval.recalibration import RECALIBRATIONS
 from tests.test_compare import MSE, invoke, make_run
 
 

@@ -12,9 +12,9 @@ import pytest
 from scipy.optimize import minimize
 from scipy.special import log_softmax, logit
 
-from mnistexp import metrics
-from mnistexp.fits import fit_problems
-from mnistexp.recalibration import RECALIBRATIONS, _affine_fit, _affine_map
+from mnistexp.eval import metrics
+from mnistexp.eval.fits import fit_problems
+from mnistexp.eval.recalibration import RECALIBRATIONS, _affine_fit, _affine_map
 
 
 def patterns(log_probs: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

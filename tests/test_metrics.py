@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax, softmax
 
-from mnistexp import metrics
+from mnistexp.eval import metrics
 
 # --------------------------------------------------------------------------------------------
 # A slow, independent reference: per-sample Python loops, explicit `lo < c <= hi`, 0.0 special.

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mnistexp import metrics
 from mnistexp.cli import main
+from mnistexp.eval import metrics
 
 pytestmark = pytest.mark.mnist
 CONFIGS = Path(__file__).parent.parent / "configs"

@@ -19,7 +19,7 @@ from mnistexp.cli.common import (
 )
 from mnistexp.core.errors import interrupt_exit_code
 from mnistexp.core.states import State
-from mnistexp.fits import fit_problems
+from mnistexp.eval.fits import fit_problems
 
 SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
 

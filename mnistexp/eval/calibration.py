@@ -1,7 +1,7 @@
 """Calibration estimators beyond the binned ECE: debiased L2 calibration error and smooth ECE.
 
 Pure functions of top-label ``confidences`` (n,) float and ``correct`` (n,) bool; nothing here
-reads files or knows about the model. :func:`mnistexp.metrics.evaluate` adds both to every
+reads files or knows about the model. :func:`mnistexp.eval.metrics.evaluate` adds both to every
 split of metrics.json.
 
 Debiased calibration error (Kumar, Liang, Ma 2019, "Verified Uncertainty Calibration").

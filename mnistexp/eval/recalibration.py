@@ -1,6 +1,6 @@
 """Recalibration maps fitted on the validation split and applied to test (registry RECALIBRATIONS).
 
-Every map takes the log-probabilities of :func:`mnistexp.metrics.log_probabilities`, lp (n, K)
+Every map takes the log-probabilities of :func:`mnistexp.eval.metrics.log_probabilities`, lp (n, K)
 float64 (the one probability rule, for softmax, sigmoid and linear outputs alike), and returns
 recalibrated probabilities q (n, K) and their logs. A map is fitted once, on the validation
 split, by :meth:`Recalibration.fit`, which returns a :class:`Fitted` map with JSON-ready
@@ -11,7 +11,7 @@ started from the identity; the identity is kept unless the fit is strictly bette
 validation NLL, as for the temperature):
 
 * ``temperature`` (Guo et al. 2017): q = softmax(lp / T), one T > 0
-  (:func:`mnistexp.metrics.fit_temperature`). For softmax outputs this is softmax(z / T).
+  (:func:`mnistexp.eval.metrics.fit_temperature`). For softmax outputs this is softmax(z / T).
 * ``vector`` (Guo et al. 2017): q = softmax(w * lp + b), w, b in R^K.
 * ``matrix`` (Guo et al. 2017): q = softmax(lp W^T + b), W in R^{K x K}. On log-probabilities
   this is Dirichlet calibration (Kull et al. 2019); for softmax outputs lp = z - logsumexp(z),
@@ -56,8 +56,8 @@ from typing import Any
 
 import numpy as np
 
-from mnistexp import metrics
-from mnistexp.fits import FitReport
+from mnistexp.eval import metrics
+from mnistexp.eval.fits import FitReport
 
 _Floats = np.ndarray
 Map = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # lp (n, K) -> (q, log q)
@@ -95,7 +95,7 @@ def _temperature(lp: np.ndarray, labels: np.ndarray, bins: int) -> Fitted:
 
 def _mean_nll(log_q: np.ndarray, labels: np.ndarray) -> float:
     """Mean NLL of ``labels`` (n,) under log-probabilities ``log_q`` (n, K), floored as in
-    :func:`mnistexp.metrics.nll`."""
+    :func:`mnistexp.eval.metrics.nll`."""
     true = log_q[np.arange(len(labels)), labels]
     return float(-np.mean(np.maximum(true, np.log(metrics.NLL_FLOOR))))
 

@@ -10,7 +10,7 @@ interpolation): Efron's percentile interval.
 What it covers: the variation of a metric over draws of the test set, for this trained network.
 It says nothing about seed-to-seed variation (compare's t-intervals over seeds do), and for the
 ECE it is an interval for the binned, plug-in ECE, which is itself biased upwards for
-well-calibrated models (see :mod:`mnistexp.calibration`).
+well-calibrated models (see :mod:`mnistexp.eval.calibration`).
 
 The smooth ECE is resampled at the full sample's bandwidth sigma* (re-solving the fixed point
 per resample would cost 20 times more), which the conventions record.
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from mnistexp import calibration
-from mnistexp.metrics import NLL_FLOOR, bin_indices
+from mnistexp.eval import calibration
+from mnistexp.eval.metrics import NLL_FLOOR, bin_indices
 
 DEFAULT_RESAMPLES = 1000
 LEVEL = 0.95
@@ -39,7 +39,7 @@ def per_sample(
     probs: np.ndarray, log_probs: np.ndarray, labels: np.ndarray, predictions: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Per-image quantities (n,) whose means (or binned sums) are the metrics: ``correct``,
-    ``confidence``, ``nll`` (floored as in :func:`mnistexp.metrics.nll`) and ``brier``."""
+    ``confidence``, ``nll`` (floored as in :func:`mnistexp.eval.metrics.nll`) and ``brier``."""
     rows = np.arange(len(labels))
     diff = np.array(probs, dtype=np.float64)  # (n, K), a copy
     diff[rows, labels] -= 1.0

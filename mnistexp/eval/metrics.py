@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 from scipy.special import entr, log_softmax, logsumexp
 
-from mnistexp import calibration
-from mnistexp.fits import FitReport
+from mnistexp.eval import calibration
+from mnistexp.eval.fits import FitReport
 from mnistexp.learning.outputs import OUTPUTS, PROB_FLOOR
 
 SCHEMA_VERSION = 2

@@ -1,0 +1,5 @@
+"""Scoring probabilities, pure math on whole arrays: accuracy, NLL, Brier and the calibration
+metrics (``metrics``), the calibration-error estimators (``calibration``), fit records
+(``fits``), the recalibration maps fitted on validation (``recalibration``) and bootstrap
+intervals (``bootstrap``). Nothing here knows about training or run folders.
+"""
