@@ -1,10 +1,10 @@
 """How the iterative calibration fits of a run ended: the ``fit`` record of metrics.json.
 
 :func:`mnistexp.eval.metrics.fit_temperature` and the affine maps of
-:mod:`mnistexp.eval.recalibration`
-return a :class:`FitReport` beside their parameters; evaluation writes it into the map's section
-of metrics.json, and compare and the train summary read it back through :func:`fit_problems`,
-which turns every fit that stopped short of its optimum into one phrase. No imports of its own:
+:mod:`mnistexp.eval.recalibration` return a :class:`FitReport` beside their parameters;
+evaluation writes it into the map's section of metrics.json, and compare and the train summary
+read it back through :func:`fit_problems`, which turns every fit that stopped short of its
+optimum into one phrase. No imports of its own:
 compare reads 10,000s of these.
 """
 
