@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mnistexp.config import read_stored
+from mnistexp.config.loading import read_stored
 from mnistexp.data import datasets as data
 from mnistexp.eval import bootstrap, calibration, metrics
 from mnistexp.eval.recalibration import RECALIBRATIONS, predictions_after

@@ -40,7 +40,7 @@ if "MNISTEXP_DATA_DIR" not in os.environ and (DEFAULT_DATA / "train-images-idx3-
     os.environ["MNISTEXP_DATA_DIR"] = str(DEFAULT_DATA)
 
 from mnistexp import experiment, trainer  # noqa: E402
-from mnistexp.config import load_config  # noqa: E402
+from mnistexp.config.loading import load_config  # noqa: E402
 from mnistexp.data import datasets as data  # noqa: E402
 from mnistexp.learning.model import init_mlp  # noqa: E402
 from mnistexp.learning.optim import make_optimizer  # noqa: E402

@@ -144,7 +144,7 @@ def loop_data(cell: Cell):
 
 
 def _config(cell: Cell):
-    from mnistexp import config
+    from mnistexp.config import loading as config
 
     return config.load_config(
         str(ROOT / "configs" / "baseline.yaml"),

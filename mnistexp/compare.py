@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from mnistexp import registries, stats
+from mnistexp import stats
 from mnistexp.columns import BOUNDS, METRICS, Metric, parse_metrics
-from mnistexp.config import IDENTITY_EXCLUDED, all_keys, parse_override
+from mnistexp.config import registries
+from mnistexp.config.loading import IDENTITY_EXCLUDED, all_keys, parse_override
 from mnistexp.core.errors import ConfigError, RunError, UsageError
 from mnistexp.core.states import State
 from mnistexp.core.yamlio import one_line

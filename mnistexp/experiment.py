@@ -22,7 +22,7 @@ import numpy as np
 # that lands inside a lazy import surfaces as ImportError, which would record the run as
 # failed instead of interrupted.
 from mnistexp import runs
-from mnistexp.config import (
+from mnistexp.config.loading import (
     ExperimentConfig,
     check_against_data,
     config_hash,

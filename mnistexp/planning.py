@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mnistexp import runs
-from mnistexp.config import ExperimentConfig, load_config
+from mnistexp.config.loading import ExperimentConfig, load_config
 from mnistexp.core.errors import ExitCode, Terminated
 
 

@@ -3,10 +3,10 @@
 Input paths -> run folders (:func:`collect_folders`: folders, globs or runs roots) -> one
 :class:`RunRecord` per usable folder (:func:`load_runs`; an unusable folder becomes one warning
 line). The record's identity is recomputed from the folder's config.yaml
-(:func:`mnistexp.config.config_hash`), so renamed folders or stale status files cannot split or
-merge experiments. metrics.json is read for the :data:`~mnistexp.columns.METRICS` columns,
-checked against the schema version this mnistexp writes; predictions.npz only for McNemar's
-test (:func:`read_hits`).
+(:func:`mnistexp.config.loading.config_hash`), so renamed folders or stale status files cannot split
+or merge experiments. metrics.json is read for the :data:`~mnistexp.columns.METRICS` columns,
+checked against the schema version this mnistexp writes; predictions.npz only for McNemar's test
+(:func:`read_hits`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from mnistexp import runs
 from mnistexp.columns import BOUNDS, METRICS
-from mnistexp.config import MAX_SEED, ExperimentConfig, config_hash, normalised, read_stored
-from mnistexp.config import flatten as flatten_dict
+from mnistexp.config.loading import MAX_SEED, ExperimentConfig, config_hash, normalised, read_stored
+from mnistexp.config.loading import flatten as flatten_dict
 from mnistexp.core.bounded import read_bounded
 from mnistexp.core.errors import ConfigError, RunError, UsageError
 from mnistexp.core.paths import check_names
@@ -96,7 +96,7 @@ class RunRecord:
 
 def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
     """``{"data.scaling": "unit", "model.hidden": [100], ...}`` in schema order, with the keys
-    that cannot change a number at their defaults (:func:`~mnistexp.config.normalised`)."""
+    that cannot change a number at their defaults (:func:`~mnistexp.config.loading.normalised`)."""
     return flatten_dict(normalised(cfg).to_dict())
 
 

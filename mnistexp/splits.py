@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mnistexp.config import check_against_data
+from mnistexp.config.loading import check_against_data
 from mnistexp.core.schema import ExperimentConfig
 from mnistexp.data.scaling import apply_scaling, fit_scaling
 from mnistexp.learning.targets import make_scheme

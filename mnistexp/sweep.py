@@ -1,14 +1,14 @@
 """Sweeps: expand grids, zips, explicit run lists and seeds into configs.
 
-Expansion. A :class:`SweepSpec` comes from the command line (``--grid key=v1,v2`` crossed,
-``--zip a=1,2 --zip b=x,y`` paired, ``--set`` for every run, ``--seeds``) or from a sweep file
-(YAML keys ``base``, ``set``, ``grid``, ``zip``, ``runs``, ``seeds``). The runs are the product
-of the grid's combinations, the zip's rows and the explicit ``runs`` (a missing part counts as
-one empty override set), each repeated for every seed. Overrides apply in the order ``set``,
-``runs`` entry, grid, zip, seed; values are YAML scalars or lists, parsed by
-:func:`mnistexp.config.parse_override`. Every run keeps the base config's name: runs differ by
-their config hash, so ``compare`` groups them by hash. Every config is built and validated
-before anything trains; the first bad one is reported with its override set.
+Expansion. A :class:`SweepSpec` comes from the command line (``--grid key=v1,v2`` crossed, ``--zip
+a=1,2 --zip b=x,y`` paired, ``--set`` for every run, ``--seeds``) or from a sweep file (YAML keys
+``base``, ``set``, ``grid``, ``zip``, ``runs``, ``seeds``). The runs are the product of the grid's
+combinations, the zip's rows and the explicit ``runs`` (a missing part counts as one empty override
+set), each repeated for every seed. Overrides apply in the order ``set``, ``runs`` entry, grid, zip,
+seed; values are YAML scalars or lists, parsed by :func:`mnistexp.config.loading.parse_override`.
+Every run keeps the base config's name: runs differ by their config hash, so ``compare`` groups them
+by hash. Every config is built and validated before anything trains; the first bad one is reported
+with its override set.
 
 Seeds: ``"0-4"`` is the inclusive range 0..4, ``"0,2,5"`` a list, and a plain number ``N``
 the first N seeds 0..N-1 (as ``compare --seeds N``); one seed k alone is ``"k-k"``.
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from mnistexp import runs
-from mnistexp.config import ExperimentConfig, flatten, load_config, parse_override
+from mnistexp.config.loading import ExperimentConfig, flatten, load_config, parse_override
 from mnistexp.core import atomic
 from mnistexp.core.errors import ConfigError, UsageError
 from mnistexp.core.limits import MAX_RUNS, MAX_SEEDS, ascii_digits

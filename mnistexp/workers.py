@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import runs
-from mnistexp.config import ExperimentConfig, check_against_data
+from mnistexp.config.loading import ExperimentConfig, check_against_data
 from mnistexp.core.errors import (
     PARENT_GONE_SIGNAL,
     ConfigError,

@@ -827,7 +827,7 @@ def test_download_refuses_oversized_file(monkeypatch, tmp_path: Path, www: tuple
 @pytest.fixture(scope="module")
 def good_runs(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir) -> Path:
     """Two finished tiny runs (two experiments, one seed each), trained once per module."""
-    from mnistexp.config import load_config
+    from mnistexp.config.loading import load_config
     from mnistexp.experiment import run_experiment
 
     folder, spec = tiny_data_dir
@@ -1864,7 +1864,7 @@ def test_a_long_key_in_a_sweep_file_is_shortened(runs: Path, tmp_path: Path):
 
 
 def test_merge_keys_without_conflict_still_work(tmp_path: Path):
-    from mnistexp.config import load_config
+    from mnistexp.config.loading import load_config
 
     config = tmp_path / "x.yaml"
     config.write_text("train:\n  <<: [{lr: 0.3}, {epochs: 2}]\n  lr: 0.5\n")
@@ -1873,7 +1873,7 @@ def test_merge_keys_without_conflict_still_work(tmp_path: Path):
 
 
 def test_set_with_a_mapping_merges_into_the_section(tmp_path: Path):
-    from mnistexp.config import load_config
+    from mnistexp.config.loading import load_config
 
     config = tmp_path / "x.yaml"
     config.write_text("train:\n  lr: 0.5\n  epochs: 3\n")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from mnistexp.config import config_hash, identity, load_config
+from mnistexp.config.loading import config_hash, identity, load_config
 from mnistexp.eval import bootstrap, calibration, metrics
 from mnistexp.eval.recalibration import (
     ODIR_GRID,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mnistexp import registries
-from mnistexp.config import load_config
+from mnistexp.config import registries
+from mnistexp.config.loading import load_config
 from mnistexp.experiment import run_experiment
 from mnistexp.learning.losses import LOSSES
 from tests.conftest import TINY

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistexp.config import (
+from mnistexp.config.loading import (
     ExperimentConfig,
     all_keys,
     config_hash,
@@ -186,7 +186,7 @@ def test_missing_file(tmp_path: Path):
 
 
 def test_data_dependent_sizes_are_checked():
-    from mnistexp.config import check_against_data
+    from mnistexp.config.loading import check_against_data
 
     cfg = load_config(None, ["data.validation=10000", "data.train_subset=60000"])
     with pytest.raises(ConfigError, match=r"data\.train_subset = 60000 is invalid: only 50000"):

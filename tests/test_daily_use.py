@@ -338,7 +338,7 @@ def test_train_json_of_a_skipped_run_says_why(tiny: Path, tmp_path: Path) -> Non
 
 def test_the_interrupt_message_names_the_run_folder(tmp_path: Path) -> None:
     from mnistexp.cli.train import _interrupted_line
-    from mnistexp.config import load_config
+    from mnistexp.config.loading import load_config
 
     cfg = load_config(None, ["name=x"])
     line = _interrupted_line(cfg, str(tmp_path))

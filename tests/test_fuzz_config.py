@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mnistexp.config import ExperimentConfig, all_keys, config_hash, load_config, to_yaml
+from mnistexp.config.loading import ExperimentConfig, all_keys, config_hash, load_config, to_yaml
 from mnistexp.core.errors import ConfigError
 
 _EXAMPLES = int(os.environ.get("MNISTEXP_FUZZ_EXAMPLES", "0"))

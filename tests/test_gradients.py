@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistexp.config import TargetsConfig
+from mnistexp.config.loading import TargetsConfig
 from mnistexp.core.schema import LossConfig
 from mnistexp.learning.losses import LOSSES, make_loss
 from mnistexp.learning.model import ACTIVATIONS, init_mlp, logits, workspace
@@ -237,7 +237,7 @@ def test_bootstrap_conventions_by_hand_for_cross_entropy():
 
 @pytest.mark.parametrize("setting", ["loss.output=sigmoid", "loss.delta=clamped"])
 def test_bootstrap_through_needs_softmax_and_the_exact_delta(setting):
-    from mnistexp.config import load_config
+    from mnistexp.config.loading import load_config
     from mnistexp.core.errors import ConfigError
 
     overrides = ["targets.scheme=bootstrap_soft", "targets.gradient=through", setting]

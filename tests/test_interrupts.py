@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from mnistexp import runs
 from mnistexp.cli import main
-from mnistexp.config import load_config
+from mnistexp.config.loading import load_config
 from mnistexp.core.errors import RunError
 from mnistexp.experiment import run_experiment
 from tests.conftest import TINY, run_states, tiny_sets

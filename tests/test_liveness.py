@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from mnistexp import liveness, runs
 from mnistexp.cli import main
-from mnistexp.config import load_config
+from mnistexp.config.loading import load_config
 from tests.conftest import TINY, tiny_sets
 from tests.test_interrupts import epochs_written, history_rows, only_run, wait_for
 

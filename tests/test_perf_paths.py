@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from mnistexp.config import ExperimentConfig, TrainConfig
+from mnistexp.config.loading import ExperimentConfig, TrainConfig
 from mnistexp.core.schema import LossConfig
 from mnistexp.learning.losses import make_loss
 from mnistexp.learning.model import ACTIVATIONS, backward, forward, init_mlp, workspace

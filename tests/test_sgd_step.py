@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mnistexp.config import TrainConfig
+from mnistexp.config.loading import TrainConfig
 from mnistexp.core.schema import LossConfig
 from mnistexp.learning.losses import make_loss
 from mnistexp.learning.model import MLP, backward, forward, workspace

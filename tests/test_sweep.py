@@ -10,7 +10,7 @@ import pytest
 
 from mnistexp import runs, workers
 from mnistexp import sweep as lib
-from mnistexp.config import load_config, parse_override
+from mnistexp.config.loading import load_config, parse_override
 from mnistexp.core.errors import ConfigError
 from tests.conftest import TINY
 from tests.conftest import run_states as states

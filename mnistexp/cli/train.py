@@ -82,7 +82,7 @@ def train(
       mnistexp train -c configs/baseline.yaml --set model.hidden=[256,128] --print-config
       mnistexp train -c configs/baseline.yaml --set train.checkpoint_every=1 --resume
     """
-    from mnistexp.config import load_config, to_yaml
+    from mnistexp.config.loading import load_config, to_yaml
 
     check_paths(runs_dir, data_dir)
     extra = [f"seed={seed}"] if seed is not None else []

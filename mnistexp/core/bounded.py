@@ -6,7 +6,7 @@ mnistexp reads from a config or a run folder is opened with ``O_NONBLOCK`` (a FI
 once, with nobody writing), checked to be a regular file by ``fstat`` on the opened handle
 (no race with a swap between a check and the open), and read at most up to a size bound.
 Config and sweep files (:mod:`mnistexp.core.yamlio`) and run files (:mod:`mnistexp.runs`, the
-teacher check of :mod:`mnistexp.config`, compare's readers) all read through here.
+teacher check of :mod:`mnistexp.config.loading`, compare's readers) all read through here.
 
 Errors are ``OSError`` with ``strerror`` set, so callers that turn an OSError into one line
 (``cannot read ... (not a regular file)``) need nothing new. A leaf module.

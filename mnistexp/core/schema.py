@@ -1,6 +1,6 @@
 """The config schema: typed, frozen dataclasses, one per section. A leaf module.
 
-Loading, validation and the run identity live in :mod:`mnistexp.config`; components (losses,
+Loading, validation and the run identity live in :mod:`mnistexp.config.loading`; components (losses,
 target schemes, optimisers) import their section's type from here, so no component imports the
 loader that validates it.
 """

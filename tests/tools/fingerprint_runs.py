@@ -47,7 +47,7 @@ def _leaves(tree: object, prefix: str = "") -> list[tuple[str, object]]:
 def main() -> None:
     source, configs, runs_dir, data_dir, cases = sys.argv[1:6]
     sys.path.insert(0, source)
-    from mnistexp.config import load_config
+    from mnistexp.config.loading import load_config
     from mnistexp.experiment import run_experiment
 
     result = {}

@@ -279,13 +279,13 @@ def _declared(section: str, choice: str | None = None) -> dict[str, Param]:
     """Declared parameters of a component section (all components, or the chosen one)."""
     if section not in _CHOOSER:
         return {}
-    from mnistexp import registries
+    from mnistexp.config import registries
 
     return registries.declared_params(section, choice)
 
 
 def _registry(prefix: str) -> dict[str, Any]:
-    from mnistexp import registries
+    from mnistexp.config import registries
 
     return registries.COMPONENTS[prefix.rstrip(".")][1]
 
@@ -372,7 +372,7 @@ def _unknown_key(path: str) -> str:
 
 def validate(cfg: ExperimentConfig) -> None:
     """Raise :class:`ConfigError` for the first value or combination that makes no sense."""
-    from mnistexp import registries
+    from mnistexp.config import registries
 
     for path, value, choices in registries.choice_fields(cfg):
         if value not in choices:
@@ -472,7 +472,7 @@ def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
 
 def _list_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
     """Every entry of a list-valued choice key is an allowed value, and none is listed twice."""
-    from mnistexp import registries
+    from mnistexp.config import registries
 
     out = []
     for key, allowed in registries.list_choices().items():
@@ -488,7 +488,7 @@ def _list_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
 def _declared_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
     """Every declared parameter of the component sections against its declaration, then each
     component's combination checks."""
-    from mnistexp import registries
+    from mnistexp.config import registries
 
     out = []
     for section, (_, registry) in registries.COMPONENTS.items():
@@ -590,7 +590,7 @@ def normalised(cfg: ExperimentConfig) -> ExperimentConfig:
     schedule does not read (``train.step_every`` under a constant schedule) describe nothing
     about the run; numbers are made canonical (``-0.0`` is ``0.0``).
     """
-    from mnistexp import registries
+    from mnistexp.config import registries
 
     used = registries.used_keys(cfg)
     default = ExperimentConfig()
@@ -615,7 +615,7 @@ def normalised(cfg: ExperimentConfig) -> ExperimentConfig:
 def _canonical_lists(section: Any) -> Any:
     """List-valued choice keys in their registry's order: the order they are listed in does
     not change a number, so ``[vector, temperature]`` is ``[temperature, vector]``."""
-    from mnistexp import registries
+    from mnistexp.config import registries
 
     changes = {}
     for key, allowed in registries.list_choices().items():
