@@ -28,7 +28,8 @@ import numpy as np
 from mnistexp import stats
 from mnistexp.columns import BOUNDS, METRICS, Metric, parse_metrics
 from mnistexp.config import registries
-from mnistexp.config.loading import IDENTITY_EXCLUDED, all_keys, parse_override
+from mnistexp.config.identity import IDENTITY_EXCLUDED
+from mnistexp.config.loading import all_keys, parse_override
 from mnistexp.core.errors import ConfigError, RunError, UsageError
 from mnistexp.core.states import State
 from mnistexp.core.yamlio import one_line

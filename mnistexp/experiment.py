@@ -22,13 +22,8 @@ import numpy as np
 # that lands inside a lazy import surfaces as ImportError, which would record the run as
 # failed instead of interrupted.
 from mnistexp import runs
-from mnistexp.config.loading import (
-    ExperimentConfig,
-    check_against_data,
-    config_hash,
-    read_stored,
-    to_yaml,
-)
+from mnistexp.config.identity import config_hash
+from mnistexp.config.loading import ExperimentConfig, check_against_data, read_stored, to_yaml
 from mnistexp.core.errors import ConfigError, ExitCode, RunError, interrupt_reason
 from mnistexp.core.states import State
 from mnistexp.core.yamlio import one_line

@@ -3,8 +3,8 @@
 Input paths -> run folders (:func:`collect_folders`: folders, globs or runs roots) -> one
 :class:`RunRecord` per usable folder (:func:`load_runs`; an unusable folder becomes one warning
 line). The record's identity is recomputed from the folder's config.yaml
-(:func:`mnistexp.config.loading.config_hash`), so renamed folders or stale status files cannot split
-or merge experiments. metrics.json is read for the :data:`~mnistexp.columns.METRICS` columns,
+(:func:`mnistexp.config.identity.config_hash`), so renamed folders or stale status files cannot
+split or merge experiments. metrics.json is read for the :data:`~mnistexp.columns.METRICS` columns,
 checked against the schema version this mnistexp writes; predictions.npz only for McNemar's test
 (:func:`read_hits`).
 """
@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from mnistexp import runs
 from mnistexp.columns import BOUNDS, METRICS
-from mnistexp.config.loading import MAX_SEED, ExperimentConfig, config_hash, normalised, read_stored
-from mnistexp.config.loading import flatten as flatten_dict
+from mnistexp.config.identity import config_hash, normalised
+from mnistexp.config.identity import flatten as flatten_dict
+from mnistexp.config.loading import MAX_SEED, ExperimentConfig, read_stored
 from mnistexp.core.bounded import read_bounded
 from mnistexp.core.errors import ConfigError, RunError, UsageError
 from mnistexp.core.paths import check_names
@@ -96,7 +97,7 @@ class RunRecord:
 
 def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
     """``{"data.scaling": "unit", "model.hidden": [100], ...}`` in schema order, with the keys
-    that cannot change a number at their defaults (:func:`~mnistexp.config.loading.normalised`)."""
+    that cannot change a number at their defaults (:func:`~mnistexp.config.identity.normalised`)."""
     return flatten_dict(normalised(cfg).to_dict())
 
 

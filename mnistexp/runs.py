@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp import liveness
-from mnistexp.config.loading import ExperimentConfig, config_hash
+from mnistexp.config.identity import config_hash
+from mnistexp.config.loading import ExperimentConfig
 from mnistexp.core import atomic
 from mnistexp.core.bounded import open_regular, read_bounded
 from mnistexp.core.errors import RunError

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from mnistexp import runs
-from mnistexp.config.loading import ExperimentConfig, flatten, load_config, parse_override
+from mnistexp.config.identity import flatten
+from mnistexp.config.loading import ExperimentConfig, load_config, parse_override
 from mnistexp.core import atomic
 from mnistexp.core.errors import ConfigError, UsageError
 from mnistexp.core.limits import MAX_RUNS, MAX_SEEDS, ascii_digits

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from mnistexp.config.loading import config_hash, identity, load_config
+from mnistexp.config.identity import config_hash, identity
+from mnistexp.config.loading import load_config
 from mnistexp.eval import bootstrap, calibration, metrics
 from mnistexp.eval.recalibration import (
     ODIR_GRID,

@@ -22,7 +22,8 @@ from conftest import TINY
 from mnistexp import columns, compare, rundirs, runs, stats
 from mnistexp import report as rendering
 from mnistexp.cli import main
-from mnistexp.config.loading import config_hash, load_config, to_yaml
+from mnistexp.config.identity import config_hash
+from mnistexp.config.loading import load_config, to_yaml
 from mnistexp.eval import metrics
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from mnistexp.config.identity import config_hash
 from mnistexp.config.loading import (
     ExperimentConfig,
     all_keys,
-    config_hash,
     from_dict,
     load_config,
     parse_override,

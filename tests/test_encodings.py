@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistexp.config.loading import config_hash, load_config
+from mnistexp.config.identity import config_hash
+from mnistexp.config.loading import load_config
 from mnistexp.experiment import run_experiment
 from mnistexp.learning import losses, targets
 from mnistexp.learning.model import init_mlp
@@ -358,7 +359,7 @@ def test_the_identity_holds_the_teachers_identity_not_its_path(teacher, tiny, tm
         runs_dir=tmp_path / "teachers",
     ).run_dir
     assert config_hash(_student(tiny, other)) != config_hash(cfg)  # another teacher
-    from mnistexp.config.loading import IDENTITY_EXCLUDED, identity
+    from mnistexp.config.identity import IDENTITY_EXCLUDED, identity
 
     assert "targets.teacher" in IDENTITY_EXCLUDED
     assert "teacher" not in identity(cfg)["targets"]

@@ -17,7 +17,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mnistexp.config.loading import ExperimentConfig, all_keys, config_hash, load_config, to_yaml
+from mnistexp.config.identity import config_hash
+from mnistexp.config.loading import ExperimentConfig, all_keys, load_config, to_yaml
 from mnistexp.core.errors import ConfigError
 
 _EXAMPLES = int(os.environ.get("MNISTEXP_FUZZ_EXAMPLES", "0"))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mnistexp import runs
-from mnistexp.config.loading import config_hash, identity, load_config
+from mnistexp.config.identity import config_hash, identity
+from mnistexp.config.loading import load_config
 from mnistexp.core.errors import ConfigError
 from mnistexp.core.params import Param
 from mnistexp.core.schema import ExperimentConfig

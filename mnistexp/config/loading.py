@@ -8,10 +8,7 @@ what is allowed, with choices read from the registries, so a new option is one r
 Files are read by :mod:`mnistexp.core.yamlio` (safe, bounded, duplicate keys refused). Messages
 never contain a line break: keys and values from the input are shown escaped and shortened.
 
-The experiment's identity is :func:`config_hash`: a SHA-256 of the canonical JSON of the
-resolved config without ``seed``, ``name``, ``data.dir`` and ``train.checkpoint_every`` (where
-the files live and how often a run is checkpointed do not change the experiment; the data is
-verified by checksum, and a resumed run is bit-identical to an uninterrupted one).
+A loaded config's identity, the hash in its run id, is :mod:`mnistexp.config.identity`.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import hashlib
 import json
 import math
 import string
@@ -46,7 +42,6 @@ from mnistexp.core.schema import (  # re-exported: the config types are part of 
 from mnistexp.core.yamlio import clip, kind, one_line, read_yaml_mapping, safe_yaml, show
 
 __all__ = [
-    "IDENTITY_EXCLUDED",
     "DataConfig",
     "EvalConfig",
     "ExperimentConfig",
@@ -54,7 +49,6 @@ __all__ = [
     "ModelConfig",
     "TargetsConfig",
     "TrainConfig",
-    "config_hash",
     "from_dict",
     "load_config",
     "to_yaml",
@@ -535,163 +529,6 @@ def check_against_data(cfg: ExperimentConfig, n_train_total: int) -> int:
             f"{n_train} training images"
         )
     return n_train
-
-
-# --------------------------------------------------------------------------- identity
-
-
-IDENTITY_EXCLUDED = ("seed", "name", "data.dir", "train.checkpoint_every", "targets.teacher")
-"""Keys that never enter a run's identity: the seed and name are in the folder name beside
-the hash, where the files live does not change them (the data is verified by checksum; a
-teacher enters as ``targets.teacher_id``, its own identity), and a resumed run is
-bit-identical to an uninterrupted one. The one list: compare hides these too."""
-
-SCHEMA1_KEYS = frozenset(
-    [
-        "data.dataset",
-        "data.scaling",
-        "data.validation",
-        "data.train_subset",
-        "model.hidden",
-        "model.activation",
-        "model.init",
-        "model.bias",
-        "loss.type",
-        "loss.output",
-        "targets.scheme",
-        "targets.low",
-        "targets.high",
-        "targets.epsilon",
-        "train.epochs",
-        "train.batch_size",
-        "train.optimizer",
-        "train.lr",
-        "train.momentum",
-        "train.nesterov",
-        "train.weight_decay",
-        "train.schedule",
-        "train.step_every",
-        "train.gamma",
-        "train.dtype",
-        "eval.bins",
-        "eval.temperature_scaling",
-    ]
-)
-"""The identity keys of schema 1 (mnistexp 0.1). Run ids must never change, so these always
-enter the hash as they always did; every key added later enters it only when set away from its
-default, so a new option leaves every existing run folder's name as it is."""
-
-
-def normalised(cfg: ExperimentConfig) -> ExperimentConfig:
-    """``cfg`` with every key that cannot change a number reset to its default.
-
-    Keys of the component sections that the chosen loss or target scheme does not declare
-    (``targets.epsilon`` under ``onehot``) and ``train`` keys that the chosen optimiser or
-    schedule does not read (``train.step_every`` under a constant schedule) describe nothing
-    about the run; numbers are made canonical (``-0.0`` is ``0.0``).
-    """
-    from mnistexp.config import registries
-
-    used = registries.used_keys(cfg)
-    default = ExperimentConfig()
-    optional_train = {k for o in _optimisers() for k in o} | _schedule_keys()
-    changes: dict[str, Any] = {}
-    train = {k: getattr(default.train, k) for k in optional_train - set(used["train"])}
-    changes["train"] = dataclasses.replace(cfg.train, **train)
-    for section, (_, _) in registries.COMPONENTS.items():
-        sub = getattr(cfg, section)
-        field_names = {f.name for f in fields(sub)}
-        reset = {
-            name: param.default
-            for name, param in registries.declared_params(section).items()
-            if name in field_names and name not in used[section]
-        }
-        extras = tuple((k, v) for k, v in sub.params if k in used[section])
-        changes[section] = dataclasses.replace(sub, **reset, params=extras)
-    changes["eval"] = _canonical_lists(cfg.eval)
-    return _canonical(dataclasses.replace(cfg, **changes))
-
-
-def _canonical_lists(section: Any) -> Any:
-    """List-valued choice keys in their registry's order: the order they are listed in does
-    not change a number, so ``[vector, temperature]`` is ``[temperature, vector]``."""
-    from mnistexp.config import registries
-
-    changes = {}
-    for key, allowed in registries.list_choices().items():
-        prefix, name = key.split(".")
-        if prefix == "eval" and all(v in allowed for v in getattr(section, name)):
-            changes[name] = tuple(sorted(getattr(section, name), key=allowed.index))
-    return dataclasses.replace(section, **changes)
-
-
-def _optimisers() -> list[tuple[str, ...]]:
-    from mnistexp.learning import optim
-
-    return [o.keys for o in optim.OPTIMIZERS.values()]
-
-
-def _schedule_keys() -> set[str]:
-    from mnistexp.learning import optim
-
-    return {k for keys in optim.SCHEDULE_KEYS.values() for k in keys}
-
-
-def _canonical(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Every float of every section plus 0.0, which turns -0.0 into 0.0."""
-
-    def fix(value: Any) -> Any:
-        return value + 0.0 if isinstance(value, float) else value
-
-    sections: dict[str, Any] = {}
-    for f in fields(cfg):
-        sub: Any = getattr(cfg, f.name)
-        if f.name not in ("name", "seed"):  # the sections
-            changes = {g.name: fix(getattr(sub, g.name)) for g in fields(sub)}
-            if "params" in changes:
-                changes["params"] = tuple((k, fix(v)) for k, v in sub.params)
-            sections[f.name] = dataclasses.replace(sub, **changes)
-    return dataclasses.replace(cfg, **sections)
-
-
-def identity(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The nested dict that :func:`config_hash` hashes: the normalised config without
-    ``IDENTITY_EXCLUDED``, with keys newer than schema 1 only where they differ from their
-    defaults."""
-    flat = flatten(normalised(cfg).to_dict())
-    defaults = flatten(ExperimentConfig().to_dict()) | _extra_defaults()
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        if key in IDENTITY_EXCLUDED:
-            continue
-        if key in SCHEMA1_KEYS or value != defaults.get(key, _MISSING):
-            section, _, leaf = key.rpartition(".")
-            out.setdefault(section, {})[leaf] = value
-    return out
-
-
-_MISSING = object()
-
-
-def _extra_defaults() -> dict[str, Any]:
-    return {f"{s}.{name}": p.default for s in _CHOOSER for name, p in _declared(s).items()}
-
-
-def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"data": {"scaling": "unit"}}`` -> ``{"data.scaling": "unit"}``, in order."""
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            out |= flatten(value, f"{prefix}{key}.")
-        else:
-            out[prefix + key] = value
-    return out
-
-
-def config_hash(cfg: ExperimentConfig) -> str:
-    """Hex SHA-256 of the canonical JSON of :func:`identity`."""
-    canonical = json.dumps(identity(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def to_yaml(cfg: ExperimentConfig, block: bool = False) -> str:
