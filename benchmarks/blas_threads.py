@@ -26,7 +26,7 @@ def child(hidden: int, batch: int, threads: int) -> list[float]:
     from speed import Cell, loop_data, mnistexp_epoch
     from threadpoolctl import threadpool_limits
 
-    from mnistexp import trainer
+    from mnistexp.pipeline import trainer
 
     cfg, train, _ = loop_data(Cell(hidden, batch))
     trainer._blas_threads = lambda model, batch: threadpool_limits(threads, user_api="blas")

@@ -136,7 +136,7 @@ def train_command(library: str, cell: Cell, epochs: int, seed: int, runs: Path) 
 def loop_data(cell: Cell):
     """mnistexp's own training split of the cell's config, and its test split."""
     from mnistexp.data import datasets as data
-    from mnistexp.splits import make_splits
+    from mnistexp.pipeline.splits import make_splits
 
     cfg = _config(cell)
     train, _, test = make_splits(cfg, data.load(progress=False))
@@ -169,9 +169,9 @@ def _initial_model(cfg, seed: int):
 def mnistexp_epoch(cfg, split, seed: int):
     """(seconds, trained model) of one ``trainer._epoch`` over ``split``, as ``train`` calls it,
     from the cell's initial weights for ``seed``."""
-    from mnistexp import trainer
     from mnistexp.learning.objective import make_objective
     from mnistexp.learning.optim import make_optimizer
+    from mnistexp.pipeline import trainer
 
     model = _initial_model(cfg, seed)
     optimizer = make_optimizer(model.parameters(), cfg.train)
@@ -183,8 +183,8 @@ def mnistexp_epoch(cfg, split, seed: int):
 
 
 def child_loop_mnistexp(cell: Cell, seed: int) -> dict:
-    from mnistexp import trainer
     from mnistexp.learning.model import logits
+    from mnistexp.pipeline import trainer
 
     cfg, train, test = loop_data(cell)
     warm = trainer.Split(*(a[: 2000 * cell.batch // 32 + 500] for a in (train.x, train.y, train.t)))

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mnistexp.learning.model import ACTIVATIONS, init_mlp, workspace
 from mnistexp.learning.outputs import softmax
-from mnistexp.trainer import _blas_threads
+from mnistexp.pipeline.trainer import _blas_threads
 
 N = 50000
 

@@ -30,14 +30,14 @@ from mnistexp.core.yamlio import one_line
 from mnistexp.data import datasets as data
 from mnistexp.data.scaling import apply_scaling, fit_scaling
 from mnistexp.environment import environment
-from mnistexp.evaluation import evaluate_run
 from mnistexp.learning.budget import check_fits
 from mnistexp.learning.checkpoints import Checkpoint
 from mnistexp.learning.model import MLP, logits
 from mnistexp.learning.objective import Objective, make_objective
 from mnistexp.learning.targets import FinishedRun, PrepareContext
-from mnistexp.splits import N_CLASSES, Split, make_splits
-from mnistexp.trainer import train
+from mnistexp.pipeline.evaluation import evaluate_run
+from mnistexp.pipeline.splits import N_CLASSES, Split, make_splits
+from mnistexp.pipeline.trainer import train
 
 
 @dataclass

@@ -7,7 +7,7 @@ import pytest
 
 from mnistexp.core.schema import LossConfig
 from mnistexp.learning.losses import make_loss
-from mnistexp.trainer import _Monitor
+from mnistexp.pipeline.trainer import _Monitor
 
 
 def test_saturated_wrong_sigmoid_units_are_counted_and_have_tiny_gradients():

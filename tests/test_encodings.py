@@ -23,8 +23,8 @@ from mnistexp.learning.model import init_mlp
 from mnistexp.learning.objective import make_objective
 from mnistexp.learning.optim import make_optimizer
 from mnistexp.learning.outputs import OUTPUTS
-from mnistexp.splits import Split
-from mnistexp.trainer import _epoch, _mix
+from mnistexp.pipeline.splits import Split
+from mnistexp.pipeline.trainer import _epoch, _mix
 from tests.conftest import TINY
 
 # --------------------------------------------------------------------------- delta ablations

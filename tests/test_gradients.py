@@ -162,7 +162,7 @@ def test_distillation_gradient_matches_finite_differences(temperature, alpha, so
 def test_mixup_batch_loss_gradient_matches_finite_differences():
     """The loss of a mixed batch (inputs and targets mixed by one lambda) is an ordinary
     batch loss: its gradient is checked with the mixed batch held fixed."""
-    from mnistexp.trainer import _mix
+    from mnistexp.pipeline.trainer import _mix
 
     model, x, t = _problem("relu", "onehot")
     x, t = x.copy(), t.copy()

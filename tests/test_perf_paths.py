@@ -12,8 +12,8 @@ from mnistexp.learning.losses import make_loss
 from mnistexp.learning.model import ACTIVATIONS, backward, forward, init_mlp, workspace
 from mnistexp.learning.objective import make_objective
 from mnistexp.learning.optim import SGD, Adam
-from mnistexp.splits import Split
-from mnistexp.trainer import _Monitor, _Recorder
+from mnistexp.pipeline.splits import Split
+from mnistexp.pipeline.trainer import _Monitor, _Recorder
 
 
 def _sparse_inputs(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -112,7 +112,7 @@ def test_recorded_monitor_equals_per_batch_monitor():
 )
 def test_the_blas_thread_rule_reads_only_the_network_and_batch(sizes, batch, one) -> None:
     # The thread count changes a matmul's last bits, so it must follow from the config alone.
-    from mnistexp.trainer import _one_blas_thread
+    from mnistexp.pipeline.trainer import _one_blas_thread
 
     model = init_mlp(sizes, "sigmoid", "xavier", True, np.random.default_rng(0))
     assert _one_blas_thread(model, batch) is one

@@ -1,10 +1,10 @@
 """Memory a run will need, estimated from its config before anything is claimed or trained.
 
 A model too large for this machine is refused with one :class:`ConfigError` line (exit code 2)
-before a run folder is claimed, instead of a MemoryError (or the kernel's OOM killer) minutes
-later, with a folder left behind. The estimate counts what :mod:`mnistexp.learning.model`,
-:mod:`mnistexp.learning.optim` and :mod:`mnistexp.evaluation` allocate: the scaled images, the
-parameters with their gradients, optimiser state and checkpoint copy, one batch's buffers and
+before a run folder is claimed, instead of a MemoryError (or the kernel's OOM killer) minutes later,
+with a folder left behind. The estimate counts what :mod:`mnistexp.learning.model`,
+:mod:`mnistexp.learning.optim` and :mod:`mnistexp.pipeline.evaluation` allocate: the scaled images,
+the parameters with their gradients, optimiser state and checkpoint copy, one batch's buffers and
 one evaluation chunk's activations. It errs high by design; it is a guard, not a profiler.
 """
 

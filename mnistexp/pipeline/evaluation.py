@@ -19,7 +19,7 @@ from mnistexp.eval.metrics import SCHEMA_VERSION
 from mnistexp.eval.recalibration import RECALIBRATIONS, predictions_after
 from mnistexp.learning.model import MLP, logits
 from mnistexp.learning.objective import Objective
-from mnistexp.splits import Split
+from mnistexp.pipeline.splits import Split
 
 __all__ = ["SCHEMA_VERSION", "evaluate_run"]
 

@@ -26,7 +26,7 @@ from mnistexp.learning.losses import Loss
 from mnistexp.learning.model import MLP, forward, init_mlp, logits, workspace
 from mnistexp.learning.objective import Objective, make_objective
 from mnistexp.learning.optim import learning_rate, make_optimizer
-from mnistexp.splits import Split
+from mnistexp.pipeline.splits import Split
 
 # Train loss, accuracy and gradient diagnostics are read off every k-th batch, with k chosen
 # so that about this many training samples are monitored per epoch whatever the batch size:
