@@ -18,10 +18,6 @@ from typing import Any
 
 import numpy as np
 
-# Everything a run needs is imported here, before any folder is claimed: a Ctrl-C or SIGTERM
-# that lands inside a lazy import surfaces as ImportError, which would record the run as
-# failed instead of interrupted.
-from mnistexp import runs
 from mnistexp.config.identity import config_hash
 from mnistexp.config.loading import ExperimentConfig, check_against_data, read_stored, to_yaml
 from mnistexp.core.errors import ConfigError, ExitCode, RunError, interrupt_reason
@@ -29,7 +25,6 @@ from mnistexp.core.states import State
 from mnistexp.core.yamlio import one_line
 from mnistexp.data import datasets as data
 from mnistexp.data.scaling import apply_scaling, fit_scaling
-from mnistexp.environment import environment
 from mnistexp.learning.budget import check_fits
 from mnistexp.learning.checkpoints import Checkpoint
 from mnistexp.learning.model import MLP, logits
@@ -38,6 +33,12 @@ from mnistexp.learning.targets import FinishedRun, PrepareContext
 from mnistexp.pipeline.evaluation import evaluate_run
 from mnistexp.pipeline.splits import N_CLASSES, Split, make_splits
 from mnistexp.pipeline.trainer import train
+
+# Everything a run needs is imported here, before any folder is claimed: a Ctrl-C or SIGTERM
+# that lands inside a lazy import surfaces as ImportError, which would record the run as
+# failed instead of interrupted.
+from mnistexp.store import runs
+from mnistexp.store.environment import environment
 
 
 @dataclass

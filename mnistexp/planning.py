@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnistexp import runs
 from mnistexp.config.loading import ExperimentConfig, load_config
 from mnistexp.core.errors import ExitCode, Terminated
+from mnistexp.store import runs
 
 
 def plan_runs(

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnistexp import runs
 from mnistexp.columns import BOUNDS, METRICS
 from mnistexp.config.identity import config_hash, normalised
 from mnistexp.config.identity import flatten as flatten_dict
@@ -29,6 +28,7 @@ from mnistexp.core.errors import ConfigError, RunError, UsageError
 from mnistexp.core.paths import check_names
 from mnistexp.core.states import State
 from mnistexp.eval.fits import fit_problems
+from mnistexp.store import runs
 
 if TYPE_CHECKING:
     import numpy as np

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mnistexp import runs
 from mnistexp.config.identity import flatten
 from mnistexp.config.loading import ExperimentConfig, load_config, parse_override
 from mnistexp.core import atomic
@@ -42,6 +41,7 @@ from mnistexp.core.errors import ConfigError, UsageError
 from mnistexp.core.limits import MAX_RUNS, MAX_SEEDS, ascii_digits
 from mnistexp.core.states import State
 from mnistexp.core.yamlio import clip, one_line, read_yaml_mapping
+from mnistexp.store import runs
 
 if TYPE_CHECKING:
     pass

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnistexp import runs
 from mnistexp.config.loading import ExperimentConfig, check_against_data
 from mnistexp.core.errors import (
     PARENT_GONE_SIGNAL,
@@ -36,6 +35,7 @@ from mnistexp.core.errors import (
 )
 from mnistexp.core.states import State
 from mnistexp.learning.budget import check_fits
+from mnistexp.store import runs
 
 if TYPE_CHECKING:
     from mnistexp.experiment import Outcome

@@ -123,8 +123,8 @@ def tiny_sets(tiny: Path) -> list[str]:
 
 
 def run_states(root: Path) -> dict[str, str]:
-    """Folder name -> state (as :func:`mnistexp.runs.read_status` reads it) under ``root``."""
-    from mnistexp import runs
+    """Folder name -> state (as :func:`mnistexp.store.runs.read_status` reads it) under ``root``."""
+    from mnistexp.store import runs
 
     return {p.name: runs.read_status(p)["state"] for p in runs.iter_run_folders(root)}
 

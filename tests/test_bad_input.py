@@ -1792,7 +1792,7 @@ def test_a_run_that_cannot_create_its_folder_stops_the_sweep_in_both_modes(
 ):
     """The folder goes bad after the sweep's check (here: the check is skipped): the first
     run that cannot claim its folder stops the sweep with its one line, in both modes."""
-    from mnistexp import runs as runs_module
+    from mnistexp.store import runs as runs_module
 
     monkeypatch.setattr(runs_module, "check_runs_root", runs_module.make_runs_root)
     with unusable_runs_folder(tmp_path / "runs", kind) as runs:

@@ -19,12 +19,13 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import TINY
 
-from mnistexp import columns, compare, rundirs, runs, stats
+from mnistexp import columns, compare, rundirs, stats
 from mnistexp import report as rendering
 from mnistexp.cli import main
 from mnistexp.config.identity import config_hash
 from mnistexp.config.loading import load_config, to_yaml
 from mnistexp.eval import metrics
+from mnistexp.store import runs
 
 GOLDEN = Path(__file__).parent / "golden"
 MSE = ("loss.type=mse", "loss.output=sigmoid")

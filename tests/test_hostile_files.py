@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mnistexp import runs
 from mnistexp.cli import main
+from mnistexp.store import runs
 from tests.conftest import tiny_sets
 
 TIMEOUT_S = 60

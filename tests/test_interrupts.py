@@ -21,11 +21,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mnistexp import runs
 from mnistexp.cli import main
 from mnistexp.config.loading import load_config
 from mnistexp.core.errors import RunError
 from mnistexp.experiment import run_experiment
+from mnistexp.store import runs
 from tests.conftest import TINY, run_states, tiny_sets
 
 LONG = ["--set", "train.epochs=2000"]  # minutes of training: always stopped by the test

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mnistexp import liveness, runs
 from mnistexp.cli import main
 from mnistexp.config.loading import load_config
+from mnistexp.store import liveness, runs
 from tests.conftest import TINY, tiny_sets
 from tests.test_interrupts import epochs_written, history_rows, only_run, wait_for
 

@@ -103,7 +103,7 @@ def test_history_has_validation_and_gradient_diagnostics(mnist_dir, tmp_path):
 def test_interrupted_then_resumed_matches_an_uninterrupted_run(mnist_dir, tmp_path, monkeypatch):
     """Stopped as epoch 2 of 3 is recorded (its checkpoint not yet written, so the last is
     epoch 1's) and resumed: bit-identical results."""
-    from mnistexp import runs
+    from mnistexp.store import runs
     from tests.test_interrupts import assert_same_results, interrupt_after_epoch
 
     args = [

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from mnistexp import runs
 from mnistexp.config.identity import config_hash
 from mnistexp.config.loading import load_config, to_yaml
+from mnistexp.store import runs
 from mnistexp.sweep import SweepSpec, expand, load_sweep_file
 
 CONFIGS = Path(__file__).parent.parent / "configs"

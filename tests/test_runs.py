@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from mnistexp import runs
+from mnistexp.store import runs
 
 
 def test_run_id_is_name_hash8_seed():

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from mnistexp import runs
 from mnistexp.config.identity import config_hash, identity
 from mnistexp.config.loading import load_config
 from mnistexp.core.errors import ConfigError
@@ -17,6 +16,7 @@ from mnistexp.core.schema import ExperimentConfig
 from mnistexp.experiment import run_experiment
 from mnistexp.learning import losses, targets
 from mnistexp.learning.outputs import OUTPUTS, Output
+from mnistexp.store import runs
 from tests.conftest import TINY
 
 # --------------------------------------------------------------------------- identity

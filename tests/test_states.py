@@ -8,9 +8,9 @@ import pickle
 
 import pytest
 
-from mnistexp import runs
 from mnistexp.core.errors import ExitCode, Terminated, interrupt_exit_code
 from mnistexp.core.states import State
+from mnistexp.store import runs
 
 
 @pytest.mark.parametrize("state", list(State), ids=lambda s: s.value)

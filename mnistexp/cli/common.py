@@ -100,8 +100,8 @@ def check_paths(runs_dir: str | None, data_dir: str | None) -> None:
     the filesystem can hold, and ``MNISTEXP_LEASE_SECONDS`` is a number: checked before any
     work starts (one line, exit code 2)."""
     from mnistexp.core.paths import check_names
-    from mnistexp.liveness import lease_seconds
-    from mnistexp.runs import runs_root
+    from mnistexp.store.liveness import lease_seconds
+    from mnistexp.store.runs import runs_root
 
     runs_root(runs_dir)
     lease_seconds()

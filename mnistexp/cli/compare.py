@@ -239,7 +239,7 @@ def _folders(
     """Run folders to compare; config-file inputs are trained first where runs are missing."""
     from mnistexp.planning import plan_runs, train_missing
     from mnistexp.rundirs import collect_folders
-    from mnistexp.runs import runs_root
+    from mnistexp.store.runs import runs_root
 
     configs = [i for i in inputs if Path(i).suffix in CONFIG_SUFFIXES]
     others = [i for i in inputs if i not in configs]

@@ -232,7 +232,7 @@ def _dry_run(
     planned: list[PlannedRun], runs_dir: str | None, force: bool, retry_failed: bool
 ) -> None:
     from mnistexp import sweep as lib
-    from mnistexp.runs import run_state, should_train
+    from mnistexp.store.runs import run_state, should_train
 
     n_train = 0
     for run in planned:

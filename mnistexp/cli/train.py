@@ -89,7 +89,7 @@ def train(
     extra += [f"name={name}"] if name is not None else []
     cfg = load_config(config_path, [*overrides, *extra])
     if print_config:
-        from mnistexp import runs
+        from mnistexp.store import runs
 
         click.echo(f"# run folder: {runs.run_dir(cfg, runs_dir)}")
         click.echo(to_yaml(cfg, block=True), nl=False)
@@ -121,7 +121,7 @@ def train(
 
 def _interrupted_line(cfg, runs_dir: str | None) -> str:
     """Where the interrupted run stands and how to go on."""
-    from mnistexp import runs
+    from mnistexp.store import runs
 
     status = runs.read_status(runs.run_dir(cfg, runs_dir)) or {}
     done, saved = status.get("epochs_done", 0), status.get("checkpoint_epoch")

@@ -9,10 +9,10 @@ the user's umask exactly as it does for ``open()`` (``tempfile.mkstemp`` would g
 unreadable to the group sharing a runs folder). Errors are ``OSError``, which each caller
 turns into its own one-line message.
 
-Folder handles: with ``dir_fd`` (an open descriptor of a folder) the path is a name inside
-that folder, and the temporary file, the rename and the clean-up all resolve through the
-descriptor, not through the folder's name. A run folder writes this way (:mod:`mnistexp.runs`):
-its files land in the folder it claimed even after that folder was renamed away.
+Folder handles: with ``dir_fd`` (an open descriptor of a folder) the path is a name inside that
+folder, and the temporary file, the rename and the clean-up all resolve through the descriptor, not
+through the folder's name. A run folder writes this way (:mod:`mnistexp.store.runs`): its files land
+in the folder it claimed even after that folder was renamed away.
 
 Signals: a stop signal (Ctrl-C, SIGTERM, a sweep worker's parent dying) is held while the
 writer creates, renames or deletes its temporary file, and for the whole of a

@@ -5,7 +5,7 @@ A run folder's ``status.json`` swapped for a FIFO would block ``open()`` until a
 mnistexp reads from a config or a run folder is opened with ``O_NONBLOCK`` (a FIFO opens at
 once, with nobody writing), checked to be a regular file by ``fstat`` on the opened handle
 (no race with a swap between a check and the open), and read at most up to a size bound.
-Config and sweep files (:mod:`mnistexp.core.yamlio`) and run files (:mod:`mnistexp.runs`, the
+Config and sweep files (:mod:`mnistexp.core.yamlio`) and run files (:mod:`mnistexp.store.runs`, the
 teacher check of :mod:`mnistexp.config.loading`, compare's readers) all read through here.
 
 Errors are ``OSError`` with ``strerror`` set, so callers that turn an OSError into one line

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnistexp import liveness
 from mnistexp.config.identity import config_hash
 from mnistexp.config.loading import ExperimentConfig
 from mnistexp.core import atomic
@@ -41,6 +40,7 @@ from mnistexp.core.bounded import open_regular, read_bounded
 from mnistexp.core.errors import RunError
 from mnistexp.core.paths import check_names
 from mnistexp.core.states import RETRAIN, WRITTEN, State
+from mnistexp.store import liveness
 
 if TYPE_CHECKING:
     from mnistexp.learning.checkpoints import Checkpoint
@@ -433,7 +433,7 @@ def _move_aside(path: Path, seen: tuple[int, int] | None) -> Path | None:
 class Run:
     """A claimed run folder that this process writes.
 
-    While it runs, a :class:`mnistexp.liveness.Heartbeat` thread refreshes ``heartbeat`` in
+    While it runs, a :class:`mnistexp.store.liveness.Heartbeat` thread refreshes ``heartbeat`` in
     status.json, so readers on any host can tell a live owner from a dead one.
 
     The fence: the run holds its folder open (a directory descriptor, taken when the folder is
