@@ -231,7 +231,7 @@ def stop_once_in(method: str, after_rows: int) -> str:
     ``after_rows`` epochs are in its history."""
     return (
         "import os, signal, sys\n"
-        "from mnistexp import runs\n"
+        "from mnistexp.store import runs\n"
         "_check = runs.Run._check_owned\n"
         "def _stop_once(self):\n"
         "    _check(self)\n"
