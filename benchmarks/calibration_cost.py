@@ -30,7 +30,7 @@ from mnistexp.config.loading import read_stored
 from mnistexp.data import datasets as data
 from mnistexp.eval import bootstrap, calibration, metrics
 from mnistexp.eval.recalibration import RECALIBRATIONS, predictions_after
-from mnistexp.experiment import read_finished_run
+from mnistexp.orchestration.experiment import read_finished_run
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:

@@ -39,11 +39,11 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist"
 if "MNISTEXP_DATA_DIR" not in os.environ and (DEFAULT_DATA / "train-images-idx3-ubyte.gz").exists():
     os.environ["MNISTEXP_DATA_DIR"] = str(DEFAULT_DATA)
 
-from mnistexp import experiment  # noqa: E402
 from mnistexp.config.loading import load_config  # noqa: E402
 from mnistexp.data import datasets as data  # noqa: E402
 from mnistexp.learning.model import init_mlp  # noqa: E402
 from mnistexp.learning.optim import make_optimizer  # noqa: E402
+from mnistexp.orchestration import experiment  # noqa: E402
 from mnistexp.pipeline import trainer  # noqa: E402
 
 BASELINE = ROOT / "configs" / "baseline.yaml"

@@ -828,7 +828,7 @@ def test_download_refuses_oversized_file(monkeypatch, tmp_path: Path, www: tuple
 def good_runs(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir) -> Path:
     """Two finished tiny runs (two experiments, one seed each), trained once per module."""
     from mnistexp.config.loading import load_config
-    from mnistexp.experiment import run_experiment
+    from mnistexp.orchestration.experiment import run_experiment
 
     folder, spec = tiny_data_dir
     root = tmp_path_factory.mktemp("good") / "runs"
@@ -1595,7 +1595,7 @@ def _never_expanded(*args, **kwargs):
 def test_a_sweep_too_large_is_refused_before_it_is_expanded(
     tmp_path: Path, runs: Path, monkeypatch, args: list[str], fragment: str
 ):
-    monkeypatch.setattr("mnistexp.sweep.load_config", _never_expanded)
+    monkeypatch.setattr("mnistexp.orchestration.sweep.load_config", _never_expanded)
     result = run_cli("sweep", "--runs-dir", runs, "--dry-run", *args)
     assert_one_line_error(result, fragment, "split it into several sweeps")
     assert_nothing_written(runs)
@@ -1604,7 +1604,7 @@ def test_a_sweep_too_large_is_refused_before_it_is_expanded(
 def test_a_sweep_file_too_large_is_refused_before_it_is_expanded(
     tmp_path: Path, runs: Path, monkeypatch
 ):
-    monkeypatch.setattr("mnistexp.sweep.load_config", _never_expanded)
+    monkeypatch.setattr("mnistexp.orchestration.sweep.load_config", _never_expanded)
     path = tmp_path / "sweep.yaml"
     path.write_text(f"grid:\n  train.lr: [{TEN}]\n  train.epochs: [{TEN}]\nseeds: 1001\n")
     result = run_cli("sweep", path, "--runs-dir", runs, "--emit", "commands")
@@ -1613,7 +1613,7 @@ def test_a_sweep_file_too_large_is_refused_before_it_is_expanded(
 
 
 def test_a_sweep_at_the_bound_is_expanded(monkeypatch):
-    from mnistexp import sweep as lib
+    from mnistexp.orchestration import sweep as lib
 
     spec = lib.spec_from_options(grids=[f"train.lr={TEN}"], seeds="10000")
     assert lib.check_size(spec) == 100_000

@@ -322,7 +322,7 @@ ALL_MAPS = "eval.recalibration=[" + ",".join(RECALIBRATIONS) + "]"
 
 
 def test_a_run_writes_every_estimator_interval_and_map(tiny, tmp_path) -> None:
-    from mnistexp.experiment import run_experiment
+    from mnistexp.orchestration.experiment import run_experiment
     from tests.conftest import TINY
 
     cfg = load_config(None, [*TINY, ALL_MAPS, "eval.bootstrap=200"])
@@ -362,7 +362,7 @@ def test_a_run_writes_every_estimator_interval_and_map(tiny, tmp_path) -> None:
 
 
 def test_without_validation_the_maps_say_why(tiny, tmp_path) -> None:
-    from mnistexp.experiment import run_experiment
+    from mnistexp.orchestration.experiment import run_experiment
     from tests.conftest import TINY
 
     cfg = load_config(None, [*TINY, ALL_MAPS, "data.validation=0", "eval.bootstrap=0"])

@@ -9,8 +9,8 @@ import pytest
 
 from mnistexp.config import registries
 from mnistexp.config.loading import load_config
-from mnistexp.experiment import run_experiment
 from mnistexp.learning.losses import LOSSES
+from mnistexp.orchestration.experiment import run_experiment
 from tests.conftest import TINY
 
 VARIANTS = [

@@ -21,12 +21,13 @@ from click.testing import CliRunner, Result
 from conftest import tiny_sets
 from test_compare import MSE, make_run, report_of
 
-from mnistexp import compare, plots, workers
+from mnistexp import compare, plots
 from mnistexp import report as rendering
 from mnistexp.cli import compare as compare_cli
 from mnistexp.cli import main
 from mnistexp.core.states import State
-from mnistexp.experiment import Outcome
+from mnistexp.orchestration import workers
+from mnistexp.orchestration.experiment import Outcome
 
 SMOOTH = "targets.scheme=smooth"
 EPSILONS = ("0.2", "0.05", "0.1", "0.0")  # written in hash-like, not numeric, order

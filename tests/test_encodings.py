@@ -17,12 +17,12 @@ import pytest
 
 from mnistexp.config.identity import config_hash
 from mnistexp.config.loading import load_config
-from mnistexp.experiment import run_experiment
 from mnistexp.learning import losses, targets
 from mnistexp.learning.model import init_mlp
 from mnistexp.learning.objective import make_objective
 from mnistexp.learning.optim import make_optimizer
 from mnistexp.learning.outputs import OUTPUTS
+from mnistexp.orchestration.experiment import run_experiment
 from mnistexp.pipeline.splits import Split
 from mnistexp.pipeline.trainer import _epoch, _mix
 from tests.conftest import TINY

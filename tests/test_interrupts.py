@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from mnistexp.cli import main
 from mnistexp.config.loading import load_config
 from mnistexp.core.errors import RunError
-from mnistexp.experiment import run_experiment
+from mnistexp.orchestration.experiment import run_experiment
 from mnistexp.store import runs
 from tests.conftest import TINY, run_states, tiny_sets
 
@@ -156,7 +156,7 @@ def test_a_run_whose_worker_stopped_unheard_is_counted_as_its_folder_says(
 ) -> None:
     """If the wait for a stopped worker ends first, its folder tells what happened, provided
     that worker wrote it (a folder of another process is not this sweep's run)."""
-    from mnistexp import workers
+    from mnistexp.orchestration import workers
 
     root = tmp_path / "runs"
     cfg = tiny_config(tiny)
@@ -285,7 +285,7 @@ child.wait()
 """
 ORPHAN = """
 import os, time
-from mnistexp import workers
+from mnistexp.orchestration import workers
 workers._die_with_parent = lambda signum: None  # no PR_SET_PDEATHSIG: the polling must do it
 workers._watch_parent(os.getppid())
 while True:

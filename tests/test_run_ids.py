@@ -22,8 +22,8 @@ import pytest
 
 from mnistexp.config.identity import config_hash
 from mnistexp.config.loading import load_config, to_yaml
+from mnistexp.orchestration.sweep import SweepSpec, expand, load_sweep_file
 from mnistexp.store import runs
-from mnistexp.sweep import SweepSpec, expand, load_sweep_file
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 GOLDEN = Path(__file__).parent / "golden" / "run_ids.json"

@@ -13,9 +13,9 @@ from mnistexp.config.loading import load_config
 from mnistexp.core.errors import ConfigError
 from mnistexp.core.params import Param
 from mnistexp.core.schema import ExperimentConfig
-from mnistexp.experiment import run_experiment
 from mnistexp.learning import losses, targets
 from mnistexp.learning.outputs import OUTPUTS, Output
+from mnistexp.orchestration.experiment import run_experiment
 from mnistexp.store import runs
 from tests.conftest import TINY
 

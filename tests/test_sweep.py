@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mnistexp import sweep as lib
-from mnistexp import workers
 from mnistexp.config.loading import load_config, parse_override
 from mnistexp.core.errors import ConfigError
+from mnistexp.orchestration import sweep as lib
+from mnistexp.orchestration import workers
 from mnistexp.store import runs
 from tests.conftest import TINY
 from tests.conftest import run_states as states

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mnistexp import sweep as lib
 from mnistexp.cli import main
+from mnistexp.orchestration import sweep as lib
 from tests.conftest import run_states as states
 from tests.conftest import tiny_sets
 

@@ -237,7 +237,7 @@ def _folders(
     data_dir: str | None,
 ) -> list[Path]:
     """Run folders to compare; config-file inputs are trained first where runs are missing."""
-    from mnistexp.planning import plan_runs, train_missing
+    from mnistexp.orchestration.planning import plan_runs, train_missing
     from mnistexp.rundirs import collect_folders
     from mnistexp.store.runs import runs_root
 

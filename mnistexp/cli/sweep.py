@@ -21,8 +21,8 @@ from mnistexp.core.errors import ExitCode
 from mnistexp.core.states import State
 
 if TYPE_CHECKING:
-    from mnistexp.sweep import PlannedRun, SweepSpec
-    from mnistexp.workers import Summary
+    from mnistexp.orchestration.sweep import PlannedRun, SweepSpec
+    from mnistexp.orchestration.workers import Summary
 
 
 class _SweepCommand(click.Command):
@@ -152,9 +152,9 @@ def sweep(
       mnistexp sweep configs/sweeps/encodings.yaml --emit commands | parallel -j 8
       mnistexp sweep configs/sweeps/encodings.yaml --emit slurm-array runs/sweep.txt
     """
-    from mnistexp import sweep as lib
-    from mnistexp import workers
     from mnistexp.core.paths import check_output_file
+    from mnistexp.orchestration import sweep as lib
+    from mnistexp.orchestration import workers
 
     check_paths(runs_dir, data_dir)
     if emit == "slurm-array" and emit_file:
@@ -200,7 +200,7 @@ def _spec(
     zips: tuple[str, ...],
     seeds: str | None,
 ) -> SweepSpec:
-    from mnistexp import sweep as lib
+    from mnistexp.orchestration import sweep as lib
 
     cli = lib.spec_from_options(config_path, overrides, grids, zips, seeds)
     return lib.load_sweep_file(sweep_file).merged(cli) if sweep_file else cli
@@ -216,7 +216,7 @@ def _emit(
     data_dir: str | None,
     flags: list[str],
 ) -> None:
-    from mnistexp import sweep as lib
+    from mnistexp.orchestration import sweep as lib
 
     commands = lib.emit_commands(planned, spec.base, runs_dir, data_dir, flags)
     if kind == "commands":
@@ -231,7 +231,7 @@ def _emit(
 def _dry_run(
     planned: list[PlannedRun], runs_dir: str | None, force: bool, retry_failed: bool
 ) -> None:
-    from mnistexp import sweep as lib
+    from mnistexp.orchestration import sweep as lib
     from mnistexp.store.runs import run_state, should_train
 
     n_train = 0

@@ -94,7 +94,7 @@ def train(
         click.echo(f"# run folder: {runs.run_dir(cfg, runs_dir)}")
         click.echo(to_yaml(cfg, block=True), nl=False)
         return
-    from mnistexp.experiment import run_experiment
+    from mnistexp.orchestration.experiment import run_experiment
 
     progress = not (no_progress or as_json) and sys.stdout.isatty() and sys.stderr.isatty()
     try:

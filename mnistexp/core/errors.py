@@ -8,7 +8,8 @@ import signal
 from enum import IntEnum
 
 PARENT_GONE_SIGNAL = getattr(signal, "SIGUSR1", signal.SIGTERM)
-"""What tells a sweep worker its parent may have died (see :mod:`mnistexp.workers`)."""
+"""What tells a sweep worker its parent may have died (see
+:mod:`mnistexp.orchestration.workers`)."""
 STOP_SIGNALS = tuple(dict.fromkeys((signal.SIGINT, signal.SIGTERM, PARENT_GONE_SIGNAL)))
 """Every signal that stops a run: held while a file and its status are written together."""
 

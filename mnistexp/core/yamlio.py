@@ -1,11 +1,11 @@
 """Reading YAML that users wrote: safe, bounded, and every problem one line.
 
-``yaml.safe_load`` semantics only (no tags that build Python objects), and bounded: files over
-1 MiB, documents nested deeper than 32 levels or holding more than 10,000 values once aliases
-are expanded (an "alias bomb"), duplicate keys and bytes that are not UTF-8 are refused with
-one :class:`ConfigError` line. Config files (:mod:`mnistexp.config.loading`) and sweep files
-(:mod:`mnistexp.sweep`) are both read here. Messages never contain a line break: text from
-the input is shown escaped and shortened (:func:`one_line`, :func:`show`).
+``yaml.safe_load`` semantics only (no tags that build Python objects), and bounded: files over 1
+MiB, documents nested deeper than 32 levels or holding more than 10,000 values once aliases are
+expanded (an "alias bomb"), duplicate keys and bytes that are not UTF-8 are refused with one
+:class:`ConfigError` line. Config files (:mod:`mnistexp.config.loading`) and sweep files
+(:mod:`mnistexp.orchestration.sweep`) are both read here. Messages never contain a line break: text
+from the input is shown escaped and shortened (:func:`one_line`, :func:`show`).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def main() -> None:
     source, configs, runs_dir, data_dir, cases = sys.argv[1:6]
     sys.path.insert(0, source)
     from mnistexp.config.loading import load_config
-    from mnistexp.experiment import run_experiment
+    from mnistexp.orchestration.experiment import run_experiment
 
     result = {}
     for case, (config, overrides) in json.loads(cases).items():

@@ -36,10 +36,10 @@ def train_missing(
 ) -> list[Path]:
     """Train the runs of ``configs`` not finished yet (finished ones are reused); their folders.
 
-    Trains through :func:`mnistexp.workers.execute`, so ``jobs`` workers, skipping and
+    Trains through :func:`mnistexp.orchestration.workers.execute`, so ``jobs`` workers, skipping and
     resumption behave exactly as in ``mnistexp sweep``.
     """
-    from mnistexp.workers import execute
+    from mnistexp.orchestration.workers import execute
 
     summary = execute(
         list(configs),

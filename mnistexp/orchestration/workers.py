@@ -38,7 +38,7 @@ from mnistexp.learning.budget import check_fits
 from mnistexp.store import runs
 
 if TYPE_CHECKING:
-    from mnistexp.experiment import Outcome
+    from mnistexp.orchestration.experiment import Outcome
 
 BLAS_ENV = (
     "OMP_NUM_THREADS",
@@ -305,7 +305,7 @@ def _left_by(pids: set[int], jobs: list[_Job]) -> dict[int, Outcome]:
     """Runs without a reported outcome that one of the stopped workers ``pids`` was training
     (the wait for it ended first): their folders say how they ended, so the summary counts
     them as the folders do, not as never run."""
-    from mnistexp.experiment import Outcome
+    from mnistexp.orchestration.experiment import Outcome
 
     found: dict[int, Outcome] = {}
     for job in jobs:
@@ -327,14 +327,14 @@ def _result(future: Future, job: _Job) -> Outcome | None:
     except UsageError:  # found before the run's folder was claimed (the folder cannot be
         raise  # created, a data file went bad): nothing was recorded; stop, as -j 1 does
     except Exception as exc:  # a bug in a worker: record it, keep going
-        from mnistexp.experiment import Outcome
+        from mnistexp.orchestration.experiment import Outcome
 
         path = runs.run_dir(job.config, job.runs_dir)
         return Outcome(path, State.FAILED, message=f"{type(exc).__name__}: {exc}")
 
 
 def _train(job: _Job) -> Outcome:
-    from mnistexp.experiment import run_experiment
+    from mnistexp.orchestration.experiment import run_experiment
 
     return run_experiment(
         job.config,
@@ -349,7 +349,7 @@ def _train(job: _Job) -> Outcome:
 
 
 def _interrupted(job: _Job, exc: BaseException) -> Outcome:
-    from mnistexp.experiment import Outcome
+    from mnistexp.orchestration.experiment import Outcome
 
     path = runs.run_dir(job.config, job.runs_dir)
     return Outcome(path, State.INTERRUPTED, message=interrupt_reason(exc))

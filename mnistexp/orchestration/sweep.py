@@ -13,7 +13,7 @@ with its override set.
 Seeds: ``"0-4"`` is the inclusive range 0..4, ``"0,2,5"`` a list, and a plain number ``N``
 the first N seeds 0..N-1 (as ``compare --seeds N``); one seed k alone is ``"k-k"``.
 
-Execution is :func:`mnistexp.workers.execute` (local worker processes);
+Execution is :func:`mnistexp.orchestration.workers.execute` (local worker processes);
 :func:`emit_commands` renders the same runs as self-contained ``mnistexp train`` commands for
 GNU parallel or a Slurm job array.
 """
