@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import TINY
 
-from mnistexp import columns, compare, rundirs, stats
-from mnistexp import report as rendering
+from mnistexp.analysis import columns, compare, rundirs, stats
+from mnistexp.analysis import report as rendering
 from mnistexp.cli import main
 from mnistexp.config.identity import config_hash
 from mnistexp.config.loading import load_config, to_yaml
@@ -398,8 +398,8 @@ def test_only_damaged_runs_is_nothing_to_compare(tmp_path: Path) -> None:
 def test_help_is_fast_and_light() -> None:
     code = (
         "import sys; from mnistexp.cli import main; import mnistexp.cli.compare; "
-        "heavy = {'scipy', 'matplotlib', 'mnistexp.compare', 'mnistexp.rundirs', "
-        "'mnistexp.stats'} & set(sys.modules); "
+        "heavy = {'scipy', 'matplotlib', 'mnistexp.analysis.compare', 'mnistexp.analysis.rundirs', "
+        "'mnistexp.analysis.stats'} & set(sys.modules); "
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

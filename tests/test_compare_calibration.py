@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistexp import stats
+from mnistexp.analysis import stats
+from mnistexp.analysis.columns import METRICS, RECALIBRATION_TITLES
 from mnistexp.cli.compare import CORRECTIONS
-from mnistexp.columns import METRICS, RECALIBRATION_TITLES
 from mnistexp.eval.recalibration import RECALIBRATIONS
 from tests.test_compare import MSE, invoke, make_run
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from mnistexp import rundirs
+from mnistexp.analysis import rundirs
 from mnistexp.cli import main
 from tests.conftest import tiny_sets
 

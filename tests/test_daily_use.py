@@ -21,8 +21,8 @@ from click.testing import CliRunner, Result
 from conftest import tiny_sets
 from test_compare import MSE, make_run, report_of
 
-from mnistexp import compare, plots
-from mnistexp import report as rendering
+from mnistexp.analysis import compare, plots
+from mnistexp.analysis import report as rendering
 from mnistexp.cli import compare as compare_cli
 from mnistexp.cli import main
 from mnistexp.core.states import State

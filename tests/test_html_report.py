@@ -23,8 +23,8 @@ import pytest
 from click.testing import CliRunner
 from test_compare import MSE, make_run
 
+from mnistexp.analysis.columns import METRICS
 from mnistexp.cli import main
-from mnistexp.columns import METRICS
 
 CHROMIUM_FLAGS = (
     "--headless",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_compare import MSE, invoke, make_run, report_of
 
-from mnistexp import plots
+from mnistexp.analysis import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

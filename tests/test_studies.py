@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from test_compare import make_run, report_of
 
-from mnistexp import plots
+from mnistexp.analysis import plots
 from mnistexp.cli import main
 
 STUDIES = Path(__file__).resolve().parent.parent / "configs" / "studies"

@@ -171,12 +171,12 @@ def compare(
       mnistexp compare --baseline baseline --report comparison.html
       mnistexp compare --runs-dir runs/study --plot figs --curves grad_true,saturated
     """
-    from mnistexp.columns import parse_metrics
-    from mnistexp.compare import build_report
+    from mnistexp.analysis.columns import parse_metrics
+    from mnistexp.analysis.compare import build_report
+    from mnistexp.analysis.report import render
+    from mnistexp.analysis.rundirs import load_runs
     from mnistexp.core.paths import check_output_file, check_output_folder
     from mnistexp.core.yamlio import one_line
-    from mnistexp.report import render
-    from mnistexp.rundirs import load_runs
 
     check_paths(runs_dir, data_dir)
     if plot_dir is not None:
@@ -204,13 +204,13 @@ def compare(
         click.echo(f"warning: {one_line(note)}", err=True)
     click.echo(render(report, fmt), nl=False)
     if plot_dir is not None:
-        from mnistexp.plots import write_figures
+        from mnistexp.analysis.plots import write_figures
 
         paths, skipped = write_figures(report, plot_dir, curves, plot_format)
         for line in [*(f"wrote {path}" for path in paths), *skipped]:
             click.echo(line, err=True)
     if report_file is not None:
-        from mnistexp.htmlpage import write_html
+        from mnistexp.analysis.htmlpage import write_html
 
         click.echo(f"wrote {write_html(report, report_file, curves)}", err=True)
     if report.nothing_to_compare:
@@ -223,7 +223,7 @@ def _curves(names: str | None, plot_dir: Path | None) -> list[str]:
         return []
     if plot_dir is None:
         raise CliError("--curves draws into the --plot folder; add --plot DIR")
-    from mnistexp.plots import parse_curves
+    from mnistexp.analysis.plots import parse_curves
 
     return parse_curves(names)
 
@@ -237,8 +237,8 @@ def _folders(
     data_dir: str | None,
 ) -> list[Path]:
     """Run folders to compare; config-file inputs are trained first where runs are missing."""
+    from mnistexp.analysis.rundirs import collect_folders
     from mnistexp.orchestration.planning import plan_runs, train_missing
-    from mnistexp.rundirs import collect_folders
     from mnistexp.store.runs import runs_root
 
     configs = [i for i in inputs if Path(i).suffix in CONFIG_SUFFIXES]

@@ -2,7 +2,7 @@
 
 Per experiment and metric: mean, sample standard deviation (ddof 1) and the 95% Student-t
 interval mean +- t(0.975, n-1) * std / sqrt(n) (:func:`summarize`). Between two experiments
-(chosen by :func:`mnistexp.compare.compare_metric`): a paired t-test on shared seeds
+(chosen by :func:`mnistexp.analysis.compare.compare_metric`): a paired t-test on shared seeds
 (:func:`paired_t`), Welch's t-test (:func:`welch_t`), or McNemar's exact test on one pair of
 runs' per-image hits (:func:`mcnemar`). Each test returns ``(difference, p-value or None, the
 test's description)``, difference = other minus baseline. scipy is imported inside the tests.

@@ -1,15 +1,15 @@
 """Compare experiments: group loaded runs by config hash, filter, sort, test, into a Report.
 
-Data flow: input paths -> run folders -> :class:`~mnistexp.rundirs.RunRecord` per folder
-(:mod:`mnistexp.rundirs`) -> :class:`Experiment` per config hash, seed excluded
-(:func:`group_runs`) -> :class:`Report` (:func:`build_report`) -> text (:mod:`mnistexp.report`,
-pure: a report in, a string out).
+Data flow: input paths -> run folders -> :class:`~mnistexp.analysis.rundirs.RunRecord` per folder
+(:mod:`mnistexp.analysis.rundirs`) -> :class:`Experiment` per config hash, seed excluded
+(:func:`group_runs`) -> :class:`Report` (:func:`build_report`) -> text
+(:mod:`mnistexp.analysis.report`, pure: a report in, a string out).
 
 Against a baseline (:func:`compare_metric`): a paired t-test on the seeds both experiments
 share when they share at least two; otherwise Welch's t-test when both have at least two seeds;
 otherwise, for accuracy only, McNemar's exact test (a binomial test on the discordant test
 images) on one pair of runs' predictions. The test used is part of every :class:`Comparison`;
-the statistics themselves live in :mod:`mnistexp.stats`.
+the statistics themselves live in :mod:`mnistexp.analysis.stats`.
 """
 
 from __future__ import annotations
@@ -25,16 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from mnistexp import stats
-from mnistexp.columns import BOUNDS, METRICS, Metric, parse_metrics
+from mnistexp.analysis import stats
+from mnistexp.analysis.columns import BOUNDS, METRICS, Metric, parse_metrics
+from mnistexp.analysis.rundirs import RunRecord, read_hits
+from mnistexp.analysis.stats import Summary, summarize
 from mnistexp.config import registries
 from mnistexp.config.identity import IDENTITY_EXCLUDED
 from mnistexp.config.loading import all_keys, parse_override
 from mnistexp.core.errors import ConfigError, RunError, UsageError
 from mnistexp.core.states import State
 from mnistexp.core.yamlio import one_line
-from mnistexp.rundirs import RunRecord, read_hits
-from mnistexp.stats import Summary, summarize
 
 JSON_SCHEMA_VERSION = 2
 HIDDEN_KEYS = IDENTITY_EXCLUDED
@@ -342,7 +342,7 @@ def build_report(
     interval: bool = False,
 ) -> Report:
     """Group, filter, sort and (with ``baseline``) test loaded runs; ``notes`` are the
-    warnings of :func:`~mnistexp.rundirs.load_runs`, kept in the report. The p-values of
+    warnings of :func:`~mnistexp.analysis.rundirs.load_runs`, kept in the report. The p-values of
     one report are one family: ``correction`` (Holm by default) adjusts them together."""
     if correction not in stats.CORRECTIONS:
         raise UsageError(f"--correction {correction}: choose one of {', '.join(stats.CORRECTIONS)}")

@@ -4,9 +4,9 @@ Input paths -> run folders (:func:`collect_folders`: folders, globs or runs root
 :class:`RunRecord` per usable folder (:func:`load_runs`; an unusable folder becomes one warning
 line). The record's identity is recomputed from the folder's config.yaml
 (:func:`mnistexp.config.identity.config_hash`), so renamed folders or stale status files cannot
-split or merge experiments. metrics.json is read for the :data:`~mnistexp.columns.METRICS` columns,
-checked against the schema version this mnistexp writes; predictions.npz only for McNemar's test
-(:func:`read_hits`).
+split or merge experiments. metrics.json is read for the :data:`~mnistexp.analysis.columns.METRICS`
+columns, checked against the schema version this mnistexp writes; predictions.npz only for McNemar's
+test (:func:`read_hits`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnistexp.columns import BOUNDS, METRICS
+from mnistexp.analysis.columns import BOUNDS, METRICS
 from mnistexp.config.identity import config_hash, normalised
 from mnistexp.config.identity import flatten as flatten_dict
 from mnistexp.config.loading import MAX_SEED, ExperimentConfig, read_stored

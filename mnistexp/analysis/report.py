@@ -1,4 +1,4 @@
-"""Render a :class:`~mnistexp.compare.Report` as a terminal table, markdown, CSV or JSON.
+"""Render a :class:`~mnistexp.analysis.compare.Report` as a terminal table, markdown, CSV or JSON.
 
 Pure: a report in, a string out (the golden tests pin the exact text). Percent-style metrics
 are shown in percent in the table and markdown; CSV and JSON keep raw fractions, and JSON has
@@ -14,9 +14,15 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from mnistexp.columns import METRICS, Metric
-from mnistexp.compare import JSON_SCHEMA_VERSION, Comparison, Experiment, Report, value_text
-from mnistexp.stats import Summary
+from mnistexp.analysis.columns import METRICS, Metric
+from mnistexp.analysis.compare import (
+    JSON_SCHEMA_VERSION,
+    Comparison,
+    Experiment,
+    Report,
+    value_text,
+)
+from mnistexp.analysis.stats import Summary
 
 
 def format_cell(metric: Metric, s: Summary, interval: bool = False, sep: str = " ± ") -> str:

@@ -16,11 +16,11 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
-from mnistexp.columns import METRICS
-from mnistexp.compare import Report, value_text
+from mnistexp.analysis.columns import METRICS
+from mnistexp.analysis.compare import Report, value_text
+from mnistexp.analysis.report import correction_note, format_cell, legend, verdict
 from mnistexp.core import atomic
 from mnistexp.core.errors import UsageError
-from mnistexp.report import correction_note, format_cell, legend, verdict
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; color: #222; }
@@ -56,7 +56,7 @@ def render_html(report: Report, figures: dict[str, bytes], skipped: Sequence[str
 
 def write_html(report: Report, path: str | Path, curves: Sequence[str] = ()) -> Path:
     """Draw the figures, render the page and write it atomically to ``path``."""
-    from mnistexp.plots import render_figures
+    from mnistexp.analysis.plots import render_figures
 
     figures, skipped = render_figures(report, curves, "png")
     target = Path(path)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from mnistexp.compare import Experiment, Report
+    from mnistexp.analysis.compare import Experiment, Report
 
 DPI = 120
 

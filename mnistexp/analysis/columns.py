@@ -1,8 +1,8 @@
 """The metrics compare can show: where each lives in metrics.json and how it is displayed.
 
-A registry (:data:`METRICS`) looked up by the names of ``--metrics`` and ``--sort``; the run
-reader (:mod:`mnistexp.rundirs`), the report (:mod:`mnistexp.compare`), the renderers
-(:mod:`mnistexp.report`) and the plots all take their columns from it.
+A registry (:data:`METRICS`) looked up by the names of ``--metrics`` and ``--sort``; the run reader
+(:mod:`mnistexp.analysis.rundirs`), the report (:mod:`mnistexp.analysis.compare`), the renderers
+(:mod:`mnistexp.analysis.report`) and the plots all take their columns from it.
 """
 
 from __future__ import annotations
