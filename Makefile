@@ -30,6 +30,7 @@ lint: install
 	$(BIN)/ruff check mnistexp tests benchmarks configs
 	$(BIN)/ruff format --check mnistexp tests benchmarks configs
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: install lint
 	$(BIN)/python -m pytest
