@@ -1,5 +1,7 @@
 """The data layer: IDX files (``idx``), the dataset registry with finding, downloading,
-verifying and caching (``datasets``), and input scaling (``scaling``).
+verifying and caching (``datasets``), input scaling (``scaling``), and the image sets for
+trust beyond the test set: shifted test sets (``shifts``), the UCI digits (``digits``) and
+out-of-distribution sets (``ood``), the last two framed like MNIST (``framing``).
 
 ``from mnistexp import data`` keeps its old meaning: the dataset functions (``data.load``,
 ``data.verify``, ...) are re-exported here from :mod:`mnistexp.data.datasets`.
