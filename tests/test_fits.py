@@ -68,6 +68,10 @@ def test_separable_validation_data_puts_the_temperature_on_its_bound_and_says_so
     flat = np.zeros((100, 3)) - np.log(3)
     temperature, fit = metrics.fit_temperature(flat, np.arange(100) % 3)
     assert temperature == 1.0 and not fit.at_bound
+    # every T is optimal on a flat NLL: T = 1 is an optimum, not a fit that stopped short
+    assert fit.converged
+    record = {"test_temperature_scaled": {"temperature": 1.0, "fit": fit.as_json()}}
+    assert fit_problems(record) == []
 
 
 def test_temperature_handles_equal_and_huge_log_probabilities() -> None:
