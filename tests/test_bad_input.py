@@ -1722,14 +1722,19 @@ def test_a_teacher_whose_model_does_not_fit_its_config(
 # --------------------------------------------------------------------------- unusable runs folders
 
 
+def _or_skip(command: list[str], what: str) -> None:
+    """Run ``command``, skipping the test with a reason where this machine cannot ``what``
+    (root is needed; CI runs as root)."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot {what} here: {done.stderr.strip() or done.returncode}")
+
+
 @contextlib.contextmanager
 def _tmpfs(folder: Path, options: str) -> Iterator[Path]:
     """A small tmpfs mounted on ``folder`` (root only), unmounted afterwards."""
     folder.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)]
-    done = subprocess.run(mount, capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    _or_skip(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], "mount a tmpfs")
     try:
         yield folder
     finally:
@@ -1757,9 +1762,7 @@ def unusable_runs_folder(folder: Path, kind: str) -> Iterator[Path]:
         folder.mkdir()
         folder.chmod(0o500)
         if os.geteuid() == 0:
-            locked = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
-            if locked.returncode != 0:
-                pytest.skip(f"cannot make a folder immutable here: {locked.stderr.strip()}")
+            _or_skip(["chattr", "+i", str(folder)], "make a folder immutable")
         try:
             yield folder
         finally:

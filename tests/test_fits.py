@@ -12,7 +12,7 @@ import pytest
 from scipy.optimize import minimize
 from scipy.special import log_softmax, logit
 
-from mnistexp.eval import metrics
+from mnistexp.eval import metrics, recalibration
 from mnistexp.eval.fits import fit_problems
 from mnistexp.eval.recalibration import RECALIBRATIONS, _affine_fit, _affine_map
 
@@ -68,6 +68,10 @@ def test_separable_validation_data_puts_the_temperature_on_its_bound_and_says_so
     flat = np.zeros((100, 3)) - np.log(3)
     temperature, fit = metrics.fit_temperature(flat, np.arange(100) % 3)
     assert temperature == 1.0 and not fit.at_bound
+    # every T is optimal on a flat NLL: T = 1 is an optimum, not a fit that stopped short
+    assert fit.converged
+    record = {"test_temperature_scaled": {"temperature": 1.0, "fit": fit.as_json()}}
+    assert fit_problems(record) == []
 
 
 def test_temperature_handles_equal_and_huge_log_probabilities() -> None:
@@ -219,3 +223,32 @@ def fit_record(converged: bool = True, at_bound: bool = False) -> dict:
 )
 def test_fit_problems_names_every_fit_short_of_its_optimum(report, expected) -> None:
     assert fit_problems(report) == expected
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_the_affine_objective_has_the_gradient_and_hessian_of_finite_differences(diagonal):
+    rng = np.random.default_rng(5)
+    n, k = 40, 4
+    u = recalibration._features(log_softmax(rng.normal(size=(n, k)) * 2, axis=1), diagonal)
+    labels = rng.integers(0, k, n)
+    d = u.shape[2]
+    theta = rng.normal(size=k * d)
+    ridge = rng.uniform(0, 0.3, k * d)
+    value, grad, q = recalibration._softmax_nll_grad(u, labels, theta, ridge)
+    hess = recalibration._softmax_nll_hessian(u, q, ridge)
+    h = 1e-6
+    steps = np.eye(k * d) * h
+    fd_grad = [
+        (recalibration._softmax_nll_grad(u, labels, theta + e, ridge)[0]
+         - recalibration._softmax_nll_grad(u, labels, theta - e, ridge)[0]) / (2 * h)
+        for e in steps
+    ]  # fmt: skip
+    fd_hess = np.stack([
+        (recalibration._softmax_nll_grad(u, labels, theta + e, ridge)[1]
+         - recalibration._softmax_nll_grad(u, labels, theta - e, ridge)[1]) / (2 * h)
+        for e in steps
+    ])  # fmt: skip
+    assert np.isfinite(value)
+    np.testing.assert_allclose(grad, fd_grad, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(hess, fd_hess, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(hess, hess.T, atol=1e-15)

@@ -63,18 +63,28 @@ def damaged_run(root: Path) -> Path:
     return sorted(runs.iter_run_folders(root))[-1]
 
 
-KINDS = [pytest.param("fifo", id="fifo"), pytest.param("zero", id="dev-zero")]
+KINDS = {"fifo": "fifo", "zero": "dev-zero"}
 FILES = ["status.json", "metrics.json", "config.json"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("name", FILES)
-def test_compare_warns_about_that_folder_only(
-    two_runs, launch: Callable[..., subprocess.Popen], name: str, kind: str
-) -> None:
-    root, _ = two_runs
+@pytest.fixture(
+    params=[(name, kind) for name in FILES for kind in KINDS],
+    ids=[f"{kind_id}-{name}" for name in FILES for kind_id in KINDS.values()],
+)
+def damaged(request, two_runs) -> tuple[Path, list[str], Path, str]:
+    """(runs root, train args, the damaged folder, the file replaced) after one run's file is
+    replaced by a FIFO or a link to /dev/zero."""
+    name, kind = request.param
+    root, args = two_runs
     folder = damaged_run(root)
     hostile(folder / name, kind)
+    return root, args, folder, name
+
+
+def test_compare_warns_about_that_folder_only(
+    damaged, launch: Callable[..., subprocess.Popen]
+) -> None:
+    root, _, folder, name = damaged
     code, output = finish(launch("compare", "--runs-dir", str(root), "--format", "csv"))
     assert code == 0, output
     assert "Traceback" not in output and "MemoryError" not in output
@@ -89,14 +99,10 @@ def test_compare_warns_about_that_folder_only(
         assert len(warnings) == 1 and "not a regular file" in warnings[0], warnings
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("name", FILES)
 def test_train_and_dry_run_finish_on_a_hostile_run_file(
-    two_runs, launch: Callable[..., subprocess.Popen], name: str, kind: str
+    damaged, launch: Callable[..., subprocess.Popen]
 ) -> None:
-    root, args = two_runs
-    folder = damaged_run(root)
-    hostile(folder / name, kind)
+    _, args, folder, name = damaged
     code, output = finish(launch("sweep", *args, "--seeds", "0-1", "--dry-run"))
     assert code == 0 and "Traceback" not in output, output
     expected = "retrain (unreadable)" if name == "status.json" else "skip (completed)"

@@ -395,17 +395,15 @@ def fit_temperature(
         return _beta_slope(log_probs, labels, float(np.exp(log_beta)))
 
     lo, hi = -np.log(high), -np.log(low)  # log beta
-    at_lo, at_hi = slope(lo), slope(hi)
-    iterations, converged = 0, False
-    if at_lo >= 0:  # the NLL rises from the hottest T on: the optimum is at or beyond it
-        log_beta = lo
-    elif at_hi <= 0:  # still falling at the coldest T (the slope may underflow to 0 there)
-        log_beta = hi
-    else:
+    iterations, converged, at_bound = 0, False, True
+    if slope(lo) >= 0:  # the NLL rises from the hottest T on: the optimum is at or beyond it
+        temperature = high
+    elif slope(hi) <= 0:  # still falling at the coldest T (the slope may underflow to 0 there)
+        temperature = low
+    else:  # a sign change inside: Brent's root is strictly between the bounds
         log_beta, result = brentq(slope, lo, hi, xtol=1e-14, rtol=8.9e-16, full_output=True)
-        iterations, converged = result.iterations, result.converged
-    at_bound = bool(log_beta in (lo, hi))
-    temperature = {lo: high, hi: low}[log_beta] if at_bound else float(np.exp(-log_beta))
+        iterations, converged, at_bound = result.iterations, result.converged, False
+        temperature = float(np.exp(-log_beta))
     beta = 1.0 / temperature
     report = FitReport(
         converged=bool(converged),
@@ -414,8 +412,11 @@ def fit_temperature(
         iterations=int(iterations),
     )
     if _nll_at(log_probs, labels, 1.0) <= _nll_at(log_probs, labels, temperature):
+        # T = 1 is as good as the fit: the optimum itself (rounding), or, where the fit sat on
+        # a bound, a flat NLL (no signal) that every T minimises, so nothing stopped short
         one = abs(_beta_slope(log_probs, labels, 1.0))
-        return 1.0, FitReport(report.converged, one, False, report.iterations)
+        converged = report.converged or report.at_bound
+        return 1.0, FitReport(converged, one, False, report.iterations)
     return temperature, report
 
 

@@ -111,16 +111,13 @@ def _features(x: np.ndarray, diagonal: bool) -> np.ndarray:
     return np.concatenate([np.broadcast_to(x[:, None, :], (n, k, k)), ones], axis=2)
 
 
-def _softmax_nll_newton(
+def _softmax_nll_grad(
     u: np.ndarray, labels: np.ndarray, theta: np.ndarray, ridge: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray]:
-    """(value, gradient (K d,), Hessian (K d, K d)) of the mean NLL of softmax(a), a_ik =
+    """(value, gradient (K d,), q (n, K)) of the mean NLL of q = softmax(a), a_ik =
     theta_k . u_ik, plus the quadratic penalty sum(ridge * theta**2) / 2; theta (K d,) is the
-    row-major (K, d) parameter matrix, u (n, K, d).
-
-    With q the softmax and g = q - onehot (n, K): the gradient of class k is sum_i g_ik u_ik / n,
-    and the Hessian sum_i [diag(q_i) - q_i q_i^T] (x) u_i u_i^T / n, computed as a block diagonal
-    of K (d, d) blocks minus Z^T Z with Z_i = (q_ik u_ik)_k flattened.
+    row-major (K, d) parameter matrix, u (n, K, d). With g = q - onehot (n, K) the gradient of
+    class k is sum_i g_ik u_ik / n; q is returned for :func:`_softmax_nll_hessian`.
     """
     from scipy.special import log_softmax
 
@@ -133,12 +130,20 @@ def _softmax_nll_newton(
     g[rows, labels] -= 1.0
     value = float(-np.mean(log_q[rows, labels])) + float(np.sum(ridge * theta**2)) / 2
     grad = np.einsum("ik,ikd->kd", g, u).ravel() / n + ridge * theta
+    return value, grad, q
+
+
+def _softmax_nll_hessian(u: np.ndarray, q: np.ndarray, ridge: np.ndarray) -> np.ndarray:
+    """Hessian (K d, K d) of :func:`_softmax_nll_grad`'s objective at the point whose softmax
+    is q (n, K): sum_i [diag(q_i) - q_i q_i^T] (x) u_i u_i^T / n + diag(ridge), computed as a
+    block diagonal of K (d, d) blocks minus Z^T Z with Z_i = (q_ik u_ik)_k flattened."""
+    n, k, d = u.shape
     z = (q[:, :, None] * u).reshape(n, k * d)
     hess = -(z.T @ z)
     for c in range(k):
         block = slice(c * d, (c + 1) * d)
         hess[block, block] += (u[:, c, :].T * q[:, c]) @ u[:, c, :]
-    return value, grad, hess / n + np.diag(ridge)
+    return hess / n + np.diag(ridge)
 
 
 AFFINE_GTOL = 1e-8
@@ -192,17 +197,19 @@ def _affine_fit(
         penalties[:, k] = 2.0 * penalty / k
     ridge = penalties.ravel()
 
-    def objective(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        return _softmax_nll_newton(u, labels, theta, ridge)
-
+    # trust-exact asks for the value and gradient at every trial point and the Hessian only
+    # where a step was accepted: the last point's softmax is kept, the Hessian built on demand
     cache: dict[bytes, tuple[float, np.ndarray, np.ndarray]] = {}
 
     def evaluated(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         key = theta.tobytes()
         if key not in cache:
             cache.clear()
-            cache[key] = objective(theta)
+            cache[key] = _softmax_nll_grad(u, labels, theta, ridge)
         return cache[key]
+
+    def hessian(theta: np.ndarray) -> np.ndarray:
+        return _softmax_nll_hessian(u, evaluated(theta)[2], ridge)
 
     w0, b0 = start if start is not None else (np.ones(k) if diagonal else np.eye(k), np.zeros(k))
     theta0 = (np.concatenate([w0.reshape(k, -1), b0[:, None]], axis=1) * scale).ravel()
@@ -210,7 +217,7 @@ def _affine_fit(
         lambda t: evaluated(t)[0],
         theta0,
         jac=lambda t: evaluated(t)[1],
-        hess=lambda t: evaluated(t)[2],
+        hess=hessian,
         method="trust-exact",
         options={"gtol": AFFINE_GTOL, "maxiter": 200},
     )

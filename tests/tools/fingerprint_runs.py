@@ -47,8 +47,12 @@ def _leaves(tree: object, prefix: str = "") -> list[tuple[str, object]]:
 def main() -> None:
     source, configs, runs_dir, data_dir, cases = sys.argv[1:6]
     sys.path.insert(0, source)
-    from mnistexp.config.loading import load_config
-    from mnistexp.orchestration.experiment import run_experiment
+    from mnistexp.config import load_config  # the same path in the flat and layered layouts
+
+    try:
+        from mnistexp.orchestration.experiment import run_experiment
+    except ImportError:  # the flat layout of the reference commit
+        from mnistexp.experiment import run_experiment
 
     result = {}
     for case, (config, overrides) in json.loads(cases).items():
