@@ -79,7 +79,7 @@ def test_bad_sizes_and_seeds_raise_one_line_config_errors(n, seed, message):
 
 
 def test_numpy_integers_are_accepted():
-    assert OOD_SETS["uniform_noise"].make(np.int64(3), np.uint32(1)).shape == (3, 28, 28)
+    assert OOD_SETS["uniform"].make(np.int64(3), np.uint32(1)).shape == (3, 28, 28)
 
 
 # --------------------------------------------------------------------------- letters
@@ -153,14 +153,14 @@ def test_letters_need_no_display_and_match_across_processes(letter_set: np.ndarr
 
 
 def test_uniform_noise_covers_0_to_255_evenly():
-    x = OOD_SETS["uniform_noise"].make(200, 0).astype(np.float64)  # 156,800 pixels
+    x = OOD_SETS["uniform"].make(200, 0).astype(np.float64)  # 156,800 pixels
     assert np.array_equal(np.unique(x), np.arange(256))
     assert x.mean() == pytest.approx(127.5, abs=0.6)  # standard error 0.19
     assert x.std() == pytest.approx(np.sqrt((256**2 - 1) / 12), rel=0.01)  # 73.9
 
 
 def test_gaussian_noise_has_mnists_pixel_mean_and_sd_before_clipping():
-    x = OOD_SETS["gaussian_noise"].make(200, 0).astype(np.float64)
+    x = OOD_SETS["gaussian"].make(200, 0).astype(np.float64)
     # clipping leaves these quantiles alone: median = mean, 84.13th percentile = mean + sd
     median, upper = np.percentile(x, [50, 100 * stats.norm.cdf(1)])
     assert median == pytest.approx(MNIST_PIXEL_MEAN, abs=1.0)

@@ -10,8 +10,8 @@ one environment, since the outlines come from the installed matplotlib's font fi
   fonts matplotlib ships, with a random affine jitter, framed like MNIST
   (:mod:`mnistexp.data.framing`). No window, no display: outlines come from
   :class:`matplotlib.textpath.TextPath`, filled with ``Path.contains_points``.
-- ``uniform_noise``: every pixel uniform on 0..255.
-- ``gaussian_noise``: every pixel normal with MNIST's pixel mean and standard deviation.
+- ``uniform``: every pixel uniform on 0..255.
+- ``gaussian``: every pixel normal with MNIST's pixel mean and standard deviation.
 
 Each row of a set depends only on the seed and its index, so the first m images of a set of
 n > m are the set of m (parameters are drawn as one (n, k) table, rows in order).
@@ -229,9 +229,9 @@ OOD_SETS: dict[str, OodSet] = {
         "capital letters A-J in DejaVu Sans and Serif, jittered, framed like MNIST (notMNIST-like)",
         letters,
     ),
-    "uniform_noise": OodSet("uniform_noise", "independent pixels uniform on 0..255", uniform_noise),
-    "gaussian_noise": OodSet(
-        "gaussian_noise",
+    "uniform": OodSet("uniform", "independent pixels uniform on 0..255", uniform_noise),
+    "gaussian": OodSet(
+        "gaussian",
         f"independent pixels N({MNIST_PIXEL_MEAN:.1f}, {MNIST_PIXEL_SD:.1f}^2), MNIST's pixel "
         "mean and sd, rounded and clipped to 0..255",
         gaussian_noise,

@@ -1,0 +1,246 @@
+"""Evaluation beyond the test set: the ``shift.json`` report and ``shift_predictions.npz``.
+
+A trained model is scored on shifted copies of the test images (``shift.families``: rotation,
+translation, noise, contrast) and on the UCI optical digits (other writers, another scanner),
+before and after every recalibration map of ``eval.recalibration``, each map fitted once on
+the in-distribution validation split (Ovadia et al. 2019: a map fitted there need not carry
+over). Every labelled set also gets selective-prediction scores (risk-coverage, AURC,
+E-AURC, accuracy at 90/95/99% coverage). Out-of-distribution sets (``shift.ood``) are scored
+against the unshifted test set with every OOD score of :data:`~mnistexp.eval.ood.OOD_SCORES`,
+for the raw probabilities and, for the probability-based scores, after every map.
+
+Each generated set is recorded with its SHA-256 (:func:`~mnistexp.data.shifts.set_checksum`),
+so a reader can tell that two runs were scored on the same bytes. Rotation by 0 degrees (and
+every other identity severity) gives the test images unchanged, so its numbers are the
+test split's own (``metrics.json``'s ``test`` and ``test_recalibrated`` sections).
+
+The probabilities of every set are kept (float32) so that compare can average seeds into an
+ensemble; metrics keep only their scalar fields (no reliability bins or confusion matrices).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from mnistexp.core.schema import ExperimentConfig, ShiftConfig
+from mnistexp.data.digits import load_uci_digits
+from mnistexp.data.ood import OOD_SETS
+from mnistexp.data.shifts import SHIFTS, set_checksum
+from mnistexp.eval import metrics
+from mnistexp.eval.ood import OOD_SCORES, ood_report
+from mnistexp.eval.recalibration import RECALIBRATIONS, Fitted, predictions_after
+from mnistexp.eval.selective import selective_report
+from mnistexp.learning.model import MLP, logits
+from mnistexp.pipeline.splits import Split
+
+SCHEMA_VERSION = 1
+DIGITS = "digits"
+"""The family name of the UCI optical digits in ``shift.families``."""
+OOD_SEED = 0
+"""Seed of the out-of-distribution sets: fixed, so every run is scored on the same images."""
+PROBABILITY_SCORES = ("msp", "entropy")
+"""OOD scores read from probabilities alone, so a recalibration map changes them (energy reads
+the logits, which a map does not produce)."""
+
+Inputs = Callable[[np.ndarray], np.ndarray]
+"""Raw uint8 images (n, 28, 28) -> the model's inputs (n, 784), scaled as the run was."""
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One generated set: ``key`` names it in shift.json (``rotate/15``, ``digits``,
+    ``ood/letters``); images uint8 (n, 28, 28), labels (n,) or None for OOD sets."""
+
+    key: str
+    family: str
+    severity: float | None
+    images: np.ndarray
+    labels: np.ndarray | None
+
+
+def requested(shift: ShiftConfig) -> bool:
+    """Whether ``shift`` asks for any evaluation beyond the test set."""
+    return bool(shift.families or shift.ood)
+
+
+def settings_record(shift: ShiftConfig) -> dict[str, Any]:
+    """``shift`` as shift.json records it (lists, not tuples): what decides whether an
+    evaluation already in a folder is the one asked for."""
+    return _plain(asdict(shift))
+
+
+def severity_key(family: str, severity: float) -> str:
+    """``rotate/15``, ``contrast/0.8``: the set's name in shift.json and the npz."""
+    return f"{family}/{severity:g}"
+
+
+def check_available(shift: ShiftConfig) -> None:
+    """Raise the one-line :class:`~mnistexp.core.errors.DataError` of a requested set that
+    cannot be made here (the UCI digits without scikit-learn), before any work starts."""
+    if DIGITS in shift.families:
+        load_uci_digits()
+
+
+def labelled_sets(
+    shift: ShiftConfig, test_images: np.ndarray, test_labels: np.ndarray
+) -> Iterator[EvalSet]:
+    """The shifted test sets and the UCI digits, in ``shift.families`` order, one at a time
+    (a 13-angle rotation grid of 10,000 images is not held in memory at once)."""
+    for family in shift.families:
+        if family == DIGITS:
+            images, labels = load_uci_digits()
+            yield EvalSet(DIGITS, DIGITS, None, images, labels)
+            continue
+        for severity in getattr(shift, family):
+            shifted = SHIFTS[family].apply(test_images, float(severity))
+            key = severity_key(family, float(severity))
+            yield EvalSet(key, family, float(severity), shifted, test_labels)
+
+
+def ood_sets(shift: ShiftConfig) -> Iterator[EvalSet]:
+    """The out-of-distribution sets of ``shift.ood``, ``shift.ood_size`` images each."""
+    for name in shift.ood:
+        images = OOD_SETS[name].make(shift.ood_size, OOD_SEED)
+        yield EvalSet(f"ood/{name}", name, None, images, None)
+
+
+def fit_maps(cfg: ExperimentConfig, validation: Split | None, model: MLP) -> dict[str, Any]:
+    """Method -> its :class:`Fitted` map on the validation split, or a ``skipped`` reason, for
+    every method of ``eval.recalibration`` (temperature also needs ``temperature_scaling``)."""
+    out: dict[str, Any] = {}
+    if validation is None:
+        why = "no validation split (data.validation: 0) to fit it on"
+        return {name: why for name in cfg.eval.recalibration}
+    val_log_p = metrics.log_probabilities(logits(model, validation.x), cfg.loss.output)
+    with threadpool_limits(limits=1, user_api="blas"):  # small products, as in evaluation.py
+        for name in cfg.eval.recalibration:
+            if name == "temperature" and not cfg.eval.temperature_scaling:
+                out[name] = "eval.temperature_scaling is false"
+            else:
+                out[name] = RECALIBRATIONS[name].fit(val_log_p, validation.y, cfg.eval.bins)
+    return out
+
+
+def evaluate_shifted(
+    cfg: ExperimentConfig,
+    model: MLP,
+    validation: Split | None,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    inputs: Inputs,
+    shift: ShiftConfig | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(shift.json content, shift_predictions.npz arrays) for ``shift`` (default ``cfg.shift``).
+
+    ``test_images`` uint8 (n, 28, 28) and ``test_labels`` (n,) are the raw test set; ``inputs``
+    scales images as the run was trained."""
+    shift = cfg.shift if shift is None else shift
+    maps = fit_maps(cfg, validation, model)
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "settings": settings_record(shift),
+        "conventions": {"bins": cfg.eval.bins, "output": cfg.loss.output, "ood_seed": OOD_SEED},
+        "maps": {name: _map_record(m) for name, m in maps.items()},
+        "sets": {},
+        "ood": {},
+    }
+    arrays: dict[str, np.ndarray] = {}
+    test_scores = None
+    if shift.ood:
+        z = logits(model, inputs(test_images))
+        test_scores = _ood_scores(z, metrics.log_probabilities(z, cfg.loss.output), maps)
+    for s in labelled_sets(shift, test_images, test_labels):
+        assert s.labels is not None  # labelled sets carry labels
+        z = logits(model, inputs(s.images))
+        log_p = metrics.log_probabilities(z, cfg.loss.output)
+        report["sets"][s.key] = {
+            "family": s.family,
+            "severity": s.severity,
+            "n": len(s.labels),
+            "checksum": set_checksum(s.images, s.labels),
+            **_scored(cfg, z, log_p, s.labels, maps),
+        }
+        arrays[f"{s.key}/probs"] = np.exp(log_p).astype(np.float32)
+        if s.family == DIGITS:
+            arrays[f"{s.key}/labels"] = s.labels.astype(np.int64)
+    for s in ood_sets(shift):
+        assert test_scores is not None  # computed above whenever shift.ood is set
+        z = logits(model, inputs(s.images))
+        log_p = metrics.log_probabilities(z, cfg.loss.output)
+        scores = _ood_scores(z, log_p, maps)
+        report["ood"][s.family] = {
+            "n": len(s.images),
+            "checksum": set_checksum(s.images, None),
+            **{
+                variant: {
+                    name: ood_report(test_scores[variant][name], values)
+                    for name, values in by_score.items()
+                }
+                for variant, by_score in scores.items()
+            },
+        }
+        arrays[f"{s.key}/probs"] = np.exp(log_p).astype(np.float32)
+    return report, arrays
+
+
+def _scored(
+    cfg: ExperimentConfig,
+    z: np.ndarray,
+    log_p: np.ndarray,
+    labels: np.ndarray,
+    maps: dict[str, Any],
+) -> dict[str, Any]:
+    """``raw`` and one section per map: the scalar metrics and the selective scores."""
+    pred = z.argmax(axis=1)
+    out = {"raw": _labelled_metrics(np.exp(log_p), log_p, labels, pred, cfg.eval.bins)}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, fitted in maps.items():
+            if not isinstance(fitted, Fitted):
+                continue
+            q, log_q = fitted.apply(log_p)
+            p = predictions_after(q, log_p, pred) if RECALIBRATIONS[name].changes_accuracy else pred
+            out[name] = _labelled_metrics(q, log_q, labels, p, cfg.eval.bins)
+    return out
+
+
+def _labelled_metrics(
+    probs: np.ndarray, log_probs: np.ndarray, labels: np.ndarray, pred: np.ndarray, bins: int
+) -> dict[str, Any]:
+    """The scalar fields of :func:`~mnistexp.eval.metrics.evaluate` and the selective scores."""
+    full = metrics.evaluate(probs, labels, pred, bins=bins, log_probs=log_probs)
+    scalars = {k: v for k, v in full.items() if isinstance(v, int | float) or v is None}
+    confidence = probs[np.arange(len(labels)), pred]
+    return {**scalars, "selective": selective_report(confidence, pred == labels)}
+
+
+def _ood_scores(
+    z: np.ndarray, log_p: np.ndarray, maps: dict[str, Any]
+) -> dict[str, dict[str, np.ndarray]]:
+    """Variant (``raw`` or a map) -> OOD score name -> in-distribution-ness (n,)."""
+    out = {"raw": {name: score.score(z, log_p) for name, score in OOD_SCORES.items()}}
+    for name, fitted in maps.items():
+        if isinstance(fitted, Fitted):
+            _, log_q = fitted.apply(log_p)
+            out[name] = {s: OOD_SCORES[s].score(log_q, log_q) for s in PROBABILITY_SCORES}
+    return out
+
+
+def _map_record(fitted: Any) -> dict[str, Any]:
+    """A map's parameters and fit record as in metrics.json, or why it was skipped."""
+    if not isinstance(fitted, Fitted):
+        return {"skipped": fitted}
+    return {**fitted.params, **({} if fitted.fit is None else {"fit": fitted.fit.as_json()})}
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, for JSON."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
