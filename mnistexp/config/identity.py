@@ -14,15 +14,23 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from mnistexp.core.schema import ExperimentConfig
+from mnistexp.core.schema import ExperimentConfig, ShiftConfig
 
 __all__ = ["IDENTITY_EXCLUDED", "config_hash", "identity", "normalised"]
 
-IDENTITY_EXCLUDED = ("seed", "name", "data.dir", "train.checkpoint_every", "targets.teacher")
+IDENTITY_EXCLUDED = (
+    "seed",
+    "name",
+    "data.dir",
+    "train.checkpoint_every",
+    "targets.teacher",
+    *(f"shift.{f.name}" for f in fields(ShiftConfig)),
+)
 """Keys that never enter a run's identity: the seed and name are in the folder name beside
 the hash, where the files live does not change them (the data is verified by checksum; a
-teacher enters as ``targets.teacher_id``, its own identity), and a resumed run is
-bit-identical to an uninterrupted one. The one list: compare hides these too."""
+teacher enters as ``targets.teacher_id``, its own identity), a resumed run is bit-identical
+to an uninterrupted one, and the ``shift`` section only says what to evaluate a finished model
+on (``mnistexp evaluate`` adds it later). The one list: compare hides these too."""
 
 SCHEMA1_KEYS = frozenset(
     [

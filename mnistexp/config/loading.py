@@ -36,6 +36,7 @@ from mnistexp.core.schema import (  # re-exported: the config types are part of 
     ExperimentConfig,
     LossConfig,
     ModelConfig,
+    ShiftConfig,
     TargetsConfig,
     TrainConfig,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "ExperimentConfig",
     "LossConfig",
     "ModelConfig",
+    "ShiftConfig",
     "TargetsConfig",
     "TrainConfig",
     "from_dict",
@@ -60,7 +62,13 @@ MAX_BINS = 10_000
 MAX_SEED = 2**63 - 1
 MAX_EPOCHS = 100_000  # at a second an epoch, more than a day; beyond is a typo
 MAX_BOOTSTRAP = 100_000
-LIST_EXAMPLES = {"eval.recalibration": "[temperature, vector]"}
+MAX_OOD = 100_000  # images per out-of-distribution set
+LIST_EXAMPLES = {
+    "eval.recalibration": "[temperature, vector]",
+    "shift.families": "[rotate, translate]",
+    "shift.ood": "[letters, uniform]",
+    "shift.rotate": "[0, 45, 90]",
+}
 
 
 # --------------------------------------------------------------------------- loading
@@ -386,6 +394,8 @@ def validate(cfg: ExperimentConfig) -> None:
 
 
 def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
+    from mnistexp.config import registries
+
     tr, d, m = cfg.train, cfg.data, cfg.model
     return [
         (
@@ -461,6 +471,13 @@ def _range_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
             f"must be <= {MAX_BOOTSTRAP}",
         ),
         *_list_rules(cfg),
+        (
+            "shift.ood_size",
+            cfg.shift.ood_size,
+            1 <= cfg.shift.ood_size <= MAX_OOD,
+            f"must be in [1, {MAX_OOD}]",
+        ),
+        *registries.severity_rules(cfg),
     ]
 
 

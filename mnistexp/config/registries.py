@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mnistexp.core.params import Param
 from mnistexp.data import datasets as data
-from mnistexp.data import scaling
+from mnistexp.data import ood, scaling, shifts
 from mnistexp.eval import recalibration
 from mnistexp.learning import losses, model, optim, targets
 
@@ -53,7 +53,26 @@ def choices() -> dict[str, tuple[str, ...]]:
 
 def list_choices() -> dict[str, tuple[str, ...]]:
     """Dotted list-valued config key -> the values its entries may take (each at most once)."""
-    return {"eval.recalibration": tuple(recalibration.RECALIBRATIONS)}
+    return {
+        "eval.recalibration": tuple(recalibration.RECALIBRATIONS),
+        "shift.families": (*shifts.SHIFTS, "digits"),
+        "shift.ood": tuple(ood.OOD_SETS),
+    }
+
+
+def severity_rules(cfg: ExperimentConfig) -> list[tuple[str, Any, bool, str]]:
+    """(key, value, allowed, rule) for every severity of every shift family: each within
+    the family's declared range, listed once; a family asked for has at least one."""
+    out = []
+    for name, family in shifts.SHIFTS.items():
+        values = getattr(cfg.shift, name)
+        if name in cfg.shift.families:
+            out.append((f"shift.{name}", list(values), len(values) > 0, "list at least one"))
+        rule = f"{family.severity.rule()} ({family.unit})"
+        for i, value in enumerate(values):
+            out.append((f"shift.{name}[{i}]", value, family.severity.allows(value), rule))
+            out.append((f"shift.{name}[{i}]", value, value not in values[:i], "listed twice"))
+    return out
 
 
 def choice_fields(cfg: ExperimentConfig) -> list[tuple[str, Any, tuple[str, ...]]]:

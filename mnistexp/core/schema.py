@@ -94,6 +94,23 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ShiftConfig:
+    """Evaluation beyond the test set (``shift.json``): shifted copies of the test images, a
+    digit set from other writers, out-of-distribution sets, selective prediction. Nothing here
+    changes training, so no key of this section enters the run identity; ``mnistexp evaluate``
+    adds the evaluation to a finished run."""
+
+    # shifted test sets to evaluate on: rotate, translate, noise, contrast, digits (UCI)
+    families: tuple[str, ...] = ()
+    rotate: tuple[float, ...] = tuple(15.0 * i for i in range(13))  # degrees, 0 to 180
+    translate: tuple[int, ...] = (0, 2, 4, 6, 8, 10, 12, 14)  # pixels to the right
+    noise: tuple[float, ...] = (0.0, 25.0, 50.0, 75.0, 100.0, 150.0)  # Gaussian sd, grey levels
+    contrast: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.2, 0.1)  # ink scaled by this factor
+    ood: tuple[str, ...] = ()  # out-of-distribution sets: letters, uniform, gaussian
+    ood_size: int = 2000  # images per out-of-distribution set
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "default"
     seed: int = 0
@@ -103,6 +120,7 @@ class ExperimentConfig:
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    shift: ShiftConfig = field(default_factory=ShiftConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), ready for YAML or JSON."""
