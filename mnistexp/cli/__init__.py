@@ -58,9 +58,11 @@ def main() -> None:
 def _register() -> None:
     from mnistexp.cli import data, train
     from mnistexp.cli.compare import compare
+    from mnistexp.cli.evaluate import evaluate
 
     main.add_command(data.data)
     main.add_command(compare)
+    main.add_command(evaluate)
     main.add_command(train.train)
     from mnistexp.cli import sweep as sweep_cli
 

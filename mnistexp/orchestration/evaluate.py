@@ -86,7 +86,8 @@ class _Datasets:
     """Each dataset loaded once for all the folders that use it."""
 
     def __init__(self, data_dir: str | Path | None, progress: bool) -> None:
-        self.data_dir, self.progress, self.loaded = data_dir, progress, {}
+        self.data_dir, self.progress = data_dir, progress
+        self.loaded: dict[tuple[str, str], Any] = {}
 
     def get(self, cfg: ExperimentConfig) -> Any:
         key = (cfg.data.dataset, str(self.data_dir or cfg.data.dir))
@@ -161,7 +162,7 @@ def expand(paths: list[str]) -> list[Path]:
     out: list[Path] = []
     for text in paths:
         path = Path(text)
-        if path.is_dir() and runs.read_status(path) is None and not runs.is_run_folder(path):
+        if path.is_dir() and not runs.is_run_folder(path):
             found = sorted(runs.iter_run_folders(path))
             if not found:
                 raise RunError(f"{path}: neither a run folder nor a folder of runs")

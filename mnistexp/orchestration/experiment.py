@@ -8,7 +8,6 @@ folder) is checked before a folder is claimed, so bad input never leaves a run b
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import sys
 import traceback
@@ -27,11 +26,13 @@ from mnistexp.data import datasets as data
 from mnistexp.data.scaling import apply_scaling, fit_scaling
 from mnistexp.learning.budget import check_fits
 from mnistexp.learning.checkpoints import Checkpoint
-from mnistexp.learning.model import MLP, logits
+from mnistexp.learning.model import logits
 from mnistexp.learning.objective import Objective, make_objective
 from mnistexp.learning.targets import FinishedRun, PrepareContext
+from mnistexp.orchestration.evaluate import evaluate_target, up_to_date
+from mnistexp.pipeline import shifted
 from mnistexp.pipeline.evaluation import evaluate_run
-from mnistexp.pipeline.splits import N_CLASSES, Split, make_splits
+from mnistexp.pipeline.splits import N_CLASSES, Split, input_scaling, make_splits
 from mnistexp.pipeline.trainer import train
 
 # Everything a run needs is imported here, before any folder is claimed: a Ctrl-C or SIGTERM
@@ -39,6 +40,7 @@ from mnistexp.pipeline.trainer import train
 # failed instead of interrupted.
 from mnistexp.store import runs
 from mnistexp.store.environment import environment
+from mnistexp.store.models import read_model
 
 
 @dataclass
@@ -82,6 +84,8 @@ def run_experiment(
     path = runs.run_dir(cfg, runs_dir)
     existing = runs.read_status(path)
     if existing and not runs.should_train(existing["state"], force, retry_failed):
+        if existing.get("state") == State.COMPLETED and shifted.requested(cfg.shift):
+            return _reused_with_shift(cfg, path, existing, data_dir, progress)
         return _skipped(path, existing)
     chash = config_hash(cfg)
     resumable = resume and existing is not None and existing["state"] in runs.RESUMABLE
@@ -92,6 +96,7 @@ def run_experiment(
     n_images = dataset.train_labels.shape[0] + dataset.test_labels.shape[0]
     check_fits(cfg, n_images, dataset.train_images.shape[1], data.NUM_CLASSES)  # before a claim
     prepared = _prepare(cfg, dataset, path.parent)  # a bad teacher is bad input: no folder
+    shifted.check_available(cfg.shift)  # so is a shift set whose optional extra is missing
     claimed = runs.claim(
         path.parent,
         path.name,
@@ -137,6 +142,25 @@ def _skipped(path: Path, status: dict[str, Any]) -> Outcome:
     return Outcome(path, state, skipped=True, metrics=metrics, message=status.get("error"))
 
 
+def _reused_with_shift(
+    cfg: ExperimentConfig,
+    path: Path,
+    status: dict[str, Any],
+    data_dir: str | Path | None,
+    progress: bool,
+) -> Outcome:
+    """A finished run reused by a config that asks for a ``shift`` evaluation: added to the
+    folder if it lacks it (``mnistexp evaluate``'s path), never by retraining."""
+    outcome = _skipped(path, status)
+    if up_to_date(path, cfg.shift):
+        return outcome
+    shifted.check_available(cfg.shift)
+    dataset = data.load(cfg.data.dataset, data_dir or cfg.data.dir, progress=progress)
+    done = evaluate_target(path, cfg, dataset)
+    outcome.message = f"finished run reused; shift evaluation added in {done.seconds:.1f} s"
+    return outcome
+
+
 @dataclass
 class _Prepared:
     """The splits and the objective of a run, ready before its folder is claimed."""
@@ -145,6 +169,9 @@ class _Prepared:
     validation: Split | None
     test: Split
     objective: Objective
+    test_images: np.ndarray  # raw uint8 (n, 28, 28), for the shifted copies
+    test_labels: np.ndarray
+    inputs: shifted.Inputs  # raw images -> model inputs, scaled as this run
 
 
 def _prepare(cfg: ExperimentConfig, dataset, runs_root: Path) -> _Prepared:
@@ -171,7 +198,16 @@ def _prepare(cfg: ExperimentConfig, dataset, runs_root: Path) -> _Prepared:
         n_total,
     )
     objective.scheme.prepare(context)
-    return _Prepared(train_split, val_split, test_split, objective)
+    inputs = input_scaling(cfg, dataset)
+    return _Prepared(
+        train_split,
+        val_split,
+        test_split,
+        objective,
+        dataset.test_images,
+        dataset.test_labels,
+        inputs,
+    )
 
 
 def read_finished_run(folder: Path, dataset) -> FinishedRun:
@@ -187,20 +223,14 @@ def read_finished_run(folder: Path, dataset) -> FinishedRun:
         raise bad(f"the teacher run is {state}, not completed")
     teacher, _ = read_stored(folder / "config.yaml")
     n_total = dataset.train_labels.shape[0]
-    file = folder / "model.npz"
     try:
         n_train = check_against_data(teacher, n_total)
-        arrays = runs.read_npz(file)
-    except (ConfigError, RunError, *runs.NPZ_ERRORS) as exc:
-        raise bad(f"{file}: {one_line(str(exc))}") from None
-    n_inputs = math.prod(dataset.train_images.shape[1:])
-    why = _misfit(arrays, model_shapes(teacher, n_inputs, N_CLASSES))
-    if why:
-        raise bad(f"{file}: {why}")
-    layers = len(teacher.model.hidden) + 1
-    weights = [arrays[f"W{i}"] for i in range(layers)]
-    biases = [arrays.get(f"b{i}") for i in range(layers)]
-    model = MLP(weights, biases, teacher.model.activation)
+    except ConfigError as exc:
+        raise bad(f"{folder / 'model.npz'}: {one_line(str(exc))}") from None
+    try:
+        model = read_model(folder, teacher, math.prod(dataset.train_images.shape[1:]), N_CLASSES)
+    except RunError as exc:
+        raise bad(str(exc)) from None
     dtype = np.dtype(teacher.train.dtype).type
     shift, scale = fit_scaling(teacher.data.scaling, dataset.train_images[:n_train])
 
@@ -210,32 +240,6 @@ def read_finished_run(folder: Path, dataset) -> FinishedRun:
 
     run_id = f"{status.get('config_hash')}-s{teacher.seed}"
     return FinishedRun(run_id, teacher, n_train, teacher_logits)
-
-
-def model_shapes(cfg: ExperimentConfig, n_inputs: int, n_classes: int) -> dict[str, tuple]:
-    """The arrays of ``model.npz`` that ``cfg`` trains: ``W<l>`` (fan_in, fan_out) and, with
-    ``model.bias``, ``b<l>`` (fan_out,)."""
-    sizes = [n_inputs, *cfg.model.hidden, n_classes]
-    shapes: dict[str, tuple] = {}
-    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
-        shapes[f"W{i}"] = (fan_in, fan_out)
-        if cfg.model.bias:
-            shapes[f"b{i}"] = (fan_out,)
-    return shapes
-
-
-def _misfit(arrays: dict[str, np.ndarray], shapes: dict[str, tuple]) -> str | None:
-    """Why ``arrays`` are not floating-point arrays of exactly ``shapes`` (those of the model
-    the run's config.yaml describes); None if they are."""
-    for name, shape in shapes.items():
-        array = arrays.get(name)
-        if array is None:
-            return f"no array {name}, which the model of its config.yaml needs, shape {shape}"
-        if array.shape != shape or array.dtype.kind != "f":
-            found = f"{array.dtype} {array.shape}"
-            return f"{name} is {found}, the model of its config.yaml needs float {shape}"
-    extra = sorted(set(arrays) - set(shapes))
-    return f"array {extra[0]} is not part of the model of its config.yaml" if extra else None
 
 
 def _train_into(
@@ -269,6 +273,16 @@ def _train_into(
     splits = {"test": test_split, "validation": val_split, "train": train_split}
     report, predictions = evaluate_run(cfg, result.model, objective, splits)
     run.write_results(report, predictions, result.model.arrays())
+    if shifted.requested(cfg.shift):
+        shift_report, arrays = shifted.evaluate_shifted(
+            cfg,
+            result.model,
+            val_split,
+            prepared.test_images,
+            prepared.test_labels,
+            prepared.inputs,
+        )
+        run.write_shift(shift_report, arrays)
     run.finish(State.COMPLETED)
     run.remove_checkpoint()  # a finished run is never resumed
     resumed = f"resumed from epoch {checkpoint.epoch}" if checkpoint else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,16 @@ class Split:
     t: np.ndarray
 
 
+def input_scaling(cfg: ExperimentConfig, dataset) -> Callable[[np.ndarray], np.ndarray]:
+    """Raw images (n, 28, 28) -> model inputs (n, 784) in ``train.dtype``, with the scaling
+    fitted on the run's training split (the first ``train_subset`` of the images left after
+    the validation hold-out): how every split, and every shifted copy of one, is scaled."""
+    n_train = check_against_data(cfg, dataset.train_labels.shape[0])
+    dtype = np.dtype(cfg.train.dtype).type
+    shift, scale = fit_scaling(cfg.data.scaling, dataset.train_images[:n_train])
+    return lambda images: apply_scaling(images.reshape(len(images), -1), shift, scale, dtype)
+
+
 def make_splits(cfg: ExperimentConfig, dataset) -> tuple[Split, Split | None, Split]:
     """Hold out the last ``data.validation`` training images, keep the first ``train_subset``
     of the rest, fit the scaling on that training split only and apply it to all three."""
@@ -30,14 +41,12 @@ def make_splits(cfg: ExperimentConfig, dataset) -> tuple[Split, Split | None, Sp
     n_train = check_against_data(cfg, n_total)
     n_val = cfg.data.validation
     dtype = np.dtype(cfg.train.dtype).type
-    shift, scale = fit_scaling(cfg.data.scaling, dataset.train_images[:n_train])
-
+    inputs = input_scaling(cfg, dataset)
     scheme = make_scheme(cfg.targets, N_CLASSES)
 
     def split(images: np.ndarray, labels: np.ndarray) -> Split:
         y = labels.astype(np.int64)
-        x = apply_scaling(images.reshape(len(images), -1), shift, scale, dtype)
-        return Split(x, y, scheme.encode(y, dtype))
+        return Split(inputs(images), y, scheme.encode(y, dtype))
 
     train = split(dataset.train_images[:n_train], dataset.train_labels[:n_train])
     val = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import io
 import json
 import os
@@ -50,6 +51,8 @@ FINISHED_BAD = (State.FAILED, State.DIVERGED, State.INTERRUPTED)
 RESUMABLE = (State.INTERRUPTED, State.FAILED)  # states whose checkpoint --resume continues from
 CHECKPOINT = "checkpoint.npz"
 CONFIG_JSON = "config.json"  # config.yaml as JSON; folders written before it lack it
+SHIFT_JSON = "shift.json"  # evaluation beyond the test set (mnistexp.pipeline.shifted)
+SHIFT_NPZ = "shift_predictions.npz"  # its probabilities, for seed ensembles
 CHECKPOINT_FORMAT = 1
 
 
@@ -109,6 +112,22 @@ def npz_bytes(arrays: dict[str, Any], compress: bool = True) -> bytes:
     buf = io.BytesIO()
     (np.savez_compressed if compress else np.savez)(buf, **arrays)
     return buf.getvalue()
+
+
+def shift_files(report: dict[str, Any], arrays: dict[str, Any]) -> list[tuple[str, bytes | str]]:
+    """(name, bytes) of shift_predictions.npz and shift.json, in the order they are written:
+    the arrays first, then the report naming their SHA-256 (``predictions_sha256``), so a
+    report never describes arrays that are not there and a reader can tell stale ones."""
+    blob = npz_bytes(arrays)
+    report = {**report, "predictions_sha256": hashlib.sha256(blob).hexdigest()}
+    return [(SHIFT_NPZ, blob), (SHIFT_JSON, json_text(report))]
+
+
+def write_shift(folder: Path, report: dict[str, Any], arrays: dict[str, Any]) -> None:
+    """Add the evaluation beyond the test set to the finished run ``folder`` (``mnistexp
+    evaluate``): each file written atomically; the run's other files are not touched."""
+    for name, data in shift_files(report, arrays):
+        write_atomic(folder / name, data)
 
 
 NPZ_ERRORS = (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
@@ -608,6 +627,12 @@ class Run:
         self._write("metrics.json", json_text(metrics))
         self._write("predictions.npz", npz_bytes(predictions))
         self._write("model.npz", npz_bytes(params))
+
+    def write_shift(self, report: dict[str, Any], arrays: dict[str, Any]) -> None:
+        """The evaluation beyond the test set, when the config asks for it at training."""
+        self._check_owned()
+        for name, data in shift_files(report, arrays):
+            self._write(name, data)
 
     @property
     def seconds(self) -> float:
