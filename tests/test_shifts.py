@@ -3,6 +3,7 @@ the set checksum."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from scipy import ndimage
 
 from mnistexp.core.errors import ConfigError
 from mnistexp.data import datasets
-from mnistexp.data.shifts import NOISE_SEED, SHIFTS, check_severities, set_checksum
+from mnistexp.data.shifts import NOISE_SEED, SHIFTS, check_severities, set_checksum, shifted_set
 
 # The checksum of tiny_set() below, computed once when the format was fixed. If this changes,
 # every recorded checksum of a shifted set changes with it: bump the format in set_checksum.
@@ -347,3 +348,43 @@ def test_real_test_images_come_back_exactly_at_identity_and_change_otherwise(mni
         worst = shift.apply(test, shift.default_grid[-1])
         assert worst.shape == (10000, 28, 28) and worst.dtype == np.uint8
         assert (worst != test).any(axis=(1, 2)).mean() > 0.99, shift.name  # nearly every image
+
+
+# --------------------------------------------------------------------------- machine cache
+
+
+def test_the_cache_returns_the_same_bytes_and_is_used(images, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTEXP_CACHE_DIR", str(tmp_path))
+    source = set_checksum(images, None)
+    first = shifted_set("rotate", images, 30.0, source)
+    assert np.array_equal(first, SHIFTS["rotate"].apply(images, 30.0))
+    (entry,) = (tmp_path / "shifted").glob("rotate-30-*.npy")
+    calls = []
+    spy = dataclasses.replace(SHIFTS["rotate"], transform=lambda x, s: calls.append(s) or x)
+    monkeypatch.setitem(SHIFTS, "rotate", spy)
+    again = shifted_set("rotate", images, 30.0, source)
+    assert calls == [] and np.array_equal(again, first) and not again.flags.writeable
+    # another severity or another source is another entry
+    shifted_set("rotate", images, 45.0, source)
+    shifted_set("rotate", images, 30.0, "other")
+    assert len(list((tmp_path / "shifted").glob("*.npy"))) == 3
+    assert entry.exists()
+
+
+def test_a_damaged_or_foreign_cache_entry_is_recomputed(images, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTEXP_CACHE_DIR", str(tmp_path))
+    source = set_checksum(images, None)
+    expected = shifted_set("noise", images, 50.0, source)
+    (entry,) = (tmp_path / "shifted").glob("noise-50-*.npy")
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated
+    assert np.array_equal(shifted_set("noise", images, 50.0, source), expected)
+    np.save(entry, np.zeros_like(expected))  # a valid array that is not what was sealed
+    assert np.array_equal(shifted_set("noise", images, 50.0, source), expected)
+
+
+def test_an_unwritable_cache_only_costs_time(images, tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("MNISTEXP_CACHE_DIR", str(blocked))
+    out = shifted_set("contrast", images, 0.5, set_checksum(images, None))
+    assert np.array_equal(out, SHIFTS["contrast"].apply(images, 0.5))

@@ -33,7 +33,7 @@ from mnistexp.core.schema import ExperimentConfig, ShiftConfig
 from mnistexp.data.datasets import IMAGE_SHAPE
 from mnistexp.data.digits import load_uci_digits
 from mnistexp.data.ood import OOD_SETS
-from mnistexp.data.shifts import SHIFTS, set_checksum
+from mnistexp.data.shifts import set_checksum, shifted_set
 from mnistexp.eval import metrics
 from mnistexp.eval.ood import OOD_SCORES, ood_report
 from mnistexp.eval.recalibration import RECALIBRATIONS, Fitted, predictions_after
@@ -108,13 +108,14 @@ def labelled_sets(
 ) -> Iterator[EvalSet]:
     """The shifted test sets and the UCI digits, in ``shift.families`` order, one at a time
     (a 13-angle rotation grid of 10,000 images is not held in memory at once)."""
+    source = set_checksum(test_images, None)
     for family in shift.families:
         if family == DIGITS:
             images, labels = _uci_digits()
             yield EvalSet(DIGITS, DIGITS, None, images, labels)
             continue
         for severity in getattr(shift, family):
-            shifted = SHIFTS[family].apply(test_images, float(severity))
+            shifted = shifted_set(family, test_images, float(severity), source)
             key = severity_key(family, float(severity))
             yield EvalSet(key, family, float(severity), shifted, test_labels)
 
@@ -233,9 +234,8 @@ def _scored(
 def _labelled_metrics(
     probs: np.ndarray, log_probs: np.ndarray, labels: np.ndarray, pred: np.ndarray, bins: int
 ) -> dict[str, Any]:
-    """The scalar fields of :func:`~mnistexp.eval.metrics.evaluate` and the selective scores."""
-    full = metrics.evaluate(probs, labels, pred, bins=bins, log_probs=log_probs)
-    scalars = {k: v for k, v in full.items() if isinstance(v, int | float) or v is None}
+    """:func:`~mnistexp.eval.metrics.summary` and the selective scores."""
+    scalars = metrics.summary(probs, labels, pred, bins=bins, log_probs=log_probs)
     confidence = probs[np.arange(len(labels)), pred]
     return {**scalars, "selective": selective_report(confidence, pred == labels)}
 
