@@ -526,3 +526,15 @@ def test_fit_temperature_rejects_bad_input() -> None:
         metrics.fit_temperature(np.zeros((1, 2)), labels, bounds=(0.0, 1.0))
     with pytest.raises(ValueError, match="finite"):
         metrics.fit_temperature(np.array([[-np.inf, 0.0]]), labels)
+
+
+def test_summary_is_the_scalar_core_of_evaluate_number_for_number():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(500, 10)) * 3
+    log_p = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    labels = rng.integers(0, 10, 500)
+    pred = logits.argmax(axis=1)
+    full = metrics.evaluate(np.exp(log_p), labels, pred, bins=15, log_probs=log_p)
+    core = metrics.summary(np.exp(log_p), labels, pred, bins=15, log_probs=log_p)
+    assert core == {k: full[k] for k in core}
+    assert {"accuracy", "nll", "brier", "ece", "debiased_ce", "smooth_ece"} <= set(core)

@@ -344,6 +344,41 @@ def evaluate(
     }
 
 
+def summary(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    bins: int = DEFAULT_BINS,
+    log_probs: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The scalar core of :func:`evaluate`, by the same functions (so the same numbers):
+    accuracy, error, NLL, Brier, the binned calibration errors, mean confidence and
+    overconfidence, n, debiased and smooth calibration error. What a set evaluated beyond the
+    test set keeps (no adaptive or classwise ECE, entropy, bins or confusion matrix)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels, predictions = np.asarray(labels, dtype=np.intp), np.asarray(predictions, np.intp)
+    _check(probs, labels, predictions)
+    n = probs.shape[0]
+    confidence = probs[np.arange(n), predictions]  # (n,)
+    correct = predictions == labels  # (n,) bool
+    accuracy, mean_confidence = float(np.mean(correct)), float(np.mean(confidence))
+    smooth, sigma = calibration.smooth_ece(confidence, correct)
+    return {
+        "accuracy": accuracy,
+        "error": float(np.mean(~correct)),
+        "nll": nll(probs, labels, log_probs),
+        "brier": brier(probs, labels),
+        **calibration_errors(confidence, correct, bins),
+        "mean_confidence": mean_confidence,
+        "overconfidence": mean_confidence - accuracy,
+        "n": int(n),
+        "debiased_ce": calibration.debiased_ce(confidence, correct, bins),
+        "debiased_ce_squared": calibration.debiased_ce_squared(confidence, correct, bins),
+        "smooth_ece": smooth,
+        "smooth_ece_sigma": sigma,
+    }
+
+
 def _nll_at(log_probs: _Floats, labels: np.ndarray, temperature: float) -> float:
     """Mean NLL of softmax(log_probs / T); log_probs (n, K) float64, labels (n,)."""
     scaled = log_probs / temperature
