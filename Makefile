@@ -12,7 +12,7 @@ endif
 
 .PHONY: install demo test test-fast lint bench clean studies study-tutorial study-losses \
 	study-label-smoothing study-scaling study-published study-seed000 study-seed001 \
-	study-seed002 study-overconfident
+	study-seed002 study-overconfident study-shift
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ COMPARE = $(BIN)/mnistexp compare --format markdown
 DIVERGED_OK = || [ $$? -eq 1 ]
 
 studies: study-tutorial study-losses study-label-smoothing study-scaling study-published \
-	study-seed000 study-seed001 study-seed002 study-overconfident
+	study-seed000 study-seed001 study-seed002 study-overconfident study-shift
 
 study-tutorial: install
 	$(SWEEP) configs/studies/tutorial/sweep.yaml --runs-dir $(STUDY_RUNS)/tutorial
@@ -202,3 +202,13 @@ study-overconfident: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+
+# Study 10: every encoding under rotation, translation, other writers' digits and OOD inputs,
+# scored at training (the sweep's shift section); the teacher is the baseline at seed 100.
+study-shift: install
+	$(SWEEP) configs/studies/shift/teacher.yaml --runs-dir $(STUDY_RUNS)/shift_teacher
+	$(SWEEP) configs/studies/shift/sweep.yaml --runs-dir $(STUDY_RUNS)/shift \
+	    --set targets.teacher=$(call TEACHER,$(STUDY_RUNS)/shift_teacher) $(DIVERGED_OK)
+	@mkdir -p docs/studies
+	$(BIN)/python configs/studies/shift/analyse.py $(STUDY_RUNS)/shift docs/studies/shift.md \
+	    docs/shift_rotation.png
