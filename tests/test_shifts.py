@@ -353,12 +353,17 @@ def test_real_test_images_come_back_exactly_at_identity_and_change_otherwise(mni
 # --------------------------------------------------------------------------- machine cache
 
 
-def test_the_cache_returns_the_same_bytes_and_is_used(images, tmp_path, monkeypatch):
+@pytest.fixture
+def cache(images, tmp_path, monkeypatch) -> tuple[Path, str]:
+    """(the shifted-set cache folder of a fresh user cache, the source key of ``images``)."""
     monkeypatch.setenv("MNISTEXP_CACHE_DIR", str(tmp_path))
-    source = set_checksum(images, None)
+    return tmp_path / "shifted", set_checksum(images, None)
+
+
+def test_the_cache_returns_the_same_bytes_and_is_used(images, cache, monkeypatch):
+    folder, source = cache
     first = shifted_set("rotate", images, 30.0, source)
     assert np.array_equal(first, SHIFTS["rotate"].apply(images, 30.0))
-    (entry,) = (tmp_path / "shifted").glob("rotate-30-*.npy")
     calls = []
     spy = dataclasses.replace(SHIFTS["rotate"], transform=lambda x, s: calls.append(s) or x)
     monkeypatch.setitem(SHIFTS, "rotate", spy)
@@ -367,15 +372,13 @@ def test_the_cache_returns_the_same_bytes_and_is_used(images, tmp_path, monkeypa
     # another severity or another source is another entry
     shifted_set("rotate", images, 45.0, source)
     shifted_set("rotate", images, 30.0, "other")
-    assert len(list((tmp_path / "shifted").glob("*.npy"))) == 3
-    assert entry.exists()
+    assert len(list(folder.glob("*.npy"))) == 3
 
 
-def test_a_damaged_or_foreign_cache_entry_is_recomputed(images, tmp_path, monkeypatch):
-    monkeypatch.setenv("MNISTEXP_CACHE_DIR", str(tmp_path))
-    source = set_checksum(images, None)
+def test_a_damaged_or_foreign_cache_entry_is_recomputed(images, cache):
+    folder, source = cache
     expected = shifted_set("noise", images, 50.0, source)
-    (entry,) = (tmp_path / "shifted").glob("noise-50-*.npy")
+    (entry,) = folder.glob("noise-50-*.npy")
     entry.write_bytes(entry.read_bytes()[:100])  # truncated
     assert np.array_equal(shifted_set("noise", images, 50.0, source), expected)
     np.save(entry, np.zeros_like(expected))  # a valid array that is not what was sealed

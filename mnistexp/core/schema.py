@@ -124,15 +124,16 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), ready for YAML or JSON."""
-        out = _plain(dataclasses.asdict(self))
+        out = plain(dataclasses.asdict(self))
         for section in ("loss", "targets"):  # extras sit beside the fields, as in the file
             out[section] |= dict(out[section].pop("params"))
         return out
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """Nested dicts, lists and tuples as dicts and lists (tuples as lists), for YAML or JSON."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value

@@ -307,41 +307,43 @@ def evaluate(
     bins: int = DEFAULT_BINS,
     log_probs: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """All metrics of ``probs`` (n, K) against ``labels`` (n,), as JSON-ready Python values.
+    """All metrics of ``probs`` (n, K) against ``labels`` (n,), as JSON-ready Python values:
+    :func:`summary` and the fields that only the test set keeps (adaptive and classwise ECE,
+    entropy, the reliability bins, per-class accuracy, the confusion matrix).
 
     ``predictions`` (n,) are the argmax of the raw outputs (``predict``); confidence is
     probs[i, predictions[i]]. ``log_probs`` (n, K), when given, makes the NLL exact.
     """
+    core = summary(probs, labels, predictions, bins, log_probs)
     probs = np.asarray(probs, dtype=np.float64)
     labels, predictions = np.asarray(labels, dtype=np.intp), np.asarray(predictions, np.intp)
-    _check(probs, labels, predictions)
     n, k = probs.shape
     confidence = probs[np.arange(n), predictions]  # (n,) top-label probability
     correct = predictions == labels  # (n,) bool
-    accuracy, mean_confidence = float(np.mean(correct)), float(np.mean(confidence))
-    smooth, sigma = calibration.smooth_ece(confidence, correct)
-    return {
-        "accuracy": accuracy,
-        "error": float(np.mean(~correct)),
-        "nll": nll(probs, labels, log_probs),
-        "brier": brier(probs, labels),
-        **calibration_errors(confidence, correct, bins),
+    extra = {
         "ace": adaptive_ece(confidence, correct, bins),
         "classwise_ece": classwise_ece(probs, labels, bins),
-        "mean_confidence": mean_confidence,
-        "overconfidence": mean_confidence - accuracy,
         "entropy": entropy(probs),
-        "n": int(n),
         "reliability": reliability_bins(confidence, correct, bins),
         "per_class_accuracy": [
             None if np.isnan(a) else float(a) for a in per_class_accuracy(labels, predictions, k)
         ],
         "confusion_matrix": confusion_matrix(labels, predictions, k).tolist(),
-        "debiased_ce": calibration.debiased_ce(confidence, correct, bins),
-        "debiased_ce_squared": calibration.debiased_ce_squared(confidence, correct, bins),
-        "smooth_ece": smooth,
-        "smooth_ece_sigma": sigma,
     }
+    out: dict[str, Any] = {}
+    for key, value in core.items():  # metrics.json's field order, unchanged since schema 1
+        for name in _BEFORE.get(key, ()):
+            out[name] = extra[name]
+        out[key] = value
+    return out
+
+
+_BEFORE = {
+    "mean_confidence": ("ace", "classwise_ece"),
+    "n": ("entropy",),
+    "debiased_ce": ("reliability", "per_class_accuracy", "confusion_matrix"),
+}
+"""Where :func:`evaluate`'s extra fields sit among :func:`summary`'s: before these keys."""
 
 
 def summary(

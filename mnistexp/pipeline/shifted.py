@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from mnistexp.core.schema import ExperimentConfig, ShiftConfig
+from mnistexp.core.schema import ExperimentConfig, ShiftConfig, plain
 from mnistexp.data.datasets import IMAGE_SHAPE
 from mnistexp.data.digits import load_uci_digits
 from mnistexp.data.ood import OOD_SETS
@@ -80,7 +80,7 @@ def requested(shift: ShiftConfig) -> bool:
 def settings_record(shift: ShiftConfig) -> dict[str, Any]:
     """``shift`` as shift.json records it (lists, not tuples): what decides whether an
     evaluation already in a folder is the one asked for."""
-    return _plain(asdict(shift))
+    return plain(asdict(shift))
 
 
 def severity_key(family: str, severity: float) -> str:
@@ -257,12 +257,3 @@ def _map_record(fitted: Any) -> dict[str, Any]:
     if not isinstance(fitted, Fitted):
         return {"skipped": fitted}
     return {**fitted.params, **({} if fitted.fit is None else {"fit": fitted.fit.as_json()})}
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, for JSON."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
