@@ -1,13 +1,14 @@
-"""The documentation site: the config reference generated from the code, and a strict build
-that loads nothing from the network.
+"""The documentation site: the config reference generated from the code, a strict build that
+loads nothing from the network, and its pages in a real headless browser.
 
-The build needs the ``docs`` extra (``make docs`` installs it); outside CI its absence skips,
-with ``CI`` set it fails.
+The build needs the ``docs`` extra (``make docs`` installs it) and the browser Debian's
+chromium (``.ci/run`` installs it); outside CI a missing one skips, with ``CI`` set it fails.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -19,6 +20,7 @@ from types import ModuleType
 import pytest
 
 from mnistexp.config.loading import all_keys
+from tests.conftest import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "docs" / "tools"
@@ -170,3 +172,37 @@ def test_the_site_has_the_generated_pages_and_the_study_files(site: Path):
     assert 'src="../../figures/tutorial_reliability.png"' in study
     api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
     assert "mnistexp.api.compare" in api and ":func:" not in api  # roles shown as code
+
+
+@pytest.mark.slow
+def test_pages_render_in_a_browser_without_external_requests(site: Path, tmp_path: Path):
+    require_tool("chromium", "the documentation is checked in a real browser")
+    problems = tool("browser_check").check(site, tmp_path)
+    assert problems == []
+    assert {p.name for p in tmp_path.iterdir()} == {"home.png", "reference-config.png"}
+
+
+def test_the_browser_check_sees_a_request_elsewhere(tmp_path: Path):
+    """The net log reader: only the page's own requests count, and one elsewhere is found."""
+    check = tool("browser_check")
+    origin = "http://127.0.0.1:8000"
+    events = [
+        ("URL_REQUEST_START_JOB", origin, f"{origin}/assets/main.css"),
+        ("URL_REQUEST_START_JOB", origin, "https://fonts.googleapis.com/css?family=Roboto"),
+        ("URL_REQUEST_START_JOB", "not an origin", "https://update.example/check"),
+        ("CORS_REQUEST", origin, "https://elsewhere.example/x"),
+    ]
+    types = {"URL_REQUEST_START_JOB": 1, "CORS_REQUEST": 2}
+    log = {
+        "constants": {"logEventTypes": types},
+        "events": [
+            {"type": types[kind], "params": {"initiator": who, "url": url}}
+            for kind, who, url in events
+        ],
+    }
+    netlog = tmp_path / "netlog.json"
+    netlog.write_text(json.dumps(log))
+    assert check.page_requests(netlog, origin) == [
+        f"{origin}/assets/main.css",
+        "https://fonts.googleapis.com/css?family=Roboto",
+    ]
