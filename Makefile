@@ -39,8 +39,8 @@ demo: install
 	$(BIN)/mnistexp train --config configs/baseline.yaml
 
 lint: install
-	$(BIN)/ruff check mnistexp tests benchmarks configs docs
-	$(BIN)/ruff format --check mnistexp tests benchmarks configs docs
+	$(BIN)/ruff check mnistexp tests benchmarks configs docs/tools
+	$(BIN)/ruff format --check mnistexp tests benchmarks configs docs/tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
