@@ -161,16 +161,16 @@ def test_the_built_site_loads_nothing_from_elsewhere(site: Path):
 
 @pytest.mark.slow
 def test_the_site_has_the_generated_pages_and_the_study_files(site: Path):
-    config = (site / "reference" / "config" / "index.html").read_text(encoding="utf-8")
+    config = (site / "reference" / "config.html").read_text(encoding="utf-8")
     for key in all_keys():
         assert f"<code>{key}</code>" in config, key
     figures = {p.name for p in (REPO / "docs").glob("*.png")}
     assert figures and figures <= {p.name for p in (site / "figures").iterdir()}
-    study = (site / "studies" / "01-tutorial" / "index.html").read_text(encoding="utf-8")
+    study = (site / "studies" / "01-tutorial.html").read_text(encoding="utf-8")
     first_row = (REPO / "docs" / "studies" / "tutorial.md").read_text().splitlines()[2]
     assert first_row.split(" | ")[1].strip() in study  # the table is included, not linked
-    assert 'src="../../figures/tutorial_reliability.png"' in study
-    api = (site / "reference" / "api" / "index.html").read_text(encoding="utf-8")
+    assert 'src="../figures/tutorial_reliability.png"' in study
+    api = (site / "reference" / "api.html").read_text(encoding="utf-8")
     assert "mnistexp.api.compare" in api and ":func:" not in api  # roles shown as code
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-PAGES = ("index.html", "reference/config/index.html")
+PAGES = ("index.html", "reference/config.html")
 FLAGS = (
     "--headless",
     "--no-sandbox",
