@@ -392,6 +392,12 @@ class Comparison:
 
         Raises:
             MissingExtra: pandas is not installed (an ImportError naming the extra).
+
+        Example:
+            ```python
+            frame = compare("runs", metrics=["accuracy", "ece"]).to_frame()
+            frame.set_index("experiment")[["accuracy_mean", "ece_mean"]]
+            ```
         """
         return _pandas().DataFrame.from_records(self.to_records())
 

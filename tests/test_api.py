@@ -72,7 +72,9 @@ def test_every_public_function_has_an_example():
         assert obj.__doc__, name
         if callable(obj) and not isinstance(obj, type):
             assert "Example:" in obj.__doc__, name
-    for method in (api.Comparison.render, api.Comparison.figures, api.Runs.to_frame):
+    methods = [getattr(api.Comparison, m) for m in ("render", "to_records", "to_frame", "figures")]
+    methods += [api.Runs.to_records, api.Runs.to_frame]
+    for method in methods:
         assert "Example:" in (method.__doc__ or ""), method
 
 
