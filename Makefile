@@ -10,7 +10,7 @@ ifneq ($(wildcard ../shared/data/mnist/train-images-idx3-ubyte.gz),)
 export MNISTEXP_DATA_DIR ?= $(abspath ../shared/data/mnist)
 endif
 
-.PHONY: install docs demo test test-fast lint bench clean studies study-tutorial study-losses \
+.PHONY: install demo test test-fast lint bench clean studies study-tutorial study-losses \
 	study-label-smoothing study-scaling study-published study-seed000 study-seed001 \
 	study-seed002 study-overconfident
 
@@ -31,6 +31,7 @@ $(DOCS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $(DOCS_STAMP)
 
+.PHONY: docs
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
@@ -213,4 +214,4 @@ study-overconfident: install
 	cp $(STUDY_RUNS)/overconfident/plots/reliability_ts.png docs/overconfident_reliability_ts.png
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info site ci-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
