@@ -22,13 +22,26 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The documentation site, mkdocs.yml, into site/. Strict: a warning (a broken link, a missing
+# page or study table, a config-reference example that no longer validates) fails the build.
+# The config reference and the figures come from the code and docs/ (docs/tools/hooks.py).
+DOCS_STAMP := $(VENV)/.docs-installed-stamp
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	touch $(DOCS_STAMP)
+
+.PHONY: docs
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 demo: install
 	$(BIN)/mnistexp data info
 	$(BIN)/mnistexp train --config configs/baseline.yaml
 
 lint: install
-	$(BIN)/ruff check mnistexp tests benchmarks configs
-	$(BIN)/ruff format --check mnistexp tests benchmarks configs
+	$(BIN)/ruff check mnistexp tests benchmarks configs docs/tools
+	$(BIN)/ruff format --check mnistexp tests benchmarks configs docs/tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
