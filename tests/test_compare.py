@@ -428,6 +428,13 @@ def test_config_inputs_train_then_compare(tmp_path: Path, tiny: Path) -> None:
     assert (exp["name"], exp["seeds"]) == ("small", [0, 1])
     again = invoke(*args)  # finished runs are reused, not retrained
     assert again.exit_code == 0 and json.loads(again.stdout)["experiments"] == [exp]
+    twin = tmp_path / "twin.yaml"  # the same experiment under another name (the stem)
+    twin.write_text(config.read_text())
+    folders = sorted((tmp_path / "runs").iterdir())
+    by_twin = invoke(str(twin), *args[1:])
+    assert by_twin.exit_code == 0, by_twin.output
+    assert json.loads(by_twin.stdout)["experiments"] == [exp]  # its runs, not new ones
+    assert sorted((tmp_path / "runs").iterdir()) == folders
 
 
 def test_a_fit_short_of_its_optimum_is_a_warning_not_a_lost_run(tmp_path: Path) -> None:

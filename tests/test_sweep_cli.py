@@ -65,6 +65,36 @@ def test_dry_run_lists_what_would_train_and_skip(tiny: Path, tmp_path: Path) -> 
     assert len(states(tmp_path)) == 1
 
 
+def test_a_sweep_of_experiments_finished_under_other_names_trains_nothing(
+    tiny: Path, tmp_path: Path
+) -> None:
+    grid = [*tiny_sets(tiny), "--grid", "train.lr=0.05,0.1", "--seeds", "0-0"]
+    first = invoke(*grid, "--set", "name=earlier", "--runs-dir", str(tmp_path))
+    assert first.exit_code == 0, first.output
+    before = {p.name: (p / "history.csv").stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert len(before) == 2
+    dry = invoke(*grid, "--runs-dir", str(tmp_path), "--dry-run")
+    lines = dry.stdout.splitlines()
+    assert dry.exit_code == 0 and lines[-1] == "2 runs: 0 would train, 2 skipped"
+    for line in lines[:2]:
+        found = re.match(r"skip \(completed as (earlier-\S+)\) +(default-\S+)  ", line)
+        assert found and found.group(1) in before, line
+        assert found.group(1).split("-", 1)[1] == found.group(2).split("-", 1)[1]
+    again = invoke(*grid, "--runs-dir", str(tmp_path))
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith("2 runs: 0 done, 2 skipped, 0 failed")
+    after = {p.name: (p / "history.csv").stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert after == before  # no new folder, no history.csv written anew
+    forced = invoke(*grid, "--runs-dir", str(tmp_path), "--force", "--dry-run")
+    assert forced.stdout.startswith("retrain (completed as earlier-")
+
+
+def test_one_experiment_under_two_names_in_one_sweep_is_one_run(tmp_path: Path) -> None:
+    result = invoke("--grid", "name=a,b", "--runs-dir", str(tmp_path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "1 runs: 1 would train, 0 skipped"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -232,14 +232,18 @@ def _dry_run(
     planned: list[PlannedRun], runs_dir: str | None, force: bool, retry_failed: bool
 ) -> None:
     from mnistexp.orchestration import sweep as lib
-    from mnistexp.store.runs import run_state, should_train
+    from mnistexp.store import runs
 
     n_train = 0
+    names = runs.listing(runs.runs_root(runs_dir))  # listed once, not once per run
     for run in planned:
-        state = run_state(run.config, runs_dir)
-        train = should_train(state, force, retry_failed)
+        folder = runs.find_run(run.config, runs_dir, names)
+        status = runs.read_status(folder)
+        state = status["state"] if status else None
+        train = runs.should_train(state, force, retry_failed)
         n_train += train
-        click.echo(f"{lib.plan_line(run.config, state, train)}  {run.label}")
+        found = folder.name if folder.name != runs.run_name(run.config) else None
+        click.echo(f"{lib.plan_line(run.config, state, train, found)}  {run.label}")
     click.echo(f"{len(planned)} runs: {n_train} would train, {len(planned) - n_train} skipped")
 
 

@@ -51,4 +51,5 @@ def train_missing(
     )
     if summary.interrupted_by_user:  # no table from half the runs: stop as the sweep did
         raise Terminated() if summary.interrupt_code == ExitCode.SIGTERM else KeyboardInterrupt()
-    return [runs.run_dir(cfg, runs_dir) for cfg in configs]
+    names = runs.listing(runs.runs_root(runs_dir))
+    return [runs.find_run(cfg, runs_dir, names) for cfg in configs]  # whatever their names

@@ -7,7 +7,8 @@ combinations, the zip's rows and the explicit ``runs`` (a missing part counts as
 set), each repeated for every seed. Overrides apply in the order ``set``, ``runs`` entry, grid, zip,
 seed; values are YAML scalars or lists, parsed by :func:`mnistexp.config.loading.parse_override`.
 Every run keeps the base config's name: runs differ by their config hash, so ``compare`` groups them
-by hash. Every config is built and validated before anything trains; the first bad one is reported
+by hash. Runs of one experiment (config hash and seed) are one run, whatever their names: the first
+is kept. Every config is built and validated before anything trains; the first bad one is reported
 with its override set.
 
 Seeds: ``"0-4"`` is the inclusive range 0..4, ``"0,2,5"`` a list, and a plain number ``N``
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mnistexp.config.identity import flatten
+from mnistexp.config.identity import config_hash, flatten
 from mnistexp.config.loading import ExperimentConfig, load_config, parse_override
 from mnistexp.core import atomic
 from mnistexp.core.errors import ConfigError, UsageError
@@ -258,15 +259,16 @@ def check_size(spec: SweepSpec) -> int:
 
 
 def expand(spec: SweepSpec) -> list[PlannedRun]:
-    """Every run of the sweep as a validated config; duplicates (same run id) are dropped.
+    """Every run of the sweep as a validated config; duplicates (the same experiment: config
+    hash and seed, whatever the name) are dropped, the first kept.
 
     Raises one :class:`ConfigError` line naming the first invalid override set.
     """
-    planned: dict[str, PlannedRun] = {}
+    planned: dict[tuple[str, int], PlannedRun] = {}
     for specific in override_sets(spec):
         overrides = (*spec.set, *specific)
         for cfg in _configs(spec.base, overrides, spec.seeds):
-            planned.setdefault(runs.run_name(cfg), PlannedRun(overrides, cfg))
+            planned.setdefault((config_hash(cfg), cfg.seed), PlannedRun(overrides, cfg))
     return list(planned.values())
 
 
@@ -304,12 +306,18 @@ def _reads_back(text: str) -> bool:
 # --------------------------------------------------------------------------- planning
 
 
-def plan_line(cfg: ExperimentConfig, state: str | None, train: bool) -> str:
-    """One ``--dry-run`` line: what happens to the run and why."""
+def plan_line(
+    cfg: ExperimentConfig, state: str | None, train: bool, found: str | None = None
+) -> str:
+    """One ``--dry-run`` line: what happens to the run and why; ``found``: the folder of the
+    same experiment under another name (:func:`mnistexp.store.runs.find_run`), if that is it."""
+    where = f" as {found}" if found else ""
     if train:
-        action = "train" if state is None else f"retrain ({state})"
+        action = "train" if state is None else f"retrain ({state}{where})"
+    elif state == State.RUNNING:
+        action = f"skip (running elsewhere{where})"
     else:
-        action = "skip (running elsewhere)" if state == State.RUNNING else f"skip ({state})"
+        action = f"skip ({state}{where})"
     return f"{action:26} {runs.run_name(cfg)}"
 
 
