@@ -335,6 +335,21 @@ def test_cli_bad_options(two: Path, args: list[str], fragments: list[str]) -> No
     assert_one_line_error(invoke("--runs-dir", str(two), *args), *fragments)
 
 
+def test_one_experiment_under_two_names_is_reported_once(tmp_path: Path) -> None:
+    """Grouping is by identity (config hash, seed excluded): two folders of the same
+    experiment and seed under different names are one run, with a warning naming both."""
+    first = make_run(tmp_path, "first", 0, 0.9)
+    second = make_run(tmp_path, "second", 0, 0.8)
+    make_run(tmp_path, "second", 1, 0.85)
+    result = invoke("--runs-dir", str(tmp_path), "--format", "json")
+    assert result.exit_code == 0, result.output
+    (exp,) = json.loads(result.stdout)["experiments"]
+    assert exp["seeds"] == [0, 1] and exp["n"] == 2
+    assert result.stderr.splitlines() == [
+        f"warning: {second}: same experiment and seed as {first}; left out"
+    ]
+
+
 def test_empty_and_missing_runs_root(tmp_path: Path) -> None:
     assert_one_line_error(invoke("--runs-dir", str(tmp_path / "none")), "no such runs folder")
     (tmp_path / "empty").mkdir()
