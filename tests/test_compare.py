@@ -428,7 +428,7 @@ def test_config_inputs_train_then_compare(tmp_path: Path, tiny: Path) -> None:
     args = [
         str(config),
         "--seeds",
-        "2",
+        "0-1",
         "--runs-dir",
         str(tmp_path / "runs"),
         "--data-dir",
@@ -443,6 +443,10 @@ def test_config_inputs_train_then_compare(tmp_path: Path, tiny: Path) -> None:
     assert (exp["name"], exp["seeds"]) == ("small", [0, 1])
     again = invoke(*args)  # finished runs are reused, not retrained
     assert again.exit_code == 0 and json.loads(again.stdout)["experiments"] == [exp]
+    one = invoke(*[("1" if a == "0-1" else a) for a in args])  # --seeds 1: the seed 1
+    assert one.exit_code == 0, one.output
+    assert [e["seeds"] for e in json.loads(one.stdout)["experiments"]] == [[1]]
+    assert "note: --seeds 1 is seed 1 alone" in one.stderr
     twin = tmp_path / "twin.yaml"  # the same experiment under another name (the stem)
     twin.write_text(config.read_text())
     folders = sorted((tmp_path / "runs").iterdir())

@@ -220,7 +220,7 @@ def test_latex_escapes_every_special_character() -> None:
 def test_sweep_prints_one_progress_line_per_run_without_a_terminal(
     tiny: Path, tmp_path: Path
 ) -> None:
-    args = ["sweep", "--grid", "train.lr=0.05,0.1", "--seeds", "1", *tiny_sets(tiny)]
+    args = ["sweep", "--grid", "train.lr=0.05,0.1", "--seeds", "0", *tiny_sets(tiny)]
     result = invoke(*args, "--runs-dir", str(tmp_path / "runs"))
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("sweep ")]
@@ -238,7 +238,7 @@ def test_sweep_prints_one_progress_line_per_run_without_a_terminal(
 def test_compare_training_missing_runs_shows_progress(tiny: Path, tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("name: c\n")
-    args = ["compare", str(config), "--seeds", "2", *tiny_sets(tiny)]
+    args = ["compare", str(config), "--seeds", "0-1", *tiny_sets(tiny)]
     result = invoke(*args, "--runs-dir", str(tmp_path / "runs"))
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("training ")]
@@ -364,7 +364,7 @@ def test_retry_failed_help_matches_the_readme() -> None:
 
 def test_dry_run_shows_each_key_once(tmp_path: Path) -> None:
     sweep_file = tmp_path / "s.yaml"
-    sweep_file.write_text("set: {train.epochs: 10}\ngrid: {train.lr: [0.1]}\nseeds: 1\n")
+    sweep_file.write_text("set: {train.epochs: 10}\ngrid: {train.lr: [0.1]}\nseeds: 0-0\n")
     result = invoke("sweep", str(sweep_file), "--set", "train.epochs=2", "--dry-run",
                     "--runs-dir", str(tmp_path / "runs"))  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -89,6 +89,43 @@ def test_a_sweep_of_experiments_finished_under_other_names_trains_nothing(
     assert forced.stdout.startswith("retrain (completed as earlier-")
 
 
+@pytest.mark.parametrize(
+    ("seeds", "planned", "note"),
+    [
+        pytest.param("3", ["seed=3"], True, id="one-number-is-one-seed"),
+        pytest.param("0", ["seed=0"], False, id="seed-zero"),
+        pytest.param("2-4", ["seed=2", "seed=3", "seed=4"], False, id="range-inclusive"),
+        pytest.param("5,1", ["seed=5", "seed=1"], False, id="list"),
+    ],
+)
+def test_seeds_name_the_seeds_themselves(tmp_path: Path, seeds, planned, note) -> None:
+    result = invoke("--seeds", seeds, "--runs-dir", str(tmp_path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split()[-1] for line in lines[:-1]] == planned
+    assert [line.split()[1].rsplit("-", 1)[1] for line in lines[:-1]] == [
+        "s" + p.removeprefix("seed=") for p in planned
+    ]
+    expected = (
+        "note: --seeds 3 is seed 3 alone (a plain number no longer means the first N seeds); "
+        "for seeds 0 to 2 give --seeds 0-2\n"
+    )
+    assert result.stderr == (expected if note else "")
+
+
+def test_a_sweep_file_with_a_plain_number_of_seeds_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text("grid: {train.lr: [0.05, 0.1]}\nseeds: 5\n")
+    result = invoke(str(path), "--runs-dir", str(tmp_path / "runs"), "--dry-run")
+    assert (result.exit_code, result.output) == (
+        2,
+        f"Error: {path}: seeds: 5 is a plain number, which no longer means the first N seeds; "
+        "write seeds: 0-4 for the first 5 seeds (what it meant before), or seeds: [5] for "
+        "seed 5 alone\n",
+    )
+    assert not (tmp_path / "runs").exists()
+
+
 def test_one_experiment_under_two_names_in_one_sweep_is_one_run(tmp_path: Path) -> None:
     result = invoke("--grid", "name=a,b", "--runs-dir", str(tmp_path), "--dry-run")
     assert result.exit_code == 0, result.output
@@ -255,7 +292,7 @@ def test_emit_slurm_array_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         "--grid",
         "train.lr=0.05,0.1",
         "--seeds",
-        "2",
+        "0-1",
         "--emit",
         "slurm-array",
         "sweep.txt",

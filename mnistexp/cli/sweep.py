@@ -67,7 +67,7 @@ class _SweepCommand(click.Command):
 @click.option(
     "--seeds",
     metavar="SPEC",
-    help="0-4 (range, inclusive), 0,2,5 (list) or N (seeds 0..N-1); 3-3 is seed 3.",
+    help="0-4 (range, inclusive), 0,2,5 (list) or N (the one seed N: --seeds 3 is seed 3).",
 )
 @click.option(
     "-j",
@@ -160,6 +160,9 @@ def sweep(
     if emit == "slurm-array" and emit_file:
         check_output_file(emit_file, "command file")
     spec = _spec(sweep_file, config_path, overrides, grids, zips, seeds)
+    note = lib.plain_number_note(seeds) if seeds is not None else None
+    if note:  # what a plain number means changed: say so
+        click.echo(note, err=True)
     planned = lib.expand(spec)
     if emit:
         flags = [
