@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from mnistexp.cli import main
 from mnistexp.orchestration import sweep as lib
+from tests.conftest import TINY, tiny_sets
 from tests.conftest import run_states as states
-from tests.conftest import tiny_sets
 
 GOLDEN = Path(__file__).parent / "golden"
 GRID = ["--grid", "train.lr=0.05,0.1", "--grid", "targets.scheme=onehot,soft", "--seeds", "0-1"]
@@ -232,6 +232,31 @@ def test_emitted_commands_set_path_variables_absolutely(tmp_path: Path, monkeypa
         f"MNISTEXP_CACHE_DIR={tmp_path.parent / 'cache'}",
         "mnistexp",
     ]
+
+
+def test_commands_emitted_under_a_relative_data_dir_train_from_another_directory(
+    tiny: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """MNISTEXP_DATA_DIR set relative (as `make demo`'s ../shared/data/mnist) is emitted
+    absolute: the command trains from a job's directory, where the relative one finds nothing."""
+    monkeypatch.chdir(tiny.parent)
+    monkeypatch.setenv("MNISTEXP_DATA_DIR", tiny.name)
+    sets = [word for item in TINY for word in ("--set", item)]
+    emitted = invoke(*sets, "--runs-dir", str(tmp_path / "runs"), "--emit", "commands")
+    assert emitted.exit_code == 0, emitted.output
+    words = shlex.split(emitted.output)
+    at = words.index("mnistexp")
+    assert f"MNISTEXP_DATA_DIR={tiny}" in words[:at], words  # with MNISTEXP_CACHE_DIR
+    command = words[at + 1 :]
+    elsewhere = tmp_path / "job"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("MNISTEXP_DATA_DIR", str(tiny))  # what the command's assignment does
+    trained = CliRunner().invoke(main, command)
+    assert trained.exit_code == 0 and "completed in" in trained.stdout, trained.output
+    monkeypatch.setenv("MNISTEXP_DATA_DIR", tiny.name)  # the relative value, from there:
+    lost = CliRunner().invoke(main, [*command, "--force"])
+    assert lost.exit_code == 2 and "given by MNISTEXP_DATA_DIR" in lost.stderr, lost.output
 
 
 def test_a_data_dir_in_a_config_file_is_emitted_absolutely(tmp_path: Path, monkeypatch) -> None:
