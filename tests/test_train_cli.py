@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +173,39 @@ def test_every_command_has_help_with_an_example():
             result = runner.invoke(main, [*args, "--help"])
             assert result.exit_code == 0, args
             assert "Example" in result.output, args
+
+
+def test_the_summary_prints_every_recalibration_map_and_defines_its_abbreviations(
+    tiny: Path, tmp_path: Path
+):
+    maps = "eval.recalibration=[temperature,vector,isotonic]"
+    result = train(tiny, tmp_path, "--set", maps)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((only_run(tmp_path) / "metrics.json").read_text())
+    lines = result.stdout.splitlines()[1:]
+    number = r"accuracy \d+\.\d\d%  NLL \d+\.\d{4}  Brier \d+\.\d{4}  ECE \d+\.\d\d%"
+    labels = ["test", r"after temperature \(T=\S+\)", "after vector", "after isotonic"]
+    assert len(lines) == len(labels) + 1, lines
+    for label, line in zip(labels, lines, strict=False):
+        assert re.fullmatch(f"  {label}: {number}", line), line
+    isotonic = metrics["test_recalibrated"]["isotonic"]
+    assert f"ECE {100 * isotonic['ece']:.2f}%" in lines[3]
+    assert lines[-1] == (
+        "  NLL = negative log-likelihood (nats); ECE = expected calibration error (10 "
+        "equal-width bins); T = the fitted temperature; each map fitted on the validation "
+        "split, applied to test"
+    )
+
+
+def test_the_summary_says_when_a_map_was_skipped(tiny: Path, tmp_path: Path):
+    result = train(tiny, tmp_path, "--set", "data.validation=0")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[2].startswith("  after temperature: skipped (no validation split")
+    assert lines[3] == (
+        "  NLL = negative log-likelihood (nats); ECE = expected calibration error (10 "
+        "equal-width bins)"
+    )
 
 
 def test_the_summary_warns_of_a_fit_that_did_not_reach_its_optimum(tiny: Path, tmp_path: Path):

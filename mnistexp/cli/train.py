@@ -193,16 +193,49 @@ def _print_summary(outcome, elsewhere: bool = False) -> None:
     else:
         click.echo(f"{where}: {outcome.state}: {outcome.message}", err=True)
     if outcome.metrics and outcome.metrics.get("test"):
-        click.echo(_metrics_line("test", outcome.metrics["test"]))
-        scaled = outcome.metrics.get("test_temperature_scaled") or {}
-        if "temperature" in scaled:
-            click.echo(_metrics_line(f"test, T={scaled['temperature']:.3g}", scaled))
+        for line in summary_lines(outcome.metrics):
+            click.echo(line)
         for problem in fit_problems(outcome.metrics):
             click.echo(f"warning: {where}: {problem}", err=True)
 
 
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """The test metrics, then one line per recalibration map of ``eval.recalibration`` (each
+    fitted on validation, applied to test), then a footnote defining the abbreviations."""
+    lines = [_metrics_line("test", metrics["test"])]
+    maps = dict(metrics.get("test_recalibrated") or {})
+    scaled = metrics.get("test_temperature_scaled")
+    if isinstance(scaled, dict):  # temperature's section, the same as maps["temperature"]
+        maps = {"temperature": scaled, **{k: v for k, v in maps.items() if k != "temperature"}}
+    temperature = fitted = False
+    for method, section in maps.items():
+        if not isinstance(section, dict):
+            continue
+        if "ece" not in section:
+            why = section.get("skipped", "no test metrics")
+            lines.append(f"  after {method}: skipped ({why})")
+            continue
+        label = f"after {method}"
+        if isinstance(section.get("temperature"), int | float):
+            label += f" (T={section['temperature']:.3g})"
+            temperature = True
+        lines.append(_metrics_line(label, section))
+        fitted = True
+    bins = (metrics.get("conventions") or {}).get("bins")
+    terms = [
+        "NLL = negative log-likelihood (nats)",
+        "ECE = expected calibration error"
+        + (f" ({bins} equal-width bins)" if isinstance(bins, int) else ""),
+        *(["T = the fitted temperature"] if temperature else []),
+    ]
+    if fitted:
+        terms.append("each map fitted on the validation split, applied to test")
+    lines.append("  " + "; ".join(terms))
+    return lines
+
+
 def _metrics_line(label: str, m: dict[str, Any]) -> str:
     return (
-        f"  {label}: accuracy {100 * m['accuracy']:.2f}%  NLL {m['nll']:.4f}  "
+        f"  {label}: accuracy {100 * m['accuracy']:.2f}%  NLL {m['nll'] + 0.0:.4f}  "
         f"Brier {m['brier']:.4f}  ECE {100 * m['ece']:.2f}%"
     )
