@@ -710,8 +710,10 @@ def test_data_dir_missing_one_file(monkeypatch, tmp_path: Path, runs: Path):
 
 
 def test_data_env_dir_missing(tmp_path: Path):
-    result = run_cli("data", "info", env={"MNISTEXP_DATA_DIR": str(tmp_path / "gone")})
+    result = run_cli("data", "verify", env={"MNISTEXP_DATA_DIR": str(tmp_path / "gone")})
     assert_one_line_error(result, "given by MNISTEXP_DATA_DIR")
+    info = run_cli("data", "info", env={"MNISTEXP_DATA_DIR": str(tmp_path / "gone")})
+    assert info.exit_code == 0 and "given by MNISTEXP_DATA_DIR" in info.stdout
 
 
 def test_unknown_dataset(train, runs: Path):
