@@ -320,7 +320,11 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
     [
         pytest.param(["--metrics", "acc"], ["unknown metric acc", "accuracy"], id="metric"),
         pytest.param(["--sort", "speed"], ["--sort speed: unknown metric"], id="sort"),
-        pytest.param(["--filter", "loss.typo=mse"], ["unknown key loss.typo"], id="filter-key"),
+        pytest.param(
+            ["--filter", "loss.typo=mse"],
+            ["--filter 'loss.typo=mse': unknown key loss.typo; did you mean loss.type?"],
+            id="filter-key",
+        ),
         pytest.param(["--filter", "loss.type=bce"], ["no experiment matches"], id="filter-none"),
         pytest.param(
             ["--baseline", "nope"],
