@@ -325,6 +325,11 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
             ["--filter 'loss.typo=mse': unknown key loss.typo; did you mean loss.type?"],
             id="filter-key",
         ),
+        pytest.param(
+            ["--report", "comparison.txt"],
+            ["Error: --report comparison.txt: name a file ending in .html"],
+            id="report-not-html",
+        ),
         pytest.param(["--filter", "loss.type=bce"], ["no experiment matches"], id="filter-none"),
         pytest.param(
             ["--baseline", "nope"],
@@ -335,8 +340,12 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
         pytest.param(["does/not/exist"], ["does/not/exist: no such run folder"], id="path"),
     ],
 )
-def test_cli_bad_options(two: Path, args: list[str], fragments: list[str]) -> None:
+def test_cli_bad_options(two: Path, args: list[str], fragments: list[str], tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     assert_one_line_error(invoke("--runs-dir", str(two), *args), *fragments)
+    assert list(cwd.iterdir()) == []  # no report, no figure
 
 
 def test_one_experiment_under_two_names_is_reported_once(tmp_path: Path) -> None:

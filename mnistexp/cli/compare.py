@@ -183,6 +183,8 @@ def compare(
     if plot_dir is not None:
         check_output_folder(plot_dir, "--plot folder")
     if report_file is not None:
+        if report_file.suffix.lower() != ".html":  # not a page a browser would open as one
+            raise CliError(f"--report {one_line(str(report_file))}: name a file ending in .html")
         check_output_file(str(report_file), "--report file")
     metrics = parse_metrics(metric_names)
     curves = _curves(curve_names, plot_dir)
