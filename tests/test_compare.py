@@ -326,6 +326,16 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
             id="filter-key",
         ),
         pytest.param(
+            ["--plot-format", "png"],
+            ["--plot-format sets the format of the --plot figures; add --plot DIR"],
+            id="plot-format-without-plot",
+        ),
+        pytest.param(
+            ["--curves", "grad_true"],
+            ["--curves draws into the --plot folder; add --plot DIR"],
+            id="curves-without-plot",
+        ),
+        pytest.param(
             ["--report", "comparison.txt"],
             ["Error: --report comparison.txt: name a file ending in .html"],
             id="report-not-html",

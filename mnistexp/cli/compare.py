@@ -186,6 +186,9 @@ def compare(
         if report_file.suffix.lower() != ".html":  # not a page a browser would open as one
             raise CliError(f"--report {one_line(str(report_file))}: name a file ending in .html")
         check_output_file(str(report_file), "--report file")
+    given = click.get_current_context().get_parameter_source("plot_format")
+    if plot_dir is None and given != click.core.ParameterSource.DEFAULT:  # as --curves
+        raise CliError("--plot-format sets the format of the --plot figures; add --plot DIR")
     metrics = parse_metrics(metric_names)
     curves = _curves(curve_names, plot_dir)
     folders = _folders(inputs, runs_dir, seed_list, jobs, overrides, data_dir)
