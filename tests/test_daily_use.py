@@ -340,9 +340,10 @@ def test_train_json_of_a_skipped_run_says_why(tiny: Path, tmp_path: Path) -> Non
 def test_the_interrupt_message_names_the_run_folder(tmp_path: Path) -> None:
     from mnistexp.cli.train import _interrupted_line
     from mnistexp.config.loading import load_config
+    from mnistexp.store.runs import find_run
 
     cfg = load_config(None, ["name=x"])
-    line = _interrupted_line(cfg, str(tmp_path))
+    line = _interrupted_line(find_run(cfg, str(tmp_path)))  # the folder train was given
     assert line.startswith(f"{tmp_path}/x-") and "-s0: interrupted after 0 finished" in line
 
 
