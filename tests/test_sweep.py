@@ -153,6 +153,11 @@ def test_a_sweep_file_names_seeds_as_a_range_or_a_list(tmp_path: Path, seeds: st
             "note: --seeds 3 is seed 3 alone (a plain number no longer means the first N "
             "seeds); for seeds 0 to 2 give --seeds 0-2",
         ),
+        (
+            "1",
+            "note: --seeds 1 is seed 1 alone (a plain number no longer means the first N "
+            "seeds); for seed 0 give --seeds 0",
+        ),
         ("0", None),
         ("0-2", None),
         ("1,2", None),

@@ -155,9 +155,12 @@ def plain_number_note(text: str) -> str | None:
     if not _digits(text) or int(text) == 0:
         return None
     n = int(text)
+    earlier = (
+        "for seed 0 give --seeds 0" if n == 1 else f"for seeds 0 to {n - 1} give --seeds 0-{n - 1}"
+    )
     return (
         f"note: --seeds {n} is seed {n} alone (a plain number no longer means the first N "
-        f"seeds); for seeds 0 to {n - 1} give --seeds 0-{n - 1}"
+        f"seeds); {earlier}"
     )
 
 
