@@ -2,7 +2,9 @@
 
 ``<root>/<name>-<hash8>-s<seed>/`` holds config.yaml (and its JSON copy config.json), status.json,
 history.csv, metrics.json, predictions.npz, model.npz and env.json. Only this module writes run
-folders.
+folders. The name is not part of a run's identity (config hash and seed): :func:`find_run` finds
+the folder of the same experiment finished or running under another name, so every command
+reuses it instead of training the experiment a second time.
 
 Concurrency: a folder is claimed by an atomic ``mkdir``, so of two processes starting the same
 run exactly one trains it. Re-running a failed run first renames the old folder aside (atomic:
