@@ -56,7 +56,7 @@ test-fast: install
 bench: install
 	$(BIN)/python benchmarks/speed.py --json benchmarks/speed.json
 
-# The five studies of the README's Findings section. Each target trains the runs that are
+# The nine studies of the README's Findings section. Each target trains the runs that are
 # missing (finished runs are reused), prints the markdown table pasted in the README (also
 # written to docs/studies/), and refreshes the figures in docs/. A sweep exits 1 when a run
 # diverged, which is a result here (compare counts it), so only other exit codes stop make.

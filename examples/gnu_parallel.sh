@@ -11,7 +11,7 @@
 # Every path in the emitted commands is absolute, so they run from any directory.
 #
 # Usage: examples/gnu_parallel.sh [JOBS [SWEEP OPTIONS...]]   e.g. a small budget:
-#        examples/gnu_parallel.sh 2 --seeds 1 --set train.epochs=1 --set data.train_subset=1000
+#        examples/gnu_parallel.sh 2 --seeds 0 --set train.epochs=1 --set data.train_subset=1000
 #        (on several machines: parallel -S host1,host2 with a runs folder they all share)
 set -euo pipefail
 JOBS="${1:-2}"

@@ -710,8 +710,10 @@ def test_data_dir_missing_one_file(monkeypatch, tmp_path: Path, runs: Path):
 
 
 def test_data_env_dir_missing(tmp_path: Path):
-    result = run_cli("data", "info", env={"MNISTEXP_DATA_DIR": str(tmp_path / "gone")})
+    result = run_cli("data", "verify", env={"MNISTEXP_DATA_DIR": str(tmp_path / "gone")})
     assert_one_line_error(result, "given by MNISTEXP_DATA_DIR")
+    info = run_cli("data", "info", env={"MNISTEXP_DATA_DIR": str(tmp_path / "gone")})
+    assert info.exit_code == 0 and "given by MNISTEXP_DATA_DIR" in info.stdout
 
 
 def test_unknown_dataset(train, runs: Path):
@@ -1182,7 +1184,7 @@ SWEEP_FILES = [
     ("list", "- grid\n", ["a sweep must be a mapping of keys, got a list"]),
     ("syntax-error", "grid:\n  train.lr: [0.1\n", ["malformed YAML at line 3"]),
     ("empty-grid", "grid: {}\n", ["grid is empty; give it entries"]),
-    ("null-grid", "grid:\nseeds: 2\n", ["grid is empty"]),
+    ("null-grid", "grid:\nseeds: 0-1\n", ["grid is empty"]),
     ("empty-zip", "zip: {}\n", ["zip is empty"]),
     ("empty-runs", "runs: []\n", ["runs is empty"]),
     ("runs-not-list", "runs: {train.lr: 0.1}\n", ["runs: expected a list of mappings"]),
@@ -1301,8 +1303,8 @@ LONG_NAME = "n" * 300  # longer than any filesystem's NAME_MAX (255 bytes)
         ),
         pytest.param(["sweep", "--seeds", "9" * 40, "--dry-run"], ["expected N"], id="huge"),
         pytest.param(
-            ["compare", "x.yaml", "--seeds", "10001"],
-            ["10001 is not in the range 1<=x<=10000"],
+            ["compare", "x.yaml", "--seeds", "0-10000"],
+            ["seeds '0-10000': at most 10000 seeds"],
             id="compare-seeds-bound",
         ),
         pytest.param(["train", "--runs-dir", ""], ["--runs-dir is empty"], id="empty-runs-dir"),
@@ -1389,7 +1391,7 @@ def test_an_output_that_cannot_be_created_is_refused_before_training(
     out = blocker / "plots" if where == "below-a-file" else Path("/proc/mnistexp/plots")
     config = tmp_path / "tiny.yaml"
     config.write_text("data:\n  dataset: tiny\n  validation: 100\nmodel:\n  hidden: [8]\n")
-    plotted = run_cli("compare", config, "--seeds", "1", "--runs-dir", runs, "--data-dir", tiny,
+    plotted = run_cli("compare", config, "--seeds", "0", "--runs-dir", runs, "--data-dir", tiny,
                       "--plot", out)  # fmt: skip
     assert_one_line_error(plotted, f"{out}: cannot create the --plot folder")
     emitted = run_cli("sweep", "-c", config, "--emit", "slurm-array", out / "cmds.txt")
@@ -1438,9 +1440,9 @@ def test_compare_filters_seed_per_run(tiny: Path, runs: Path, tmp_path: Path):
     config = tmp_path / "tiny.yaml"
     config.write_text("data:\n  dataset: tiny\n  validation: 100\nmodel:\n  hidden: [8]\n")
     base = ["compare", config, "--runs-dir", runs, "--data-dir", tiny, "--format", "json"]
-    assert run_cli(*base, "--seeds", "2").exit_code == 0
+    assert run_cli(*base, "--seeds", "0-1").exit_code == 0
     for seed in (0, 1):
-        result = run_cli(*base, "--seeds", "2", "--filter", f"seed={seed}")
+        result = run_cli(*base, "--seeds", "0-1", "--filter", f"seed={seed}")
         assert result.exit_code == 0, result.output
         (experiment,) = json.loads(result.stdout)["experiments"]
         assert experiment["seeds"] == [seed], experiment
@@ -1508,7 +1510,7 @@ def _in_folder(name: str, what: str):
         (folder / "base.yaml").write_text("train:\n  epochs: 1\n")
         if what == "config":
             return ["-c", str(folder / "base.yaml")]
-        (folder / "sweep.yaml").write_text("base: base.yaml\nseeds: 2\n")
+        (folder / "sweep.yaml").write_text("base: base.yaml\nseeds: 0-1\n")
         return [str(folder / "sweep.yaml")]
 
     return prepare
@@ -1572,7 +1574,7 @@ def _never_expanded(*args, **kwargs):
             id="six-keys-of-ten",
         ),
         pytest.param(
-            ["--grid", f"train.lr={TEN},11", "--seeds", "10000"],
+            ["--grid", f"train.lr={TEN},11", "--seeds", "0-9999"],
             "11 x 10000 = 110,000 runs",
             id="grid-times-seeds",
         ),
@@ -1606,7 +1608,7 @@ def test_a_sweep_file_too_large_is_refused_before_it_is_expanded(
 ):
     monkeypatch.setattr("mnistexp.orchestration.sweep.load_config", _never_expanded)
     path = tmp_path / "sweep.yaml"
-    path.write_text(f"grid:\n  train.lr: [{TEN}]\n  train.epochs: [{TEN}]\nseeds: 1001\n")
+    path.write_text(f"grid:\n  train.lr: [{TEN}]\n  train.epochs: [{TEN}]\nseeds: 0-1000\n")
     result = run_cli("sweep", path, "--runs-dir", runs, "--emit", "commands")
     assert_one_line_error(result, "10 x 10 x 1001 = 100,100 runs, more than 100,000")
     assert_nothing_written(runs)
@@ -1615,7 +1617,7 @@ def test_a_sweep_file_too_large_is_refused_before_it_is_expanded(
 def test_a_sweep_at_the_bound_is_expanded(monkeypatch):
     from mnistexp.orchestration import sweep as lib
 
-    spec = lib.spec_from_options(grids=[f"train.lr={TEN}"], seeds="10000")
+    spec = lib.spec_from_options(grids=[f"train.lr={TEN}"], seeds="0-9999")
     assert lib.check_size(spec) == 100_000
 
 
@@ -1630,7 +1632,6 @@ NOT_ASCII_NUMBERS = ["\u0663", "\u00b3", "\uff13", "1_0"]  # Arabic-Indic 3, sup
     ("args", "option"),
     [
         pytest.param(["train", "--print-config", "--seed"], "'--seed'", id="train-seed"),
-        pytest.param(["compare", "x.yaml", "--seeds"], "'--seeds'", id="compare-seeds"),
         pytest.param(["compare", "x.yaml", "-j"], "'--jobs'", id="compare-jobs"),
         pytest.param(["sweep", "--dry-run", "-j"], "'--jobs'", id="sweep-jobs"),
         pytest.param(
@@ -1646,6 +1647,17 @@ def test_whole_numbers_are_ascii_digits_in_every_command(
     monkeypatch.chdir(tmp_path)
     line = assert_one_line_error(run_cli(*args, text), option, "is not a whole number in ASCII")
     assert repr(text) in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text", NOT_ASCII_NUMBERS, ids=["arabic", "superscript", "wide", "_"])
+@pytest.mark.parametrize("command", ["compare", "sweep"])
+def test_seeds_are_ascii_digits_in_every_command(tmp_path: Path, monkeypatch, command, text):
+    """--seeds is one parser in both commands (sweep's), under the same rule for numbers."""
+    monkeypatch.chdir(tmp_path)
+    args = ["compare", "x.yaml"] if command == "compare" else ["sweep", "--dry-run"]
+    line = assert_one_line_error(run_cli(*args, "--seeds", text), "expected N (one seed)")
+    assert line == f"Error: seeds {text!r}: expected N (one seed), A-B or A,B,C"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -1665,7 +1677,7 @@ def test_every_integer_option_reads_ascii_digits_only():
         for param in command.params
         if isinstance(param.type, click.types.IntParamType)
     ]
-    assert {("train", "seed"), ("compare", "seeds"), ("sweep", "jobs")} <= {n[:2] for n in numbers}
+    assert {("train", "seed"), ("compare", "jobs"), ("sweep", "jobs")} <= {n[:2] for n in numbers}
     assert [n[:2] for n in numbers if not isinstance(n[2], AsciiIntRange)] == []
 
 
@@ -1783,7 +1795,7 @@ def test_a_runs_folder_that_takes_no_run_is_one_line_in_both_modes(
     with unusable_runs_folder(tmp_path / "runs", kind) as runs:
         before = sorted(runs.rglob("*"))
         result = run_cli("sweep", "--runs-dir", runs, "--data-dir", tiny, *sets(*TINY),
-                         "--seeds", "3", "-j", jobs, "--no-progress")  # fmt: skip
+                         "--seeds", "0-2", "-j", jobs, "--no-progress")  # fmt: skip
         assert_one_line_error(result, f"{runs}: cannot write into the runs folder")
         assert sorted(runs.rglob("*")) == before
 
@@ -1801,7 +1813,7 @@ def test_a_run_that_cannot_create_its_folder_stops_the_sweep_in_both_modes(
     with unusable_runs_folder(tmp_path / "runs", kind) as runs:
         before = sorted(runs.rglob("*"))
         result = run_cli("sweep", "--runs-dir", runs, "--data-dir", tiny, *sets(*TINY),
-                         "--seeds", "3", "-j", jobs, "--no-progress")  # fmt: skip
+                         "--seeds", "0-2", "-j", jobs, "--no-progress")  # fmt: skip
         line = assert_one_line_error(result, f"{runs}/", "cannot", "(")
         assert "retry" not in line and "failed" not in result.output
         assert sorted(runs.rglob("*")) == before

@@ -320,7 +320,26 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
     [
         pytest.param(["--metrics", "acc"], ["unknown metric acc", "accuracy"], id="metric"),
         pytest.param(["--sort", "speed"], ["--sort speed: unknown metric"], id="sort"),
-        pytest.param(["--filter", "loss.typo=mse"], ["unknown key loss.typo"], id="filter-key"),
+        pytest.param(
+            ["--filter", "loss.typo=mse"],
+            ["--filter 'loss.typo=mse': unknown key loss.typo; did you mean loss.type?"],
+            id="filter-key",
+        ),
+        pytest.param(
+            ["--plot-format", "png"],
+            ["--plot-format sets the format of the --plot figures; add --plot DIR"],
+            id="plot-format-without-plot",
+        ),
+        pytest.param(
+            ["--curves", "grad_true"],
+            ["--curves draws into the --plot folder; add --plot DIR"],
+            id="curves-without-plot",
+        ),
+        pytest.param(
+            ["--report", "comparison.txt"],
+            ["Error: --report comparison.txt: name a file ending in .html"],
+            id="report-not-html",
+        ),
         pytest.param(["--filter", "loss.type=bce"], ["no experiment matches"], id="filter-none"),
         pytest.param(
             ["--baseline", "nope"],
@@ -331,8 +350,27 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
         pytest.param(["does/not/exist"], ["does/not/exist: no such run folder"], id="path"),
     ],
 )
-def test_cli_bad_options(two: Path, args: list[str], fragments: list[str]) -> None:
+def test_cli_bad_options(two: Path, args: list[str], fragments: list[str], tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     assert_one_line_error(invoke("--runs-dir", str(two), *args), *fragments)
+    assert list(cwd.iterdir()) == []  # no report, no figure
+
+
+def test_one_experiment_under_two_names_is_reported_once(tmp_path: Path) -> None:
+    """Grouping is by identity (config hash, seed excluded): two folders of the same
+    experiment and seed under different names are one run, with a warning naming both."""
+    first = make_run(tmp_path, "first", 0, 0.9)
+    second = make_run(tmp_path, "second", 0, 0.8)
+    make_run(tmp_path, "second", 1, 0.85)
+    result = invoke("--runs-dir", str(tmp_path), "--format", "json")
+    assert result.exit_code == 0, result.output
+    (exp,) = json.loads(result.stdout)["experiments"]
+    assert exp["seeds"] == [0, 1] and exp["n"] == 2
+    assert result.stderr.splitlines() == [
+        f"warning: {second}: same experiment and seed as {first}; left out"
+    ]
 
 
 def test_empty_and_missing_runs_root(tmp_path: Path) -> None:
@@ -413,7 +451,7 @@ def test_config_inputs_train_then_compare(tmp_path: Path, tiny: Path) -> None:
     args = [
         str(config),
         "--seeds",
-        "2",
+        "0-1",
         "--runs-dir",
         str(tmp_path / "runs"),
         "--data-dir",
@@ -428,6 +466,17 @@ def test_config_inputs_train_then_compare(tmp_path: Path, tiny: Path) -> None:
     assert (exp["name"], exp["seeds"]) == ("small", [0, 1])
     again = invoke(*args)  # finished runs are reused, not retrained
     assert again.exit_code == 0 and json.loads(again.stdout)["experiments"] == [exp]
+    one = invoke(*[("1" if a == "0-1" else a) for a in args])  # --seeds 1: the seed 1
+    assert one.exit_code == 0, one.output
+    assert [e["seeds"] for e in json.loads(one.stdout)["experiments"]] == [[1]]
+    assert "note: --seeds 1 is seed 1 alone" in one.stderr
+    twin = tmp_path / "twin.yaml"  # the same experiment under another name (the stem)
+    twin.write_text(config.read_text())
+    folders = sorted((tmp_path / "runs").iterdir())
+    by_twin = invoke(str(twin), *args[1:])
+    assert by_twin.exit_code == 0, by_twin.output
+    assert json.loads(by_twin.stdout)["experiments"] == [exp]  # its runs, not new ones
+    assert sorted((tmp_path / "runs").iterdir()) == folders
 
 
 def test_a_fit_short_of_its_optimum_is_a_warning_not_a_lost_run(tmp_path: Path) -> None:

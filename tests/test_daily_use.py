@@ -220,7 +220,7 @@ def test_latex_escapes_every_special_character() -> None:
 def test_sweep_prints_one_progress_line_per_run_without_a_terminal(
     tiny: Path, tmp_path: Path
 ) -> None:
-    args = ["sweep", "--grid", "train.lr=0.05,0.1", "--seeds", "1", *tiny_sets(tiny)]
+    args = ["sweep", "--grid", "train.lr=0.05,0.1", "--seeds", "0", *tiny_sets(tiny)]
     result = invoke(*args, "--runs-dir", str(tmp_path / "runs"))
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("sweep ")]
@@ -238,7 +238,7 @@ def test_sweep_prints_one_progress_line_per_run_without_a_terminal(
 def test_compare_training_missing_runs_shows_progress(tiny: Path, tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("name: c\n")
-    args = ["compare", str(config), "--seeds", "2", *tiny_sets(tiny)]
+    args = ["compare", str(config), "--seeds", "0-1", *tiny_sets(tiny)]
     result = invoke(*args, "--runs-dir", str(tmp_path / "runs"))
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("training ")]
@@ -340,9 +340,10 @@ def test_train_json_of_a_skipped_run_says_why(tiny: Path, tmp_path: Path) -> Non
 def test_the_interrupt_message_names_the_run_folder(tmp_path: Path) -> None:
     from mnistexp.cli.train import _interrupted_line
     from mnistexp.config.loading import load_config
+    from mnistexp.store.runs import find_run
 
     cfg = load_config(None, ["name=x"])
-    line = _interrupted_line(cfg, str(tmp_path))
+    line = _interrupted_line(find_run(cfg, str(tmp_path)))  # the folder train was given
     assert line.startswith(f"{tmp_path}/x-") and "-s0: interrupted after 0 finished" in line
 
 
@@ -364,7 +365,7 @@ def test_retry_failed_help_matches_the_readme() -> None:
 
 def test_dry_run_shows_each_key_once(tmp_path: Path) -> None:
     sweep_file = tmp_path / "s.yaml"
-    sweep_file.write_text("set: {train.epochs: 10}\ngrid: {train.lr: [0.1]}\nseeds: 1\n")
+    sweep_file.write_text("set: {train.epochs: 10}\ngrid: {train.lr: [0.1]}\nseeds: 0-0\n")
     result = invoke("sweep", str(sweep_file), "--set", "train.epochs=2", "--dry-run",
                     "--runs-dir", str(tmp_path / "runs"))  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -388,12 +389,12 @@ def test_missing_data_says_how_to_use_a_local_copy(
 ) -> None:
     monkeypatch.delenv("MNISTEXP_DATA_DIR", raising=False)
     monkeypatch.setenv("MNISTEXP_CACHE_DIR", str(tmp_path / "empty-cache"))
-    result = invoke("data", "info")
-    assert_one_line_error(
-        result,
-        "not found in the cache",
-        "for a local copy, export MNISTEXP_DATA_DIR=/path/to/mnist (or pass --data-dir)",
+    hint = "for a local copy, export MNISTEXP_DATA_DIR=/path/to/mnist (or pass --data-dir)"
+    info = invoke("data", "info")  # information, exit 0: `make demo` goes on to download
+    assert info.exit_code == 0 and info.stdout.splitlines()[-1].endswith(
+        f"files missing; {hint}; otherwise run 'mnistexp data fetch'"
     )
+    assert_one_line_error(invoke("data", "verify"), "not found in the cache", hint)
 
 
 def test_setup_files() -> None:

@@ -100,9 +100,38 @@ def test_info_reports_origin_and_shapes(tiny_as_mnist, monkeypatch: pytest.Monke
     assert "not verified" not in invoke("info").output
 
 
-def test_info_without_data(tiny_as_mnist, isolated: Path) -> None:  # noqa: F811
+def test_info_without_data_is_information_not_an_error(tiny_as_mnist, isolated: Path):  # noqa: F811
     result = invoke("info")
-    assert_one_line_error(result, "tiny-train-images.gz", str(isolated / "mnist"), "data fetch")
+    assert (result.exit_code, result.stderr) == (0, ""), result.output
+    assert result.stdout.splitlines() == [
+        f"folder  {isolated / 'mnist'}  (looked in the user cache: no --data-dir, "
+        "MNISTEXP_DATA_DIR unset; the folder does not exist)",
+        f"cache   {isolated}",
+        *(f"{spec.filename:28}  missing" for spec in tiny_as_mnist.spec.files.values()),
+        "4 of 4 files missing; for a local copy, export MNISTEXP_DATA_DIR=/path/to/mnist (or "
+        "pass --data-dir); otherwise run 'mnistexp data fetch'",
+    ]
+    assert_one_line_error(invoke("verify"), "tiny-train-images.gz", "data fetch")
+
+
+def test_info_lists_what_a_partial_folder_lacks(tiny_as_mnist, tmp_path: Path) -> None:
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    first = next(iter(tiny_as_mnist.spec.files.values())).filename
+    shutil.copy(tiny_as_mnist.folder / first, partial / first)
+    result = invoke("info", "--data-dir", str(partial))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"folder  {partial}  (looked in the folder given by --data-dir)"
+    size = (partial / first).stat().st_size
+    assert lines[2] == f"{first:28}  {size:>12,} bytes  present"
+    assert [line.split()[-1] for line in lines[3:6]] == ["missing"] * 3
+    assert lines[6] == (
+        "3 of 4 files missing; put the mnist files there (.gz or uncompressed), or drop "
+        "--data-dir to use the cache"
+    )
+    verify = invoke("verify", "--data-dir", str(partial))
+    assert_one_line_error(verify, "not found in", f"{partial}, given by --data-dir")
 
 
 def test_fetch_downloads_and_verifies(

@@ -23,7 +23,7 @@ from tests.test_interrupts import assert_same_results
 REPO = Path(__file__).resolve().parent.parent
 BUDGET = [
     "--seeds",
-    "1",
+    "0",
     "--set",
     "train.epochs=1",
     "--set",
@@ -89,7 +89,7 @@ def test_gnu_parallel_example_trains_every_run_once(mnist_dir: Path, tmp_path: P
     assert run_states(root) == states
 
 
-SHORT = ["-c", "configs/baseline.yaml", "--seeds", "2", *BUDGET[2:]]
+SHORT = ["-c", "configs/baseline.yaml", "--seeds", "0-1", *BUDGET[2:]]
 """Two small runs: two lines of a command file, enough for a split line to reach a task."""
 HOSTILE_NAME = "runs $(touch PWNED) `touch PWNED`; 'q' \"d\" * %j"
 """A legal folder name full of shell syntax (and a pattern of sbatch --output): quoted, it
@@ -262,7 +262,7 @@ def test_slurm_time_limit_interrupts_and_resume_is_bit_identical(cluster, tmp_pa
 @pytest.mark.mnist
 def test_scancel_leaves_runs_interrupted_and_resubmission_completes_them(cluster) -> None:
     root, env, elsewhere = cluster
-    args = ["-c", "configs/baseline.yaml", "--set", "train.epochs=40", "--seeds", "2"]
+    args = ["-c", "configs/baseline.yaml", "--set", "train.epochs=40", "--seeds", "0-1"]
     line = emit_array([*args, "--set", "eval.bootstrap=0"], root, env, cwd=REPO)
     job = submit(line, elsewhere, env)
     wait_for(

@@ -97,13 +97,74 @@ def test_explicit_runs_are_crossed_with_the_grid() -> None:
         pytest.param("0-4", (0, 1, 2, 3, 4), id="range-inclusive"),
         pytest.param("3-3", (3,), id="one-seed-as-range"),
         pytest.param("0,2,5", (0, 2, 5), id="list"),
-        pytest.param("3", (0, 1, 2), id="count"),
-        pytest.param(2, (0, 1), id="count-int"),
+        pytest.param("3", (3,), id="one-seed"),
+        pytest.param("0", (0,), id="seed-zero"),
+        pytest.param(" 7 ", (7,), id="spaces"),
         pytest.param([4, 1], (4, 1), id="yaml-list"),
     ],
 )
 def test_parse_seeds(text, seeds: tuple[int, ...]) -> None:
     assert lib.parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        pytest.param(
+            "5",
+            "s.yaml: seeds: 5 is a plain number, which no longer means the first N seeds; write "
+            "seeds: 0-4 for the first 5 seeds (what it meant before), or seeds: [5] for seed 5 "
+            "alone",
+            id="int",
+        ),
+        pytest.param("'5'", "s.yaml: seeds: 5 is a plain number", id="quoted"),
+        pytest.param(
+            "0",
+            "s.yaml: seeds: 0 is a plain number, which no longer means the first N seeds; write "
+            "seeds: [0] for seed 0 alone",
+            id="zero",
+        ),
+    ],
+)
+def test_a_plain_number_in_a_sweep_file_is_refused(tmp_path: Path, seeds: str, message) -> None:
+    """It meant the first N seeds: a file written then must not silently train seed N."""
+    path = tmp_path / "s.yaml"
+    path.write_text(f"seeds: {seeds}\n")
+    with pytest.raises(ConfigError) as caught:
+        lib.load_sweep_file(path)
+    assert str(caught.value).startswith(f"{tmp_path}/{message}")
+
+
+@pytest.mark.parametrize(
+    ("seeds", "expected"),
+    [("0-4", (0, 1, 2, 3, 4)), ("[5]", (5,)), ("[0, 2]", (0, 2)), ("3,1", (3, 1))],
+)
+def test_a_sweep_file_names_seeds_as_a_range_or_a_list(tmp_path: Path, seeds: str, expected):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"seeds: {seeds}\n")
+    assert lib.load_sweep_file(path).seeds == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        (
+            "3",
+            "note: --seeds 3 is seed 3 alone (a plain number no longer means the first N "
+            "seeds); for seeds 0 to 2 give --seeds 0-2",
+        ),
+        (
+            "1",
+            "note: --seeds 1 is seed 1 alone (a plain number no longer means the first N "
+            "seeds); for seed 0 give --seeds 0",
+        ),
+        ("0", None),
+        ("0-2", None),
+        ("1,2", None),
+    ],
+)
+def test_a_plain_number_on_the_command_line_gets_a_note(text: str, note) -> None:
+    assert lib.plain_number_note(text) == note
 
 
 @pytest.mark.parametrize(
@@ -115,10 +176,10 @@ def test_parse_seeds(text, seeds: tuple[int, ...]) -> None:
             id="backwards-range",
         ),
         pytest.param(
-            {"seeds": "a"}, "seeds 'a': expected N (seeds 0..N-1), A-B or A,B,C", id="not-a-number"
+            {"seeds": "a"}, "seeds 'a': expected N (one seed), A-B or A,B,C", id="not-a-number"
         ),
         pytest.param(
-            {"seeds": "0"}, "seeds '0': the number of seeds must be >= 1", id="zero-seeds"
+            {"seeds": "0-10000"}, "seeds '0-10000': at most 10000 seeds", id="too-many-seeds"
         ),
         pytest.param({"seeds": "1,1"}, "seeds '1,1': a seed is listed twice", id="repeated"),
         pytest.param(
@@ -263,7 +324,7 @@ def test_a_running_run_with_a_dead_pid_is_interrupted_and_resumed(
 ) -> None:
     import socket
 
-    (cfg,) = tiny_configs(tiny, grid="train.lr=0.1", seeds="1")
+    (cfg,) = tiny_configs(tiny, grid="train.lr=0.1", seeds="0")
     folder = tmp_path / runs.run_name(cfg)
     folder.mkdir(parents=True)
     dead = {"state": "running", "pid": 2**22 + 12345, "host": socket.gethostname()}
@@ -277,7 +338,7 @@ def test_a_run_another_live_process_trains_is_skipped(tiny: Path, tmp_path: Path
     import os
     import socket
 
-    (cfg,) = tiny_configs(tiny, grid="train.lr=0.1", seeds="1")
+    (cfg,) = tiny_configs(tiny, grid="train.lr=0.1", seeds="0")
     folder = tmp_path / runs.run_name(cfg)
     folder.mkdir(parents=True)
     alive = {"state": "running", "pid": os.getpid(), "host": socket.gethostname()}
@@ -295,7 +356,7 @@ def test_fail_fast_stops_after_the_first_failure(tiny: Path, tmp_path: Path) -> 
 
 
 def test_configs_are_checked_against_the_data_before_training(tiny: Path, tmp_path: Path) -> None:
-    configs = tiny_configs(tiny, grid="data.train_subset=100,100000", seeds="1")
+    configs = tiny_configs(tiny, grid="data.train_subset=100,100000", seeds="0")
     message = r"^invalid run default-\w+-s0: data.train_subset = 100000"
     with pytest.raises(ConfigError, match=message):
         workers.execute(configs, runs_dir=tmp_path, progress=False)

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from mnistexp.cli import main
 from mnistexp.orchestration import sweep as lib
+from tests.conftest import TINY, tiny_sets
 from tests.conftest import run_states as states
-from tests.conftest import tiny_sets
 
 GOLDEN = Path(__file__).parent / "golden"
 GRID = ["--grid", "train.lr=0.05,0.1", "--grid", "targets.scheme=onehot,soft", "--seeds", "0-1"]
@@ -63,6 +63,73 @@ def test_dry_run_lists_what_would_train_and_skip(tiny: Path, tmp_path: Path) -> 
     assert lines[1].startswith("train ") and "train.lr=0.1 seed=0" in lines[1]
     assert lines[2] == "2 runs: 1 would train, 1 skipped"
     assert len(states(tmp_path)) == 1
+
+
+def test_a_sweep_of_experiments_finished_under_other_names_trains_nothing(
+    tiny: Path, tmp_path: Path
+) -> None:
+    grid = [*tiny_sets(tiny), "--grid", "train.lr=0.05,0.1", "--seeds", "0-0"]
+    first = invoke(*grid, "--set", "name=earlier", "--runs-dir", str(tmp_path))
+    assert first.exit_code == 0, first.output
+    before = {p.name: (p / "history.csv").stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert len(before) == 2
+    dry = invoke(*grid, "--runs-dir", str(tmp_path), "--dry-run")
+    lines = dry.stdout.splitlines()
+    assert dry.exit_code == 0 and lines[-1] == "2 runs: 0 would train, 2 skipped"
+    for line in lines[:2]:
+        found = re.match(r"skip \(completed as (earlier-\S+)\) +(default-\S+)  ", line)
+        assert found and found.group(1) in before, line
+        assert found.group(1).split("-", 1)[1] == found.group(2).split("-", 1)[1]
+    again = invoke(*grid, "--runs-dir", str(tmp_path))
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith("2 runs: 0 done, 2 skipped, 0 failed")
+    after = {p.name: (p / "history.csv").stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert after == before  # no new folder, no history.csv written anew
+    forced = invoke(*grid, "--runs-dir", str(tmp_path), "--force", "--dry-run")
+    assert forced.stdout.startswith("retrain (completed as earlier-")
+
+
+@pytest.mark.parametrize(
+    ("seeds", "planned", "note"),
+    [
+        pytest.param("3", ["seed=3"], True, id="one-number-is-one-seed"),
+        pytest.param("0", ["seed=0"], False, id="seed-zero"),
+        pytest.param("2-4", ["seed=2", "seed=3", "seed=4"], False, id="range-inclusive"),
+        pytest.param("5,1", ["seed=5", "seed=1"], False, id="list"),
+    ],
+)
+def test_seeds_name_the_seeds_themselves(tmp_path: Path, seeds, planned, note) -> None:
+    result = invoke("--seeds", seeds, "--runs-dir", str(tmp_path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split()[-1] for line in lines[:-1]] == planned
+    assert [line.split()[1].rsplit("-", 1)[1] for line in lines[:-1]] == [
+        "s" + p.removeprefix("seed=") for p in planned
+    ]
+    expected = (
+        "note: --seeds 3 is seed 3 alone (a plain number no longer means the first N seeds); "
+        "for seeds 0 to 2 give --seeds 0-2\n"
+    )
+    assert result.stderr == (expected if note else "")
+
+
+def test_a_sweep_file_with_a_plain_number_of_seeds_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text("grid: {train.lr: [0.05, 0.1]}\nseeds: 5\n")
+    result = invoke(str(path), "--runs-dir", str(tmp_path / "runs"), "--dry-run")
+    assert (result.exit_code, result.output) == (
+        2,
+        f"Error: {path}: seeds: 5 is a plain number, which no longer means the first N seeds; "
+        "write seeds: 0-4 for the first 5 seeds (what it meant before), or seeds: [5] for "
+        "seed 5 alone\n",
+    )
+    assert not (tmp_path / "runs").exists()
+
+
+def test_one_experiment_under_two_names_in_one_sweep_is_one_run(tmp_path: Path) -> None:
+    result = invoke("--grid", "name=a,b", "--runs-dir", str(tmp_path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "1 runs: 1 would train, 0 skipped"
 
 
 @pytest.mark.parametrize(
@@ -167,6 +234,31 @@ def test_emitted_commands_set_path_variables_absolutely(tmp_path: Path, monkeypa
     ]
 
 
+def test_commands_emitted_under_a_relative_data_dir_train_from_another_directory(
+    tiny: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """MNISTEXP_DATA_DIR set relative (as `make demo`'s ../shared/data/mnist) is emitted
+    absolute: the command trains from a job's directory, where the relative one finds nothing."""
+    monkeypatch.chdir(tiny.parent)
+    monkeypatch.setenv("MNISTEXP_DATA_DIR", tiny.name)
+    sets = [word for item in TINY for word in ("--set", item)]
+    emitted = invoke(*sets, "--runs-dir", str(tmp_path / "runs"), "--emit", "commands")
+    assert emitted.exit_code == 0, emitted.output
+    words = shlex.split(emitted.output)
+    at = words.index("mnistexp")
+    assert f"MNISTEXP_DATA_DIR={tiny}" in words[:at], words  # with MNISTEXP_CACHE_DIR
+    command = words[at + 1 :]
+    elsewhere = tmp_path / "job"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("MNISTEXP_DATA_DIR", str(tiny))  # what the command's assignment does
+    trained = CliRunner().invoke(main, command)
+    assert trained.exit_code == 0 and "completed in" in trained.stdout, trained.output
+    monkeypatch.setenv("MNISTEXP_DATA_DIR", tiny.name)  # the relative value, from there:
+    lost = CliRunner().invoke(main, [*command, "--force"])
+    assert lost.exit_code == 2 and "given by MNISTEXP_DATA_DIR" in lost.stderr, lost.output
+
+
 def test_a_data_dir_in_a_config_file_is_emitted_absolutely(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "base.yaml").write_text("data:\n  dir: rel/data\n")
@@ -225,7 +317,7 @@ def test_emit_slurm_array_golden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         "--grid",
         "train.lr=0.05,0.1",
         "--seeds",
-        "2",
+        "0-1",
         "--emit",
         "slurm-array",
         "sweep.txt",

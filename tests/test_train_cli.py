@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,39 @@ def test_every_command_has_help_with_an_example():
             assert "Example" in result.output, args
 
 
+def test_the_summary_prints_every_recalibration_map_and_defines_its_abbreviations(
+    tiny: Path, tmp_path: Path
+):
+    maps = "eval.recalibration=[temperature,vector,isotonic]"
+    result = train(tiny, tmp_path, "--set", maps)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((only_run(tmp_path) / "metrics.json").read_text())
+    lines = result.stdout.splitlines()[1:]
+    number = r"accuracy \d+\.\d\d%  NLL \d+\.\d{4}  Brier \d+\.\d{4}  ECE \d+\.\d\d%"
+    labels = ["test", r"after temperature \(T=\S+\)", "after vector", "after isotonic"]
+    assert len(lines) == len(labels) + 1, lines
+    for label, line in zip(labels, lines, strict=False):
+        assert re.fullmatch(f"  {label}: {number}", line), line
+    isotonic = metrics["test_recalibrated"]["isotonic"]
+    assert f"ECE {100 * isotonic['ece']:.2f}%" in lines[3]
+    assert lines[-1] == (
+        "  NLL = negative log-likelihood (nats); ECE = expected calibration error (10 "
+        "equal-width bins); T = the fitted temperature; each map fitted on the validation "
+        "split, applied to test"
+    )
+
+
+def test_the_summary_says_when_a_map_was_skipped(tiny: Path, tmp_path: Path):
+    result = train(tiny, tmp_path, "--set", "data.validation=0")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[2].startswith("  after temperature: skipped (no validation split")
+    assert lines[3] == (
+        "  NLL = negative log-likelihood (nats); ECE = expected calibration error (10 "
+        "equal-width bins)"
+    )
+
+
 def test_the_summary_warns_of_a_fit_that_did_not_reach_its_optimum(tiny: Path, tmp_path: Path):
     # the tiny validation split is all right with a margin: no finite temperature is optimal
     result = train(tiny, tmp_path / "runs")
@@ -184,3 +218,81 @@ def test_the_summary_warns_of_a_fit_that_did_not_reach_its_optimum(tiny: Path, t
     )
     fit = json.loads((folder / "metrics.json").read_text())["test_temperature_scaled"]["fit"]
     assert fit["at_bound"] is True and fit["converged"] is False
+
+
+# ------------------------------------------------------------- one experiment, one folder
+
+
+def folders(runs: Path) -> list[Path]:
+    return sorted(p for p in runs.iterdir() if not p.name.startswith("."))
+
+
+def test_the_same_experiment_under_another_name_is_reused_not_trained_again(tiny, tmp_path):
+    assert train(tiny, tmp_path, "--name", "first").exit_code == 0
+    (first,) = folders(tmp_path)
+    history = (first / "history.csv").stat().st_mtime_ns
+    again = train(tiny, tmp_path, "--name", "second")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[0] == (
+        f"{first}: reused the same experiment (config hash and seed) under another name, "
+        "already completed; not retrained (--force retrains it here)"
+    )
+    assert "test: accuracy" in again.stdout  # its numbers, as for a run of the same name
+    as_json = json.loads(train(tiny, tmp_path, "--name", "second", "--json").stdout)
+    assert (as_json["run_dir"], as_json["skipped"]) == (str(first), True)
+    assert "another name" in as_json["message"]
+    printed = train(tiny, tmp_path, "--name", "second", "--print-config")
+    assert printed.stdout.splitlines()[0] == f"# run folder: {first}"
+    assert folders(tmp_path) == [first]
+    assert (first / "history.csv").stat().st_mtime_ns == history
+
+
+def test_force_retrains_the_experiment_in_the_folder_it_was_found_in(tiny, tmp_path):
+    assert train(tiny, tmp_path, "--name", "first").exit_code == 0
+    (first,) = folders(tmp_path)
+    forced = train(tiny, tmp_path, "--name", "second", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert forced.stdout.startswith(f"{first}: completed in ")
+    assert "retrained in the folder of the same experiment" in forced.stdout.splitlines()[0]
+    assert folders(tmp_path) == [first]  # no duplicate
+    assert json.loads((first / "status.json").read_text())["pid"] == os.getpid()
+    assert "name: first" in (first / "config.yaml").read_text()  # the folder keeps its name
+
+
+def test_a_hash_prefix_alone_is_not_the_same_experiment(tiny, tmp_path):
+    assert train(tiny, tmp_path, "--name", "first").exit_code == 0
+    (first,) = folders(tmp_path)
+    status = json.loads((first / "status.json").read_text())
+    status["config_hash"] = status["config_hash"][:8] + "0" * 56  # the same eight digits
+    (first / "status.json").write_text(json.dumps(status))
+    result = train(tiny, tmp_path, "--name", "second")
+    assert result.exit_code == 0 and "completed in" in result.stdout, result.output
+    assert [p.name.split("-")[0] for p in folders(tmp_path)] == ["first", "second"]
+
+
+def test_a_run_in_progress_under_another_name_is_running_elsewhere(tiny, tmp_path):
+    from mnistexp.store import liveness
+
+    assert train(tiny, tmp_path, "--name", "first").exit_code == 0
+    (first,) = folders(tmp_path)
+    status = json.loads((first / "status.json").read_text())
+    status |= {"state": "running", "host": "another-host", "heartbeat": liveness.utc_now()}
+    (first / "status.json").write_text(json.dumps(status))
+    result = train(tiny, tmp_path, "--name", "second", "--force")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        f"{first}: the same experiment (config hash and seed) under another name is being "
+        "trained by another process; left alone"
+    )
+    assert folders(tmp_path) == [first]
+
+
+def test_an_unfinished_run_under_another_name_does_not_stand_for_it(tiny, tmp_path):
+    """Only a completed or running folder is the experiment's; a failed one is not reused."""
+    assert train(tiny, tmp_path, "--name", "first").exit_code == 0
+    (first,) = folders(tmp_path)
+    status = json.loads((first / "status.json").read_text())
+    (first / "status.json").write_text(json.dumps({**status, "state": "failed", "error": "x"}))
+    result = train(tiny, tmp_path, "--name", "second")
+    assert result.exit_code == 0 and "completed in" in result.stdout, result.output
+    assert len(folders(tmp_path)) == 2

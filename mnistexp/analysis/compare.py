@@ -31,7 +31,7 @@ from mnistexp.analysis.rundirs import RunRecord, read_hits
 from mnistexp.analysis.stats import Summary, summarize
 from mnistexp.config import registries
 from mnistexp.config.identity import IDENTITY_EXCLUDED
-from mnistexp.config.loading import all_keys, parse_override
+from mnistexp.config.loading import all_keys, parse_override, unknown_key
 from mnistexp.core.errors import ConfigError, RunError, UsageError
 from mnistexp.core.states import State
 from mnistexp.core.yamlio import one_line
@@ -186,7 +186,7 @@ def apply_filters(experiments: list[Experiment], filters: Sequence[str]) -> list
     for item in filters:
         key, wanted = parse_override(item)
         if key not in keys:
-            raise ConfigError(f"--filter {item!r}: unknown key {key}")
+            raise ConfigError(f"--filter {item!r}: {unknown_key(key)}")
         if key in IDENTITY_EXCLUDED:  # differs between the runs of one experiment: per run
             for e in experiments:
                 e.runs = [r for r in e.runs if _same(r.config.get(key), wanted)]

@@ -51,7 +51,7 @@ def main() -> None:
     \b
     Example:
       mnistexp train --config configs/baseline.yaml --seed 1
-      mnistexp compare configs/baseline.yaml configs/mse_sigmoid.yaml --seeds 3
+      mnistexp compare configs/baseline.yaml configs/mse_sigmoid.yaml --seeds 0-2
     """
 
 

@@ -21,7 +21,6 @@ from mnistexp.cli.common import (
     stop_signals_as_interrupt,
 )
 from mnistexp.core.errors import interrupt_exit_code
-from mnistexp.core.limits import MAX_SEEDS
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")  # report.RENDERERS; tests check
 PLOT_FORMATS = ("png", "pdf", "svg")  # plots.PLOT_FORMATS; tests check they agree
@@ -34,10 +33,11 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 @runs_dir_option
 @click.option(
     "--seeds",
-    type=AsciiIntRange(min=1, max=MAX_SEEDS),
-    default=3,
+    metavar="SPEC",
+    default="0-2",
     show_default=True,
-    help="With config files: train and compare seeds 0..N-1 of each.",
+    help="With config files: the seeds to train and compare, 0-4 (range, inclusive), "
+    "0,2,5 (list) or N (the one seed N: --seeds 3 is seed 3).",
 )
 @click.option(
     "-j",
@@ -135,7 +135,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 def compare(
     inputs: tuple[str, ...],
     runs_dir: str | None,
-    seeds: int,
+    seeds: str,
     jobs: int,
     overrides: tuple[str, ...],
     data_dir: str | None,
@@ -155,7 +155,7 @@ def compare(
     """Compare experiments over seeds: accuracy and calibration, with significance tests.
 
     INPUTS are run folders, globs, runs roots (default: the runs root), or config files; for
-    config files the missing runs (seeds 0..N-1) are trained first and reused afterwards.
+    config files the missing runs (--seeds) are trained first and reused afterwards.
     Runs are grouped by their config (seed excluded); unfinished, failed and diverged runs are
     listed on stderr and left out of the statistics.
 
@@ -163,7 +163,7 @@ def compare(
     Examples:
       mnistexp compare
       mnistexp compare 'runs/baseline-*' 'runs/mse_sigmoid-*' --baseline baseline
-      mnistexp compare configs/baseline.yaml configs/label_smoothing.yaml --seeds 5 -j 4 \\
+      mnistexp compare configs/baseline.yaml configs/label_smoothing.yaml --seeds 0-4 -j 4 \\
           --set train.epochs=3 --baseline baseline --plot runs/plots
       mnistexp compare --metrics accuracy,ece,ts_ece --sort ece --filter loss.type=mse
       mnistexp compare --format json > comparison.json
@@ -179,13 +179,19 @@ def compare(
     from mnistexp.core.yamlio import one_line
 
     check_paths(runs_dir, data_dir)
+    seed_list = _seeds(seeds)
     if plot_dir is not None:
         check_output_folder(plot_dir, "--plot folder")
     if report_file is not None:
+        if report_file.suffix.lower() != ".html":  # not a page a browser would open as one
+            raise CliError(f"--report {one_line(str(report_file))}: name a file ending in .html")
         check_output_file(str(report_file), "--report file")
+    given = click.get_current_context().get_parameter_source("plot_format")
+    if plot_dir is None and given != click.core.ParameterSource.DEFAULT:  # as --curves
+        raise CliError("--plot-format sets the format of the --plot figures; add --plot DIR")
     metrics = parse_metrics(metric_names)
     curves = _curves(curve_names, plot_dir)
-    folders = _folders(inputs, runs_dir, seeds, jobs, overrides, data_dir)
+    folders = _folders(inputs, runs_dir, seed_list, jobs, overrides, data_dir)
     records, notes = load_runs(folders)
     for note in notes:
         click.echo(f"warning: {one_line(note)}", err=True)
@@ -228,10 +234,21 @@ def _curves(names: str | None, plot_dir: Path | None) -> list[str]:
     return parse_curves(names)
 
 
+def _seeds(text: str) -> tuple[int, ...]:
+    """--seeds as sweep reads it, with its note on a plain number (the one seed N now)."""
+    from mnistexp.orchestration.sweep import parse_seeds, plain_number_note
+
+    seeds = parse_seeds(text)
+    note = plain_number_note(text)
+    if note:
+        click.echo(note, err=True)
+    return seeds
+
+
 def _folders(
     inputs: tuple[str, ...],
     runs_dir: str | None,
-    seeds: int,
+    seeds: tuple[int, ...],
     jobs: int,
     overrides: tuple[str, ...],
     data_dir: str | None,
@@ -249,7 +266,7 @@ def _folders(
     if configs:
         planned = plan_runs(configs, seeds, overrides)
         click.echo(
-            f"{len(planned)} runs ({len(configs)} configs x {seeds} seeds) in "
+            f"{len(planned)} runs ({len(configs)} configs x {len(seeds)} seeds) in "
             f"{runs_root(runs_dir)}; finished runs are reused",
             err=True,
         )

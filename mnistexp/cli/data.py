@@ -14,8 +14,15 @@ from mnistexp.cli.common import data_dir_option, one_line_errors
 from mnistexp.core.errors import DataError
 
 if TYPE_CHECKING:
-    from mnistexp.data.datasets import FileReport
+    from pathlib import Path
 
+    from mnistexp.data.datasets import FileReport, MissingFiles
+
+_LOOKED = {
+    "option": "looked in the folder given by --data-dir",
+    "env": "looked in the folder given by MNISTEXP_DATA_DIR",
+    "cache": "looked in the user cache: no --data-dir, MNISTEXP_DATA_DIR unset",
+}
 _ORIGINS = {
     "option": "--data-dir",
     "env": "MNISTEXP_DATA_DIR",
@@ -41,7 +48,9 @@ def data() -> None:
 def info(data_dir: str | None) -> None:
     """Show where the MNIST files are, how they were found, and their sizes and shapes.
 
-    Reads only the file headers; never downloads.
+    Reads only the file headers; never downloads. Missing files are information, not an
+    error: they are listed with where they were looked for and how to get them (exit 0;
+    'mnistexp data verify' fails on them).
 
     \b
     Example:
@@ -49,13 +58,30 @@ def info(data_dir: str | None) -> None:
     """
     from mnistexp.data import datasets as datalib
 
-    source, files = datalib.describe(data_dir=data_dir)
+    try:
+        source, files = datalib.describe(data_dir=data_dir)
+    except datalib.MissingFiles as missing:
+        _show_missing(missing, datalib.cache_root())
+        return
     click.echo(f"folder  {source.folder}  (found via {_ORIGINS[source.origin]})")
     click.echo(f"cache   {datalib.cache_root()}")
     for item in files:
         shape = " x ".join(str(n) for n in item.shape)
         state = "verified" if item.verified else "not verified yet (run 'mnistexp data verify')"
         click.echo(f"{item.file:28}  {item.size:>12,} bytes  {shape:>16}  {state}")
+
+
+def _show_missing(missing: MissingFiles, cache: Path) -> None:
+    """``data info`` where files are missing: where it looked, each file, how to get them."""
+    looked = _LOOKED[missing.origin]
+    state = "" if missing.folder.is_dir() else "; the folder does not exist"
+    click.echo(f"folder  {missing.folder}  ({looked}{state})")
+    click.echo(f"cache   {cache}")
+    for name, path in missing.files.items():
+        found = f"{path.stat().st_size:>12,} bytes  present" if path else "missing"
+        click.echo(f"{name:28}  {found}")
+    n, total = len(missing.missing), len(missing.files)
+    click.echo(f"{n} of {total} files missing; {missing.advice}")
 
 
 @data.command()

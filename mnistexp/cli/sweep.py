@@ -67,7 +67,7 @@ class _SweepCommand(click.Command):
 @click.option(
     "--seeds",
     metavar="SPEC",
-    help="0-4 (range, inclusive), 0,2,5 (list) or N (seeds 0..N-1); 3-3 is seed 3.",
+    help="0-4 (range, inclusive), 0,2,5 (list) or N (the one seed N: --seeds 3 is seed 3).",
 )
 @click.option(
     "-j",
@@ -160,6 +160,9 @@ def sweep(
     if emit == "slurm-array" and emit_file:
         check_output_file(emit_file, "command file")
     spec = _spec(sweep_file, config_path, overrides, grids, zips, seeds)
+    note = lib.plain_number_note(seeds) if seeds is not None else None
+    if note:  # what a plain number means changed: say so
+        click.echo(note, err=True)
     planned = lib.expand(spec)
     if emit:
         flags = [
@@ -232,14 +235,18 @@ def _dry_run(
     planned: list[PlannedRun], runs_dir: str | None, force: bool, retry_failed: bool
 ) -> None:
     from mnistexp.orchestration import sweep as lib
-    from mnistexp.store.runs import run_state, should_train
+    from mnistexp.store import runs
 
     n_train = 0
+    names = runs.listing(runs.runs_root(runs_dir))  # listed once, not once per run
     for run in planned:
-        state = run_state(run.config, runs_dir)
-        train = should_train(state, force, retry_failed)
+        folder = runs.find_run(run.config, runs_dir, names)
+        status = runs.read_status(folder)
+        state = status["state"] if status else None
+        train = runs.should_train(state, force, retry_failed)
         n_train += train
-        click.echo(f"{lib.plan_line(run.config, state, train)}  {run.label}")
+        found = folder.name if folder.name != runs.run_name(run.config) else None
+        click.echo(f"{lib.plan_line(run.config, state, train, found)}  {run.label}")
     click.echo(f"{len(planned)} runs: {n_train} would train, {len(planned) - n_train} skipped")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -88,10 +89,11 @@ def train(
     extra = [f"seed={seed}"] if seed is not None else []
     extra += [f"name={name}"] if name is not None else []
     cfg = load_config(config_path, [*overrides, *extra])
-    if print_config:
-        from mnistexp.store import runs
+    from mnistexp.store import runs
 
-        click.echo(f"# run folder: {runs.run_dir(cfg, runs_dir)}")
+    folder = runs.find_run(cfg, runs_dir)  # the experiment's folder, whatever its name
+    if print_config:
+        click.echo(f"# run folder: {folder}")
         click.echo(to_yaml(cfg, block=True), nl=False)
         return
     from mnistexp.orchestration.experiment import run_experiment
@@ -110,34 +112,34 @@ def train(
                 argv=sys.argv,
             )
     except KeyboardInterrupt as exc:
-        click.echo(_interrupted_line(cfg, runs_dir), err=True)
+        click.echo(_interrupted_line(folder), err=True)
         sys.exit(interrupt_exit_code(exc))
+    elsewhere = outcome.run_dir.name != runs.run_name(cfg)
     if as_json:
-        click.echo(json.dumps(_json_summary(outcome), sort_keys=True))
+        click.echo(json.dumps(_json_summary(outcome, elsewhere), sort_keys=True))
     else:
-        _print_summary(outcome)
+        _print_summary(outcome, elsewhere)
     sys.exit(outcome.exit_code)
 
 
-def _interrupted_line(cfg, runs_dir: str | None) -> str:
-    """Where the interrupted run stands and how to go on."""
+def _interrupted_line(folder: Path) -> str:
+    """Where the interrupted run in ``folder`` stands and how to go on."""
     from mnistexp.store import runs
 
-    status = runs.read_status(runs.run_dir(cfg, runs_dir)) or {}
+    status = runs.read_status(folder) or {}
     done, saved = status.get("epochs_done", 0), status.get("checkpoint_epoch")
     how = (
         f"--resume continues from the checkpoint of epoch {saved}"
         if saved
         else "run again to retrain"
     )
-    folder = runs.run_dir(cfg, runs_dir)
     return (
         f"{folder}: interrupted after {done} finished epoch(s); the run is marked "
         f"'interrupted'; {how}"
     )
 
 
-def _json_summary(outcome) -> dict[str, Any]:
+def _json_summary(outcome, elsewhere: bool = False) -> dict[str, Any]:
     metrics = None
     if outcome.metrics:
         metrics = {
@@ -147,7 +149,9 @@ def _json_summary(outcome) -> dict[str, Any]:
         }
     message = outcome.message
     if message is None and outcome.skipped:
-        message = _skip_hint(outcome.state)
+        message = _skip_hint(outcome.state, elsewhere)
+    elif elsewhere and not outcome.skipped:
+        message = "; ".join(filter(None, [ELSEWHERE_RETRAINED, message]))
     return {
         "run_dir": str(outcome.run_dir),
         "state": outcome.state,
@@ -157,8 +161,17 @@ def _json_summary(outcome) -> dict[str, Any]:
     }
 
 
-def _skip_hint(state: str) -> str:
-    """Why a run was left alone and how to retrain it."""
+ELSEWHERE = "the same experiment (config hash and seed) under another name"
+ELSEWHERE_RETRAINED = f"retrained in the folder of {ELSEWHERE}"
+
+
+def _skip_hint(state: str, elsewhere: bool = False) -> str:
+    """Why a run was left alone and how to retrain it; ``elsewhere``: the folder is that of
+    the same experiment under another name (:func:`mnistexp.store.runs.find_run`)."""
+    if elsewhere and state == State.COMPLETED:
+        return f"reused {ELSEWHERE}, already completed; not retrained (--force retrains it here)"
+    if elsewhere and state == State.RUNNING:
+        return f"{ELSEWHERE} is being trained by another process; left alone"
     hints: dict[str, str] = {
         State.COMPLETED: "already completed; not retrained (--force retrains)",
         State.RUNNING: "is being trained by another process; left alone",
@@ -166,27 +179,63 @@ def _skip_hint(state: str) -> str:
     return hints.get(state, f"{state} earlier; not retrained (--retry-failed retrains)")
 
 
-def _print_summary(outcome) -> None:
+def _print_summary(outcome, elsewhere: bool = False) -> None:
     where = str(outcome.run_dir)
     if outcome.skipped:
-        hint = _skip_hint(outcome.state)
+        hint = _skip_hint(outcome.state, elsewhere)
         click.echo(f"{where}: {hint}", err=outcome.state not in (State.COMPLETED, State.RUNNING))
     elif outcome.state == State.COMPLETED:
-        resumed = f" ({outcome.message})" if outcome.message else ""
-        click.echo(f"{where}: completed in {outcome.seconds:.1f} s{resumed}")
+        notes = [ELSEWHERE_RETRAINED if elsewhere else None, outcome.message]
+        extra = "; ".join(filter(None, notes))
+        click.echo(
+            f"{where}: completed in {outcome.seconds:.1f} s" + (f" ({extra})" if extra else "")
+        )
     else:
         click.echo(f"{where}: {outcome.state}: {outcome.message}", err=True)
     if outcome.metrics and outcome.metrics.get("test"):
-        click.echo(_metrics_line("test", outcome.metrics["test"]))
-        scaled = outcome.metrics.get("test_temperature_scaled") or {}
-        if "temperature" in scaled:
-            click.echo(_metrics_line(f"test, T={scaled['temperature']:.3g}", scaled))
+        for line in summary_lines(outcome.metrics):
+            click.echo(line)
         for problem in fit_problems(outcome.metrics):
             click.echo(f"warning: {where}: {problem}", err=True)
 
 
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """The test metrics, then one line per recalibration map of ``eval.recalibration`` (each
+    fitted on validation, applied to test), then a footnote defining the abbreviations."""
+    lines = [_metrics_line("test", metrics["test"])]
+    maps = dict(metrics.get("test_recalibrated") or {})
+    scaled = metrics.get("test_temperature_scaled")
+    if isinstance(scaled, dict):  # temperature's section, the same as maps["temperature"]
+        maps = {"temperature": scaled, **{k: v for k, v in maps.items() if k != "temperature"}}
+    temperature = fitted = False
+    for method, section in maps.items():
+        if not isinstance(section, dict):
+            continue
+        if "ece" not in section:
+            why = section.get("skipped", "no test metrics")
+            lines.append(f"  after {method}: skipped ({why})")
+            continue
+        label = f"after {method}"
+        if isinstance(section.get("temperature"), int | float):
+            label += f" (T={section['temperature']:.3g})"
+            temperature = True
+        lines.append(_metrics_line(label, section))
+        fitted = True
+    bins = (metrics.get("conventions") or {}).get("bins")
+    terms = [
+        "NLL = negative log-likelihood (nats)",
+        "ECE = expected calibration error"
+        + (f" ({bins} equal-width bins)" if isinstance(bins, int) else ""),
+        *(["T = the fitted temperature"] if temperature else []),
+    ]
+    if fitted:
+        terms.append("each map fitted on the validation split, applied to test")
+    lines.append("  " + "; ".join(terms))
+    return lines
+
+
 def _metrics_line(label: str, m: dict[str, Any]) -> str:
     return (
-        f"  {label}: accuracy {100 * m['accuracy']:.2f}%  NLL {m['nll']:.4f}  "
+        f"  {label}: accuracy {100 * m['accuracy']:.2f}%  NLL {m['nll'] + 0.0:.4f}  "
         f"Brier {m['brier']:.4f}  ECE {100 * m['ece']:.2f}%"
     )

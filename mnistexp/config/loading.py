@@ -252,7 +252,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     declared = _declared(prefix.rstrip("."))
     for key in raw:
         if key not in names and key not in declared:
-            raise ConfigError(_unknown_key(prefix + _show_key(key)))
+            raise ConfigError(unknown_key(prefix + _show_key(key)))
     values: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for name in raw:
@@ -361,7 +361,9 @@ def all_keys() -> list[str]:
     return [k for k in keys if not k.endswith(".params")] + extras
 
 
-def _unknown_key(path: str) -> str:
+def unknown_key(path: str) -> str:
+    """``unknown key train.lrr; did you mean train.lr?``: the message for a dotted key that
+    is no config key, with the closest one (difflib) when there is one."""
     keys = all_keys()
     sections = {key.rsplit(".", 1)[0] for key in keys if "." in key}
     close = difflib.get_close_matches(path, [*keys, *sorted(sections)], n=1, cutoff=0.6)

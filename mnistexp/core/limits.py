@@ -4,7 +4,7 @@ A leaf: imports nothing, so ``mnistexp --help`` can use it without loading the l
 """
 
 MAX_SEEDS = 10_000
-"""Seeds per sweep (``--seeds``) and per config file in ``compare CONFIG --seeds N``."""
+"""Seeds per sweep (``--seeds``) and per config file in ``compare CONFIG --seeds A-B``."""
 
 MAX_RUNS = 100_000
 """Runs per sweep: the product of the grid's sizes, the zip's length, the explicit runs and

@@ -314,15 +314,33 @@ def _paths(dataset: DatasetSpec, folder: Path) -> dict[str, Path]:
     return paths  # type: ignore[return-value]
 
 
-def _require_all(dataset: DatasetSpec, folder: Path, where: str) -> None:
-    """Raise a DataError naming the missing files if ``folder`` (from ``where``) lacks any."""
-    missing = _missing(dataset, folder)
-    if missing:
+class MissingFiles(DataError):
+    """Files of a dataset missing from the folder where they were looked for: the one-line
+    error, and what ``mnistexp data info`` shows instead (``folder``, ``origin`` as in
+    :class:`DataSource`, each file's copy or None in ``files``, and ``advice``)."""
+
+    def __init__(
+        self, dataset: DatasetSpec, folder: Path, origin: str, where: str, advice: str
+    ) -> None:
+        self.folder, self.origin, self.advice = folder, origin, advice
+        self.files = {spec.filename: _file_in(folder, spec) for spec in dataset.files.values()}
+        self.missing = [name for name, path in self.files.items() if path is None]
+        super().__init__(f"{', '.join(self.missing)}: not found in {where}; {advice}")
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        """A sweep worker's error reaches its parent pickled: as the plain one-line error."""
+        return DataError, (str(self),)
+
+
+def _require_all(dataset: DatasetSpec, folder: Path, where: str, origin: str) -> None:
+    """Raise :class:`MissingFiles` if ``folder`` (from ``where``) lacks any file."""
+    if _missing(dataset, folder):
         state = "" if folder.is_dir() else " (the folder does not exist)"
-        raise DataError(
-            f"{', '.join(missing)}: not found in {folder}{state}, given by {where}; put the "
-            f"{dataset.name} files there (.gz or uncompressed), or drop {where} to use the cache"
+        advice = (
+            f"put the {dataset.name} files there (.gz or uncompressed), or drop {where} to use "
+            "the cache"
         )
+        raise MissingFiles(dataset, folder, origin, f"{folder}{state}, given by {where}", advice)
 
 
 def find(
@@ -345,17 +363,20 @@ def find(
     ):
         if value is not None:
             folder = check_names(Path(value).expanduser(), where)
-            _require_all(dataset, folder, where)
+            _require_all(dataset, folder, where, origin)
             return DataSource(folder, origin)
     folder = cache_root() / dataset.name
     missing = _missing(dataset, folder)
     if not missing:
         return DataSource(folder, "cache")
     if not download:
-        raise DataError(
-            f"{', '.join(missing)}: not found in the cache {folder} (no --data-dir, "
-            f"{DATA_DIR_ENV} unset); for a local copy, export {DATA_DIR_ENV}=/path/to/mnist "
-            "(or pass --data-dir); otherwise run 'mnistexp data fetch'"
+        raise MissingFiles(
+            dataset,
+            folder,
+            "cache",
+            f"the cache {folder} (no --data-dir, {DATA_DIR_ENV} unset)",
+            f"for a local copy, export {DATA_DIR_ENV}=/path/to/mnist (or pass --data-dir); "
+            "otherwise run 'mnistexp data fetch'",
         )
     _download_missing(dataset, folder, progress)
     return DataSource(folder, "download")

@@ -78,10 +78,14 @@ def run_experiment(
 ) -> Outcome:
     """Train ``cfg`` into its run folder unless a finished run is already there.
 
+    The folder is :func:`mnistexp.store.runs.find_run`'s: the same experiment (config hash and
+    seed) completed or running under another name is that run, reused or left to its owner,
+    and ``force`` retrains it in that folder (under the folder's name), never in a second one.
     With ``resume``, an interrupted (or failed) run that left a checkpoint continues from it
     instead of starting over; the result is bit-identical to an uninterrupted run.
     """
-    path = runs.run_dir(cfg, runs_dir)
+    path = runs.find_run(cfg, runs_dir)
+    cfg = runs.named_as(cfg, path)
     existing = runs.read_status(path)
     if existing and not runs.should_train(existing["state"], force, retry_failed):
         if existing.get("state") == State.COMPLETED and shifted.requested(cfg.shift):

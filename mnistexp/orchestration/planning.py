@@ -1,6 +1,6 @@
 """Config files as compare inputs: the runs they ask for, and training the missing ones.
 
-``mnistexp compare a.yaml b.yaml --seeds N`` plans seeds 0..N-1 of each file
+``mnistexp compare a.yaml b.yaml --seeds 0-4`` plans seeds 0..4 of each file
 (:func:`plan_runs`) and trains those not finished yet (:func:`train_missing`) through the same
 machinery as ``mnistexp sweep``, so finished runs are reused.
 """
@@ -16,13 +16,11 @@ from mnistexp.store import runs
 
 
 def plan_runs(
-    config_paths: Sequence[str], seeds: int, overrides: Sequence[str] = ()
+    config_paths: Sequence[str], seeds: Sequence[int], overrides: Sequence[str] = ()
 ) -> list[ExperimentConfig]:
-    """One config per (file, seed 0..seeds-1), with ``overrides`` applied to every file."""
+    """One config per (file, seed of ``seeds``), with ``overrides`` applied to every file."""
     return [
-        load_config(path, [*overrides, f"seed={seed}"])
-        for path in config_paths
-        for seed in range(seeds)
+        load_config(path, [*overrides, f"seed={seed}"]) for path in config_paths for seed in seeds
     ]
 
 
@@ -51,4 +49,5 @@ def train_missing(
     )
     if summary.interrupted_by_user:  # no table from half the runs: stop as the sweep did
         raise Terminated() if summary.interrupt_code == ExitCode.SIGTERM else KeyboardInterrupt()
-    return [runs.run_dir(cfg, runs_dir) for cfg in configs]
+    names = runs.listing(runs.runs_root(runs_dir))
+    return [runs.find_run(cfg, runs_dir, names) for cfg in configs]  # whatever their names

@@ -7,11 +7,13 @@ combinations, the zip's rows and the explicit ``runs`` (a missing part counts as
 set), each repeated for every seed. Overrides apply in the order ``set``, ``runs`` entry, grid, zip,
 seed; values are YAML scalars or lists, parsed by :func:`mnistexp.config.loading.parse_override`.
 Every run keeps the base config's name: runs differ by their config hash, so ``compare`` groups them
-by hash. Every config is built and validated before anything trains; the first bad one is reported
+by hash. Runs of one experiment (config hash and seed) are one run, whatever their names: the first
+is kept. Every config is built and validated before anything trains; the first bad one is reported
 with its override set.
 
-Seeds: ``"0-4"`` is the inclusive range 0..4, ``"0,2,5"`` a list, and a plain number ``N``
-the first N seeds 0..N-1 (as ``compare --seeds N``); one seed k alone is ``"k-k"``.
+Seeds: ``"0-4"`` is the inclusive range 0..4, ``"0,2,5"`` a list, and on the command line a
+plain number ``N`` the one seed N (as ``compare --seeds N``). A plain number used to mean the
+first N seeds: in a sweep file it is refused (``seeds: 0-4`` or ``seeds: [5]`` say which).
 
 Execution is :func:`mnistexp.orchestration.workers.execute` (local worker processes);
 :func:`emit_commands` renders the same runs as self-contained ``mnistexp train`` commands for
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mnistexp.config.identity import flatten
+from mnistexp.config.identity import config_hash, flatten
 from mnistexp.config.loading import ExperimentConfig, load_config, parse_override
 from mnistexp.core import atomic
 from mnistexp.core.errors import ConfigError, UsageError
@@ -109,12 +111,17 @@ def parse_values(item: str, option: str = "--grid") -> tuple[str, tuple[Any, ...
     return key, tuple(values)
 
 
-def parse_seeds(spec: str | int | Sequence[int]) -> tuple[int, ...]:
-    """``"0-4"`` -> 0..4, ``"0,2,5"`` -> (0, 2, 5), ``3`` or ``"3"`` -> (0, 1, 2)."""
+def parse_seeds(spec: str | int | Sequence[int], *, in_file: bool = False) -> tuple[int, ...]:
+    """``"0-4"`` -> 0..4 (inclusive), ``"0,2,5"`` -> (0, 2, 5), ``"3"`` -> (3,), the one seed 3,
+    and a sweep file's YAML list ``[4, 1]`` -> (4, 1).
+
+    A plain number used to mean the first N seeds. On the command line it is now the one seed
+    N (the commands print a note saying so); in a sweep file (``in_file``) it is refused with
+    both readings spelled out, since a file written for the old meaning must not silently
+    train other seeds.
+    """
     if isinstance(spec, bool):
-        raise ConfigError(f"seeds {spec!r}: expected N, A-B or A,B,C")
-    if isinstance(spec, int):
-        return _seed_count(spec, str(spec))
+        raise ConfigError(f"seeds {spec!r}: expected N (one seed), A-B or A,B,C")
     if isinstance(spec, list | tuple):
         return _seed_list([str(s) for s in spec], str(list(spec)))
     text = str(spec).strip()
@@ -122,12 +129,39 @@ def parse_seeds(spec: str | int | Sequence[int]) -> tuple[int, ...]:
         lo, _, hi = text.partition("-")
         if not (_digits(lo) and _digits(hi)) or int(lo) > int(hi):
             raise ConfigError(f"seeds {spec!r}: a range is A-B with 0 <= A <= B, e.g. 0-4")
-        return _seed_count(int(hi) - int(lo) + 1, text, start=int(lo))
+        return _seed_range(int(lo), int(hi), text)
     if "," in text:
         return _seed_list(text.split(","), text)
     if not _digits(text):
-        raise ConfigError(f"seeds {spec!r}: expected N (seeds 0..N-1), A-B or A,B,C")
-    return _seed_count(int(text), text)
+        raise ConfigError(f"seeds {spec!r}: expected N (one seed), A-B or A,B,C")
+    if in_file or isinstance(spec, int):
+        raise ConfigError(plain_number_in_file(int(text)))
+    return (int(text),)
+
+
+def plain_number_in_file(n: int) -> str:
+    """Why a sweep file's ``seeds: N`` is refused, and the two ways to say what was meant."""
+    earlier = f"seeds: 0-{n - 1} for the first {n} seeds (what it meant before), or " if n else ""
+    return (
+        f"seeds: {n} is a plain number, which no longer means the first N seeds; write "
+        f"{earlier}seeds: [{n}] for seed {n} alone"
+    )
+
+
+def plain_number_note(text: str) -> str | None:
+    """The note a command prints for ``--seeds N``: a plain number is now the one seed N
+    (it meant the first N seeds); None for a range, a list or ``--seeds 0``."""
+    text = text.strip()
+    if not _digits(text) or int(text) == 0:
+        return None
+    n = int(text)
+    earlier = (
+        "for seed 0 give --seeds 0" if n == 1 else f"for seeds 0 to {n - 1} give --seeds 0-{n - 1}"
+    )
+    return (
+        f"note: --seeds {n} is seed {n} alone (a plain number no longer means the first N "
+        f"seeds); {earlier}"
+    )
 
 
 def _digits(text: str) -> bool:
@@ -135,12 +169,10 @@ def _digits(text: str) -> bool:
     return ascii_digits(text)
 
 
-def _seed_count(n: int, spec: str, start: int = 0) -> tuple[int, ...]:
-    if n < 1:
-        raise ConfigError(f"seeds {spec!r}: the number of seeds must be >= 1")
-    if n > MAX_SEEDS:
-        raise ConfigError(f"seeds {spec!r}: at most {MAX_SEEDS} seeds per sweep")
-    return tuple(range(start, start + n))
+def _seed_range(lo: int, hi: int, spec: str) -> tuple[int, ...]:
+    if hi - lo + 1 > MAX_SEEDS:
+        raise ConfigError(f"seeds {spec!r}: at most {MAX_SEEDS} seeds")
+    return tuple(range(lo, hi + 1))
 
 
 def _seed_list(items: list[str], spec: str) -> tuple[int, ...]:
@@ -149,6 +181,8 @@ def _seed_list(items: list[str], spec: str) -> tuple[int, ...]:
     seeds = tuple(int(s) for s in items)
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds {spec!r}: a seed is listed twice")
+    if len(seeds) > MAX_SEEDS:
+        raise ConfigError(f"seeds {spec!r}: at most {MAX_SEEDS} seeds")
     return seeds
 
 
@@ -204,8 +238,16 @@ def load_sweep_file(path: str | Path) -> SweepSpec:
         runs=tuple(
             _overrides(r, f"{where}: runs[{i}]") for i, r in enumerate(raw.get("runs") or [])
         ),
-        seeds=parse_seeds(raw["seeds"]) if raw.get("seeds") is not None else None,
+        seeds=_file_seeds(raw["seeds"], where) if raw.get("seeds") is not None else None,
     )
+
+
+def _file_seeds(raw: Any, where: str) -> tuple[int, ...]:
+    """A sweep file's ``seeds``: a range, a list (YAML or A,B,C), never a plain number."""
+    try:
+        return parse_seeds(raw, in_file=True)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _overrides(raw: Any, where: str) -> tuple[Override, ...]:
@@ -258,15 +300,16 @@ def check_size(spec: SweepSpec) -> int:
 
 
 def expand(spec: SweepSpec) -> list[PlannedRun]:
-    """Every run of the sweep as a validated config; duplicates (same run id) are dropped.
+    """Every run of the sweep as a validated config; duplicates (the same experiment: config
+    hash and seed, whatever the name) are dropped, the first kept.
 
     Raises one :class:`ConfigError` line naming the first invalid override set.
     """
-    planned: dict[str, PlannedRun] = {}
+    planned: dict[tuple[str, int], PlannedRun] = {}
     for specific in override_sets(spec):
         overrides = (*spec.set, *specific)
         for cfg in _configs(spec.base, overrides, spec.seeds):
-            planned.setdefault(runs.run_name(cfg), PlannedRun(overrides, cfg))
+            planned.setdefault((config_hash(cfg), cfg.seed), PlannedRun(overrides, cfg))
     return list(planned.values())
 
 
@@ -304,12 +347,18 @@ def _reads_back(text: str) -> bool:
 # --------------------------------------------------------------------------- planning
 
 
-def plan_line(cfg: ExperimentConfig, state: str | None, train: bool) -> str:
-    """One ``--dry-run`` line: what happens to the run and why."""
+def plan_line(
+    cfg: ExperimentConfig, state: str | None, train: bool, found: str | None = None
+) -> str:
+    """One ``--dry-run`` line: what happens to the run and why; ``found``: the folder of the
+    same experiment under another name (:func:`mnistexp.store.runs.find_run`), if that is it."""
+    where = f" as {found}" if found else ""
     if train:
-        action = "train" if state is None else f"retrain ({state})"
+        action = "train" if state is None else f"retrain ({state}{where})"
+    elif state == State.RUNNING:
+        action = f"skip (running elsewhere{where})"
     else:
-        action = "skip (running elsewhere)" if state == State.RUNNING else f"skip ({state})"
+        action = f"skip ({state}{where})"
     return f"{action:26} {runs.run_name(cfg)}"
 
 

@@ -1,6 +1,7 @@
 """Training many runs on one machine: local worker processes, skipping, interrupts.
 
-:func:`execute` skips finished runs (run ids are deterministic), retrains interrupted ones (or,
+:func:`execute` skips finished runs (run ids are deterministic, and a run finished under another
+name is found by its identity: :func:`mnistexp.store.runs.find_run`), retrains interrupted ones (or,
 with ``resume``, continues them from their checkpoints), claims each run folder atomically (so
 concurrent sweeps over one runs folder train every run once), and trains in ``jobs`` spawned
 worker processes, each with one BLAS thread. Used by ``mnistexp sweep`` and by ``compare``
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mnistexp.config.identity import config_hash
 from mnistexp.config.loading import ExperimentConfig, check_against_data
 from mnistexp.core.errors import (
     PARENT_GONE_SIGNAL,
@@ -132,6 +134,7 @@ class _Job:
 
     index: int
     config: ExperimentConfig
+    folder: Path  # runs.find_run's, when the sweep was planned
     runs_dir: str | None
     data_dir: str | None
     force: bool
@@ -170,8 +173,10 @@ def execute(
     summary = Summary()
     results: dict[int, Outcome] = {}
     todo = []
-    for i, cfg in enumerate({runs.run_name(c): c for c in configs}.values()):
-        job = _Job(i, cfg, _str(runs_dir), _str(data_dir), force, retry_failed, resume)
+    names = runs.listing(runs.runs_root(runs_dir))  # listed once, not once per run
+    for i, cfg in enumerate(_one_per_experiment(configs)):
+        folder = runs.find_run(cfg, runs_dir, names)
+        job = _Job(i, cfg, folder, _str(runs_dir), _str(data_dir), force, retry_failed, resume)
         if _wanted(job):
             todo.append(job)
         else:
@@ -185,8 +190,18 @@ def execute(
     return summary
 
 
+def _one_per_experiment(configs: Sequence[ExperimentConfig]) -> list[ExperimentConfig]:
+    """The first config of each experiment (config hash and seed), whatever the names."""
+    first: dict[tuple[str, int], ExperimentConfig] = {}
+    for cfg in configs:
+        first.setdefault((config_hash(cfg), cfg.seed), cfg)
+    return list(first.values())
+
+
 def _wanted(job: _Job) -> bool:
-    return runs.should_train(runs.run_state(job.config, job.runs_dir), job.force, job.retry_failed)
+    status = runs.read_status(job.folder)
+    state = status["state"] if status else None
+    return runs.should_train(state, job.force, job.retry_failed)
 
 
 def _str(path: str | Path | None) -> str | None:
@@ -309,7 +324,7 @@ def _left_by(pids: set[int], jobs: list[_Job]) -> dict[int, Outcome]:
 
     found: dict[int, Outcome] = {}
     for job in jobs:
-        path = runs.run_dir(job.config, job.runs_dir)
+        path = job.folder
         status = runs.read_status(path) or {}
         if pids and status.get("pid") in pids:
             found[job.index] = Outcome(path, status["state"], message=status.get("error"))
@@ -329,7 +344,7 @@ def _result(future: Future, job: _Job) -> Outcome | None:
     except Exception as exc:  # a bug in a worker: record it, keep going
         from mnistexp.orchestration.experiment import Outcome
 
-        path = runs.run_dir(job.config, job.runs_dir)
+        path = job.folder
         return Outcome(path, State.FAILED, message=f"{type(exc).__name__}: {exc}")
 
 
@@ -351,7 +366,7 @@ def _train(job: _Job) -> Outcome:
 def _interrupted(job: _Job, exc: BaseException) -> Outcome:
     from mnistexp.orchestration.experiment import Outcome
 
-    path = runs.run_dir(job.config, job.runs_dir)
+    path = job.folder
     return Outcome(path, State.INTERRUPTED, message=interrupt_reason(exc))
 
 

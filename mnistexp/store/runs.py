@@ -2,7 +2,9 @@
 
 ``<root>/<name>-<hash8>-s<seed>/`` holds config.yaml (and its JSON copy config.json), status.json,
 history.csv, metrics.json, predictions.npz, model.npz and env.json. Only this module writes run
-folders.
+folders. The name is not part of a run's identity (config hash and seed): :func:`find_run` finds
+the folder of the same experiment finished or running under another name, so every command
+reuses it instead of training the experiment a second time.
 
 Concurrency: a folder is claimed by an atomic ``mkdir``, so of two processes starting the same
 run exactly one trains it. Re-running a failed run first renames the old folder aside (atomic:
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import errno
 import hashlib
 import io
@@ -250,6 +253,73 @@ def run_state(cfg: ExperimentConfig, runs_dir: str | Path | None = None) -> Stat
     """State of ``cfg``'s run folder as :func:`read_status` reads it; None if it has none."""
     status = read_status(run_dir(cfg, runs_dir))
     return status["state"] if status else None
+
+
+# --------------------------------------------------------------------------- identity
+
+
+FOUND_STATES = (State.COMPLETED, State.RUNNING)
+"""States in which a folder stands for its experiment, whatever its name: a finished run is
+reused, a run in progress is left to its owner."""
+
+_IDENTITY_SUFFIX = re.compile(r"-[0-9a-f]{8}-s[0-9]+\Z")
+
+Listing = dict[str, list[str]]
+"""``-<hash8>-s<seed>`` -> the names under a runs folder that end with it (:func:`listing`)."""
+
+
+def listing(root: Path) -> Listing:
+    """The run folders under ``root`` by the identity at the end of their names, read once
+    for a sweep's many :func:`find_run` calls; empty if ``root`` cannot be listed."""
+    out: Listing = {}
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return out
+    for name in sorted(names):
+        found = _IDENTITY_SUFFIX.search(name)
+        if found and not name.startswith("."):
+            out.setdefault(found.group(), []).append(name)
+    return out
+
+
+def find_run(
+    cfg: ExperimentConfig, runs_dir: str | Path | None = None, names: Listing | None = None
+) -> Path:
+    """The folder that stands for ``cfg``'s run: one experiment (config hash and seed), one
+    folder, whatever its name.
+
+    Its own folder ``<name>-<hash8>-s<seed>`` when that holds a completed or running run;
+    otherwise a folder of the same runs root named ``<other>-<hash8>-s<seed>`` whose
+    status.json records this config's full ``config_hash`` (the eight digits in the name are
+    not enough) and that is completed (first choice) or running; otherwise its own folder,
+    trained or retrained there as before. ``names``: a :func:`listing` of the runs root made
+    earlier (a sweep lists the folder once); by default it is listed here.
+    """
+    chash = config_hash(cfg)
+    root = runs_root(runs_dir)
+    own = root / run_id(cfg.name, chash, cfg.seed)
+    status = read_status(own)
+    if status is not None and status["state"] in FOUND_STATES:
+        return own
+    suffix = f"-{chash[:8]}-s{cfg.seed}"
+    candidates = (listing(root) if names is None else names).get(suffix, [])
+    found: dict[str, Path] = {}
+    for name in candidates:
+        if name == own.name:
+            continue
+        other = read_status(root / name)
+        if other and other.get("config_hash") == chash and other["state"] in FOUND_STATES:
+            found.setdefault(other["state"], root / name)
+    return found.get(State.COMPLETED) or found.get(State.RUNNING) or own
+
+
+def named_as(cfg: ExperimentConfig, folder: Path) -> ExperimentConfig:
+    """``cfg`` under the name of its run's ``folder`` (found under another name by
+    :func:`find_run`), so a run retrained there keeps the folder's name in its config."""
+    suffix = _IDENTITY_SUFFIX.search(folder.name)
+    name = folder.name[: suffix.start()] if suffix else cfg.name
+    return cfg if name == cfg.name else dataclasses.replace(cfg, name=name)
 
 
 # --------------------------------------------------------------------------- claiming
