@@ -246,22 +246,33 @@ def _test_table(tests: list[tuple[str, list[float], list[float], str]]) -> list[
 
 
 def _figure(curves: dict[str, dict[str, list[float]]], angles: list[float], path: Path) -> None:
+    """Four panels sharing one legend, one colour and marker per encoding: ECE raw, ECE after
+    temperature scaling, ECE of the seed ensemble, and raw accuracy, against the angle."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    shown = [k for k in curves if " raw" not in k or k.startswith(BASE[0])]
-    cycle = plt.get_cmap("tab20")
-    for i, label in enumerate(shown):
-        style = "--" if "ensemble" in label else ("-" if "temperature" in label else ":")
-        for ax, metric in zip(axes, ("ece", "accuracy"), strict=True):
-            ax.plot(angles, [100 * v for v in curves[label][metric]], style,
-                    color=cycle(i % 20), label=label, lw=1.4)  # fmt: skip
-    axes[0].set(xlabel="rotation (degrees)", ylabel="ECE (%)", title="ECE under rotation")
-    axes[1].set(xlabel="rotation (degrees)", ylabel="accuracy (%)", title="accuracy under rotation")
-    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False)
+    names = sorted({label.split(" ")[0] for label in curves}, key=lambda n: (n != BASE[0], n))
+    panels = [
+        ("raw", "ece", "ECE (%), raw"),
+        ("temperature", "ece", "ECE (%), after temperature scaling"),
+        ("ensemble", "ece", "ECE (%), seed ensemble (raw)"),
+        ("raw", "accuracy", "accuracy (%), raw"),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, constrained_layout=True)
+    colours, markers = plt.get_cmap("tab10"), "osD^v<>ph*"
+    for ax, (variant, metric, title) in zip(axes.flat, panels, strict=True):
+        for i, name in enumerate(names):
+            label = next(k for k in curves if k.split(" ")[0] == name and variant in k)
+            ax.plot(angles, [100 * v for v in curves[label][metric]], marker=markers[i],
+                    markersize=3, lw=1.2, color=colours(i), label=name)  # fmt: skip
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("rotation (degrees)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     fig.savefig(path, dpi=120)
 
 
