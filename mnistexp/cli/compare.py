@@ -142,7 +142,7 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     is_flag=True,
     help="Also report what shift.json holds (mnistexp evaluate): tables of shifted sets, OOD "
     "detection and selective prediction, mean ± sd over seeds, plus a seed-ensemble row per "
-    "experiment with 2+ runs.",
+    "experiment with 2+ runs; with --plot, shift_curves and risk_coverage.",
 )
 @click.option(
     "--shift-metric",
@@ -243,7 +243,7 @@ def compare(
     if report_file is not None:
         from mnistexp.analysis.htmlpage import write_html
 
-        click.echo(f"wrote {write_html(report, report_file, curves)}", err=True)
+        click.echo(f"wrote {write_html(report, report_file, curves, shifted)}", err=True)
     if report.nothing_to_compare:
         raise CliError(report.nothing_to_compare)
 
@@ -251,10 +251,16 @@ def compare(
 def _plot(
     report: Report, shifted: ShiftReport | None, plot_dir: Path, curves: list[str], fmt: str
 ) -> None:
-    """Write the figures; one stderr line each."""
-    from mnistexp.analysis.plots import write_figures
+    """Write the figures (with --shift also the shift figures); one stderr line each."""
+    from mnistexp.analysis.plots import save_figure, write_figures
 
     paths, skipped = write_figures(report, plot_dir, curves, fmt)
+    if shifted is not None:
+        from mnistexp.analysis.shiftplots import render_shift_figures
+
+        rendered, more = render_shift_figures(shifted, fmt)
+        paths += [save_figure(data, plot_dir / name) for name, data in rendered.items()]
+        skipped += more
     for line in [*(f"wrote {path}" for path in paths), *skipped]:
         click.echo(line, err=True)
 
