@@ -186,6 +186,17 @@ def test_json_rows_are_the_seed_numbers_of_shift_json(root: Path):
     ensemble_scores = {r["score"] for r in data["ood"] if r["map"] == "ensemble"}
     assert ensemble_scores == {"msp", "entropy"}  # energy needs logits
     assert [e["seeds"] for e in data["experiments"]] == [[0, 1, 2], [0, 1]]
+    ensemble = row(data, "base (ensemble of 3)", "rotate/90", "ensemble")
+    assert ensemble["smooth_ece"]["mean"] is None  # costly; computed only when shown
+    assert row(data, "base (ensemble of 3)", "test", "ensemble")["smooth_ece"]["n"] == 1
+    shown = shift_json(
+        invoke(str(root), "--format", "json", "--shift", "--shift-metric", "smooth_ece")
+    )
+    smooth = row(shown, "base (ensemble of 3)", "rotate/90", "ensemble")["smooth_ece"]["mean"]
+    assert (
+        0 < smooth < 1
+        and ensemble["ece"] == row(shown, "base (ensemble of 3)", "rotate/90", "ensemble")["ece"]
+    )
 
 
 # --------------------------------------------------------------------------- without --shift

@@ -70,13 +70,15 @@ nats, while its true term may be smaller. An ensemble's NLL is overstated by at 
 log(3e-8 / 1e-12) = 10.3 nats times this fraction."""
 
 
-def scores(probs: np.ndarray, labels: np.ndarray, bins: int) -> dict[str, float]:
+def scores(
+    probs: np.ndarray, labels: np.ndarray, bins: int, smooth: bool = True
+) -> dict[str, float]:
     """The numbers of one labelled set for probabilities ``probs`` (n, K) float64 (from
     :func:`restore` or :func:`average`) and ``labels`` (n,), as shift.json's sections hold
     them, with the selective scores flattened in (``aurc``, ``acc_at_90``, ...), and
-    :data:`STORED_ZERO`."""
+    :data:`STORED_ZERO`; without the smooth ECE unless ``smooth``."""
     pred = probs.argmax(axis=1)
-    out = labelled_metrics(probs, None, labels, pred, bins)
+    out = labelled_metrics(probs, None, labels, pred, bins, smooth)
     selective = out.pop("selective")
     zero = float(np.mean(of_class(probs, labels) == 0.0))
     return {k: float(v) for k, v in out.items() if v is not None} | selective | {STORED_ZERO: zero}

@@ -68,7 +68,9 @@ STORAGE_NOTE = (
     "Ensembles are scored from the stored probabilities (float32 test set, float16 shifted "
     "and OOD sets), the largest of each row rebuilt as 1 minus the others. float16 stores a "
     "probability below 3e-8 as 0, which the NLL scores at its floor 1e-12: an ensemble's NLL "
-    "on a shifted set can be too high (csv and json: stored_zero, the share of such images)."
+    "on a shifted set can be too high (csv and json: stored_zero, the share of such images). "
+    "On the shifted sets, an ensemble's smooth ECE is computed only with --shift-metric "
+    "smooth_ece (about 25 ms a set)."
 )
 
 Attrs = dict[str, str]

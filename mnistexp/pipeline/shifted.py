@@ -236,12 +236,14 @@ def labelled_metrics(
     labels: np.ndarray,
     pred: np.ndarray,
     bins: int,
+    smooth: bool = True,
 ) -> dict[str, Any]:
     """The scalar fields of :func:`~mnistexp.eval.metrics.evaluate` and the selective scores of
     ``probs`` (n, K) against ``labels`` (n,) with predictions ``pred`` (n,): one labelled set's
     section of shift.json. compare scores its seed ensembles with it too (``log_probs`` None:
-    the NLL then comes from ``probs``, floored as :func:`~mnistexp.eval.metrics.nll` says)."""
-    full = metrics.evaluate(probs, labels, pred, bins=bins, log_probs=log_probs)
+    the NLL then comes from ``probs``, floored as :func:`~mnistexp.eval.metrics.nll` says;
+    ``smooth=False``: no smooth ECE, the costly part of a small set)."""
+    full = metrics.evaluate(probs, labels, pred, bins=bins, log_probs=log_probs, smooth=smooth)
     scalars = {k: v for k, v in full.items() if isinstance(v, int | float) or v is None}
     confidence = probs[np.arange(len(labels)), pred]
     return {**scalars, "selective": selective_report(confidence, pred == labels)}
