@@ -498,7 +498,7 @@ def compare(
     metrics: str | Sequence[str] | None = None,
     filters: Sequence[str] = (),
     sort: str | None = None,
-    seeds: int | None = None,
+    seeds: str | int | Sequence[int] | None = None,
     overrides: Sequence[str] = (),
     jobs: int = 1,
     runs_dir: PathLike | None = None,
@@ -513,13 +513,14 @@ def compare(
     Args:
         inputs: run folders, globs, runs roots or config files (``.yaml``), one or a list,
             or the :class:`Runs` of :func:`load_runs`; None: every run under the runs root.
-            For config files the missing runs (seeds 0..seeds-1) are trained first.
+            For config files the missing runs (the seeds of ``seeds``) are trained first.
         baseline: test every other experiment against this one (a label or a prefix of one).
         metrics: the columns, ``"accuracy,ece"`` or ``["accuracy", "ece"]`` (default:
             accuracy, nll, brier, ece, ts_ece, confidence).
         filters: ``key=value`` strings; keep experiments whose config matches every one.
         sort: sort rows by this metric, best first.
-        seeds: with config files, how many seeds of each (default 3, as the CLI).
+        seeds: with config files, which seeds of each, as ``--seeds`` reads them: ``"0-4"``,
+            ``"0,2,5"``, a list, or one seed (``3`` or ``"3"``); default ``"0-2"``, as the CLI.
         overrides: ``key=value`` settings applied to every config file.
         jobs: with config files, parallel training workers.
         runs_dir: the runs root (default: ``MNISTEXP_RUNS_DIR``, else ``./runs``).
@@ -542,7 +543,7 @@ def compare(
 
         result = compare(
             ["configs/baseline.yaml", "configs/label_smoothing.yaml"],
-            seeds=2, overrides=["train.epochs=1"], baseline="baseline",
+            seeds="0-1", overrides=["train.epochs=1"], baseline="baseline",
         )
         print(result.render("markdown"))
         result.figures()["reliability"]
@@ -583,7 +584,7 @@ def compare(
 def _folders(
     inputs: list[str],
     runs_dir: PathLike | None,
-    seeds: int | None,
+    seeds: str | int | Sequence[int] | None,
     jobs: int,
     overrides: Sequence[str],
     data_dir: PathLike | None,
@@ -592,22 +593,20 @@ def _folders(
     """Run folders to compare; config files are trained first where runs are missing (the
     steps and messages of ``mnistexp compare``)."""
     from mnistexp.analysis.rundirs import collect_folders
-    from mnistexp.core.limits import MAX_SEEDS
     from mnistexp.orchestration.planning import plan_runs, train_missing
+    from mnistexp.orchestration.sweep import parse_seeds
     from mnistexp.store.runs import runs_root
 
     configs = [i for i in inputs if Path(i).suffix in CONFIG_SUFFIXES]
     others = [i for i in inputs if i not in configs]
     if overrides and not configs:
         raise UsageError("--set applies to config files given as inputs; none was given")
-    n_seeds = 3 if seeds is None else seeds
-    if not 1 <= n_seeds <= MAX_SEEDS:
-        raise UsageError(f"seeds = {n_seeds} is invalid: must be in [1, {MAX_SEEDS}]")
+    seed_list = parse_seeds((seeds,) if isinstance(seeds, int) else seeds or "0-2")
     if jobs < 1:
         raise UsageError(f"jobs = {jobs} is invalid: must be >= 1")
     folders = collect_folders(others, runs_root(runs_dir)) if others or not configs else []
     if configs:
-        planned: list[ExperimentConfig] = plan_runs(configs, n_seeds, overrides)
+        planned: list[ExperimentConfig] = plan_runs(configs, seed_list, overrides)
         folders += train_missing(
             planned, jobs=jobs, runs_dir=runs_dir, data_dir=data_dir, progress=progress
         )

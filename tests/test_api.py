@@ -215,12 +215,12 @@ def test_config_files_train_then_compare_as_the_cli_does(tiny: Path, tmp_path: P
     for name, lr in (("narrow", 0.05), ("wide", 0.1)):  # TINY sets model.hidden: the lr differs
         configs.append(tmp_path / f"{name}.yaml")
         configs[-1].write_text(f"train: {{lr: {lr}}}\n")
-    common = dict(seeds=2, overrides=TINY, runs_dir=tmp_path / "runs", data_dir=tiny)
+    common = dict(seeds="0-1", overrides=TINY, runs_dir=tmp_path / "runs", data_dir=tiny)
     result = api.compare(configs, baseline="narrow", **common)  # trains the 4 runs
     assert [(e.name, e.seeds) for e in result.experiments] == [
         ("narrow", [0, 1]), ("wide", [0, 1]),
     ]  # fmt: skip
-    printed = cli("compare", *map(str, configs), "--seeds", "2", *sets(*TINY), "--baseline",
+    printed = cli("compare", *map(str, configs), "--seeds", "0-1", *sets(*TINY), "--baseline",
                   "narrow", "--runs-dir", str(tmp_path / "runs"), "--data-dir", str(tiny),
                   "--format", "markdown")  # fmt: skip
     assert printed.exit_code == 0, printed.output

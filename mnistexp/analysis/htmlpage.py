@@ -19,6 +19,7 @@ from pathlib import Path
 from mnistexp.analysis.columns import METRICS
 from mnistexp.analysis.compare import Report, value_text
 from mnistexp.analysis.report import correction_note, format_cell, legend, verdict
+from mnistexp.analysis.shiftcompare import ShiftReport
 from mnistexp.core import atomic
 from mnistexp.core.errors import UsageError
 
@@ -34,19 +35,31 @@ figure img { max-width: 100%; box-sizing: border-box; border: 1px solid #eee; }
 li.significant { font-weight: 600; }
 """
 
+SHIFT_STYLE = """div.wide { overflow-x: auto; }
+div.wide td:first-child, div.wide td:nth-child(2) { white-space: nowrap; }
+"""
+"""Added with compare --shift: the wide shift tables scroll instead of squeezing their labels."""
 
-def render_html(report: Report, figures: dict[str, bytes], skipped: Sequence[str] = ()) -> str:
-    """The page as text; ``figures`` maps file names (``reliability.png``) to PNG bytes."""
+
+def render_html(
+    report: Report,
+    figures: dict[str, bytes],
+    skipped: Sequence[str] = (),
+    shift: ShiftReport | None = None,
+) -> str:
+    """The page as text; ``figures`` maps file names (``reliability.png``) to PNG bytes;
+    ``shift`` (``compare --shift``) adds the tables beyond the test set."""
     names = ", ".join(e.name for e in report.experiments)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>mnistexp compare: {_e(names)}</title>",
-        f"<style>{STYLE}</style></head><body>",
+        f"<style>{STYLE}{SHIFT_STYLE if shift is not None else ''}</style></head><body>",
         f"<h1>Comparison of {len(report.experiments)} experiments</h1>",
         *_results(report),
         *_significance(report),
         *_config_differences(report),
+        *(_shift_tables(shift) if shift is not None else []),
         *_warnings(report),
         *_figures(figures, skipped),
         "</body></html>",
@@ -54,14 +67,25 @@ def render_html(report: Report, figures: dict[str, bytes], skipped: Sequence[str
     return "\n".join(parts) + "\n"
 
 
-def write_html(report: Report, path: str | Path, curves: Sequence[str] = ()) -> Path:
+def write_html(
+    report: Report,
+    path: str | Path,
+    curves: Sequence[str] = (),
+    shift: ShiftReport | None = None,
+) -> Path:
     """Draw the figures, render the page and write it atomically to ``path``."""
     from mnistexp.analysis.plots import render_figures
 
     figures, skipped = render_figures(report, curves, "png")
+    if shift is not None:
+        from mnistexp.analysis.shiftplots import render_shift_figures
+
+        more, also = render_shift_figures(shift, "png")
+        figures, skipped = {**figures, **more}, [*skipped, *also]
     target = Path(path)
     try:
-        atomic.write_file(target, render_html(report, figures, skipped).encode("utf-8"))
+        page = render_html(report, figures, skipped, shift)
+        atomic.write_file(target, page.encode("utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot write {target} ({exc.strerror or exc})") from None
     return target
@@ -154,12 +178,45 @@ def _warnings(report: Report) -> list[str]:
 
 
 def _figures(figures: dict[str, bytes], skipped: Sequence[str]) -> list[str]:
+    from mnistexp.analysis.shiftplots import caption
+
     out = ["<h2>Figures</h2>"]
     for name, data in figures.items():
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        text = f"{name}: {caption(name)}" if caption(name) else name
         out.append(
-            f'<figure><img src="{uri}" alt="{_e(name)}"><figcaption>{_e(name)}</figcaption>'
+            f'<figure><img src="{uri}" alt="{_e(name)}"><figcaption>{_e(text)}</figcaption>'
             "</figure>"
         )
     out += [f'<p class="note">{_e(line)}</p>' for line in skipped]
     return out
+
+
+_NUM = ' class="num"'
+
+
+def _shift_tables(shift: ShiftReport) -> list[str]:
+    """The tables of compare --shift; each number cell names its experiment, metric, set and
+    map (``data-*`` attributes), its text the markdown table's."""
+    from mnistexp.analysis.shiftreport import STORAGE_NOTE, tables
+
+    out = ["<h2>Beyond the test set</h2>"]
+    for t in tables(shift):
+        head = "".join(
+            f"<th{_NUM if r else ''}>{_e(h)}</th>" for h, r in zip(t.header, t.right, strict=True)
+        )
+        rows = []
+        for cells, attrs in zip(t.body, t.attrs, strict=True):
+            tds = []
+            for text, a, r in zip(cells, attrs, t.right, strict=True):
+                data = "".join(f' data-{k}="{_e(v)}"' for k, v in (a or {}).items())
+                tds.append(f"<td{_NUM if r else ''}{data}>{_e(text)}</td>")
+            rows.append("<tr>" + "".join(tds) + "</tr>")
+        out += [
+            f"<h3>{_e(t.title)}</h3>",
+            f'<div class="wide"><table id="{_e(t.key)}"><thead><tr>{head}</tr></thead><tbody>',
+            *rows,
+            "</tbody></table></div>",
+            *(f'<p class="note">{_e(line)}</p>' for line in t.notes),
+        ]
+    return [*out, f'<p class="note">{_e(STORAGE_NOTE)}</p>']

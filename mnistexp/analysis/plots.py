@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 DPI = 120
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +71,7 @@ def write_figures(
     columns, see :data:`CURVE_COLUMNS`) adds ``curves``.
     """
     rendered, skipped = render_figures(report, curves, fmt)
-    paths = [_save(data, Path(out_dir) / name) for name, data in rendered.items()]
+    paths = [save_figure(data, Path(out_dir) / name) for name, data in rendered.items()]
     return paths, skipped
 
 
@@ -81,7 +81,7 @@ def render_figures(
     """File name -> the encoded figure, for every figure with data; and the skip lines."""
     if fmt not in PLOT_FORMATS:
         raise UsageError(f"--plot-format {fmt}: choose one of {', '.join(PLOT_FORMATS)}")
-    plt = _pyplot()
+    plt = pyplot()
     rendered: dict[str, bytes] = {}
     skipped: list[str] = []
     for name, (why_not, draw) in _figure_plan(report, curves).items():
@@ -90,7 +90,7 @@ def render_figures(
             continue
         fig = draw()
         try:
-            rendered[f"{name}.{fmt}"] = _encode(fig, fmt)
+            rendered[f"{name}.{fmt}"] = encode(fig, fmt)
         finally:
             plt.close(fig)
     return rendered, skipped
@@ -135,7 +135,7 @@ def _has_history(experiments: list[Experiment], columns: Sequence[str]) -> bool:
     return any(np.any(np.isfinite(learning_curve(e, c)[1])) for e in experiments for c in columns)
 
 
-def _encode(fig: Figure, fmt: str) -> bytes:
+def encode(fig: Figure, fmt: str) -> bytes:
     """The figure as ``fmt`` bytes (vector formats keep text as text, no DPI matters)."""
     buf = io.BytesIO()
     metadata = {"Date": None} if fmt in ("pdf", "svg") else None  # same figure, same bytes
@@ -143,7 +143,7 @@ def _encode(fig: Figure, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _save(data: bytes, path: Path) -> Path:
+def save_figure(data: bytes, path: Path) -> Path:
     """Write an encoded figure atomically (a full disk leaves the old figure, not a broken
     one); a one-line UsageError if the folder or file cannot be written."""
     try:
@@ -154,7 +154,7 @@ def _save(data: bytes, path: Path) -> Path:
     return path
 
 
-def _color(index: int) -> Any:
+def color(index: int) -> Any:
     import matplotlib
 
     return matplotlib.colormaps["tab10"](index % 10)
@@ -259,7 +259,7 @@ def _float(text: str | None) -> float:
 def _grid(
     n: int, size: tuple[float, float] = (3.6, 3.6), max_cols: int = 4
 ) -> tuple[Figure, list[Axes]]:
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(n, max_cols)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
@@ -390,7 +390,7 @@ def _empty(ax: Axes, title: str, message: str) -> None:
 
 def confidence_figure(experiments: list[Experiment]) -> Figure:
     """Histogram of the top-label confidence (pooled over seeds), one line per experiment."""
-    fig, ax = _pyplot().subplots(figsize=(7, 4.2))
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))
     for i, exp in enumerate(experiments):
         bins = pooled_bins(exp)
         if bins is None:
@@ -402,7 +402,7 @@ def confidence_figure(experiments: list[Experiment]) -> Figure:
             share,
             bins["edges"],
             baseline=None,
-            color=_color(i),
+            color=color(i),
             linewidth=1.8,
             label=f"{exp.name} (mean {100 * mean:.1f}%)",
         )
@@ -452,7 +452,7 @@ def learning_curves_figure(experiments: list[Experiment]) -> Figure:
     """Validation accuracy and NLL per epoch: mean over seeds with a ±1 std band."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = _pyplot().subplots(1, len(LEARNING_CURVES), figsize=(11, 4.2))
+    fig, axes = pyplot().subplots(1, len(LEARNING_CURVES), figsize=(11, 4.2))
     for ax, column in zip(axes, LEARNING_CURVES, strict=True):
         _draw_curve(ax, experiments, column)
         label = CURVE_COLUMNS[column].label
@@ -502,14 +502,14 @@ def _draw_curve(ax: Axes, experiments: list[Experiment], column: str) -> None:
             style.scale * mean,
             marker="o",
             markersize=3,
-            color=_color(i),
+            color=color(i),
             label=f"{exp.name} (n = {len(exp.runs)})",
         )
         ax.fill_between(
             epochs,
             style.scale * low,
             style.scale * high,
-            color=_color(i),
+            color=color(i),
             alpha=0.2,
             linewidth=0,
         )
@@ -572,7 +572,7 @@ def metrics_figure(report: Report) -> Figure:
             means,
             yerr=[below, errors],
             capsize=4,
-            color=[_color(i) for i in range(len(names))],
+            color=[color(i) for i in range(len(names))],
         )
         _zoom(ax, means, errors)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)

@@ -282,21 +282,21 @@ def render_table(report: Report) -> str:
     """Aligned plain text for a terminal: the default metrics of four experiments fit in
     :data:`WIDTH` columns; notes are wrapped to it."""
     header, body, right = table_rows(report)
-    out = [_aligned(header, body, right), "", *_wrapped(legend(report, table=True))]
+    out = [aligned(header, body, right), "", *wrapped(legend(report, table=True))]
     if report.keys:
         out += [
             "",
             "Config keys that differ:",
-            _aligned([config_rows(report)[0]], *config_rows(report)[1:]),
+            aligned([config_rows(report)[0]], *config_rows(report)[1:]),
         ]
     if report.comparisons:
         note = correction_note(report, report.interval).replace(" (in parentheses)", "")
         out += [
             "",
             f"Against the baseline '{report.baseline}' (alpha = {report.alpha:g}):",
-            _aligned([comparison_table_rows(report)[0]], *comparison_table_rows(report)[1:]),
+            aligned([comparison_table_rows(report)[0]], *comparison_table_rows(report)[1:]),
             "",
-            *_wrapped(
+            *wrapped(
                 [
                     "verdict: better / worse / differs = significant on the adjusted p-value, "
                     "n.s. = not significant. " + note
@@ -306,13 +306,13 @@ def render_table(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def _wrapped(lines: list[str]) -> list[str]:
+def wrapped(lines: list[str]) -> list[str]:
     import textwrap
 
     return [part for line in lines for part in textwrap.wrap(line, WIDTH) or [""]]
 
 
-def _aligned(headers: list[list[str]], body: list[list[str]], right: list[bool]) -> str:
+def aligned(headers: list[list[str]], body: list[list[str]], right: list[bool]) -> str:
     """Columns padded to their widest cell, two spaces apart, a rule under the header rows."""
     rows = [*headers, *body]
     widths = [max(len(row[i]) for row in rows) for i in range(len(right))]
@@ -327,20 +327,20 @@ def _aligned(headers: list[list[str]], body: list[list[str]], right: list[bool])
 
 def render_markdown(report: Report) -> str:
     """GitHub-flavoured markdown tables."""
-    out = [_markdown(*main_rows(report)), "", *(f"_{line}_" for line in legend(report))]
+    out = [markdown_table(*main_rows(report)), "", *(f"_{line}_" for line in legend(report))]
     if report.comparisons:
         out += [
             "",
             f"**Against baseline `{report.baseline}`** (alpha = {report.alpha:g})",
             "",
-            _markdown(*comparison_rows(report)),
+            markdown_table(*comparison_rows(report)),
             "",
             f"_{correction_note(report)}_",
         ]
     return "\n".join(out) + "\n"
 
 
-def _markdown(header: list[str], body: list[list[str]], right: list[bool]) -> str:
+def markdown_table(header: list[str], body: list[list[str]], right: list[bool]) -> str:
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
@@ -459,19 +459,19 @@ def _csv_row(report: Report, exp: Experiment) -> list[Any]:
     found = {(c.experiment, c.metric): c for c in report.comparisons}
     for m in report.metrics:
         s = exp.summary(m.key)
-        row += [_number(v) for v in (s.mean, s.std, s.ci_low, s.ci_high)]
+        row += [csv_number(v) for v in (s.mean, s.std, s.ci_low, s.ci_high)]
         if report.comparisons:
             c = found.get((exp.name, m.key))
             if c is None:
                 row += ["", "", "", "", "", "baseline"]
                 continue
             low, high = c.interval or (None, None)
-            row += [_number(c.difference), _number(low), _number(high)]
-            row += [_number(c.p_value), _number(c.p_adjusted), c.test]
+            row += [csv_number(c.difference), csv_number(low), csv_number(high)]
+            row += [csv_number(c.p_value), csv_number(c.p_adjusted), c.test]
     return row
 
 
-def _number(value: float | None) -> Any:
+def csv_number(value: float | None) -> Any:
     return "" if value is None or math.isnan(value) else f"{value:.10g}"
 
 
@@ -501,17 +501,17 @@ def _experiment_dict(report: Report, exp: Experiment) -> dict[str, Any]:
         "diverged": len(exp.diverged),
         "runs": [str(r.path) for r in exp.runs],
         "diverged_runs": [str(r.path) for r in exp.diverged],
-        "metrics": {m.key: _summary_dict(exp.summary(m.key)) for m in report.metrics},
+        "metrics": {m.key: summary_dict(exp.summary(m.key)) for m in report.metrics},
     }
 
 
-def _summary_dict(s: Summary) -> dict[str, Any]:
+def summary_dict(s: Summary) -> dict[str, Any]:
     return {
         "n": s.n,
-        "mean": _json_number(s.mean),
-        "std": _json_number(s.std),
-        "ci95_low": _json_number(s.ci_low),
-        "ci95_high": _json_number(s.ci_high),
+        "mean": json_number(s.mean),
+        "std": json_number(s.std),
+        "ci95_low": json_number(s.ci_low),
+        "ci95_high": json_number(s.ci_high),
         # over seeds (t) or, for a single run, over its test images (bootstrap)
         "interval": "t" if s.n >= 2 else ("bootstrap" if math.isfinite(s.ci_low) else None),
     }
@@ -522,8 +522,8 @@ def _comparison_dict(c: Comparison) -> dict[str, Any]:
         "experiment": c.experiment,
         "baseline": c.baseline,
         "metric": c.metric,
-        "difference": _json_number(c.difference),
-        "difference_ci95": None if c.interval is None else [*map(_json_number, c.interval)],
+        "difference": json_number(c.difference),
+        "difference_ci95": None if c.interval is None else [*map(json_number, c.interval)],
         "p_value": c.p_value,
         "p_adjusted": c.p_adjusted,
         "correction": c.correction,
@@ -533,7 +533,7 @@ def _comparison_dict(c: Comparison) -> dict[str, Any]:
     }
 
 
-def _json_number(value: float) -> float | None:
+def json_number(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistexp.analysis.columns import BOUNDS, METRICS
+from mnistexp.analysis.shiftruns import ShiftRun, read_shift
 from mnistexp.config.identity import config_hash, normalised
 from mnistexp.config.identity import flatten as flatten_dict
 from mnistexp.config.loading import MAX_SEED, ExperimentConfig, read_stored
@@ -93,6 +94,7 @@ class RunRecord:
     reliability: dict[str, list] | None = None  # metrics.json test reliability bins
     reliability_ts: dict[str, list] | None = None  # ... after temperature scaling, if fitted
     notes: list[str] = field(default_factory=list)  # what a lenient config read left out
+    shift: ShiftRun | None = None  # shift.json, read only for compare --shift
 
 
 def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -101,10 +103,12 @@ def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
     return flatten_dict(normalised(cfg).to_dict())
 
 
-def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
+def load_runs(folders: Sequence[Path], shift: bool = False) -> tuple[list[RunRecord], list[str]]:
     """Completed and diverged runs of ``folders``, and one warning line per folder left out.
 
-    Diverged runs are returned (their experiments count them) but carry no metrics.
+    Diverged runs are returned (their experiments count them) but carry no metrics. ``shift``
+    (``compare --shift``) also reads each completed run's shift.json; one that is missing or
+    damaged is one warning line and costs only that run's shift columns.
     """
     records: list[RunRecord] = []
     notes: list[str] = []
@@ -119,12 +123,23 @@ def load_runs(folders: Sequence[Path]) -> tuple[list[RunRecord], list[str]]:
             try:
                 records.append(read_run(folder, state, configs))
                 notes += records[-1].notes
+                if shift and state == State.COMPLETED:
+                    notes += _read_shift(records[-1])
             except UsageError as exc:
                 notes.append(f"{exc}; left out")
                 continue
         if state != State.COMPLETED:  # running, interrupted or failed ones may have no config yet
             notes.append(_state_note(folder, state, status.get("error")))
     return records, notes
+
+
+def _read_shift(record: RunRecord) -> list[str]:
+    """Set ``record.shift`` from its folder's shift.json; the warning line if it cannot be."""
+    try:
+        record.shift = read_shift(record.path)
+    except RunError as exc:
+        return [f"{exc}; its shift columns are left out"]
+    return []
 
 
 def _state_note(folder: Path, state: str, error: str | None) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +22,10 @@ from mnistexp.cli.common import (
     stop_signals_as_interrupt,
 )
 from mnistexp.core.errors import interrupt_exit_code
+
+if TYPE_CHECKING:
+    from mnistexp.analysis.compare import Report
+    from mnistexp.analysis.shiftcompare import ShiftReport
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")  # report.RENDERERS; tests check
 PLOT_FORMATS = ("png", "pdf", "svg")  # plots.PLOT_FORMATS; tests check they agree
@@ -131,6 +136,21 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     "logit_mean_abs, logit_max_abs, weight_norm_0, weight_norm_1, ..., "
     "val_accuracy, val_nll, val_ece, lr).",
 )
+@click.option(
+    "--shift",
+    "shift",
+    is_flag=True,
+    help="Also report what shift.json holds (mnistexp evaluate): tables of shifted sets, OOD "
+    "detection and selective prediction, mean ± sd over seeds, plus a seed-ensemble row per "
+    "experiment with 2+ runs; with --plot, shift_curves and risk_coverage.",
+)
+@click.option(
+    "--shift-metric",
+    "shift_metric",
+    metavar="M1,M2",
+    help="With --shift: one shift table per metric (default: ece,accuracy; also nll, brier, "
+    "debiased_ce, smooth_ece).",
+)
 @one_line_errors
 def compare(
     inputs: tuple[str, ...],
@@ -151,6 +171,8 @@ def compare(
     plot_format: str,
     report_file: Path | None,
     curve_names: str | None,
+    shift: bool,
+    shift_metric: str | None,
 ) -> None:
     """Compare experiments over seeds: accuracy and calibration, with significance tests.
 
@@ -170,6 +192,7 @@ def compare(
       mnistexp compare --baseline baseline --format latex > table.tex
       mnistexp compare --baseline baseline --report comparison.html
       mnistexp compare --runs-dir runs/study --plot figs --curves grad_true,saturated
+      mnistexp compare --shift --shift-metric ece --plot figs
     """
     from mnistexp.analysis.columns import parse_metrics
     from mnistexp.analysis.compare import build_report
@@ -191,8 +214,9 @@ def compare(
         raise CliError("--plot-format sets the format of the --plot figures; add --plot DIR")
     metrics = parse_metrics(metric_names)
     curves = _curves(curve_names, plot_dir)
+    shift_metrics = _shift_metrics(shift, shift_metric)
     folders = _folders(inputs, runs_dir, seed_list, jobs, overrides, data_dir)
-    records, notes = load_runs(folders)
+    records, notes = load_runs(folders, shift=shift)
     for note in notes:
         click.echo(f"warning: {one_line(note)}", err=True)
     report = build_report(
@@ -206,21 +230,56 @@ def compare(
         correction=correction,
         interval=interval,
     )
-    for note in report.warnings[len(notes) :]:  # found while grouping (duplicate seeds)
-        click.echo(f"warning: {one_line(note)}", err=True)
-    click.echo(render(report, fmt), nl=False)
-    if plot_dir is not None:
-        from mnistexp.analysis.plots import write_figures
+    shifted = None
+    if shift_metrics:
+        from mnistexp.analysis.shiftcompare import build_shift
 
-        paths, skipped = write_figures(report, plot_dir, curves, plot_format)
-        for line in [*(f"wrote {path}" for path in paths), *skipped]:
-            click.echo(line, err=True)
+        shifted = build_shift(report.experiments, shift_metrics)
+        report.warnings += shifted.notes
+    for note in report.warnings[len(notes) :]:  # found while grouping or pooling shift runs
+        click.echo(f"warning: {one_line(note)}", err=True)
+    if shifted is None:
+        click.echo(render(report, fmt), nl=False)
+    else:
+        from mnistexp.analysis.shiftreport import render_with_shift
+
+        click.echo(render_with_shift(report, shifted, fmt), nl=False)
+    if plot_dir is not None:
+        _plot(report, shifted, plot_dir, curves, plot_format)
     if report_file is not None:
         from mnistexp.analysis.htmlpage import write_html
 
-        click.echo(f"wrote {write_html(report, report_file, curves)}", err=True)
+        click.echo(f"wrote {write_html(report, report_file, curves, shifted)}", err=True)
     if report.nothing_to_compare:
         raise CliError(report.nothing_to_compare)
+
+
+def _plot(
+    report: Report, shifted: ShiftReport | None, plot_dir: Path, curves: list[str], fmt: str
+) -> None:
+    """Write the figures (with --shift also the shift figures); one stderr line each."""
+    from mnistexp.analysis.plots import save_figure, write_figures
+
+    paths, skipped = write_figures(report, plot_dir, curves, fmt)
+    if shifted is not None:
+        from mnistexp.analysis.shiftplots import render_shift_figures
+
+        rendered, more = render_shift_figures(shifted, fmt)
+        paths += [save_figure(data, plot_dir / name) for name, data in rendered.items()]
+        skipped += more
+    for line in [*(f"wrote {path}" for path in paths), *skipped]:
+        click.echo(line, err=True)
+
+
+def _shift_metrics(shift: bool, text: str | None) -> tuple[str, ...]:
+    """The --shift-metric names (empty without --shift), checked before anything is read."""
+    if not shift:
+        if text is not None:
+            raise CliError("--shift-metric chooses the tables of --shift; add --shift")
+        return ()
+    from mnistexp.analysis.shiftcompare import parse_shift_metrics
+
+    return parse_shift_metrics(text)
 
 
 def _curves(names: str | None, plot_dir: Path | None) -> list[str]:

@@ -220,22 +220,31 @@ def _scored(
 ) -> dict[str, Any]:
     """``raw`` and one section per map: the scalar metrics and the selective scores."""
     pred = z.argmax(axis=1)
-    out = {"raw": _labelled_metrics(np.exp(log_p), log_p, labels, pred, cfg.eval.bins)}
+    out = {"raw": labelled_metrics(np.exp(log_p), log_p, labels, pred, cfg.eval.bins)}
     with threadpool_limits(limits=1, user_api="blas"):
         for name, fitted in maps.items():
             if not isinstance(fitted, Fitted):
                 continue
             q, log_q = fitted.apply(log_p)
             p = predictions_after(q, log_p, pred) if RECALIBRATIONS[name].changes_accuracy else pred
-            out[name] = _labelled_metrics(q, log_q, labels, p, cfg.eval.bins)
+            out[name] = labelled_metrics(q, log_q, labels, p, cfg.eval.bins)
     return out
 
 
-def _labelled_metrics(
-    probs: np.ndarray, log_probs: np.ndarray, labels: np.ndarray, pred: np.ndarray, bins: int
+def labelled_metrics(
+    probs: np.ndarray,
+    log_probs: np.ndarray | None,
+    labels: np.ndarray,
+    pred: np.ndarray,
+    bins: int,
+    smooth: bool = True,
 ) -> dict[str, Any]:
-    """:func:`~mnistexp.eval.metrics.summary` and the selective scores."""
-    scalars = metrics.summary(probs, labels, pred, bins=bins, log_probs=log_probs)
+    """:func:`~mnistexp.eval.metrics.summary` and the selective scores of ``probs`` (n, K)
+    against ``labels`` (n,) with predictions ``pred`` (n,): one labelled set's section of
+    shift.json. compare scores its seed ensembles with it too (``log_probs`` None: the NLL
+    then comes from ``probs``, floored as :func:`~mnistexp.eval.metrics.nll` says;
+    ``smooth=False``: no smooth ECE, the costly part of a small set)."""
+    scalars = metrics.summary(probs, labels, pred, bins, log_probs, smooth)
     confidence = probs[np.arange(len(labels)), pred]
     return {**scalars, "selective": selective_report(confidence, pred == labels)}
 
