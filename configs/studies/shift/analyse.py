@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from mnistexp.analysis import stats
+from mnistexp.analysis import ensembles, stats
 from mnistexp.eval import metrics
 
 BASE = ("onehot", "temperature")
@@ -71,22 +71,17 @@ def under_shift(report: dict[str, Any], family: str, variant: str, metric: str) 
 
 
 def ensemble_rotation(folders: dict[int, Path], bins: int) -> dict[float, dict[str, float]]:
-    """Angle -> accuracy and ECE of the seeds' averaged probabilities (raw)."""
+    """Angle -> accuracy and ECE of the seeds' averaged probabilities (raw), averaged as
+    ``compare --shift`` averages them (:func:`mnistexp.analysis.ensembles.average`)."""
     labels = np.load(next(iter(folders.values())) / "predictions.npz")["labels"]
     out: dict[float, dict[str, float]] = {}
     reports = {s: json.loads((f / "shift.json").read_text()) for s, f in folders.items()}
     for angle in [0.0, *ROTATIONS_UNDER_SHIFT]:
         key = rotation_key(angle)
-        probs = np.mean(
-            [
-                np.load(f / "shift_predictions.npz")[reports[s]["sets"][key]["probs"]].astype(
-                    np.float64
-                )
-                for s, f in folders.items()
-            ],
-            axis=0,
-        )
-        probs /= probs.sum(axis=1, keepdims=True)  # float16 storage: renormalise
+        probs = ensembles.average(
+            [np.load(f / "shift_predictions.npz")[reports[s]["sets"][key]["probs"]]
+             for s, f in folders.items()]
+        )  # fmt: skip
         core = metrics.summary(probs, labels, probs.argmax(axis=1), bins=bins)
         out[angle] = {"accuracy": core["accuracy"], "ece": core["ece"]}
     return out
