@@ -161,7 +161,8 @@ def test_a_run_whose_worker_stopped_unheard_is_counted_as_its_folder_says(
     root = tmp_path / "runs"
     cfg = tiny_config(tiny)
     run_experiment(cfg, runs_dir=root)  # as if by a worker with this process's pid
-    job = workers._Job(0, cfg, str(root), None, force=False, retry_failed=False)
+    folder = runs.run_dir(cfg, root)
+    job = workers._Job(0, cfg, folder, str(root), None, force=False, retry_failed=False)
     (outcome,) = workers._left_by({os.getpid()}, [job]).values()
     assert (outcome.state, outcome.run_dir) == ("completed", runs.run_dir(cfg, root))
     assert workers._left_by({os.getpid() + 1}, [job]) == {}
