@@ -176,3 +176,16 @@ def test_the_gaussian_constants_are_mnists_training_pixel_statistics(mnist_dir: 
     train = datasets.load("mnist", mnist_dir, progress=False).train_images.astype(np.float64)
     assert train.mean() == pytest.approx(MNIST_PIXEL_MEAN, abs=1e-6)
     assert train.std() == pytest.approx(MNIST_PIXEL_SD, abs=1e-6)
+
+
+def test_a_set_is_made_once_per_machine_and_read_back_sealed(tmp_path, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setenv("MNISTEXP_CACHE_DIR", str(tmp_path))
+    first = OOD_SETS["gaussian"].make(30, 4)
+    calls = []
+    spy = dataclasses.replace(OOD_SETS["gaussian"], generate=lambda n, s: calls.append(n) or 0)
+    monkeypatch.setitem(OOD_SETS, "gaussian", spy)
+    again = OOD_SETS["gaussian"].make(30, 4)
+    assert calls == [] and np.array_equal(again, first) and not again.flags.writeable
+    assert len(list((tmp_path / "ood").glob("gaussian-30-4-*.npy"))) == 1

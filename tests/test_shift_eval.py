@@ -245,16 +245,9 @@ def test_evaluate_refuses_bad_settings(tmp_path: Path, item: str, says: str):
 def test_digits_without_scikit_learn_is_one_line_naming_the_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
-    import builtins
+    import sys
 
-    real_import = builtins.__import__
-
-    def no_sklearn(name: str, *args, **kwargs):
-        if name == "sklearn" or name.startswith("sklearn."):
-            raise ImportError("No module named 'sklearn'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if not installed: find_spec is None
     result = evaluate(str(tmp_path), "--set", "shift.families=[digits]", "--set", "shift.ood=[]")
     assert result.exit_code == 2, result.output
     assert "mnistexp[digits]" in result.output

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from mnistexp.core.errors import DataError
+from mnistexp.data.cache import cached_array
 from mnistexp.data.framing import frame_like_mnist
 
 __all__ = ["UCI_MAX_GREY", "convert_8x8", "load_uci_digits"]
@@ -39,11 +40,33 @@ def convert_8x8(images: np.ndarray, max_grey: float = UCI_MAX_GREY) -> np.ndarra
 
 
 def load_uci_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 1,797 UCI digits as MNIST-like images (1797, 28, 28) uint8 and labels (1797,) int64.
+    """The 1,797 UCI digits as MNIST-like images (1797, 28, 28) uint8 and labels (1797,) int64,
+    converted once per machine and scikit-learn version (:mod:`mnistexp.data.cache`).
 
     Raises a one-line :class:`DataError` naming the extra to install when scikit-learn is
-    missing.
+    missing (checked without importing it).
     """
+    version = sklearn_version()
+    images = cached_array("digits", "uci-images", version, lambda: _converted()[0])
+    labels = cached_array("digits", "uci-labels", version, lambda: _converted()[1])
+    return images, labels
+
+
+def sklearn_version() -> str:
+    """scikit-learn's version, read from its metadata (no import); the one-line DataError
+    naming the extra when it is not installed."""
+    import importlib.metadata
+    import importlib.util
+
+    if importlib.util.find_spec("sklearn") is None:
+        raise DataError(
+            "the UCI digits come with scikit-learn, which is not installed; "
+            "pip install 'mnistexp[digits]'"
+        )
+    return importlib.metadata.version("scikit-learn")
+
+
+def _converted() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -52,6 +75,4 @@ def load_uci_digits() -> tuple[np.ndarray, np.ndarray]:
             "pip install 'mnistexp[digits]'"
         ) from None
     bunch = load_digits()
-    images = convert_8x8(bunch.images, UCI_MAX_GREY)
-    labels = np.asarray(bunch.target, dtype=np.int64)
-    return images, labels
+    return convert_8x8(bunch.images, UCI_MAX_GREY), np.asarray(bunch.target, dtype=np.int64)

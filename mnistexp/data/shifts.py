@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import math
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
 
-from mnistexp.core import atomic
 from mnistexp.core.errors import ConfigError
 from mnistexp.core.params import Param
+from mnistexp.data.cache import cached_array
 
 __all__ = [
     "NOISE_SEED",
@@ -280,45 +278,12 @@ def set_checksum(images: np.ndarray, labels: np.ndarray | None = None) -> str:
 
 # --------------------------------------------------------------------------- machine cache
 
-CACHE_FORMAT = 1
-"""Bump when any family's transform changes the bytes it gives: old entries are then ignored."""
-
 
 def shifted_set(family: str, images: np.ndarray, severity: float, source: str) -> np.ndarray:
     """``SHIFTS[family].apply(images, severity)``, kept in the user cache
-    (``<cache root>/shifted/``) keyed by ``source`` (the :func:`set_checksum` of ``images``),
-    the family, the severity and :data:`CACHE_FORMAT`. An entry is used only if its seal (the
-    key, shape, dtype and CRC-32 of its bytes) matches; anything else is recomputed. A cache
-    that cannot be written only makes the next call slower. Returns a read-only array."""
-    from mnistexp.data.datasets import cache_root
-
-    key = f"{CACHE_FORMAT}|{source}|{family}|{float(severity)!r}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    entry = cache_root() / "shifted" / f"{family}-{severity:g}-{digest}.npy"
-    seal_path = entry.with_suffix(".json")
-    try:
-        array = np.load(entry, allow_pickle=False)
-        if json.loads(seal_path.read_bytes()) == _seal(key, array):
-            array.flags.writeable = False
-            return array
-    except (OSError, ValueError, EOFError):
-        pass
-    array = SHIFTS[family].apply(images, severity)
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with atomic.AtomicFile(entry) as out:
-            np.save(out, array, allow_pickle=False)
-        atomic.write_file(seal_path, json.dumps(_seal(key, array)))
-    except OSError:
-        pass  # an unwritable cache: recomputed next time
-    array.flags.writeable = False
-    return array
-
-
-def _seal(key: str, array: np.ndarray) -> dict[str, object]:
-    return {
-        "key": key,
-        "shape": list(array.shape),
-        "dtype": array.dtype.str,
-        "crc32": zlib.crc32(np.ascontiguousarray(array).data),
-    }
+    (:func:`~mnistexp.data.cache.cached_array`, ``<cache root>/shifted/``) keyed by ``source``
+    (the :func:`set_checksum` of ``images``), the family and the severity. Read-only."""
+    key = f"{source}|{family}|{float(severity)!r}"
+    return cached_array(
+        "shifted", f"{family}-{severity:g}", key, lambda: SHIFTS[family].apply(images, severity)
+    )

@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from mnistexp.core.schema import ExperimentConfig, ShiftConfig, plain
 from mnistexp.data.datasets import IMAGE_SHAPE
-from mnistexp.data.digits import load_uci_digits
+from mnistexp.data.digits import load_uci_digits, sklearn_version
 from mnistexp.data.ood import OOD_SETS
 from mnistexp.data.shifts import set_checksum, shifted_set
 from mnistexp.eval import metrics
@@ -92,7 +92,7 @@ def check_available(shift: ShiftConfig) -> None:
     """Raise the one-line :class:`~mnistexp.core.errors.DataError` of a requested set that
     cannot be made here (the UCI digits without scikit-learn), before any work starts."""
     if DIGITS in shift.families:
-        _uci_digits()
+        sklearn_version()
 
 
 @functools.cache
