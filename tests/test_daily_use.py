@@ -189,22 +189,22 @@ def test_latex_is_a_booktabs_table_with_marks_and_caption(shipped: Path) -> None
     assert lines[0] == r"\begin{table}[t]" and lines[-1] == r"\end{table}"
     order = [r"\toprule", r"\midrule", r"\bottomrule"]
     assert [line for line in lines if line in order] == order
-    spec = re.search(r"\\begin\{tabular\}\{([lr]+)\}", result.stdout)
+    spec = re.search(r"\\begin\{tabular\}\{@\{\}([lr]+)@\{\}\}", result.stdout)
     assert spec is not None
     caption = next(line for line in lines if line.startswith(r"\caption{"))
-    assert "significantly different from baseline, the baseline" in caption
-    assert r"$\pm$" in caption and "Holm-adjusted" in caption
+    assert "differs from baseline at $p < 0.05$ after Holm's correction" in caption
+    assert r"$\pm$" in caption
     start, end = lines.index(r"\toprule") + 1, lines.index(r"\bottomrule")
     rows = [line for line in lines[start:end] if line != r"\midrule"]
-    assert len(rows) == 5  # header and four experiments
+    assert len(rows) == 6  # two header rows (names, units) and four experiments
     for row in rows:
         assert row.endswith(r" \\")
         assert row.count(" & ") + 1 == len(spec.group(1))  # as many cells as columns
-    assert rows[1].startswith("baseline (baseline) & ")
-    assert rows[3].startswith(r"mse\_sigmoid & ")  # escaped underscore
-    assert r"\texttt{loss.type}" in rows[0] and r"accuracy (\%)" in rows[0]
-    assert "^{*}$" in rows[3]  # mse_sigmoid differs significantly
-    assert "^{*}" not in rows[1]  # never on the baseline
+    assert rows[2].startswith("baseline & ")
+    assert rows[4].startswith(r"mse\_sigmoid & ")  # escaped underscore
+    assert "accuracy" in rows[0] and r"(\%)" in rows[1] and "$n$" in rows[0]  # 3+1 diverged
+    assert "$^{*}$" in rows[4]  # mse_sigmoid differs significantly
+    assert "^{*}" not in rows[2]  # never on the baseline
     assert "_" not in result.stdout.replace(r"\_", "")  # every underscore escaped
 
 
@@ -212,6 +212,7 @@ def test_latex_escapes_every_special_character() -> None:
     assert rendering.latex_escape("a_b&c%d$e#f{g}h~i^j\\k") == (
         r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k"
     )
+    assert rendering.latex_escape("p < 0.05 | a > b ± c") == r"p $<$ 0.05 $|$ a $>$ b $\pm$ c"
 
 
 # --------------------------------------------------------------------------- progress

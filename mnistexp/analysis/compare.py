@@ -327,6 +327,8 @@ class Report:
     nothing_to_compare: str | None = None  # why --baseline had nothing to compare against
     correction: str = "holm"  # stats.CORRECTIONS, across all comparisons of the report
     interval: bool = False  # table and markdown show the 95% interval (csv and json always)
+    latex_width: str = "column"  # latex.LATEX_WIDTHS: a table for one column, or table*
+    latex_label: str | None = None  # the LaTeX label (default: from the content)
 
 
 def build_report(
@@ -340,6 +342,8 @@ def build_report(
     notes: Sequence[str] = (),
     correction: str = "holm",
     interval: bool = False,
+    latex_width: str = "column",
+    latex_label: str | None = None,
 ) -> Report:
     """Group, filter, sort and (with ``baseline``) test loaded runs; ``notes`` are the
     warnings of :func:`~mnistexp.analysis.rundirs.load_runs`, kept in the report. The p-values of
@@ -362,6 +366,8 @@ def build_report(
         warnings=[*notes, *more],
         correction=correction,
         interval=interval,
+        latex_width=latex_width,
+        latex_label=latex_label,
     )
     if baseline is not None:
         _add_comparisons(report, baseline)

@@ -22,6 +22,8 @@ from mnistexp.analysis.compare import (
     Report,
     value_text,
 )
+from mnistexp.analysis.latex import latex_escape as latex_escape  # re-exported
+from mnistexp.analysis.latex import render_latex
 from mnistexp.analysis.stats import Summary
 
 
@@ -346,89 +348,6 @@ def markdown_table(header: list[str], body: list[list[str]], right: list[bool]) 
 
     rule = ["---:" if r else "---" for r in right]
     return "\n".join([line(header), "| " + " | ".join(rule) + " |", *map(line, body)])
-
-
-LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    r"""Text with LaTeX's special characters escaped: ``a_b`` -> ``a\_b``."""
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
-
-
-def _latex_cell(metric: Metric, s: Summary, mark: bool) -> str:
-    r"""``$97.81 \pm 0.12$``, with ``^{*}`` when significantly different from the baseline."""
-    if s.n == 0:
-        return "--"
-    d = metric.digits
-    text = f"{metric.shown(s.mean):.{d}f}"
-    if s.n >= 2:
-        text += rf" \pm {metric.shown(s.std):.{d}f}"
-    return f"${text}{'^{*}' if mark else ''}$"
-
-
-def latex_caption(report: Report) -> str:
-    """The caption: split, what the cells are, and what the marks mean."""
-    text = legend(report)[0]
-    if report.comparisons:
-        tested = "; ".join(sorted({c.test for c in report.comparisons}))
-        adjusted = {"holm": "Holm-adjusted", "bh": "Benjamini-Hochberg-adjusted"}.get(
-            report.correction, "unadjusted"
-        )
-        text += (
-            f" * significantly different from {report.baseline}, the baseline "
-            f"({adjusted} p < {report.alpha:g}; {tested})."
-        )
-    return latex_escape(text).replace("±", r"$\pm$")
-
-
-def render_latex(report: Report) -> str:
-    r"""A booktabs ``table`` for a paper: name, differing keys, n, one column per metric (mean
-    $\pm$ std), ``*`` on the cells that differ significantly from the baseline, and the caption
-    line. Needs ``\usepackage{booktabs}``."""
-    significant = {(c.experiment, c.metric) for c in report.comparisons if c.significant}
-    columns = "l" + "l" * len(report.keys) + "r" * (1 + len(report.metrics))
-    header = [
-        "experiment",
-        *(rf"\texttt{{{latex_escape(k)}}}" for k in report.keys),
-        "$n$",
-        *(latex_escape(m.header) for m in report.metrics),
-    ]
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        rf"\caption{{{latex_caption(report)}}}",
-        r"\label{tab:mnistexp-compare}",
-        rf"\begin{{tabular}}{{{columns}}}",
-        r"\toprule",
-        " & ".join(header) + r" \\",
-        r"\midrule",
-    ]
-    for e in report.experiments:
-        name = latex_escape(e.name) + (" (baseline)" if e.name == report.baseline else "")
-        cells = [
-            name,
-            *(latex_escape(value_text(e.config.get(k))) for k in report.keys),
-            latex_escape(_n_text(e)),
-            *(
-                _latex_cell(m, e.summary(m.key), (e.name, m.key) in significant)
-                for m in report.metrics
-            ),
-        ]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
 
 
 def render_csv(report: Report) -> str:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 FORMATS = ("table", "markdown", "latex", "csv", "json")  # report.RENDERERS; tests check
 PLOT_FORMATS = ("png", "pdf", "svg")  # plots.PLOT_FORMATS; tests check they agree
 CORRECTIONS = ("holm", "bh", "none")  # stats.CORRECTIONS; tests check they agree
+LATEX_WIDTHS = ("column", "text")  # latex.LATEX_WIDTHS; tests check they agree
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
@@ -100,6 +101,21 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     help="Output format (latex: a booktabs table with significance marks and its caption).",
 )
 @click.option(
+    "--latex-width",
+    type=click.Choice(LATEX_WIDTHS),
+    default="column",
+    show_default=True,
+    help="With --format latex: a table for one column of a paper (accuracy, NLL, ECE, TS ECE "
+    "unless --metrics; the labels say what differs) or a table* across the page (every "
+    "default metric and the config keys that differ).",
+)
+@click.option(
+    "--latex-label",
+    metavar="LABEL",
+    help="With --format latex: the table's \\label (default: tab:compare- and 6 hex digits "
+    "derived from the experiments and metrics, so two tables never share one).",
+)
+@click.option(
     "--interval",
     is_flag=True,
     help="Table and markdown: add the 95% interval to every cell (csv and json always have "
@@ -166,6 +182,8 @@ def compare(
     alpha: float,
     correction: str,
     fmt: str,
+    latex_width: str,
+    latex_label: str | None,
     interval: bool,
     plot_dir: Path | None,
     plot_format: str,
@@ -190,6 +208,7 @@ def compare(
       mnistexp compare --metrics accuracy,ece,ts_ece --sort ece --filter loss.type=mse
       mnistexp compare --format json > comparison.json
       mnistexp compare --baseline baseline --format latex > table.tex
+      mnistexp compare --format latex --latex-width text --latex-label tab:main
       mnistexp compare --baseline baseline --report comparison.html
       mnistexp compare --runs-dir runs/study --plot figs --curves grad_true,saturated
       mnistexp compare --shift --shift-metric ece --plot figs
@@ -212,7 +231,7 @@ def compare(
     given = click.get_current_context().get_parameter_source("plot_format")
     if plot_dir is None and given != click.core.ParameterSource.DEFAULT:  # as --curves
         raise CliError("--plot-format sets the format of the --plot figures; add --plot DIR")
-    metrics = parse_metrics(metric_names)
+    metrics = parse_metrics(metric_names or _latex_metrics(fmt, latex_width, latex_label))
     curves = _curves(curve_names, plot_dir)
     shift_metrics = _shift_metrics(shift, shift_metric)
     folders = _folders(inputs, runs_dir, seed_list, jobs, overrides, data_dir)
@@ -229,6 +248,8 @@ def compare(
         notes=notes,
         correction=correction,
         interval=interval,
+        latex_width=latex_width,
+        latex_label=latex_label,
     )
     shifted = None
     if shift_metrics:
@@ -269,6 +290,23 @@ def _plot(
         skipped += more
     for line in [*(f"wrote {path}" for path in paths), *skipped]:
         click.echo(line, err=True)
+
+
+def _latex_metrics(fmt: str, width: str, label: str | None) -> str | None:
+    """The default columns of a LaTeX table (fewer for one column); checks --latex-label."""
+    given = click.get_current_context().get_parameter_source("latex_width")
+    if fmt != "latex" and (label is not None or given != click.core.ParameterSource.DEFAULT):
+        raise CliError("--latex-width and --latex-label shape --format latex; add it")
+    if fmt != "latex":
+        return None
+    from mnistexp.analysis.latex import LABEL_PATTERN, default_metrics
+
+    if label is not None and not LABEL_PATTERN.fullmatch(label):
+        raise click.BadParameter(
+            "use letters, digits and : . _ / - only, e.g. tab:calibration",
+            param_hint="--latex-label",
+        )
+    return ",".join(default_metrics(width))
 
 
 def _shift_metrics(shift: bool, text: str | None) -> tuple[str, ...]:
