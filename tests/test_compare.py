@@ -343,7 +343,7 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
         pytest.param(["--filter", "loss.type=bce"], ["no experiment matches"], id="filter-none"),
         pytest.param(
             ["--baseline", "nope"],
-            ["--baseline nope: no such experiment", "base, mse"],
+            ["--baseline nope: no such experiment", "base; mse"],
             id="baseline",
         ),
         pytest.param(["--set", "train.lr=1"], ["--set applies to config files"], id="set"),

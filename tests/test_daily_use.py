@@ -81,11 +81,11 @@ def test_experiments_sharing_a_name_are_labelled_by_the_keys_that_differ(
     smoothing: Path,
 ) -> None:
     names = [e.name for e in report_of(smoothing).experiments]
-    assert names == [  # numeric order of epsilon, not the order of hashes
-        "label_smoothing[targets.epsilon=0.0]",
-        "label_smoothing[targets.epsilon=0.05]",
-        "label_smoothing[targets.epsilon=0.1]",
-        "label_smoothing[targets.epsilon=0.2]",
+    assert names == [  # numeric order of epsilon, not the order of hashes; one name: no name
+        "epsilon=0.0",
+        "epsilon=0.05",
+        "epsilon=0.1",
+        "epsilon=0.2",
     ]
     result = invoke("compare", "--runs-dir", str(smoothing))
     assert result.exit_code == 0, result.output
@@ -96,25 +96,54 @@ def test_experiments_sharing_a_name_are_labelled_by_the_keys_that_differ(
     assert {e["run_name"] for e in data["experiments"]} == {"label_smoothing"}
 
 
-def test_labels_name_every_differing_key_and_fall_back_to_the_hash(tmp_path: Path) -> None:
+def test_labels_use_the_fewest_keys_and_fall_back_to_the_hash(tmp_path: Path) -> None:
     for lr in ("0.1", "0.05"):
         for hidden in ("[32]", "[16]"):
             make_run(tmp_path, "grid", 0, overrides=(f"train.lr={lr}", f"model.hidden={hidden}"))
+    make_run(tmp_path, "grid", 0, overrides=("train.lr=0.1", "model.hidden=[8]", "eval.bins=10"))
     names = [e.name for e in report_of(tmp_path).experiments]
-    assert names == [
-        "grid[model.hidden=[16],train.lr=0.05]",
-        "grid[model.hidden=[16],train.lr=0.1]",
-        "grid[model.hidden=[32],train.lr=0.05]",
-        "grid[model.hidden=[32],train.lr=0.1]",
+    assert names == [  # eval.bins differs too, but hidden and lr tell every row apart
+        "hidden=[8], lr=0.1",
+        "hidden=[16], lr=0.05",
+        "hidden=[16], lr=0.1",
+        "hidden=[32], lr=0.05",
+        "hidden=[32], lr=0.1",
     ]
+    only = [e.name for e in report_of(tmp_path, label_keys=["train.lr"]).experiments]
+    assert only[0] == "lr=0.05@" + only[0].split("@")[1]  # not unique: the config hash
+
+
+def test_labels_are_computed_over_the_rows_shown_and_name_first_where_names_differ(
+    smoothing: Path,
+) -> None:
+    make_run(smoothing, "baseline", 0)
+    make_run(smoothing, "baseline", 1)
+    names = [e.name for e in report_of(smoothing).experiments]
+    assert names[0] == "baseline" and names[1] == "label_smoothing, epsilon=0.0"
+    kept = report_of(smoothing, filters=["targets.epsilon=0.05", "targets.scheme=smooth"])
+    assert [e.name for e in kept.experiments] == ["label_smoothing"]
+    result = invoke("compare", "--runs-dir", str(smoothing), "--label", "epsilon,scheme")
+    assert "label_smoothing, epsilon=0.1, scheme=smooth" in result.stdout, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--label", "lr.typo"], "--label lr.typo: unknown key", id="unknown"),
+        pytest.param(["--label", "gamma"], "--label gamma: ambiguous, give one of", id="ambiguous"),
+    ],
+)
+def test_label_option_errors(smoothing: Path, args: list[str], message: str) -> None:
+    assert_one_line_error(invoke("compare", "--runs-dir", str(smoothing), *args), message)
 
 
 @pytest.mark.parametrize(
     ("baseline", "expected"),
     [
-        pytest.param("label_smoothing[targets.epsilon=0.05]", "0.05]", id="exact"),
-        pytest.param("label_smoothing[targets.epsilon=0.2", "0.2]", id="prefix"),
-        pytest.param("label_smoothing[targets.epsilon=0.1", "0.1]", id="prefix-0.1"),
+        pytest.param("epsilon=0.05", "epsilon=0.05", id="exact"),
+        pytest.param("epsilon=0.2", "epsilon=0.2", id="prefix"),
+        pytest.param("label_smoothing[targets.epsilon=0.05]", "epsilon=0.05", id="old-label"),
+        pytest.param("label_smoothing[targets.epsilon=0.1", "epsilon=0.1", id="old-prefix"),
     ],
 )
 def test_baseline_takes_a_label_or_an_unambiguous_prefix(
@@ -122,21 +151,21 @@ def test_baseline_takes_a_label_or_an_unambiguous_prefix(
 ) -> None:
     result = invoke("compare", "--runs-dir", str(smoothing), "--baseline", baseline)
     assert result.exit_code == 0, result.output
-    assert f"Against the baseline 'label_smoothing[targets.epsilon={expected}'" in result.stdout
+    assert f"Against the baseline '{expected}'" in result.stdout
     body = result.stdout.splitlines()[3]
-    assert body.startswith(f"label_smoothing[targets.epsilon={expected}")  # the baseline first
+    assert body.startswith(f"{expected} ")  # the baseline first
 
 
 def test_an_ambiguous_baseline_prefix_names_the_candidates(smoothing: Path) -> None:
-    result = invoke("compare", "--runs-dir", str(smoothing), "--baseline", "label_smoothing")
+    result = invoke("compare", "--runs-dir", str(smoothing), "--baseline", "epsilon")
     assert_one_line_error(
         result,
-        "--baseline label_smoothing: ambiguous, it starts 4 experiments",
-        "label_smoothing[targets.epsilon=0.0], label_smoothing[targets.epsilon=0.05]",
+        "--baseline epsilon: ambiguous, it starts 4 experiments",
+        "epsilon=0.0; epsilon=0.05; epsilon=0.1; epsilon=0.2",
     )
     result = invoke("compare", "--runs-dir", str(smoothing), "--baseline", "label_smoothing[t"
                     "argets.epsilon=0.0")  # fmt: skip
-    assert_one_line_error(result, "starts 2 experiments", "epsilon=0.0], label_smoothing[")
+    assert_one_line_error(result, "starts 2 experiments", "epsilon=0.0; epsilon=0.05")
     result = invoke("compare", "--runs-dir", str(smoothing), "--baseline", "nope")
     assert_one_line_error(result, "--baseline nope: no such experiment; choose from")
 
@@ -411,8 +440,8 @@ def test_setup_files() -> None:
 
 
 def test_baseline_still_takes_the_name_at_hash_form(smoothing: Path) -> None:
-    exp = next(e for e in report_of(smoothing).experiments if e.name.endswith("=0.1]"))
+    exp = next(e for e in report_of(smoothing).experiments if e.name == "epsilon=0.1")
     result = invoke("compare", "--runs-dir", str(smoothing), "--baseline",
                     f"label_smoothing@{exp.chash[:8]}")  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "Against the baseline 'label_smoothing[targets.epsilon=0.1]'" in result.stdout
+    assert "Against the baseline 'epsilon=0.1'" in result.stdout

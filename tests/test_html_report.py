@@ -103,7 +103,7 @@ def test_the_page_is_self_contained(page: tuple[Path, dict]) -> None:
     assert len(parser.urls) == 5  # reliability (+ after TS), confidence, learning curves, metrics
     assert "script" not in parser.tags and "link" not in parser.tags
     assert not re.search(r"https?://", text)
-    assert "mse[train.lr=0.05]" in text and "mse[train.lr=0.1]" in text  # readable labels
+    assert "mse, lr=0.05" in text and "mse, lr=0.1" in text  # short labels, name first
     assert "Against the baseline ‘base’" in text and "Config differences" in text
     for c in data["comparisons"]:
         assert c["verdict"].replace("<", "&lt;") in text

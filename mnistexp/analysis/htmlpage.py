@@ -49,7 +49,7 @@ def render_html(
 ) -> str:
     """The page as text; ``figures`` maps file names (``reliability.png``) to PNG bytes;
     ``shift`` (``compare --shift``) adds the tables beyond the test set."""
-    names = ", ".join(e.name for e in report.experiments)
+    names = "; ".join(e.name for e in report.experiments)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -20,7 +20,7 @@ import hashlib
 import re
 
 from mnistexp.analysis.columns import DEFAULT_METRICS, Metric
-from mnistexp.analysis.compare import Experiment, Report, value_text
+from mnistexp.analysis.compare import Experiment, Report, short_keys, value_text
 
 LATEX_WIDTHS = ("column", "text")
 COLUMN_METRICS = ("accuracy", "nll", "ece", "ts_ece")
@@ -102,12 +102,6 @@ def _header(report: Report, keys: list[str], with_n: bool) -> list[str]:
     if any(units):
         rows.append(" & ".join(units) + r" \\")
     return rows
-
-
-def short_keys(keys: list[str]) -> list[str]:
-    """Config keys without their section where the rest is unique: ``scheme``, ``lr``."""
-    tails = [k.rsplit(".", 1)[-1] for k in keys]
-    return [t if tails.count(t) == 1 else k for k, t in zip(keys, tails, strict=True)]
 
 
 def _n_text(exp: Experiment) -> str:

@@ -73,6 +73,14 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     help="Keep experiments whose resolved config has this value (repeatable).",
 )
 @click.option(
+    "--label",
+    "label_keys",
+    metavar="KEY,...",
+    help="Label every row by these config keys (train.lr or just lr where unambiguous), "
+    "after the run name where names differ (default: the fewest keys that tell the rows "
+    "shown apart).",
+)
+@click.option(
     "--baseline",
     metavar="NAME",
     help="Test every other experiment against this one on each metric.",
@@ -178,6 +186,7 @@ def compare(
     metric_names: str | None,
     sort: str | None,
     filters: tuple[str, ...],
+    label_keys: str | None,
     baseline: str | None,
     alpha: float,
     correction: str,
@@ -206,6 +215,7 @@ def compare(
       mnistexp compare configs/baseline.yaml configs/label_smoothing.yaml --seeds 0-4 -j 4 \\
           --set train.epochs=3 --baseline baseline --plot runs/plots
       mnistexp compare --metrics accuracy,ece,ts_ece --sort ece --filter loss.type=mse
+      mnistexp compare runs/grid --label lr,scheme --baseline 'lr=0.1, scheme=onehot'
       mnistexp compare --format json > comparison.json
       mnistexp compare --baseline baseline --format latex > table.tex
       mnistexp compare --format latex --latex-width text --latex-label tab:main
@@ -214,7 +224,7 @@ def compare(
       mnistexp compare --shift --shift-metric ece --plot figs
     """
     from mnistexp.analysis.columns import parse_metrics
-    from mnistexp.analysis.compare import build_report
+    from mnistexp.analysis.compare import build_report, parse_label_keys
     from mnistexp.analysis.report import render
     from mnistexp.analysis.rundirs import load_runs
     from mnistexp.core.paths import check_output_file, check_output_folder
@@ -232,6 +242,7 @@ def compare(
     if plot_dir is None and given != click.core.ParameterSource.DEFAULT:  # as --curves
         raise CliError("--plot-format sets the format of the --plot figures; add --plot DIR")
     metrics = parse_metrics(metric_names or _latex_metrics(fmt, latex_width, latex_label))
+    labels = parse_label_keys(label_keys)
     curves = _curves(curve_names, plot_dir)
     shift_metrics = _shift_metrics(shift, shift_metric)
     folders = _folders(inputs, runs_dir, seed_list, jobs, overrides, data_dir)
@@ -250,6 +261,7 @@ def compare(
         interval=interval,
         latex_width=latex_width,
         latex_label=latex_label,
+        label_keys=labels,
     )
     shifted = None
     if shift_metrics:
