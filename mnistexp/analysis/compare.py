@@ -318,6 +318,9 @@ def _declared_defaults() -> dict[str, set[str | None]]:
 
 # --------------------------------------------------------------------------- comparisons
 
+POWER_SEEDS = 5
+"""Below this many seeds per side a comparison is flagged as having little power."""
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -333,6 +336,13 @@ class Comparison:
     p_adjusted: float | None = None  # after the report's multiple-comparison correction
     correction: str = "none"
     interval: tuple[float, float] | None = None  # 95% t-interval of the difference
+    seeds: int = 0  # seeds per side the test used (shared seeds when paired)
+
+    @property
+    def low_power(self) -> bool:
+        """Fewer than :data:`POWER_SEEDS` seeds: a t-test this small misses most real
+        differences, so "not significant" says little; the interval says what the data allow."""
+        return self.seeds < POWER_SEEDS
 
     @property
     def significant(self) -> bool | None:
@@ -348,6 +358,7 @@ def compare_metric(
     b, o = base.values(metric.key), other.values(metric.key)
     shared = sorted(set(b) & set(o))
     interval = None
+    seeds = len(shared) if len(shared) >= 2 else min(len(b), len(o))
     if len(shared) >= 2:
         pair = [b[s] for s in shared], [o[s] for s in shared]
         diff, p, test = stats.paired_t(*pair)
@@ -362,7 +373,9 @@ def compare_metric(
             diff, p, test = stats.mean_difference(b, o), None, f"no test ({exc})"
     else:
         diff, p, test = stats.mean_difference(b, o), None, "no test (needs 2 seeds per experiment)"
-    return Comparison(other.name, base.name, metric.key, diff, p, test, alpha, interval=interval)
+    return Comparison(
+        other.name, base.name, metric.key, diff, p, test, alpha, interval=interval, seeds=seeds
+    )
 
 
 def _one_pair(base: Experiment, other: Experiment, shared: list[int]) -> tuple[Path, Path]:

@@ -194,10 +194,18 @@ def _tests_text(report: Report) -> str:
         "bh": f"after the Benjamini-Hochberg correction over the {m} tests of this table",
         "none": f"without correction for the {m} tests of this table",
     }[report.correction]
-    return (
+    text = (
         f"$^{{*}}$: differs from {base} at $p < {report.alpha:g}$ {correction} "
         f"({latex_escape('; '.join(tests))})."
     )
+    few = sorted({c.seeds for c in report.comparisons if c.low_power and c.p_value is not None})
+    if few:
+        seeds = " or ".join(map(str, few))
+        text += (
+            f" With {seeds} seed{'s' if few != [1] else ''} per side these tests have little "
+            "power: an unmarked cell is no evidence of no difference."
+        )
+    return text
 
 
 def latex_caption(report: Report, with_n: bool) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from mnistexp.analysis.columns import METRICS, Metric
 from mnistexp.analysis.compare import (
     JSON_SCHEMA_VERSION,
+    POWER_SEEDS,
     Comparison,
     Experiment,
     Report,
@@ -85,15 +86,16 @@ def verdict(c: Comparison) -> str:
     not significant"``; the verdict is on the adjusted p-value."""
     metric = METRICS[c.metric]
     diff = format_difference(metric, c.difference, c.interval)
+    power = f"; {c.seeds} seed{'s' if c.seeds != 1 else ''}: low power" if c.low_power else ""
     if c.p_value is None:
         return f"{diff}, no p-value"
     if not c.significant:
-        return f"{diff}, {_p_text(c)}, not significant"
+        return f"{diff}, {_p_text(c)}, not significant{power}"
     direction = ""
     if metric.higher_is_better is not None and c.difference != 0:
         better = (c.difference > 0) == metric.higher_is_better
         direction = " (better)" if better else " (worse)"
-    return f"{diff}, {_p_text(c)}, significant at {c.alpha:g}{direction}"
+    return f"{diff}, {_p_text(c)}, significant at {c.alpha:g}{direction}{power}"
 
 
 def _n_text(exp: Experiment, short: bool = False) -> str:
@@ -182,33 +184,56 @@ def _p_short(p: float | None) -> str:
     return "—" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
+def _interval_text(c: Comparison) -> str:
+    """``[-7.10, -4.23]``: the difference's 95% interval in display units, or ``—``."""
+    if c.interval is None:
+        return "—"
+    metric = METRICS[c.metric]
+    low, high = (f"{metric.shown(v):+.{metric.digits}f}" for v in c.interval)
+    return f"[{low}, {high}]"
+
+
 def comparison_table_rows(report: Report) -> Rows:
-    """The terminal's baseline table: one column each for the difference, the raw and the
-    adjusted p-value, the verdict and the test (narrower than the sentences of markdown)."""
+    """The terminal's baseline table: one column each for the difference, its 95% interval,
+    the raw and the adjusted p-value, the verdict and the seeds the test had (the tests
+    themselves are named under the table, :func:`tests_note`)."""
     adjusted = CORRECTION_SHORT.get(report.correction, "adj.") + " p"
-    header = ["experiment", "metric", "difference", "p", adjusted, "verdict", "test"]
-    brackets = report.interval  # the difference's interval, with --interval (width)
-    if report.correction == "none":
-        header[4] = "-"
+    header = ["experiment", "metric", "difference", "95% CI", "p", adjusted, "verdict", "seeds"]
     body = [
         [
             c.experiment,
             METRICS[c.metric].short_header,
-            format_difference(METRICS[c.metric], c.difference, c.interval if brackets else None),
+            format_difference(METRICS[c.metric], c.difference),
+            _interval_text(c),
             _p_short(c.p_value),
-            _p_short(c.p_adjusted) if report.correction != "none" else "",
+            _p_short(c.p_adjusted),
             short_verdict(c),
-            c.test,
+            f"{c.seeds}{'*' if c.low_power else ''}",
         ]
         for c in report.comparisons
     ]
-    right = [False, False, True, True, True, False, False]
+    right = [False, False, True, True, True, True, False, True]
     if report.correction == "none":  # no adjusted column
-        header.pop(4)
-        right.pop(4)
-        for row in body:
-            row.pop(4)
+        right.pop(5)
+        for row in [header, *body]:
+            row.pop(5)
     return header, body, right
+
+
+def tests_note(report: Report) -> str:
+    """Which tests the rows used (``paired t-test, 3 shared seeds (12 rows)``), and the
+    low-power warning where a test had fewer than 5 seeds per side."""
+    counts: dict[str, int] = {}
+    for c in report.comparisons:
+        counts[c.test] = counts.get(c.test, 0) + 1
+    tests = "; ".join(f"{t} ({k} row{'s' if k != 1 else ''})" for t, k in counts.items())
+    text = f"Tests: {tests}."
+    if any(c.low_power for c in report.comparisons):
+        text += (
+            f" seeds* = fewer than {POWER_SEEDS} seeds per side: the test has little power, "
+            "so n.s. is no evidence of no difference; the 95% CI shows what the data allow."
+        )
+    return text
 
 
 def legend(report: Report, table: bool = False) -> list[str]:
@@ -292,7 +317,7 @@ def render_table(report: Report) -> str:
             aligned([config_rows(report)[0]], *config_rows(report)[1:]),
         ]
     if report.comparisons:
-        note = correction_note(report, report.interval).replace(" (in parentheses)", "")
+        note = correction_note(report, False).replace(" (in parentheses)", "")
         out += [
             "",
             f"Against the baseline '{report.baseline}' (alpha = {report.alpha:g}):",
@@ -301,7 +326,9 @@ def render_table(report: Report) -> str:
             *wrapped(
                 [
                     "verdict: better / worse / differs = significant on the adjusted p-value, "
-                    "n.s. = not significant. " + note
+                    "n.s. = not significant. 95% CI: the difference's t-interval (paired: over "
+                    "the shared seeds' differences; else Welch's), not adjusted. " + note,
+                    tests_note(report),
                 ]
             ),
         ]
@@ -448,6 +475,8 @@ def _comparison_dict(c: Comparison) -> dict[str, Any]:
         "correction": c.correction,
         "test": c.test,
         "significant": c.significant,
+        "seeds": c.seeds,
+        "low_power": c.low_power,
         "verdict": verdict(c),
     }
 
