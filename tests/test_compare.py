@@ -333,6 +333,11 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
             id="plot-format-without-plot",
         ),
         pytest.param(
+            ["--figure-size", "column"],
+            ["--figure-size lays out the --plot figures; add --plot DIR"],
+            id="figure-size-without-plot",
+        ),
+        pytest.param(
             ["--curves", "grad_true"],
             ["--curves draws into the --plot folder; add --plot DIR"],
             id="curves-without-plot",

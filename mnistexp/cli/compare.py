@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")  # report.RENDERERS; tests check
 PLOT_FORMATS = ("png", "pdf", "svg")  # plots.PLOT_FORMATS; tests check they agree
+FIGURE_SIZES = ("column", "text")  # plots.FIGURE_SIZES; tests check they agree
 CORRECTIONS = ("holm", "bh", "none")  # stats.CORRECTIONS; tests check they agree
 LATEX_WIDTHS = ("column", "text")  # latex.LATEX_WIDTHS; tests check they agree
 CONFIG_SUFFIXES = (".yaml", ".yml")
@@ -144,6 +145,12 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     help="File format of the --plot figures (pdf and svg are vector graphics for papers).",
 )
 @click.option(
+    "--figure-size",
+    type=click.Choice(FIGURE_SIZES),
+    help="With --plot: lay the figures out for one column (3.3 in wide) or the text width "
+    "(7 in) of a paper (default: a size for screens).",
+)
+@click.option(
     "--report",
     "report_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -196,6 +203,7 @@ def compare(
     interval: bool,
     plot_dir: Path | None,
     plot_format: str,
+    figure_size: str | None,
     report_file: Path | None,
     curve_names: str | None,
     shift: bool,
@@ -221,6 +229,7 @@ def compare(
       mnistexp compare --format latex --latex-width text --latex-label tab:main
       mnistexp compare --baseline baseline --report comparison.html
       mnistexp compare --runs-dir runs/study --plot figs --curves grad_true,saturated
+      mnistexp compare --plot figs --plot-format pdf --figure-size column
       mnistexp compare --shift --shift-metric ece --plot figs
     """
     from mnistexp.analysis.columns import parse_metrics
@@ -241,6 +250,8 @@ def compare(
     given = click.get_current_context().get_parameter_source("plot_format")
     if plot_dir is None and given != click.core.ParameterSource.DEFAULT:  # as --curves
         raise CliError("--plot-format sets the format of the --plot figures; add --plot DIR")
+    if plot_dir is None and figure_size is not None:
+        raise CliError("--figure-size lays out the --plot figures; add --plot DIR")
     metrics = parse_metrics(metric_names or _latex_metrics(fmt, latex_width, latex_label))
     labels = parse_label_keys(label_keys)
     curves = _curves(curve_names, plot_dir)
@@ -278,7 +289,7 @@ def compare(
 
         click.echo(render_with_shift(report, shifted, fmt), nl=False)
     if plot_dir is not None:
-        _plot(report, shifted, plot_dir, curves, plot_format)
+        _plot(report, shifted, plot_dir, curves, plot_format, figure_size)
     if report_file is not None:
         from mnistexp.analysis.htmlpage import write_html
 
@@ -288,12 +299,17 @@ def compare(
 
 
 def _plot(
-    report: Report, shifted: ShiftReport | None, plot_dir: Path, curves: list[str], fmt: str
+    report: Report,
+    shifted: ShiftReport | None,
+    plot_dir: Path,
+    curves: list[str],
+    fmt: str,
+    size: str | None,
 ) -> None:
     """Write the figures (with --shift also the shift figures); one stderr line each."""
     from mnistexp.analysis.plots import save_figure, write_figures
 
-    paths, skipped = write_figures(report, plot_dir, curves, fmt)
+    paths, skipped = write_figures(report, plot_dir, curves, fmt, size)
     if shifted is not None:
         from mnistexp.analysis.shiftplots import render_shift_figures
 
