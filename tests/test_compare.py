@@ -525,3 +525,12 @@ def test_difference_intervals_by_hand_and_against_scipy() -> None:
     assert got == pytest.approx((welch.low, welch.high), rel=1e-12)
     assert stats.difference_interval([1.0, 2.0], [1.0, 2.0], paired=True) is None  # no spread
     assert stats.difference_interval([1.0], [2.0, 3.0], paired=False) is None
+
+
+def test_a_teacher_is_shown_by_its_run_folder_not_its_identity() -> None:
+    config = {
+        "targets.teacher": "/runs/baseline-8972318c-s0",
+        "targets.teacher_id": "a" * 64 + "-s0",
+    }
+    assert compare.config_text(config, "targets.teacher_id") == "baseline-8972318c-s0"
+    assert compare.config_text({"train.lr": 0.1}, "train.lr") == "0.1"

@@ -214,7 +214,9 @@ def test_latex_is_a_booktabs_table_with_marks_and_caption(shipped: Path) -> None
     result = invoke("compare", "--runs-dir", str(shipped), "--baseline", "baseline", "--format",
                     "latex")  # fmt: skip
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    comments = [line for line in result.stdout.splitlines() if line.startswith("% ")]
+    assert comments[0].startswith("% made by mnistexp ") and comments[1].startswith("% on ")
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("% ")]
     assert lines[0] == r"\begin{table}[t]" and lines[-1] == r"\end{table}"
     order = [r"\toprule", r"\midrule", r"\bottomrule"]
     assert [line for line in lines if line in order] == order
@@ -234,7 +236,8 @@ def test_latex_is_a_booktabs_table_with_marks_and_caption(shipped: Path) -> None
     assert "accuracy" in rows[0] and r"(\%)" in rows[1] and "$n$" in rows[0]  # 3+1 diverged
     assert "$^{*}$" in rows[4]  # mse_sigmoid differs significantly
     assert "^{*}" not in rows[2]  # never on the baseline
-    assert "_" not in result.stdout.replace(r"\_", "")  # every underscore escaped
+    body = "\n".join(lines)  # the table; the % comments above it are not typeset
+    assert "_" not in body.replace(r"\_", "")  # every underscore escaped
 
 
 def test_latex_escapes_every_special_character() -> None:

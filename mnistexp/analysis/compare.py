@@ -28,6 +28,7 @@ import numpy as np
 
 from mnistexp.analysis import stats
 from mnistexp.analysis.columns import BOUNDS, METRICS, Metric, parse_metrics
+from mnistexp.analysis.provenance import Provenance
 from mnistexp.analysis.rundirs import RunRecord, read_hits
 from mnistexp.analysis.stats import Summary, summarize
 from mnistexp.config import registries
@@ -137,7 +138,7 @@ def minimal_keys(experiments: Sequence[Experiment]) -> list[str]:
         return keys
     for size in range(1, len(keys)):
         for subset in itertools.combinations(keys, size):
-            seen = {tuple(value_text(e.config.get(k)) for k in subset) for e in experiments}
+            seen = {tuple(config_text(e.config, k) for k in subset) for e in experiments}
             if len(seen) == len(experiments):
                 return list(subset)
     return keys
@@ -196,6 +197,14 @@ def value_text(value: Any) -> str:
     if value is None or isinstance(value, bool):
         return json.dumps(value)
     return one_line(str(value))
+
+
+def config_text(config: dict[str, Any], key: str) -> str:
+    """How a config value is shown: :func:`value_text`, except a distillation teacher, shown
+    by its run folder's name rather than its 64-character identity."""
+    if key in ("targets.teacher_id", "targets.teacher") and config.get("targets.teacher"):
+        return one_line(Path(str(config["targets.teacher"])).name)
+    return value_text(config.get(key))
 
 
 def _order_value(value: Any) -> tuple[int, Any]:
@@ -421,6 +430,7 @@ class Report:
     interval: bool = False  # table and markdown show the 95% interval (csv and json always)
     latex_width: str = "column"  # latex.LATEX_WIDTHS: a table for one column, or table*
     latex_label: str | None = None  # the LaTeX label (default: from the content)
+    provenance: Provenance | None = None  # what made it: set by the CLI, shown by LaTeX, HTML
 
 
 def build_report(

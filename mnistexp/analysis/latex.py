@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import re
 
+from mnistexp.analysis import provenance
 from mnistexp.analysis.columns import DEFAULT_METRICS, Metric
-from mnistexp.analysis.compare import Experiment, Report, short_keys, value_text
+from mnistexp.analysis.compare import Experiment, Report, config_text, short_keys, value_text
 
 LATEX_WIDTHS = ("column", "text")
 COLUMN_METRICS = ("accuracy", "nll", "ece", "ts_ece")
@@ -117,6 +118,10 @@ def render_latex(report: Report) -> str:
     spec = "@{}l" + "l" * len(keys) + "r" * (int(with_n) + len(report.metrics)) + "@{}"
     env = "table*" if report.latex_width == "text" else "table"
     lines = [
+        *(
+            f"% {line}"
+            for line in (provenance.lines(report.provenance) if report.provenance else [])
+        ),
         rf"\begin{{{env}}}[t]",
         r"\centering",
         r"\small",
@@ -131,7 +136,7 @@ def render_latex(report: Report) -> str:
     for e in report.experiments:
         cells = [
             latex_escape(e.name),
-            *(latex_escape(value_text(e.config.get(k))) for k in keys),
+            *(latex_escape(config_text(e.config, k)) for k in keys),
             *([_n_text(e)] if with_n else []),
             *(_cell(m, e, (e.name, m.key) in significant) for m in report.metrics),
         ]

@@ -191,6 +191,22 @@ def style(index: int) -> dict[str, Any]:
     }
 
 
+CAPTIONS = {
+    "reliability": "Reliability diagrams, one panel per experiment, its seeds' test images "
+    "pooled: the accuracy of each equal-width confidence bin (bars) against its mean "
+    "confidence; hatched boxes are the gap to the diagonal, faded bins hold few images.",
+    "reliability_ts": "The same reliability diagrams after each run's temperature scaling.",
+    "confidence": "Histograms of the top-label confidence on the test set (share of images "
+    "per bin, log scale), seeds pooled, one line per experiment.",
+    "learning_curves": "Validation accuracy and NLL per epoch: mean over seeds, band ± one "
+    "seed standard deviation.",
+    "metrics": "Every metric of the table: mean over seeds as a bar, error bars the 95% "
+    "t-interval over seeds (one seed: the bootstrap interval over test images).",
+    "curves": "The chosen history.csv columns per epoch: mean over seeds, band ± one seed "
+    "standard deviation.",
+}
+"""What each figure shows, for the HTML report's captions."""
+
 FIGURE_SIZES = {"column": 3.3, "text": 7.0}
 """``--figure-size`` presets: the width in inches of one column and of the text of a paper."""
 PANEL_MIN = 2.2

@@ -21,7 +21,7 @@ from mnistexp.analysis.compare import (
     Comparison,
     Experiment,
     Report,
-    value_text,
+    config_text,
 )
 from mnistexp.analysis.latex import latex_escape as latex_escape  # re-exported
 from mnistexp.analysis.latex import render_latex
@@ -124,7 +124,7 @@ def main_rows(report: Report) -> Rows:
     body = [
         [
             e.name,
-            *(value_text(e.config.get(k)) for k in report.keys),
+            *(config_text(e.config, k) for k in report.keys),
             _n_text(e),
             *(format_cell(m, e.summary(m.key), report.interval) for m in report.metrics),
         ]
@@ -152,9 +152,7 @@ def table_rows(report: Report) -> tuple[list[list[str]], list[list[str]], list[b
 def config_rows(report: Report) -> Rows:
     """The config keys that differ between the experiments, one row per experiment."""
     header = ["experiment", *report.keys]
-    body = [
-        [e.name, *(value_text(e.config.get(k)) for k in report.keys)] for e in report.experiments
-    ]
+    body = [[e.name, *(config_text(e.config, k) for k in report.keys)] for e in report.experiments]
     return header, body, [False] * len(header)
 
 
@@ -397,7 +395,7 @@ def _csv_row(report: Report, exp: Experiment) -> list[Any]:
     row: list[Any] = [
         exp.name,
         exp.chash,
-        *(value_text(exp.config.get(k)) for k in report.keys),
+        *(config_text(exp.config, k) for k in report.keys),
         len(exp.runs),
         len(exp.diverged),
         " ".join(map(str, exp.seeds)),

@@ -274,6 +274,13 @@ def compare(
         latex_label=latex_label,
         label_keys=labels,
     )
+    if fmt == "latex" or report_file is not None:
+        import shlex
+
+        from mnistexp.analysis.provenance import collect
+
+        rows = {e.name: [r.path for r in e.runs] for e in report.experiments}
+        report.provenance = collect(shlex.join(["mnistexp", *sys.argv[1:]]), rows)
     shifted = None
     if shift_metrics:
         from mnistexp.analysis.shiftcompare import build_shift
