@@ -223,7 +223,7 @@ def test_latex_is_a_booktabs_table_with_marks_and_caption(shipped: Path) -> None
     spec = re.search(r"\\begin\{tabular\}\{@\{\}([lr]+)@\{\}\}", result.stdout)
     assert spec is not None
     caption = next(line for line in lines if line.startswith(r"\caption{"))
-    assert "differs from baseline at $p < 0.05$ after Holm's correction" in caption
+    assert "differs from the baseline at $p < 0.05$ after Holm's correction" in caption
     assert r"$\pm$" in caption
     start, end = lines.index(r"\toprule") + 1, lines.index(r"\bottomrule")
     rows = [line for line in lines[start:end] if line != r"\midrule"]

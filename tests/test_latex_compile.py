@@ -43,6 +43,19 @@ def shipped(root: Path, seeds: range) -> Path:
     return root
 
 
+def sweep(root: Path) -> Path:
+    """The runs of ``sweep --grid train.lr=0.05,0.1 --grid targets.scheme=onehot,soft,smooth``
+    of one config: one name, six experiments, two seeds."""
+    for i, (lr, scheme) in enumerate((a, b) for a in ("0.05", "0.1") for b in SCHEMES):
+        for seed in (0, 1):
+            sets = (f"train.lr={lr}", f"targets.scheme={scheme}")
+            make_run(root, "baseline", seed, 0.9 + i / 100 + seed / 1000, overrides=sets)
+    return root
+
+
+SCHEMES = ("onehot", "soft", "smooth")
+
+
 def latex_of(root: Path, *args: str) -> str:
     result = CliRunner().invoke(
         main, ["compare", "--runs-dir", str(root), "--format", "latex", *args]
@@ -93,7 +106,11 @@ def assert_clean(log: str) -> None:
 def test_every_latex_variant_compiles_and_fits(
     tmp_path: Path, args: tuple[str, ...], seeds: range, preambles: tuple[str, ...]
 ) -> None:
-    tex = latex_of(shipped(tmp_path / "runs", seeds), *args)
+    if args == ("--sweep",):  # long labels: scheme=onehot, lr=0.05 wrap in their column
+        root, args = sweep(tmp_path / "runs"), ("--baseline", "scheme=onehot, lr=0.1")
+    else:
+        root = shipped(tmp_path / "runs", seeds)
+    tex = latex_of(root, *args)
     for i, preamble in enumerate(preambles):
         assert_clean(compile_log(tex, preamble, tmp_path / f"tex{i}"))
 
@@ -105,7 +122,8 @@ def test_caption_reads_as_english_and_states_the_shared_settings(tmp_path: Path)
     assert "$p < 0.05$ after Holm's correction over the 12 tests" in caption
     assert "paired t-test, 2 shared seeds" in caption
     assert " < " not in caption.replace("$p < 0.05$", "")  # no text-mode <: OT1 prints a ¡
-    assert "(baseline)" not in tex and "the baseline" not in caption
+    assert "(baseline)" not in tex and "baseline, the baseline" not in caption
+    assert "differs from the baseline at $p < 0.05$" in caption
     rows = tex.split(r"\midrule")[1].splitlines()[1:5]
     assert [row.split(" & ")[0] for row in rows] == [
         "baseline",
@@ -114,6 +132,7 @@ def test_caption_reads_as_english_and_states_the_shared_settings(tmp_path: Path)
         r"soft\_targets",
     ]
     assert rows[2].split(" & ")[1] == r"93.05(7)\rlap{$^{*}$}"  # 93.05 +- 0.07, significant
+    assert rows[2].split(" & ")[2] == r"0.505(7)\rlap{$^{*}$}"  # NLL 0.5050 +- 0.0071
 
 
 def test_labels_differ_between_tables_and_can_be_chosen(tmp_path: Path) -> None:

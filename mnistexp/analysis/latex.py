@@ -3,9 +3,11 @@ r"""Render a :class:`~mnistexp.analysis.compare.Report` as a LaTeX table that dr
 Pure: a report in, a string out. The table needs ``\usepackage{booktabs}`` and nothing else,
 and fits its width in a plain ``article``:
 
-- ``column`` (default): a ``table`` in ``\small`` with the experiments' labels, the metrics of
-  :data:`COLUMN_METRICS` (unless ``--metrics`` chose others) as ``$94.38 \pm 0.33$``, and no
-  config-key columns: the label says what differs, the caption what is shared.
+- ``column`` (default): a ``table`` in ``\footnotesize`` (the caption ``\small``) that fits
+  one column of a two-column paper, with the experiments' labels (long ones wrap), the metrics
+  of :data:`COLUMN_METRICS` (unless ``--metrics`` chose others) as ``94.38(33)`` (mean, and
+  the sd in units of its last digit), and no config-key columns: the label says what
+  differs, the caption what is shared.
 - ``text``: a ``table*`` spanning both columns of a two-column paper, with the config keys that
   differ as columns and the default metrics.
 
@@ -17,6 +19,7 @@ cells are, the settings every row shares, and which test and correction the mark
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 
 from mnistexp.analysis import provenance
@@ -27,6 +30,9 @@ LATEX_WIDTHS = ("column", "text")
 COLUMN_METRICS = ("accuracy", "nll", "ece", "ts_ece")
 """The default columns of ``--latex-width column``: what fits one column of a paper."""
 TEXT_METRICS = DEFAULT_METRICS
+LABEL_WIDTH = "7.5em"
+"""The label column of a one-column table whose labels are long (a sweep's
+``scheme=onehot, lr=0.05``): they wrap at their spaces within this width."""
 LABEL_PATTERN = re.compile(r"[A-Za-z0-9:._/-]+")
 r"""What ``--latex-label`` accepts: the characters a ``\label`` keeps safely in every class."""
 
@@ -74,14 +80,22 @@ def table_label(report: Report, label: str | None = None) -> str:
 
 def _cell(metric: Metric, exp: Experiment, mark: bool) -> str:
     r"""``95.05(7)``: the mean, and in parentheses the sd over seeds in units of the mean's
-    last digit (95.05 +- 0.07); one seed: ``95.05``; ``$^{*}$`` when marked; ``--`` if absent."""
+    last digit (95.05 +- 0.07); the sd keeps two significant digits and the mean is rounded
+    to match (``0.485(13)``), never to more digits than the other formats show (at most 3
+    decimals: no seed-to-seed spread of NLL or Brier is smaller). One seed:
+    ``95.05``; ``\rlap{$^{*}$}`` when marked (no width: the columns stay narrow); ``--`` if
+    absent."""
     s = exp.summary(metric.key)
     if s.n == 0:
         return "--"
-    d = metric.digits
-    text = f"{metric.shown(s.mean):.{d}f}"
+    d = min(metric.digits, 3)  # NLL and Brier to 0.001: a seed moves them more than that
     if s.n >= 2:
-        text += f"({round(metric.shown(s.std) * 10**d)})"
+        sd = metric.shown(s.std)
+        if sd > 0:
+            d = min(d, max(0, 1 - math.floor(math.log10(sd))))
+        text = f"{metric.shown(s.mean):.{d}f}({round(sd * 10**d)})"
+    else:
+        text = f"{metric.shown(s.mean):.{d}f}"
     return text + (r"\rlap{$^{*}$}" if mark else "")
 
 
@@ -115,7 +129,9 @@ def render_latex(report: Report) -> str:
     significant = {(c.experiment, c.metric) for c in report.comparisons if c.significant}
     keys = report.keys if report.latex_width == "text" else []
     with_n = _n_column(report)
-    spec = "@{}l" + "l" * len(keys) + "r" * (int(with_n) + len(report.metrics)) + "@{}"
+    wrap = report.latex_width == "column" and max(len(e.name) for e in report.experiments) > 16
+    first = f"p{{{LABEL_WIDTH}}}" if wrap else "l"  # long labels break at their spaces
+    spec = f"@{{}}{first}" + "l" * len(keys) + "r" * (int(with_n) + len(report.metrics)) + "@{}"
     env = "table*" if report.latex_width == "text" else "table"
     lines = [
         *(
@@ -127,7 +143,10 @@ def render_latex(report: Report) -> str:
         r"\small",
         rf"\caption{{{latex_caption(report, with_n)}}}",
         rf"\label{{{table_label(report, report.latex_label)}}}",
-        r"\setlength{\tabcolsep}{3pt}",
+        # one column of a two-column paper is about 240 pt: footnote size fits four metrics
+        r"\smallskip",  # article sets no space between a caption above and the table
+        *([r"\footnotesize"] if report.latex_width == "column" else []),
+        r"\setlength{\tabcolsep}{4pt}",
         rf"\begin{{tabular}}{{{spec}}}",
         r"\toprule",
         *_header(report, keys, with_n),
@@ -135,7 +154,7 @@ def render_latex(report: Report) -> str:
     ]
     for e in report.experiments:
         cells = [
-            latex_escape(e.name),
+            (r"\raggedright " if wrap else "") + latex_escape(e.name),
             *(latex_escape(config_text(e.config, k)) for k in keys),
             *([_n_text(e)] if with_n else []),
             *(_cell(m, e, (e.name, m.key) in significant) for m in report.metrics),
@@ -158,6 +177,7 @@ SETTINGS = {
     "train.batch_size": lambda v: f"batch size {v}",
     "train.epochs": lambda v: f"{v} epoch" + ("" if v == 1 else "s"),
     "data.scaling": lambda v: f"{v} input scaling",
+    "data.train_subset": lambda v: f"the first {v} training images",
 }
 """The shared settings a caption names, in this order, and how each one reads."""
 
@@ -168,8 +188,9 @@ def shared_settings(report: Report) -> list[str]:
     out = []
     for key, text in SETTINGS.items():
         values = {value_text(e.config.get(key)) for e in report.experiments}
-        if key not in report.keys and len(values) == 1 and key in report.experiments[0].config:
-            out.append(text(report.experiments[0].config[key]))
+        value = report.experiments[0].config.get(key)
+        if key not in report.keys and len(values) == 1 and value is not None:
+            out.append(text(value))
     return out
 
 
@@ -191,7 +212,8 @@ def _tests_text(report: Report) -> str:
     """What the marks mean: the test, the correction, alpha and the family size."""
     tests = sorted({c.test for c in report.comparisons if c.p_value is not None})
     m = len([c for c in report.comparisons if c.p_value is not None])
-    base = latex_escape(report.baseline or "")
+    name = report.baseline or ""
+    base = "the baseline" + ("" if name == "baseline" else rf" (\emph{{{latex_escape(name)}}})")
     if not tests:
         return f"No difference from {base} could be tested (it needs two seeds per row)."
     correction = {
@@ -213,6 +235,19 @@ def _tests_text(report: Report) -> str:
     return text
 
 
+def _example(report: Report) -> str:
+    r"""`` (95.05(7) is 95.05 $\pm$ 0.07)``: the first cell of several seeds, read out."""
+    for exp in report.experiments:
+        for m in report.metrics:
+            s = exp.summary(m.key)
+            if s.n >= 2:
+                cell = _cell(m, exp, False)
+                d = len(cell.split("(")[0].partition(".")[2])
+                mean, sd = f"{m.shown(s.mean):.{d}f}", f"{m.shown(s.std):.{d}f}"
+                return rf" ({cell} is {mean} $\pm$ {sd})"
+    return ""
+
+
 def latex_caption(report: Report, with_n: bool) -> str:
     """Sentences: what the cells are, what every row shares, what the marks mean."""
     n = "" if with_n else f", $n = {len(report.experiments[0].runs)}$"
@@ -223,8 +258,8 @@ def latex_caption(report: Report, with_n: bool) -> str:
         parts[0] += ", one run each."
     else:
         parts[0] += (
-            ": the mean over seeds and, in parentheses, the sd in units of the last digit "
-            r"(95.05(7) is 95.05 $\pm$ 0.07)."
+            ": the mean over seeds and, in parentheses, the sd in units of the last digit"
+            f"{_example(report)}."
         )
     shared = shared_settings(report)
     if shared:
