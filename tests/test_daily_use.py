@@ -217,7 +217,12 @@ def test_latex_is_a_booktabs_table_with_marks_and_caption(shipped: Path) -> None
     comments = [line for line in result.stdout.splitlines() if line.startswith("% ")]
     assert comments[0].startswith("% made by mnistexp ") and comments[1].startswith("% on ")
     lines = [line for line in result.stdout.splitlines() if not line.startswith("% ")]
+    split = lines.index("")  # the results, then (with --baseline) the differences
+    lines, differences = lines[:split], lines[split + 1 :]
     assert lines[0] == r"\begin{table}[t]" and lines[-1] == r"\end{table}"
+    assert r"\label{tab:compare-" in differences[4] and differences[4].endswith("-diff}")
+    row = next(line for line in differences if line.startswith(r"\quad accuracy (pp) & $-2.00$"))
+    assert row.endswith(r"& $<$0.001\rlap{$^{\dagger}$} \\")  # 3 seeds: low power
     order = [r"\toprule", r"\midrule", r"\bottomrule"]
     assert [line for line in lines if line in order] == order
     spec = re.search(r"\\begin\{tabular\}\{@\{\}([lr]+)@\{\}\}", result.stdout)

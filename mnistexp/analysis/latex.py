@@ -24,7 +24,14 @@ import re
 
 from mnistexp.analysis import provenance
 from mnistexp.analysis.columns import DEFAULT_METRICS, Metric
-from mnistexp.analysis.compare import Experiment, Report, config_text, short_keys, value_text
+from mnistexp.analysis.compare import (
+    POWER_SEEDS,
+    Experiment,
+    Report,
+    config_text,
+    short_keys,
+    value_text,
+)
 
 LATEX_WIDTHS = ("column", "text")
 COLUMN_METRICS = ("accuracy", "nll", "ece", "ts_ece")
@@ -161,7 +168,78 @@ def render_latex(report: Report) -> str:
         ]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", rf"\end{{{env}}}"]
+    if report.comparisons:
+        lines += ["", *differences_table(report)]
     return "\n".join(lines) + "\n"
+
+
+DAGGER = r"$^{\dagger}$"
+
+
+def _signed(value: float, digits: int) -> str:
+    return f"${value:+.{digits}f}$"
+
+
+def differences_table(report: Report) -> list[str]:
+    r"""A second ``table`` with ``--baseline``: per experiment (a group row) and metric, the
+    difference to the baseline, its 95% interval and the adjusted p-value, a dagger where a
+    side has fewer than :data:`POWER_SEEDS` seeds; narrow enough for one column."""
+    from mnistexp.analysis.columns import METRICS
+
+    adjusted = {"holm": "Holm $p$", "bh": "BH $p$"}.get(report.correction, "$p$")
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{_differences_caption(report)}}}",
+        rf"\label{{{table_label(report, report.latex_label)}-diff}}",
+        r"\smallskip",
+        r"\footnotesize",
+        r"\setlength{\tabcolsep}{4pt}",
+        r"\begin{tabular}{@{}lrrr@{}}",
+        r"\toprule",
+        rf" & difference & 95\% interval & {adjusted} \\",
+        r"\midrule",
+    ]
+    current = None
+    for c in report.comparisons:
+        if c.experiment != current:
+            current = c.experiment
+            lines.append(
+                rf"\multicolumn{{4}}{{@{{}}l}}{{\emph{{{latex_escape(c.experiment)}}}}} \\"
+            )
+        m = METRICS[c.metric]
+        d = min(m.digits, 3)
+        unit = "pp" if m.percent else m.unit
+        name = latex_escape(m.short_label) + (f" ({unit})" if unit else "")
+        ci = "--"
+        if c.interval is not None:
+            low, high = (m.shown(v) for v in c.interval)
+            ci = f"[{_signed(low, d)}, {_signed(high, d)}]"
+        p = c.p_value if report.correction == "none" else c.p_adjusted
+        p_text = "--" if p is None else ("$<$0.001" if p < 0.001 else f"{p:.3f}")
+        mark = r"\rlap{$^{*}$}" if c.significant else ""
+        diff = "--" if math.isnan(c.difference) else _signed(m.shown(c.difference), d)
+        power = rf"\rlap{{{DAGGER}}}" if c.low_power else ""
+        lines.append(rf"\quad {name} & {diff}{mark} & {ci} & {p_text}{power} \\")
+    return [*lines, r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+
+
+def _differences_caption(report: Report) -> str:
+    name = report.baseline or ""
+    base = "the baseline" + ("" if name == "baseline" else rf" (\emph{{{latex_escape(name)}}})")
+    text = (
+        rf"Differences to {base}, other minus baseline (pp: percentage points), with the 95\% "
+        "t-interval of the difference (paired over shared seeds, else Welch's; not adjusted) "
+        f"and the adjusted p-value; $^{{*}}$: significant at {report.alpha:g}."
+    )
+    if any(c.low_power for c in report.comparisons):
+        few = " or ".join(map(str, sorted({c.seeds for c in report.comparisons if c.low_power})))
+        text += (
+            f" {DAGGER}: {few} seeds per side, fewer than {POWER_SEEDS}: little power, so no "
+            "mark is no evidence of no difference."
+        )
+    return text
 
 
 # --------------------------------------------------------------------------- the caption
