@@ -196,7 +196,9 @@ def test_render_is_the_cli_output(two: Path, fmt: str):
     assert printed.exit_code == 0, printed.output
     result = api.compare(runs_dir=two, baseline="base", metrics=["accuracy", "ece", "nll"],
                          sort="accuracy")  # fmt: skip
-    assert result.render(fmt) == printed.stdout
+    # the CLI's LaTeX also carries its provenance (command, date, commit) as % comments
+    stdout = "".join(line for line in printed.stdout.splitlines(True) if not line.startswith("% "))
+    assert result.render(fmt) == stdout
     assert [f"warning: {w}" for w in result.warnings] == printed.stderr.splitlines()
 
 

@@ -212,7 +212,7 @@ def test_identical_experiments_not_significant(
     c = compare.compare_metric(exps["a"], exps["b"], columns.METRICS["accuracy"])
     assert c.test == test
     assert c.significant is False
-    assert rendering.verdict(c).endswith("not significant")
+    assert rendering.verdict(c).endswith("not significant; 3 seeds: low power")
 
 
 @pytest.mark.parametrize(
@@ -239,7 +239,10 @@ def test_clear_shift_is_significant(
     c = compare.compare_metric(exps["a"], exps["b"], columns.METRICS["accuracy"])
     assert (c.significant, c.test) == (True, test)
     assert c.difference == pytest.approx(0.051)
-    assert rendering.verdict(c) == f"+5.10 pp {p_text}, significant at 0.05 (better)"
+    assert rendering.verdict(c) == (
+        f"+5.10 pp {p_text}, significant at 0.05 (better); 3 seeds: low power"
+    )
+    assert (c.seeds, c.low_power) == (3, True)
 
 
 def test_paired_identical_values_give_p_one(tmp_path: Path) -> None:
@@ -277,15 +280,14 @@ def test_cli_table_with_baseline_and_warnings(two: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Against the baseline 'base'" in result.stdout
     row = next(line for line in result.stdout.splitlines() if "accuracy (%)" in line)
-    assert row.split()[:8] == ["mse", "accuracy", "(%)", "-5.67", "pp", "0.003", "0.016", "worse"]
+    assert row.split() == [
+        *["mse", "accuracy", "(%)", "-5.67", "pp", "[-7.10,", "-4.23]"],
+        *["0.003", "0.016", "worse", "3*"],
+    ]  # the difference's interval always; 3 seeds flagged as low power
     warnings = result.stderr.splitlines()
     assert len(warnings) == 1 and "mse" in warnings[0] and "diverged (loss is NaN)" in warnings[0]
-    assert "[-7.10, -4.23]" not in result.stdout  # the difference's interval: --interval
-    wide = invoke("--runs-dir", str(two), "--baseline", "base", "--interval")
-    row = next(
-        line for line in wide.stdout.splitlines() if line.startswith("mse   ") and "pp [" in line
-    )
-    assert "-5.67 pp [-7.10, -4.23]" in row and "Brackets: the difference's 95%" in wide.stdout
+    assert "Tests: paired t-test, 3 shared seeds (6 rows)." in result.stdout
+    assert "seeds* = fewer than 5 seeds per side: the test has" in result.stdout
 
 
 def test_cli_metrics_sort_filter(two: Path) -> None:
@@ -331,6 +333,11 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
             id="plot-format-without-plot",
         ),
         pytest.param(
+            ["--figure-size", "column"],
+            ["--figure-size lays out the --plot figures; add --plot DIR"],
+            id="figure-size-without-plot",
+        ),
+        pytest.param(
             ["--curves", "grad_true"],
             ["--curves draws into the --plot folder; add --plot DIR"],
             id="curves-without-plot",
@@ -343,7 +350,7 @@ def test_cli_inputs_glob_and_folder(two: Path) -> None:
         pytest.param(["--filter", "loss.type=bce"], ["no experiment matches"], id="filter-none"),
         pytest.param(
             ["--baseline", "nope"],
-            ["--baseline nope: no such experiment", "base, mse"],
+            ["--baseline nope: no such experiment", "base; mse"],
             id="baseline",
         ),
         pytest.param(["--set", "train.lr=1"], ["--set applies to config files"], id="set"),
@@ -518,3 +525,12 @@ def test_difference_intervals_by_hand_and_against_scipy() -> None:
     assert got == pytest.approx((welch.low, welch.high), rel=1e-12)
     assert stats.difference_interval([1.0, 2.0], [1.0, 2.0], paired=True) is None  # no spread
     assert stats.difference_interval([1.0], [2.0, 3.0], paired=False) is None
+
+
+def test_a_teacher_is_shown_by_its_run_folder_not_its_identity() -> None:
+    config = {
+        "targets.teacher": "/runs/baseline-8972318c-s0",
+        "targets.teacher_id": "a" * 64 + "-s0",
+    }
+    assert compare.config_text(config, "targets.teacher_id") == "baseline-8972318c-s0"
+    assert compare.config_text({"train.lr": 0.1}, "train.lr") == "0.1"

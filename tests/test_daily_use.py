@@ -81,11 +81,11 @@ def test_experiments_sharing_a_name_are_labelled_by_the_keys_that_differ(
     smoothing: Path,
 ) -> None:
     names = [e.name for e in report_of(smoothing).experiments]
-    assert names == [  # numeric order of epsilon, not the order of hashes
-        "label_smoothing[targets.epsilon=0.0]",
-        "label_smoothing[targets.epsilon=0.05]",
-        "label_smoothing[targets.epsilon=0.1]",
-        "label_smoothing[targets.epsilon=0.2]",
+    assert names == [  # numeric order of epsilon, not the order of hashes; one name: no name
+        "epsilon=0.0",
+        "epsilon=0.05",
+        "epsilon=0.1",
+        "epsilon=0.2",
     ]
     result = invoke("compare", "--runs-dir", str(smoothing))
     assert result.exit_code == 0, result.output
@@ -96,25 +96,54 @@ def test_experiments_sharing_a_name_are_labelled_by_the_keys_that_differ(
     assert {e["run_name"] for e in data["experiments"]} == {"label_smoothing"}
 
 
-def test_labels_name_every_differing_key_and_fall_back_to_the_hash(tmp_path: Path) -> None:
+def test_labels_use_the_fewest_keys_and_fall_back_to_the_hash(tmp_path: Path) -> None:
     for lr in ("0.1", "0.05"):
         for hidden in ("[32]", "[16]"):
             make_run(tmp_path, "grid", 0, overrides=(f"train.lr={lr}", f"model.hidden={hidden}"))
+    make_run(tmp_path, "grid", 0, overrides=("train.lr=0.1", "model.hidden=[8]", "eval.bins=10"))
     names = [e.name for e in report_of(tmp_path).experiments]
-    assert names == [
-        "grid[model.hidden=[16],train.lr=0.05]",
-        "grid[model.hidden=[16],train.lr=0.1]",
-        "grid[model.hidden=[32],train.lr=0.05]",
-        "grid[model.hidden=[32],train.lr=0.1]",
+    assert names == [  # eval.bins differs too, but hidden and lr tell every row apart
+        "hidden=[8], lr=0.1",
+        "hidden=[16], lr=0.05",
+        "hidden=[16], lr=0.1",
+        "hidden=[32], lr=0.05",
+        "hidden=[32], lr=0.1",
     ]
+    only = [e.name for e in report_of(tmp_path, label_keys=["train.lr"]).experiments]
+    assert only[0] == "lr=0.05@" + only[0].split("@")[1]  # not unique: the config hash
+
+
+def test_labels_are_computed_over_the_rows_shown_and_name_first_where_names_differ(
+    smoothing: Path,
+) -> None:
+    make_run(smoothing, "baseline", 0)
+    make_run(smoothing, "baseline", 1)
+    names = [e.name for e in report_of(smoothing).experiments]
+    assert names[0] == "baseline" and names[1] == "label_smoothing, epsilon=0.0"
+    kept = report_of(smoothing, filters=["targets.epsilon=0.05", "targets.scheme=smooth"])
+    assert [e.name for e in kept.experiments] == ["label_smoothing"]
+    result = invoke("compare", "--runs-dir", str(smoothing), "--label", "epsilon,scheme")
+    assert "label_smoothing, epsilon=0.1, scheme=smooth" in result.stdout, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--label", "lr.typo"], "--label lr.typo: unknown key", id="unknown"),
+        pytest.param(["--label", "gamma"], "--label gamma: ambiguous, give one of", id="ambiguous"),
+    ],
+)
+def test_label_option_errors(smoothing: Path, args: list[str], message: str) -> None:
+    assert_one_line_error(invoke("compare", "--runs-dir", str(smoothing), *args), message)
 
 
 @pytest.mark.parametrize(
     ("baseline", "expected"),
     [
-        pytest.param("label_smoothing[targets.epsilon=0.05]", "0.05]", id="exact"),
-        pytest.param("label_smoothing[targets.epsilon=0.2", "0.2]", id="prefix"),
-        pytest.param("label_smoothing[targets.epsilon=0.1", "0.1]", id="prefix-0.1"),
+        pytest.param("epsilon=0.05", "epsilon=0.05", id="exact"),
+        pytest.param("epsilon=0.2", "epsilon=0.2", id="prefix"),
+        pytest.param("label_smoothing[targets.epsilon=0.05]", "epsilon=0.05", id="old-label"),
+        pytest.param("label_smoothing[targets.epsilon=0.1", "epsilon=0.1", id="old-prefix"),
     ],
 )
 def test_baseline_takes_a_label_or_an_unambiguous_prefix(
@@ -122,21 +151,21 @@ def test_baseline_takes_a_label_or_an_unambiguous_prefix(
 ) -> None:
     result = invoke("compare", "--runs-dir", str(smoothing), "--baseline", baseline)
     assert result.exit_code == 0, result.output
-    assert f"Against the baseline 'label_smoothing[targets.epsilon={expected}'" in result.stdout
+    assert f"Against the baseline '{expected}'" in result.stdout
     body = result.stdout.splitlines()[3]
-    assert body.startswith(f"label_smoothing[targets.epsilon={expected}")  # the baseline first
+    assert body.startswith(f"{expected} ")  # the baseline first
 
 
 def test_an_ambiguous_baseline_prefix_names_the_candidates(smoothing: Path) -> None:
-    result = invoke("compare", "--runs-dir", str(smoothing), "--baseline", "label_smoothing")
+    result = invoke("compare", "--runs-dir", str(smoothing), "--baseline", "epsilon")
     assert_one_line_error(
         result,
-        "--baseline label_smoothing: ambiguous, it starts 4 experiments",
-        "label_smoothing[targets.epsilon=0.0], label_smoothing[targets.epsilon=0.05]",
+        "--baseline epsilon: ambiguous, it starts 4 experiments",
+        "epsilon=0.0; epsilon=0.05; epsilon=0.1; epsilon=0.2",
     )
     result = invoke("compare", "--runs-dir", str(smoothing), "--baseline", "label_smoothing[t"
                     "argets.epsilon=0.0")  # fmt: skip
-    assert_one_line_error(result, "starts 2 experiments", "epsilon=0.0], label_smoothing[")
+    assert_one_line_error(result, "starts 2 experiments", "epsilon=0.0; epsilon=0.05")
     result = invoke("compare", "--runs-dir", str(smoothing), "--baseline", "nope")
     assert_one_line_error(result, "--baseline nope: no such experiment; choose from")
 
@@ -185,33 +214,42 @@ def test_latex_is_a_booktabs_table_with_marks_and_caption(shipped: Path) -> None
     result = invoke("compare", "--runs-dir", str(shipped), "--baseline", "baseline", "--format",
                     "latex")  # fmt: skip
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    comments = [line for line in result.stdout.splitlines() if line.startswith("% ")]
+    assert comments[0].startswith("% made by mnistexp ") and comments[1].startswith("% on ")
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("% ")]
+    split = lines.index("")  # the results, then (with --baseline) the differences
+    lines, differences = lines[:split], lines[split + 1 :]
     assert lines[0] == r"\begin{table}[t]" and lines[-1] == r"\end{table}"
+    assert r"\label{tab:compare-" in differences[4] and differences[4].endswith("-diff}")
+    row = next(line for line in differences if line.startswith(r"\quad accuracy (pp) & $-2.00$"))
+    assert row.endswith(r"& $<$0.001\rlap{$^{\dagger}$} \\")  # 3 seeds: low power
     order = [r"\toprule", r"\midrule", r"\bottomrule"]
     assert [line for line in lines if line in order] == order
-    spec = re.search(r"\\begin\{tabular\}\{([lr]+)\}", result.stdout)
+    spec = re.search(r"\\begin\{tabular\}\{@\{\}([lr]+)@\{\}\}", result.stdout)
     assert spec is not None
     caption = next(line for line in lines if line.startswith(r"\caption{"))
-    assert "significantly different from baseline, the baseline" in caption
-    assert r"$\pm$" in caption and "Holm-adjusted" in caption
+    assert "differs from the baseline at $p < 0.05$ after Holm's correction" in caption
+    assert r"$\pm$" in caption
     start, end = lines.index(r"\toprule") + 1, lines.index(r"\bottomrule")
     rows = [line for line in lines[start:end] if line != r"\midrule"]
-    assert len(rows) == 5  # header and four experiments
+    assert len(rows) == 6  # two header rows (names, units) and four experiments
     for row in rows:
         assert row.endswith(r" \\")
         assert row.count(" & ") + 1 == len(spec.group(1))  # as many cells as columns
-    assert rows[1].startswith("baseline (baseline) & ")
-    assert rows[3].startswith(r"mse\_sigmoid & ")  # escaped underscore
-    assert r"\texttt{loss.type}" in rows[0] and r"accuracy (\%)" in rows[0]
-    assert "^{*}$" in rows[3]  # mse_sigmoid differs significantly
-    assert "^{*}" not in rows[1]  # never on the baseline
-    assert "_" not in result.stdout.replace(r"\_", "")  # every underscore escaped
+    assert rows[2].startswith("baseline & ")
+    assert rows[4].startswith(r"mse\_sigmoid & ")  # escaped underscore
+    assert "accuracy" in rows[0] and r"(\%)" in rows[1] and "$n$" in rows[0]  # 3+1 diverged
+    assert "$^{*}$" in rows[4]  # mse_sigmoid differs significantly
+    assert "^{*}" not in rows[2]  # never on the baseline
+    body = "\n".join(lines)  # the table; the % comments above it are not typeset
+    assert "_" not in body.replace(r"\_", "")  # every underscore escaped
 
 
 def test_latex_escapes_every_special_character() -> None:
     assert rendering.latex_escape("a_b&c%d$e#f{g}h~i^j\\k") == (
         r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}k"
     )
+    assert rendering.latex_escape("p < 0.05 | a > b ± c") == r"p $<$ 0.05 $|$ a $>$ b $\pm$ c"
 
 
 # --------------------------------------------------------------------------- progress
@@ -310,14 +348,15 @@ def test_error_bars_of_bounded_metrics_stay_within_their_bounds(tmp_path: Path) 
         make_run(tmp_path, "a", seed, shift=(ece - 0.02) * 10)
     report = report_of(tmp_path, metrics=[compare.METRICS["ece"], compare.METRICS["accuracy"]])
     fig = plots.metrics_figure(report)
+    plots.pyplot().close(fig)  # drawn, not shown: leave no figure open for other tests
     from matplotlib.container import ErrorbarContainer
 
-    for ax in fig.axes:
+    for ax in fig.axes:  # horizontal bars: the error bars run along x
         (container,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
         segments = container.lines[2][0].get_segments()
-        assert min(float(np.min(s[:, 1])) for s in segments) >= 0.0
-        assert max(float(np.max(s[:, 1])) for s in segments) <= 100.0
-    assert "clipped at the metric's bounds" in fig._suptitle.get_text()
+        assert min(float(np.min(s[:, 0])) for s in segments) >= 0.0
+        assert max(float(np.max(s[:, 0])) for s in segments) <= 100.0
+    assert "clipped at the metric's bounds" in fig._suptitle.get_text().replace("\n", " ")
 
 
 def test_clip_to_bounds() -> None:
@@ -410,8 +449,8 @@ def test_setup_files() -> None:
 
 
 def test_baseline_still_takes_the_name_at_hash_form(smoothing: Path) -> None:
-    exp = next(e for e in report_of(smoothing).experiments if e.name.endswith("=0.1]"))
+    exp = next(e for e in report_of(smoothing).experiments if e.name == "epsilon=0.1")
     result = invoke("compare", "--runs-dir", str(smoothing), "--baseline",
                     f"label_smoothing@{exp.chash[:8]}")  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "Against the baseline 'label_smoothing[targets.epsilon=0.1]'" in result.stdout
+    assert "Against the baseline 'epsilon=0.1'" in result.stdout

@@ -44,9 +44,13 @@ window.addEventListener("load", () => {
     alt: i.alt, complete: i.complete, width: i.naturalWidth, height: i.naturalHeight}));
   const cells = [...document.querySelectorAll("td[data-metric]")].map(td => ({
     experiment: td.dataset.experiment, metric: td.dataset.metric, text: td.innerText}));
+  const tables = [...document.querySelectorAll("table")].map(t => ({
+    id: t.id, width: t.scrollWidth, room: t.parentElement.clientWidth,
+    overflow: getComputedStyle(t.parentElement).overflowX,
+    page: document.documentElement.scrollWidth, view: document.documentElement.clientWidth}));
   const out = document.createElement("pre");
   out.id = "probe";
-  out.textContent = JSON.stringify({images, cells, title: document.title});
+  out.textContent = JSON.stringify({images, cells, tables, title: document.title});
   document.body.appendChild(out);
 });
 </script>
@@ -103,10 +107,16 @@ def test_the_page_is_self_contained(page: tuple[Path, dict]) -> None:
     assert len(parser.urls) == 5  # reliability (+ after TS), confidence, learning curves, metrics
     assert "script" not in parser.tags and "link" not in parser.tags
     assert not re.search(r"https?://", text)
-    assert "mse[train.lr=0.05]" in text and "mse[train.lr=0.1]" in text  # readable labels
+    assert "mse, lr=0.05" in text and "mse, lr=0.1" in text  # short labels, name first
     assert "Against the baseline ‘base’" in text and "Config differences" in text
     for c in data["comparisons"]:
         assert c["verdict"].replace("<", "&lt;") in text
+    assert '<table id="significance">' in text and "Holm p" in text  # a table, not sentences
+    assert "<h2>Provenance</h2>" in text and "mnistexp 0." in text
+    for exp in data["experiments"]:  # every row's run folders, by name
+        assert all(Path(run).name in text for run in exp["runs"])
+    assert "<dt>Command</dt><dd>mnistexp " in text and "Shared by every row" in text
+    assert "metrics.png: Every metric of the table" in text  # captions say what is shown
 
 
 def _browse(chromium: str, url: str, *args: str) -> subprocess.CompletedProcess:
@@ -130,7 +140,13 @@ def test_the_page_renders_in_chromium_with_the_numbers_of_the_json(
     path, data = page
     probe = tmp_path / "probe.html"
     probe.write_text(path.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"))
-    dom = _browse(chromium, probe.as_uri(), "--virtual-time-budget=10000", "--dump-dom")
+    dom = _browse(
+        chromium,
+        probe.as_uri(),
+        "--window-size=1280,3000",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     match = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
     assert match, dom.stdout[-2000:]
@@ -138,6 +154,10 @@ def test_the_page_renders_in_chromium_with_the_numbers_of_the_json(
     assert len(seen["images"]) == 5
     for image in seen["images"]:  # decoded: not a broken image
         assert image["complete"] and image["width"] > 100 and image["height"] > 100, image
+    assert {t["id"] for t in seen["tables"]} >= {"results", "significance", "config"}
+    for table in seen["tables"]:  # at 1280 px nothing is clipped: it fits, or it scrolls
+        assert table["width"] <= table["room"] or table["overflow"] == "auto", table
+        assert table["page"] <= table["view"], table  # the page itself never scrolls sideways
     cells = {(c["experiment"], c["metric"]): c["text"].strip() for c in seen["cells"]}
     experiments = data["experiments"]
     assert len(cells) == len(experiments) * (1 + len(data["metrics"]))

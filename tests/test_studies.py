@@ -165,8 +165,8 @@ def test_lr_grid_in_miniature(mnist_dir: Path, tmp_path: Path) -> None:
         "--sort",
         "val_accuracy",
     )
-    assert all(re.fullmatch(r"\w+\[train\.lr=[0-9.]+\]", name) for name in found), found
-    names = sorted(name.split("[")[0] for name in found)  # labelled by the learning rate
+    assert all(re.fullmatch(r"\w+, lr=[0-9.]+", name) for name in found), found
+    names = sorted(name.split(",")[0] for name in found)  # labelled by the learning rate
     losses = ("bce_sigmoid", "ce_softmax", "mse_linear", "mse_sigmoid", "mse_softmax")
     assert names == sorted(loss for loss in losses for _ in range(7))
     assert all(n in ("1", "0 (+1 diverged)") for n in found.values()), found

@@ -15,6 +15,7 @@ the statistics themselves live in :mod:`mnistexp.analysis.stats`.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from collections import Counter
@@ -27,6 +28,7 @@ import numpy as np
 
 from mnistexp.analysis import stats
 from mnistexp.analysis.columns import BOUNDS, METRICS, Metric, parse_metrics
+from mnistexp.analysis.provenance import Provenance
 from mnistexp.analysis.rundirs import RunRecord, read_hits
 from mnistexp.analysis.stats import Summary, summarize
 from mnistexp.config import registries
@@ -55,6 +57,7 @@ class Experiment:
     diverged: list[RunRecord]
     run_name: str = ""  # the config's name (``name`` before labelling)
     order: tuple[tuple[int, Any], ...] = ()  # the labelled keys' values, for sorting rows
+    legacy: str = ""  # the label before issue 28, over every run found: name[key=value,...]
 
     @property
     def seeds(self) -> list[int]:
@@ -88,31 +91,101 @@ def group_runs(records: Sequence[RunRecord]) -> tuple[list[Experiment], list[str
         groups.setdefault(record.chash, []).append(record)
     notes: list[str] = []
     experiments = [_experiment(chash, members, notes) for chash, members in groups.items()]
+    legacy = legacy_labels(experiments)
     label_experiments(experiments)
+    for old, exp in legacy.items():
+        exp.legacy = old
     return sorted(experiments, key=_row_key), notes
 
 
-def label_experiments(experiments: Sequence[Experiment]) -> None:
-    """Name experiments that share a run name by the config keys that differ among them:
-    ``label_smoothing[targets.epsilon=0.05]`` (several keys: ``name[a=1,b=x]``); a label
-    that is still not unique (no shown key differs) gets the config hash, ``name@8972318c``."""
-    clashes: dict[str, list[Experiment]] = {}
+def label_experiments(experiments: Sequence[Experiment], keys: Sequence[str] | None = None) -> None:
+    """Short labels for the rows shown: the run name where names differ, then ``key=value``
+    of the config keys that tell the experiments sharing that name apart, their section
+    dropped where the rest is unambiguous: ``lr=0.05, scheme=soft`` (one name throughout),
+    ``label_smoothing, epsilon=0.05`` (beside a ``baseline``).
+
+    By default the keys are the smallest set of differing keys that tells every clashing
+    experiment apart (schema order breaks ties); ``keys`` (``--label``) names them for every
+    row instead. A label still not unique gets the config hash, ``name@8972318c``. The labels
+    before issue 28 (``name[a=1,b=x]``) stay in ``legacy``, which ``--baseline`` accepts."""
     for exp in experiments:
         exp.run_name = exp.run_name or exp.name
-        clashes.setdefault(exp.run_name, []).append(exp)
-    for name, members in clashes.items():
-        if len(members) < 2:
-            continue
-        keys = differing_keys(members)
+    names = {e.run_name for e in experiments}
+    groups: dict[str, list[Experiment]] = {}
+    for exp in experiments:
+        groups.setdefault(exp.run_name if keys is None else "", []).append(exp)
+    for members in groups.values():
+        chosen = list(keys) if keys is not None else minimal_keys(members)
         for exp in members:
-            values = [exp.config.get(k) for k in keys]
+            values = [exp.config.get(k) for k in chosen]
             exp.order = tuple(_order_value(v) for v in values)
-            pairs = ",".join(f"{k}={value_text(v)}" for k, v in zip(keys, values, strict=True))
-            exp.name = f"{name}[{pairs}]" if keys else name
-        counts = Counter(e.name for e in members)
+            pairs = [
+                f"{k}={value_text(v)}" for k, v in zip(short_keys(chosen), values, strict=True)
+            ]
+            parts = [exp.run_name] if len(names) > 1 or not pairs else []
+            exp.name = ", ".join([*parts, *pairs])
+    counts = Counter(e.name for e in experiments)
+    for exp in experiments:
+        if counts[exp.name] > 1:
+            exp.name = f"{exp.name}@{exp.chash[:8]}"
+
+
+def minimal_keys(experiments: Sequence[Experiment]) -> list[str]:
+    """The fewest differing config keys whose values tell ``experiments`` apart (all the
+    differing keys when no smaller set does, or when there are too many to search)."""
+    keys = differing_keys(experiments) if len(experiments) > 1 else []
+    if len(keys) > 12:  # 4,096 subsets: beyond that, every differing key
+        return keys
+    for size in range(1, len(keys)):
+        for subset in itertools.combinations(keys, size):
+            seen = {tuple(config_text(e.config, k) for k in subset) for e in experiments}
+            if len(seen) == len(experiments):
+                return list(subset)
+    return keys
+
+
+def short_keys(keys: Sequence[str]) -> list[str]:
+    """Config keys without their section where no other key of the schema ends the same:
+    ``train.lr`` -> ``lr``, but ``train.gamma`` stays (``loss.gamma`` exists)."""
+    tails = Counter(k.rsplit(".", 1)[-1] for k in all_keys())
+    return [k.rsplit(".", 1)[-1] if tails[k.rsplit(".", 1)[-1]] == 1 else k for k in keys]
+
+
+def parse_label_keys(text: str | None) -> list[str] | None:
+    """``--label lr,targets.scheme`` -> the dotted keys (a key may be given by its last part
+    where that is unambiguous); None -> the default labels."""
+    if text is None:
+        return None
+    keys = all_keys()
+    by_tail: dict[str, list[str]] = {}
+    for k in keys:
+        by_tail.setdefault(k.rsplit(".", 1)[-1], []).append(k)
+    out = []
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        if item in keys:
+            out.append(item)
+        elif len(by_tail.get(item, [])) == 1:
+            out.append(by_tail[item][0])
+        elif item in by_tail:
+            raise UsageError(f"--label {item}: ambiguous, give one of {', '.join(by_tail[item])}")
+        else:
+            raise UsageError(f"--label {item}: {unknown_key(item)}")
+    return out
+
+
+def legacy_labels(experiments: Sequence[Experiment]) -> dict[str, Experiment]:
+    """The labels before issue 28, over the experiments given: the run name, and where names
+    clash ``name[key=value,...]`` of every key that differs among them."""
+    clashes: dict[str, list[Experiment]] = {}
+    for exp in experiments:
+        clashes.setdefault(exp.run_name or exp.name, []).append(exp)
+    out: dict[str, Experiment] = {}
+    for name, members in clashes.items():
+        keys = differing_keys(members) if len(members) > 1 else []
         for exp in members:
-            if counts[exp.name] > 1:
-                exp.name = f"{name}@{exp.chash[:8]}"
+            pairs = ",".join(f"{k}={value_text(exp.config.get(k))}" for k in keys)
+            out[f"{name}[{pairs}]" if keys else name] = exp
+    return out
 
 
 def value_text(value: Any) -> str:
@@ -126,12 +199,23 @@ def value_text(value: Any) -> str:
     return one_line(str(value))
 
 
+def config_text(config: dict[str, Any], key: str) -> str:
+    """How a config value is shown: :func:`value_text`, except a distillation teacher, shown
+    by its run folder's name rather than its 64-character identity."""
+    if key in ("targets.teacher_id", "targets.teacher") and config.get("targets.teacher"):
+        return one_line(Path(str(config["targets.teacher"])).name)
+    return value_text(config.get(key))
+
+
 def _order_value(value: Any) -> tuple[int, Any]:
-    """Numbers in numeric order, before text; lists by their JSON; missing first."""
+    """Numbers in numeric order, before text; lists of numbers element by element
+    (``[8]``, ``[16]``, ``[16,16]``), other lists by their JSON; missing first."""
     if value is None:
         return (0, 0.0)
     if isinstance(value, int | float):
         return (1, float(value))
+    if isinstance(value, list) and all(isinstance(v, int | float) for v in value):
+        return (3, tuple(float(v) for v in value))
     return (2, value if isinstance(value, str) else json.dumps(value, sort_keys=True))
 
 
@@ -141,26 +225,30 @@ def _row_key(exp: Experiment) -> tuple[str, tuple[tuple[int, Any], ...], str]:
 
 
 def resolve_baseline(experiments: Sequence[Experiment], text: str) -> str:
-    """The label ``--baseline`` names: an exact label (or ``name@hash8``), else the one label
-    it is a prefix of.
+    """The label ``--baseline`` names: an exact label (or ``name@hash8``, or a label of
+    before issue 28, ``name[key=value,...]``), else the one label it is a prefix of (the old
+    labels' prefixes too).
 
     UsageError (one line) when nothing matches, or when the prefix matches several labels
     (the candidates are named)."""
     labels = [e.name for e in experiments]
     if text in labels:
         return text
-    hashed = {f"{e.run_name or e.name}@{e.chash[:8]}": e.name for e in experiments}
-    if text in hashed:  # the older labels of clashing names, name@hash8, still work
-        return hashed[text]
+    older = {f"{e.run_name or e.name}@{e.chash[:8]}": e.name for e in experiments}
+    older.update({e.legacy: e.name for e in experiments if e.legacy})
+    if text in older:
+        return older[text]
     matches = [label for label in labels if label.startswith(text)]
+    if not matches:
+        matches = list(dict.fromkeys(new for old, new in older.items() if old.startswith(text)))
     if len(matches) == 1:
         return matches[0]
     if matches:
         raise UsageError(
             f"--baseline {text}: ambiguous, it starts {len(matches)} experiments: "
-            f"{', '.join(matches)}; give one of them (a longer prefix is enough)"
+            f"{'; '.join(matches)}; give one of them (a longer prefix is enough)"
         )
-    raise UsageError(f"--baseline {text}: no such experiment; choose from {', '.join(labels)}")
+    raise UsageError(f"--baseline {text}: no such experiment; choose from {'; '.join(labels)}")
 
 
 def _experiment(chash: str, members: list[RunRecord], notes: list[str]) -> Experiment:
@@ -239,6 +327,9 @@ def _declared_defaults() -> dict[str, set[str | None]]:
 
 # --------------------------------------------------------------------------- comparisons
 
+POWER_SEEDS = 5
+"""Below this many seeds per side a comparison is flagged as having little power."""
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -254,6 +345,13 @@ class Comparison:
     p_adjusted: float | None = None  # after the report's multiple-comparison correction
     correction: str = "none"
     interval: tuple[float, float] | None = None  # 95% t-interval of the difference
+    seeds: int = 0  # seeds per side the test used (shared seeds when paired)
+
+    @property
+    def low_power(self) -> bool:
+        """Fewer than :data:`POWER_SEEDS` seeds: a t-test this small misses most real
+        differences, so "not significant" says little; the interval says what the data allow."""
+        return self.seeds < POWER_SEEDS
 
     @property
     def significant(self) -> bool | None:
@@ -269,6 +367,7 @@ def compare_metric(
     b, o = base.values(metric.key), other.values(metric.key)
     shared = sorted(set(b) & set(o))
     interval = None
+    seeds = len(shared) if len(shared) >= 2 else min(len(b), len(o))
     if len(shared) >= 2:
         pair = [b[s] for s in shared], [o[s] for s in shared]
         diff, p, test = stats.paired_t(*pair)
@@ -283,7 +382,9 @@ def compare_metric(
             diff, p, test = stats.mean_difference(b, o), None, f"no test ({exc})"
     else:
         diff, p, test = stats.mean_difference(b, o), None, "no test (needs 2 seeds per experiment)"
-    return Comparison(other.name, base.name, metric.key, diff, p, test, alpha, interval=interval)
+    return Comparison(
+        other.name, base.name, metric.key, diff, p, test, alpha, interval=interval, seeds=seeds
+    )
 
 
 def _one_pair(base: Experiment, other: Experiment, shared: list[int]) -> tuple[Path, Path]:
@@ -327,6 +428,9 @@ class Report:
     nothing_to_compare: str | None = None  # why --baseline had nothing to compare against
     correction: str = "holm"  # stats.CORRECTIONS, across all comparisons of the report
     interval: bool = False  # table and markdown show the 95% interval (csv and json always)
+    latex_width: str = "column"  # latex.LATEX_WIDTHS: a table for one column, or table*
+    latex_label: str | None = None  # the LaTeX label (default: from the content)
+    provenance: Provenance | None = None  # what made it: set by the CLI, shown by LaTeX, HTML
 
 
 def build_report(
@@ -340,6 +444,9 @@ def build_report(
     notes: Sequence[str] = (),
     correction: str = "holm",
     interval: bool = False,
+    latex_width: str = "column",
+    latex_label: str | None = None,
+    label_keys: Sequence[str] | None = None,
 ) -> Report:
     """Group, filter, sort and (with ``baseline``) test loaded runs; ``notes`` are the
     warnings of :func:`~mnistexp.analysis.rundirs.load_runs`, kept in the report. The p-values of
@@ -350,6 +457,7 @@ def build_report(
     if not any(e.runs for e in experiments):
         raise RunError("nothing to compare: no run has finished with test metrics")
     experiments = apply_filters(experiments, filters)
+    label_experiments(experiments, label_keys)  # over the rows shown, after --filter
     if baseline is not None:
         baseline = resolve_baseline(experiments, baseline)
     experiments = _order(experiments, sort, baseline)
@@ -362,6 +470,8 @@ def build_report(
         warnings=[*notes, *more],
         correction=correction,
         interval=interval,
+        latex_width=latex_width,
+        latex_label=latex_label,
     )
     if baseline is not None:
         _add_comparisons(report, baseline)

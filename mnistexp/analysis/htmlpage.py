@@ -17,8 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mnistexp.analysis.columns import METRICS
-from mnistexp.analysis.compare import Report, value_text
-from mnistexp.analysis.report import correction_note, format_cell, legend, verdict
+from mnistexp.analysis.compare import Report, config_text
+from mnistexp.analysis.report import (
+    correction_note,
+    format_cell,
+    format_difference,
+    legend,
+    verdict,
+)
 from mnistexp.analysis.shiftcompare import ShiftReport
 from mnistexp.core import atomic
 from mnistexp.core.errors import UsageError
@@ -32,11 +38,14 @@ thead th { border-bottom: 2px solid #444; }
 p.note { color: #555; font-size: 0.85em; margin: 0.2em 0; }
 figure { margin: 1.5em 0; }
 figure img { max-width: 100%; box-sizing: border-box; border: 1px solid #eee; }
-li.significant { font-weight: 600; }
+td.significant { background: #fdf1d6; }
+div.wide { overflow-x: auto; max-width: 100%; }
+dl.provenance dt { font-weight: 600; margin-top: 0.3em; }
+dl.provenance dd { margin-left: 1.5em; font-family: ui-monospace, monospace; font-size: 0.85em;
+  overflow-wrap: anywhere; }
 """
 
-SHIFT_STYLE = """div.wide { overflow-x: auto; }
-div.wide td:first-child, div.wide td:nth-child(2) { white-space: nowrap; }
+SHIFT_STYLE = """div.wide td:first-child, div.wide td:nth-child(2) { white-space: nowrap; }
 """
 """Added with compare --shift: the wide shift tables scroll instead of squeezing their labels."""
 
@@ -49,7 +58,7 @@ def render_html(
 ) -> str:
     """The page as text; ``figures`` maps file names (``reliability.png``) to PNG bytes;
     ``shift`` (``compare --shift``) adds the tables beyond the test set."""
-    names = ", ".join(e.name for e in report.experiments)
+    names = "; ".join(e.name for e in report.experiments)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -62,6 +71,7 @@ def render_html(
         *(_shift_tables(shift) if shift is not None else []),
         *_warnings(report),
         *_figures(figures, skipped),
+        *_provenance(report),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
@@ -118,30 +128,66 @@ def _results(report: Report) -> list[str]:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return [
         "<h2>Results</h2>",
-        '<table id="results"><thead><tr>' + head + "</tr></thead><tbody>",
+        '<div class="wide"><table id="results"><thead><tr>' + head + "</tr></thead><tbody>",
         *rows,
-        "</tbody></table>",
+        "</tbody></table></div>",
         *(f'<p class="note">{_e(line)}</p>' for line in legend(report)),
     ]
 
 
 def _significance(report: Report) -> list[str]:
+    """A compact table, experiment x metric: the difference to the baseline and the adjusted
+    p-value, shaded and starred when significant; the full sentences fold out below it."""
     if not report.comparisons:
         why = report.nothing_to_compare or "no --baseline given: no significance tests"
         return ["<h2>Significance</h2>", f'<p class="note">{_e(why)}</p>']
-    items = []
-    for c in report.comparisons:
-        css = ' class="significant"' if c.significant else ""
-        items.append(
-            f"<li{css}>{_e(c.experiment)} vs {_e(c.baseline)}, {_e(METRICS[c.metric].header)}: "
-            f"{_e(verdict(c))} ({_e(c.test)})</li>"
-        )
+    found = {(c.experiment, c.metric): c for c in report.comparisons}
+    others = list(dict.fromkeys(c.experiment for c in report.comparisons))
+    adjusted = {"holm": "Holm p", "bh": "BH p"}.get(report.correction, "p")
+    head = "<th>experiment</th>" + "".join(
+        f'<th class="num">{_e(m.header)}</th>' for m in report.metrics
+    )
+    rows = []
+    for name in others:
+        cells = [f"<td>{_e(name)}</td>"]
+        for m in report.metrics:
+            c = found[(name, m.key)]
+            p = c.p_value if report.correction == "none" else c.p_adjusted
+            p_text = "no test" if p is None else ("&lt; 0.001" if p < 0.001 else f"{p:.3f}")
+            css = "num significant" if c.significant else "num"
+            star = " *" if c.significant else ""
+            power = f", {c.seeds} seeds†" if c.low_power else ""
+            cells.append(
+                f'<td class="{css}" title="{_e(verdict(c))}">'
+                f"{_e(format_difference(METRICS[c.metric], c.difference))}{star}<br>"
+                f"<small>{adjusted} {p_text}{_e(power)}</small></td>"
+            )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    few = any(c.low_power for c in report.comparisons)
+    items = [
+        f"<li>{_e(c.experiment)}, {_e(METRICS[c.metric].header)}: {_e(verdict(c))} "
+        f"({_e(c.test)})</li>"
+        for c in report.comparisons
+    ]
     return [
         f"<h2>Against the baseline ‘{_e(report.baseline)}’ (alpha = {report.alpha:g})</h2>",
-        '<ul id="significance">',
-        *items,
-        "</ul>",
+        '<div class="wide"><table id="significance"><thead><tr>' + head + "</tr></thead><tbody>",
+        *rows,
+        "</tbody></table></div>",
+        '<p class="note">Each cell: the difference to the baseline (other minus baseline) and '
+        f"the adjusted p-value; * and shading: significant at {report.alpha:g}."
+        + (
+            " † fewer than 5 seeds per side: little power, so no star is no evidence of no "
+            "difference."
+            if few
+            else ""
+        )
+        + "</p>",
         f'<p class="note">{_e(correction_note(report))}</p>',
+        "<details><summary>Every test, with the difference's 95% interval</summary>",
+        '<ul id="tests">',
+        *items,
+        "</ul></details>",
     ]
 
 
@@ -156,17 +202,16 @@ def _config_differences(report: Report) -> list[str]:
     rows = [
         "<tr>"
         + "".join(
-            f"<td>{_e(v)}</td>"
-            for v in [e.name, *(value_text(e.config.get(k)) for k in report.keys)]
+            f"<td>{_e(v)}</td>" for v in [e.name, *(config_text(e.config, k) for k in report.keys)]
         )
         + "</tr>"
         for e in report.experiments
     ]
     return [
         "<h2>Config differences</h2>",
-        '<table id="config"><thead><tr>' + head + "</tr></thead><tbody>",
+        '<div class="wide"><table id="config"><thead><tr>' + head + "</tr></thead><tbody>",
         *rows,
-        "</tbody></table>",
+        "</tbody></table></div>",
         '<p class="note">Keys equal in all experiments are not shown.</p>',
     ]
 
@@ -178,18 +223,46 @@ def _warnings(report: Report) -> list[str]:
 
 
 def _figures(figures: dict[str, bytes], skipped: Sequence[str]) -> list[str]:
+    from mnistexp.analysis.plots import CAPTIONS
     from mnistexp.analysis.shiftplots import caption
 
     out = ["<h2>Figures</h2>"]
     for name, data in figures.items():
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-        text = f"{name}: {caption(name)}" if caption(name) else name
+        what = caption(name) or CAPTIONS.get(name.rsplit(".", 1)[0], "")
+        text = f"{name}: {what}" if what else name
         out.append(
             f'<figure><img src="{uri}" alt="{_e(name)}"><figcaption>{_e(text)}</figcaption>'
             "</figure>"
         )
     out += [f'<p class="note">{_e(line)}</p>' for line in skipped]
     return out
+
+
+def _provenance(report: Report) -> list[str]:
+    """Where the numbers came from: settings shared by every row, command, date, version,
+    commit, data checksums and each row's run folders."""
+    from mnistexp.analysis.latex import shared_settings
+
+    p = report.provenance
+    shared = ", ".join(shared_settings(report)) or "none besides the keys above"
+    out = ["<h2>Provenance</h2>", '<dl class="provenance">']
+    out += [f"<dt>Shared by every row</dt><dd>{_e(shared)}</dd>"]
+    if p is not None:
+        made = f"mnistexp {p.version}" + (f", commit {p.commit}" if p.commit else "")
+        out += [
+            f"<dt>Command</dt><dd>{_e(p.command)}</dd>",
+            f"<dt>Made</dt><dd>{_e(p.date)} by {_e(made)}</dd>",
+            *(
+                f"<dt>Data {_e(name)} (sha256)</dt><dd>{_e(', '.join(sums))}</dd>"
+                for name, sums in p.data.items()
+            ),
+            *(
+                f"<dt>Runs of {_e(label)}</dt><dd>{_e(' '.join(folders))}</dd>"
+                for label, folders in p.runs.items()
+            ),
+        ]
+    return [*out, "</dl>"]
 
 
 _NUM = ' class="num"'

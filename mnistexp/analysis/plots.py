@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import textwrap
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,7 +63,11 @@ def write_plots(
 
 
 def write_figures(
-    report: Report, out_dir: str | Path, curves: Sequence[str] = (), fmt: str = "png"
+    report: Report,
+    out_dir: str | Path,
+    curves: Sequence[str] = (),
+    fmt: str = "png",
+    size: str | None = None,
 ) -> tuple[list[Path], list[str]]:
     """Write the figures of ``report`` as ``fmt`` (:data:`PLOT_FORMATS`) into ``out_dir``.
 
@@ -70,21 +75,25 @@ def write_figures(
     (``skipped learning_curves.png: no validation history ...``). ``curves`` (history.csv
     columns, see :data:`CURVE_COLUMNS`) adds ``curves``.
     """
-    rendered, skipped = render_figures(report, curves, fmt)
+    rendered, skipped = render_figures(report, curves, fmt, size)
     paths = [save_figure(data, Path(out_dir) / name) for name, data in rendered.items()]
     return paths, skipped
 
 
 def render_figures(
-    report: Report, curves: Sequence[str] = (), fmt: str = "png"
+    report: Report, curves: Sequence[str] = (), fmt: str = "png", size: str | None = None
 ) -> tuple[dict[str, bytes], list[str]]:
-    """File name -> the encoded figure, for every figure with data; and the skip lines."""
+    """File name -> the encoded figure, for every figure with data; and the skip lines.
+    ``size`` (:data:`FIGURE_SIZES`) lays every figure out for that width."""
     if fmt not in PLOT_FORMATS:
         raise UsageError(f"--plot-format {fmt}: choose one of {', '.join(PLOT_FORMATS)}")
+    if size is not None and size not in FIGURE_SIZES:
+        raise UsageError(f"--figure-size {size}: choose one of {', '.join(FIGURE_SIZES)}")
     plt = pyplot()
     rendered: dict[str, bytes] = {}
     skipped: list[str] = []
-    for name, (why_not, draw) in _figure_plan(report, curves).items():
+    width = FIGURE_SIZES.get(size or "")
+    for name, (why_not, draw) in _figure_plan(report, curves, width).items():
         if why_not:
             skipped.append(f"skipped {name}.{fmt}: {why_not}")
             continue
@@ -96,36 +105,38 @@ def render_figures(
     return rendered, skipped
 
 
-def _figure_plan(report: Report, curves: Sequence[str]) -> dict[str, tuple[str, Any]]:
+def _figure_plan(
+    report: Report, curves: Sequence[str], width: float | None = None
+) -> dict[str, tuple[str, Any]]:
     """Figure name -> (why it would be empty, "" if it has data; a function drawing it)."""
     exps = report.experiments
     bins = any(pooled_bins(e) is not None for e in exps)
     scaled = any(r.reliability_ts for e in exps for r in e.runs)
     no_bins = "no run has reliability bins in metrics.json"
     plan: dict[str, tuple[str, Any]] = {
-        "reliability": ("" if bins else no_bins, lambda: reliability_figure(exps)),
+        "reliability": ("" if bins else no_bins, lambda: reliability_figure(exps, width=width)),
         "reliability_ts": (
             "" if scaled else "no run fitted temperature scaling",
-            lambda: reliability_figure(exps, scaled=True),
+            lambda: reliability_figure(exps, scaled=True, width=width),
         ),
-        "confidence": ("" if bins else no_bins, lambda: confidence_figure(exps)),
+        "confidence": ("" if bins else no_bins, lambda: confidence_figure(exps, width)),
         "learning_curves": (
             ""
             if _has_history(exps, LEARNING_CURVES)
             else "no validation history (the runs have data.validation: 0, or no history.csv)",
-            lambda: learning_curves_figure(exps),
+            lambda: learning_curves_figure(exps, width),
         ),
         "metrics": (
             ""
             if any(math.isfinite(e.summary(m.key).mean) for e in exps for m in report.metrics)
             else "no metric has a value",
-            lambda: metrics_figure(report),
+            lambda: metrics_figure(report, width),
         ),
     }
     if curves:
         plan["curves"] = (
             "" if _has_history(exps, curves) else f"no {', '.join(curves)} in any history.csv",
-            lambda: curves_figure(exps, curves),
+            lambda: curves_figure(exps, curves, width),
         )
     return plan
 
@@ -137,9 +148,14 @@ def _has_history(experiments: list[Experiment], columns: Sequence[str]) -> bool:
 
 def encode(fig: Figure, fmt: str) -> bytes:
     """The figure as ``fmt`` bytes (vector formats keep text as text, no DPI matters)."""
+    import matplotlib
+
     buf = io.BytesIO()
     metadata = {"Date": None} if fmt in ("pdf", "svg") else None  # same figure, same bytes
-    fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
+    # TrueType (Type 42) fonts in PDF, which journals require (not Type 3 bitmaps-in-waiting),
+    # and SVG text kept as text; set here only, never for the caller's matplotlib
+    with matplotlib.rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}):
+        fig.savefig(buf, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
     return buf.getvalue()
 
 
@@ -158,6 +174,43 @@ def color(index: int) -> Any:
     import matplotlib
 
     return matplotlib.colormaps["tab10"](index % 10)
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+LINESTYLES = ("-", "--", ":")
+
+
+def style(index: int) -> dict[str, Any]:
+    """Colour, marker and line style of the ``index``-th experiment: ten colours, seven
+    markers and, from the eleventh on, dashed then dotted lines, so no two of the first 70
+    experiments look alike (colour alone repeats after ten)."""
+    return {
+        "color": color(index),
+        "marker": MARKERS[index % len(MARKERS)],
+        "linestyle": LINESTYLES[(index // 10) % len(LINESTYLES)],
+    }
+
+
+CAPTIONS = {
+    "reliability": "Reliability diagrams, one panel per experiment, its seeds' test images "
+    "pooled: the accuracy of each equal-width confidence bin (bars) against its mean "
+    "confidence; hatched boxes are the gap to the diagonal, faded bins hold few images.",
+    "reliability_ts": "The same reliability diagrams after each run's temperature scaling.",
+    "confidence": "Histograms of the top-label confidence on the test set (share of images "
+    "per bin, log scale), seeds pooled, one line per experiment.",
+    "learning_curves": "Validation accuracy and NLL per epoch: mean over seeds, band ± one "
+    "seed standard deviation.",
+    "metrics": "Every metric of the table: mean over seeds as a bar, error bars the 95% "
+    "t-interval over seeds (one seed: the bootstrap interval over test images).",
+    "curves": "The chosen history.csv columns per epoch: mean over seeds, band ± one seed "
+    "standard deviation.",
+}
+"""What each figure shows, for the HTML report's captions."""
+
+FIGURE_SIZES = {"column": 3.3, "text": 7.0}
+"""``--figure-size`` presets: the width in inches of one column and of the text of a paper."""
+PANEL_MIN = 2.2
+"""The narrowest panel (inches) a preset lays out: a reliability diagram and its title."""
 
 
 # --------------------------------------------------------------------------- data
@@ -257,16 +310,57 @@ def _float(text: str | None) -> float:
 
 
 def _grid(
-    n: int, size: tuple[float, float] = (3.6, 3.6), max_cols: int = 4
+    n: int,
+    size: tuple[float, float] = (3.6, 3.6),
+    max_cols: int = 4,
+    width: float | None = None,
 ) -> tuple[Figure, list[Axes]]:
+    """``n`` panels of ``size`` inches, at most ``max_cols`` a row; with ``width`` (a
+    ``--figure-size`` preset) as many columns as fit panels of :data:`PANEL_MIN` inches."""
     plt = pyplot()
+    if width is not None:
+        max_cols = max(1, min(max_cols, int(width // PANEL_MIN)))
     cols = min(n, max_cols)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    if width is not None:
+        size = (width / cols, size[1] * width / cols / size[0])
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False, layout="constrained"
+    )
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
+
+
+def wrap(text: str, inches: float, fontsize: float) -> str:
+    """``text`` with every line wrapped to what ``inches`` hold at ``fontsize`` points (an
+    average glyph is about 0.55 em wide), so no title runs into its neighbour."""
+    chars = max(12, int((inches - 0.5) * 72 / (fontsize * 0.6)))  # 0.5 in: the y tick labels
+    return "\n".join(
+        part for line in text.split("\n") for part in textwrap.wrap(line, chars) or [""]
+    )
+
+
+def _suptitle(fig: Figure, text: str, fontsize: float = 10) -> None:
+    fig.suptitle(wrap(text, fig.get_size_inches()[0], fontsize), fontsize=fontsize)
+
+
+def _legend_below(fig: Figure, handles: list, labels: list[str], fontsize: float = 8) -> None:
+    """One legend for the whole figure, under its panels (never over the data), in as many
+    columns as the width holds."""
+    widest = max((len(label) for label in labels), default=1)
+    per_column = widest * fontsize * 0.55 / 72 + 0.5  # inches: text and its handle
+    ncol = max(1, min(len(labels), int(fig.get_size_inches()[0] // per_column)))
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=ncol,
+        fontsize=fontsize,
+        frameon=False,
+    )
 
 
 def _reliability_title(
@@ -287,10 +381,13 @@ def _reliability_title(
     return title
 
 
-def reliability_figure(experiments: list[Experiment], scaled: bool = False) -> Figure:
-    """One reliability diagram per experiment: accuracy bars, gap bars, the diagonal.
-    ``scaled``: the test bins after each run's temperature scaling."""
-    fig, axes = _grid(len(experiments))
+def reliability_figure(
+    experiments: list[Experiment], scaled: bool = False, width: float | None = None
+) -> Figure:
+    """One reliability diagram per experiment (small multiples): accuracy bars, gap bars,
+    the diagonal. ``scaled``: the test bins after each run's temperature scaling."""
+    fig, axes = _grid(len(experiments), width=width)
+    panel = fig.get_size_inches()[0] / _cols(axes)
     split = "test after TS" if scaled else "test"
     for ax, exp in zip(axes, experiments, strict=True):
         bins = pooled_bins(exp, scaled)
@@ -299,22 +396,24 @@ def reliability_figure(experiments: list[Experiment], scaled: bool = False) -> F
             _empty(ax, exp.name, why)
             continue
         _reliability_panel(ax, bins)
-        ax.set_title(_reliability_title(exp, bins, split, scaled), fontsize=9)
-    fig.legend(
-        handles=_reliability_legend(),
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.02),
-        ncol=4,
-        fontsize=9,
-        frameon=False,
-    )
+        ax.set_title(
+            wrap(_reliability_title(exp, bins, split, scaled), panel, 8), fontsize=8, pad=8
+        )
+    handles = _reliability_legend()
+    _legend_below(fig, handles, [h.get_label() for h in handles])
     after = ", after temperature scaling" if scaled else ""
-    fig.suptitle(
+    _suptitle(
+        fig,
         f"Reliability diagrams{after} (top-label confidence, equal-width bins): bars "
-        "above the diagonal = underconfident, below = overconfident"
+        "above the diagonal = underconfident, below = overconfident",
     )
-    fig.tight_layout()
     return fig
+
+
+def _cols(axes: list[Axes]) -> int:
+    """How many panels a row of a :func:`_grid` holds."""
+    grid = axes[0].get_gridspec()
+    return 1 if grid is None else int(grid.ncols)
 
 
 def _reliability_legend() -> list:
@@ -375,22 +474,25 @@ def _reliability_panel(ax: Axes, bins: dict[str, np.ndarray]) -> None:
     ax.set(
         xlim=(0, 1),
         ylim=(0, 1),
-        xlabel="confidence (top-label probability)",
+        xlabel="confidence",  # the suptitle says which: the top-label probability
         ylabel="accuracy in bin",
     )
     ax.set_aspect("equal")
 
 
 def _empty(ax: Axes, title: str, message: str) -> None:
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
-    ax.set_title(title, fontsize=10)
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    ax.set_title(title, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def confidence_figure(experiments: list[Experiment]) -> Figure:
-    """Histogram of the top-label confidence (pooled over seeds), one line per experiment."""
-    fig, ax = pyplot().subplots(figsize=(7, 4.2))
+def confidence_figure(experiments: list[Experiment], width: float | None = None) -> Figure:
+    """Histogram of the top-label confidence (pooled over seeds), one line per experiment,
+    told apart by colour and line style; the legend under the axes."""
+    fig, ax = pyplot().subplots(
+        figsize=(width, 0.62 * width) if width else (7, 4.2), layout="constrained"
+    )
     for i, exp in enumerate(experiments):
         bins = pooled_bins(exp)
         if bins is None:
@@ -403,7 +505,8 @@ def confidence_figure(experiments: list[Experiment]) -> Figure:
             bins["edges"],
             baseline=None,
             color=color(i),
-            linewidth=1.8,
+            linestyle=style(i)["linestyle"],
+            linewidth=1.5,
             label=f"{exp.name} (mean {100 * mean:.1f}%)",
         )
     ax.set_yscale("log")
@@ -411,11 +514,12 @@ def confidence_figure(experiments: list[Experiment]) -> Figure:
         xlim=(0, 1),
         xlabel="confidence (top-label probability)",
         ylabel="share of test images (%, log scale)",
-        title="Confidence histograms (test set, seeds pooled)",
+    )
+    ax.set_title(
+        wrap("Confidence histograms (test set, seeds pooled)", fig.get_size_inches()[0], 10)
     )
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
+    _legend_below(fig, *ax.get_legend_handles_labels())
     return fig
 
 
@@ -448,23 +552,26 @@ CURVE_COLUMNS: dict[str, Curve] = {
 LEARNING_CURVES = ("val_accuracy", "val_nll")
 
 
-def learning_curves_figure(experiments: list[Experiment]) -> Figure:
-    """Validation accuracy and NLL per epoch: mean over seeds with a ±1 std band."""
+def learning_curves_figure(experiments: list[Experiment], width: float | None = None) -> Figure:
+    """Validation accuracy and NLL per epoch: mean over seeds with a ±1 std band; one legend
+    under the panels (side by side, or stacked where the width holds one panel)."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = pyplot().subplots(1, len(LEARNING_CURVES), figsize=(11, 4.2))
+    fig, axes = _grid(len(LEARNING_CURVES), size=(5.5, 4.2), max_cols=2, width=width)
     for ax, column in zip(axes, LEARNING_CURVES, strict=True):
         _draw_curve(ax, experiments, column)
         label = CURVE_COLUMNS[column].label
         ax.set(xlabel="epoch", ylabel=label, title=label.split(" (")[0] + " per epoch")
+        ax.title.set_fontsize(9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
-        if ax.has_data():
-            ax.legend(fontsize=8)
-        else:
+        if not ax.has_data():
             _empty(ax, label, "no validation history")
-    fig.suptitle("Learning curves: mean over seeds, band = ±1 std (kept within 0 and 100%)")
-    fig.tight_layout()
+    handles, labels = next(
+        ((h, lab) for h, lab in (a.get_legend_handles_labels() for a in axes) if h), ([], [])
+    )
+    _legend_below(fig, handles, labels)
+    _suptitle(fig, "Learning curves: mean over seeds, band = ±1 std (kept within 0 and 100%)")
     return fig
 
 
@@ -485,7 +592,7 @@ def parse_curves(text: str) -> list[str]:
 def _draw_curve(ax: Axes, experiments: list[Experiment], column: str) -> None:
     """Every experiment's mean of history.csv ``column`` per epoch, with a ±1 std band (on a
     log axis only where the band stays positive; mean - std may not)."""
-    style = CURVE_COLUMNS[column]
+    curve = CURVE_COLUMNS[column]
     last = 0
     for i, exp in enumerate(experiments):
         epochs, mean, std = learning_curve(exp, column)
@@ -493,105 +600,117 @@ def _draw_curve(ax: Axes, experiments: list[Experiment], column: str) -> None:
             continue
         last = max(last, int(epochs[-1]))
         low, high = np.maximum(mean - std, 0.0), mean + std  # every column is >= 0
-        if style.scale == 100.0:  # a fraction shown in percent: at most 100%
+        if curve.scale == 100.0:  # a fraction shown in percent: at most 100%
             high = np.minimum(high, 1.0)
-        if style.log:
+        if curve.log:
             low = np.where(low > 0, low, np.nan)
         ax.plot(
             epochs,
-            style.scale * mean,
-            marker="o",
+            curve.scale * mean,
             markersize=3,
-            color=color(i),
+            **style(i),
             label=f"{exp.name} (n = {len(exp.runs)})",
         )
         ax.fill_between(
             epochs,
-            style.scale * low,
-            style.scale * high,
+            curve.scale * low,
+            curve.scale * high,
             color=color(i),
             alpha=0.2,
             linewidth=0,
         )
-    if style.log:
+    if curve.log:
         ax.set_yscale("log")
     if last:  # whole epochs from 1, also for a single epoch (no axis of 0.95 to 1.05)
         ax.set_xlim(0.5, last + 0.5)
 
 
-def curves_figure(experiments: list[Experiment], columns: Sequence[str]) -> Figure:
+def curves_figure(
+    experiments: list[Experiment], columns: Sequence[str], width: float | None = None
+) -> Figure:
     """One panel per history.csv column: mean over seeds per epoch with a ±1 std band."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = _grid(len(columns), size=(5.0, 3.4), max_cols=2)
+    fig, axes = _grid(len(columns), size=(5.0, 3.4), max_cols=2, width=width)
     for ax, column in zip(axes, columns, strict=True):
-        style = CURVE_COLUMNS[column]
+        curve = CURVE_COLUMNS[column]
         _draw_curve(ax, experiments, column)
-        ax.set(xlabel="epoch", title=style.label)  # the title names the quantity and unit
-        ax.title.set_fontsize(10)
+        ax.set(xlabel="epoch")
+        ax.set_title(wrap(curve.label, fig.get_size_inches()[0] / _cols(axes), 9), fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        ax.grid(alpha=0.3, which="both" if style.log else "major")
+        ax.grid(alpha=0.3, which="both" if curve.log else "major")
         if not ax.has_data():
-            _empty(ax, style.label, f"no {column} in history.csv")
+            _empty(ax, curve.label, f"no {column} in history.csv")
     handles, labels = next(
         ((h, lab) for h, lab in (a.get_legend_handles_labels() for a in axes) if h), ([], [])
     )
-    fig.legend(
-        handles,
-        labels,
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.0),
-        ncol=min(len(labels), 3) or 1,
-        fontsize=8,
-        frameon=False,
-    )
-    fig.suptitle(
+    _legend_below(fig, handles, labels)
+    _suptitle(
+        fig,
         "Per-epoch history (training columns on monitored batches): mean over seeds, band = ±1 std "
-        "(kept within the column's range)"
+        "(kept within the column's range)",
     )
-    fig.tight_layout()
     return fig
 
 
-def metrics_figure(report: Report) -> Figure:
-    """One bar chart per compared metric: mean per experiment, error bars = 95% t-interval
-    (a single run's bootstrap interval over test images, which need not be symmetric or even
-    contain the value for a biased estimator such as the ECE)."""
-    fig, axes = _grid(len(report.metrics), size=(3.4, 3.6))
+def metrics_figure(report: Report, width: float | None = None) -> Figure:
+    """One horizontal bar chart per compared metric, the experiments' labels at the left of
+    each row of panels (never rotated into each other): mean per experiment, error bars = 95%
+    t-interval (a single run's bootstrap interval over test images, which need not be
+    symmetric or even contain the value for a biased estimator such as the ECE)."""
+    from matplotlib.ticker import MaxNLocator
+
+    n, k = len(report.experiments), len(report.metrics)
+    cols = min(k, 3 if width is None else max(1, int(width // PANEL_MIN)))
+    rows = math.ceil(k / cols)
+    panel_h = 0.9 + 0.2 * n  # inches: a bar row per experiment
+    fig, grid = pyplot().subplots(
+        rows,
+        cols,
+        figsize=(width or 3.6 * cols, panel_h * rows),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
+    axes = list(grid.ravel())
+    for ax in axes[k:]:
+        ax.set_visible(False)
     names = [e.name for e in report.experiments]
     clipped = False
-    for ax, metric in zip(axes, report.metrics, strict=True):
+    for ax, metric in zip(axes, report.metrics, strict=False):
         stats = [e.summary(metric.key) for e in report.experiments]
         means = [metric.shown(s.mean) for s in stats]
         below = [_half(metric, s.mean - s.ci_low) for s in stats]
         errors = [_half(metric, s.ci_high - s.mean) for s in stats]
         below, errors, cut = clip_to_bounds(means, below, errors, display_bounds(metric))
         clipped |= cut
-        ax.bar(
-            range(len(names)),
+        ax.barh(
+            range(n),
             means,
-            yerr=[below, errors],
-            capsize=4,
-            color=[color(i) for i in range(len(names))],
+            xerr=[below, errors],
+            capsize=2,
+            color=[color(i) for i in range(n)],
+            hatch=[("", "//", "..")[(i // 10) % 3] for i in range(n)],
         )
         _zoom(ax, means, errors)
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-        if metric.higher_is_better is None:
-            better = ""
-        else:
-            better = "higher is better" if metric.higher_is_better else "lower is better"
-        ax.set(ylabel=metric.header, title=f"{metric.header}\n{better}".strip())
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(
+        ax.set_yticks(range(n), names, fontsize=7)
+        better = {None: "", True: ", higher is better", False: ", lower is better"}
+        title = f"{metric.header}{better[metric.higher_is_better]}"
+        ax.set_title(wrap(title, fig.get_size_inches()[0] / cols, 8), fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3))  # panels side by side: few x labels
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].invert_yaxis()  # the first experiment on top (the y axis is shared: once)
+    _suptitle(
+        fig,
         "Test metrics: mean over seeds, error bars = 95% t-interval "
         "(one seed: 95% bootstrap interval over test images)"
         + (
-            "\nbars clipped at the metric's bounds (0 and 100%), which the t-interval ignores"
+            "; bars clipped at the metric's bounds (0 and 100%), which the t-interval ignores"
             if clipped
             else ""
-        )
+        ),
     )
-    fig.tight_layout()
     return fig
 
 
@@ -630,7 +749,8 @@ def _half(metric: Any, width: float) -> float:
 
 
 def _zoom(ax: Axes, means: list[float], errors: list[float]) -> None:
-    """Start the y axis near the data when all bars are far from zero (e.g. accuracy)."""
+    """Start the value axis (x, bars are horizontal) near the data when all bars are far
+    from zero (e.g. accuracy), and say so."""
     values = [(m, e) for m, e in zip(means, errors, strict=True) if math.isfinite(m)]
     if not values:
         return
@@ -638,12 +758,5 @@ def _zoom(ax: Axes, means: list[float], errors: list[float]) -> None:
     high = max(m + e for m, e in values)
     if low > 0 and (high - low) < 0.5 * high:
         pad = 0.15 * (high - low) or 0.05 * high
-        ax.set_ylim(low - pad, high + pad)
-        ax.annotate(
-            "y axis does not start at 0",
-            (0.02, 0.98),
-            xycoords="axes fraction",
-            va="top",
-            fontsize=7,
-            color="0.4",
-        )
+        ax.set_xlim(low - pad, high + pad)
+        ax.set_xlabel("axis does not start at 0", fontsize=6, color="0.4")

@@ -17,11 +17,14 @@ from typing import Any
 from mnistexp.analysis.columns import METRICS, Metric
 from mnistexp.analysis.compare import (
     JSON_SCHEMA_VERSION,
+    POWER_SEEDS,
     Comparison,
     Experiment,
     Report,
-    value_text,
+    config_text,
 )
+from mnistexp.analysis.latex import latex_escape as latex_escape  # re-exported
+from mnistexp.analysis.latex import render_latex
 from mnistexp.analysis.stats import Summary
 
 
@@ -83,15 +86,16 @@ def verdict(c: Comparison) -> str:
     not significant"``; the verdict is on the adjusted p-value."""
     metric = METRICS[c.metric]
     diff = format_difference(metric, c.difference, c.interval)
+    power = f"; {c.seeds} seed{'s' if c.seeds != 1 else ''}: low power" if c.low_power else ""
     if c.p_value is None:
         return f"{diff}, no p-value"
     if not c.significant:
-        return f"{diff}, {_p_text(c)}, not significant"
+        return f"{diff}, {_p_text(c)}, not significant{power}"
     direction = ""
     if metric.higher_is_better is not None and c.difference != 0:
         better = (c.difference > 0) == metric.higher_is_better
         direction = " (better)" if better else " (worse)"
-    return f"{diff}, {_p_text(c)}, significant at {c.alpha:g}{direction}"
+    return f"{diff}, {_p_text(c)}, significant at {c.alpha:g}{direction}{power}"
 
 
 def _n_text(exp: Experiment, short: bool = False) -> str:
@@ -120,7 +124,7 @@ def main_rows(report: Report) -> Rows:
     body = [
         [
             e.name,
-            *(value_text(e.config.get(k)) for k in report.keys),
+            *(config_text(e.config, k) for k in report.keys),
             _n_text(e),
             *(format_cell(m, e.summary(m.key), report.interval) for m in report.metrics),
         ]
@@ -148,9 +152,7 @@ def table_rows(report: Report) -> tuple[list[list[str]], list[list[str]], list[b
 def config_rows(report: Report) -> Rows:
     """The config keys that differ between the experiments, one row per experiment."""
     header = ["experiment", *report.keys]
-    body = [
-        [e.name, *(value_text(e.config.get(k)) for k in report.keys)] for e in report.experiments
-    ]
+    body = [[e.name, *(config_text(e.config, k) for k in report.keys)] for e in report.experiments]
     return header, body, [False] * len(header)
 
 
@@ -180,33 +182,56 @@ def _p_short(p: float | None) -> str:
     return "—" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
+def _interval_text(c: Comparison) -> str:
+    """``[-7.10, -4.23]``: the difference's 95% interval in display units, or ``—``."""
+    if c.interval is None:
+        return "—"
+    metric = METRICS[c.metric]
+    low, high = (f"{metric.shown(v):+.{metric.digits}f}" for v in c.interval)
+    return f"[{low}, {high}]"
+
+
 def comparison_table_rows(report: Report) -> Rows:
-    """The terminal's baseline table: one column each for the difference, the raw and the
-    adjusted p-value, the verdict and the test (narrower than the sentences of markdown)."""
+    """The terminal's baseline table: one column each for the difference, its 95% interval,
+    the raw and the adjusted p-value, the verdict and the seeds the test had (the tests
+    themselves are named under the table, :func:`tests_note`)."""
     adjusted = CORRECTION_SHORT.get(report.correction, "adj.") + " p"
-    header = ["experiment", "metric", "difference", "p", adjusted, "verdict", "test"]
-    brackets = report.interval  # the difference's interval, with --interval (width)
-    if report.correction == "none":
-        header[4] = "-"
+    header = ["experiment", "metric", "difference", "95% CI", "p", adjusted, "verdict", "seeds"]
     body = [
         [
             c.experiment,
             METRICS[c.metric].short_header,
-            format_difference(METRICS[c.metric], c.difference, c.interval if brackets else None),
+            format_difference(METRICS[c.metric], c.difference),
+            _interval_text(c),
             _p_short(c.p_value),
-            _p_short(c.p_adjusted) if report.correction != "none" else "",
+            _p_short(c.p_adjusted),
             short_verdict(c),
-            c.test,
+            f"{c.seeds}{'*' if c.low_power else ''}",
         ]
         for c in report.comparisons
     ]
-    right = [False, False, True, True, True, False, False]
+    right = [False, False, True, True, True, True, False, True]
     if report.correction == "none":  # no adjusted column
-        header.pop(4)
-        right.pop(4)
-        for row in body:
-            row.pop(4)
+        right.pop(5)
+        for row in [header, *body]:
+            row.pop(5)
     return header, body, right
+
+
+def tests_note(report: Report) -> str:
+    """Which tests the rows used (``paired t-test, 3 shared seeds (12 rows)``), and the
+    low-power warning where a test had fewer than 5 seeds per side."""
+    counts: dict[str, int] = {}
+    for c in report.comparisons:
+        counts[c.test] = counts.get(c.test, 0) + 1
+    tests = "; ".join(f"{t} ({k} row{'s' if k != 1 else ''})" for t, k in counts.items())
+    text = f"Tests: {tests}."
+    if any(c.low_power for c in report.comparisons):
+        text += (
+            f" seeds* = fewer than {POWER_SEEDS} seeds per side: the test has little power, "
+            "so n.s. is no evidence of no difference; the 95% CI shows what the data allow."
+        )
+    return text
 
 
 def legend(report: Report, table: bool = False) -> list[str]:
@@ -290,7 +315,7 @@ def render_table(report: Report) -> str:
             aligned([config_rows(report)[0]], *config_rows(report)[1:]),
         ]
     if report.comparisons:
-        note = correction_note(report, report.interval).replace(" (in parentheses)", "")
+        note = correction_note(report, False).replace(" (in parentheses)", "")
         out += [
             "",
             f"Against the baseline '{report.baseline}' (alpha = {report.alpha:g}):",
@@ -299,7 +324,9 @@ def render_table(report: Report) -> str:
             *wrapped(
                 [
                     "verdict: better / worse / differs = significant on the adjusted p-value, "
-                    "n.s. = not significant. " + note
+                    "n.s. = not significant. 95% CI: the difference's t-interval (paired: over "
+                    "the shared seeds' differences; else Welch's), not adjusted. " + note,
+                    tests_note(report),
                 ]
             ),
         ]
@@ -348,89 +375,6 @@ def markdown_table(header: list[str], body: list[list[str]], right: list[bool]) 
     return "\n".join([line(header), "| " + " | ".join(rule) + " |", *map(line, body)])
 
 
-LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    r"""Text with LaTeX's special characters escaped: ``a_b`` -> ``a\_b``."""
-    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
-
-
-def _latex_cell(metric: Metric, s: Summary, mark: bool) -> str:
-    r"""``$97.81 \pm 0.12$``, with ``^{*}`` when significantly different from the baseline."""
-    if s.n == 0:
-        return "--"
-    d = metric.digits
-    text = f"{metric.shown(s.mean):.{d}f}"
-    if s.n >= 2:
-        text += rf" \pm {metric.shown(s.std):.{d}f}"
-    return f"${text}{'^{*}' if mark else ''}$"
-
-
-def latex_caption(report: Report) -> str:
-    """The caption: split, what the cells are, and what the marks mean."""
-    text = legend(report)[0]
-    if report.comparisons:
-        tested = "; ".join(sorted({c.test for c in report.comparisons}))
-        adjusted = {"holm": "Holm-adjusted", "bh": "Benjamini-Hochberg-adjusted"}.get(
-            report.correction, "unadjusted"
-        )
-        text += (
-            f" * significantly different from {report.baseline}, the baseline "
-            f"({adjusted} p < {report.alpha:g}; {tested})."
-        )
-    return latex_escape(text).replace("±", r"$\pm$")
-
-
-def render_latex(report: Report) -> str:
-    r"""A booktabs ``table`` for a paper: name, differing keys, n, one column per metric (mean
-    $\pm$ std), ``*`` on the cells that differ significantly from the baseline, and the caption
-    line. Needs ``\usepackage{booktabs}``."""
-    significant = {(c.experiment, c.metric) for c in report.comparisons if c.significant}
-    columns = "l" + "l" * len(report.keys) + "r" * (1 + len(report.metrics))
-    header = [
-        "experiment",
-        *(rf"\texttt{{{latex_escape(k)}}}" for k in report.keys),
-        "$n$",
-        *(latex_escape(m.header) for m in report.metrics),
-    ]
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        rf"\caption{{{latex_caption(report)}}}",
-        r"\label{tab:mnistexp-compare}",
-        rf"\begin{{tabular}}{{{columns}}}",
-        r"\toprule",
-        " & ".join(header) + r" \\",
-        r"\midrule",
-    ]
-    for e in report.experiments:
-        name = latex_escape(e.name) + (" (baseline)" if e.name == report.baseline else "")
-        cells = [
-            name,
-            *(latex_escape(value_text(e.config.get(k))) for k in report.keys),
-            latex_escape(_n_text(e)),
-            *(
-                _latex_cell(m, e.summary(m.key), (e.name, m.key) in significant)
-                for m in report.metrics
-            ),
-        ]
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
 def render_csv(report: Report) -> str:
     """One row per experiment; raw values (fractions, not percent); empty cell = no value."""
     header = ["experiment", "config_hash", *report.keys, "n", "diverged", "seeds"]
@@ -451,7 +395,7 @@ def _csv_row(report: Report, exp: Experiment) -> list[Any]:
     row: list[Any] = [
         exp.name,
         exp.chash,
-        *(value_text(exp.config.get(k)) for k in report.keys),
+        *(config_text(exp.config, k) for k in report.keys),
         len(exp.runs),
         len(exp.diverged),
         " ".join(map(str, exp.seeds)),
@@ -529,6 +473,8 @@ def _comparison_dict(c: Comparison) -> dict[str, Any]:
         "correction": c.correction,
         "test": c.test,
         "significant": c.significant,
+        "seeds": c.seeds,
+        "low_power": c.low_power,
         "verdict": verdict(c),
     }
 

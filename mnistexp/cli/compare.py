@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "markdown", "latex", "csv", "json")  # report.RENDERERS; tests check
 PLOT_FORMATS = ("png", "pdf", "svg")  # plots.PLOT_FORMATS; tests check they agree
+FIGURE_SIZES = ("column", "text")  # plots.FIGURE_SIZES; tests check they agree
 CORRECTIONS = ("holm", "bh", "none")  # stats.CORRECTIONS; tests check they agree
+LATEX_WIDTHS = ("column", "text")  # latex.LATEX_WIDTHS; tests check they agree
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
@@ -72,6 +74,14 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     help="Keep experiments whose resolved config has this value (repeatable).",
 )
 @click.option(
+    "--label",
+    "label_keys",
+    metavar="KEY,...",
+    help="Label every row by these config keys (train.lr or just lr where unambiguous), "
+    "after the run name where names differ (default: the fewest keys that tell the rows "
+    "shown apart).",
+)
+@click.option(
     "--baseline",
     metavar="NAME",
     help="Test every other experiment against this one on each metric.",
@@ -100,6 +110,21 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     help="Output format (latex: a booktabs table with significance marks and its caption).",
 )
 @click.option(
+    "--latex-width",
+    type=click.Choice(LATEX_WIDTHS),
+    default="column",
+    show_default=True,
+    help="With --format latex: a table for one column of a paper (accuracy, NLL, ECE, TS ECE "
+    "unless --metrics; the labels say what differs) or a table* across the page (every "
+    "default metric and the config keys that differ).",
+)
+@click.option(
+    "--latex-label",
+    metavar="LABEL",
+    help="With --format latex: the table's \\label (default: tab:compare- and 6 hex digits "
+    "derived from the experiments and metrics, so two tables never share one).",
+)
+@click.option(
     "--interval",
     is_flag=True,
     help="Table and markdown: add the 95% interval to every cell (csv and json always have "
@@ -118,6 +143,12 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
     default="png",
     show_default=True,
     help="File format of the --plot figures (pdf and svg are vector graphics for papers).",
+)
+@click.option(
+    "--figure-size",
+    type=click.Choice(FIGURE_SIZES),
+    help="With --plot: lay the figures out for one column (3.3 in wide) or the text width "
+    "(7 in) of a paper (default: a size for screens).",
 )
 @click.option(
     "--report",
@@ -162,13 +193,17 @@ def compare(
     metric_names: str | None,
     sort: str | None,
     filters: tuple[str, ...],
+    label_keys: str | None,
     baseline: str | None,
     alpha: float,
     correction: str,
     fmt: str,
+    latex_width: str,
+    latex_label: str | None,
     interval: bool,
     plot_dir: Path | None,
     plot_format: str,
+    figure_size: str | None,
     report_file: Path | None,
     curve_names: str | None,
     shift: bool,
@@ -188,14 +223,17 @@ def compare(
       mnistexp compare configs/baseline.yaml configs/label_smoothing.yaml --seeds 0-4 -j 4 \\
           --set train.epochs=3 --baseline baseline --plot runs/plots
       mnistexp compare --metrics accuracy,ece,ts_ece --sort ece --filter loss.type=mse
+      mnistexp compare runs/grid --label lr,scheme --baseline 'lr=0.1, scheme=onehot'
       mnistexp compare --format json > comparison.json
       mnistexp compare --baseline baseline --format latex > table.tex
+      mnistexp compare --format latex --latex-width text --latex-label tab:main
       mnistexp compare --baseline baseline --report comparison.html
       mnistexp compare --runs-dir runs/study --plot figs --curves grad_true,saturated
+      mnistexp compare --plot figs --plot-format pdf --figure-size column
       mnistexp compare --shift --shift-metric ece --plot figs
     """
     from mnistexp.analysis.columns import parse_metrics
-    from mnistexp.analysis.compare import build_report
+    from mnistexp.analysis.compare import build_report, parse_label_keys
     from mnistexp.analysis.report import render
     from mnistexp.analysis.rundirs import load_runs
     from mnistexp.core.paths import check_output_file, check_output_folder
@@ -212,7 +250,10 @@ def compare(
     given = click.get_current_context().get_parameter_source("plot_format")
     if plot_dir is None and given != click.core.ParameterSource.DEFAULT:  # as --curves
         raise CliError("--plot-format sets the format of the --plot figures; add --plot DIR")
-    metrics = parse_metrics(metric_names)
+    if plot_dir is None and figure_size is not None:
+        raise CliError("--figure-size lays out the --plot figures; add --plot DIR")
+    metrics = parse_metrics(metric_names or _latex_metrics(fmt, latex_width, latex_label))
+    labels = parse_label_keys(label_keys)
     curves = _curves(curve_names, plot_dir)
     shift_metrics = _shift_metrics(shift, shift_metric)
     folders = _folders(inputs, runs_dir, seed_list, jobs, overrides, data_dir)
@@ -229,7 +270,17 @@ def compare(
         notes=notes,
         correction=correction,
         interval=interval,
+        latex_width=latex_width,
+        latex_label=latex_label,
+        label_keys=labels,
     )
+    if fmt == "latex" or report_file is not None:
+        import shlex
+
+        from mnistexp.analysis.provenance import collect
+
+        rows = {e.name: [r.path for r in e.runs] for e in report.experiments}
+        report.provenance = collect(shlex.join(["mnistexp", *sys.argv[1:]]), rows)
     shifted = None
     if shift_metrics:
         from mnistexp.analysis.shiftcompare import build_shift
@@ -245,7 +296,7 @@ def compare(
 
         click.echo(render_with_shift(report, shifted, fmt), nl=False)
     if plot_dir is not None:
-        _plot(report, shifted, plot_dir, curves, plot_format)
+        _plot(report, shifted, plot_dir, curves, plot_format, figure_size)
     if report_file is not None:
         from mnistexp.analysis.htmlpage import write_html
 
@@ -255,12 +306,17 @@ def compare(
 
 
 def _plot(
-    report: Report, shifted: ShiftReport | None, plot_dir: Path, curves: list[str], fmt: str
+    report: Report,
+    shifted: ShiftReport | None,
+    plot_dir: Path,
+    curves: list[str],
+    fmt: str,
+    size: str | None,
 ) -> None:
     """Write the figures (with --shift also the shift figures); one stderr line each."""
     from mnistexp.analysis.plots import save_figure, write_figures
 
-    paths, skipped = write_figures(report, plot_dir, curves, fmt)
+    paths, skipped = write_figures(report, plot_dir, curves, fmt, size)
     if shifted is not None:
         from mnistexp.analysis.shiftplots import render_shift_figures
 
@@ -269,6 +325,23 @@ def _plot(
         skipped += more
     for line in [*(f"wrote {path}" for path in paths), *skipped]:
         click.echo(line, err=True)
+
+
+def _latex_metrics(fmt: str, width: str, label: str | None) -> str | None:
+    """The default columns of a LaTeX table (fewer for one column); checks --latex-label."""
+    given = click.get_current_context().get_parameter_source("latex_width")
+    if fmt != "latex" and (label is not None or given != click.core.ParameterSource.DEFAULT):
+        raise CliError("--latex-width and --latex-label shape --format latex; add it")
+    if fmt != "latex":
+        return None
+    from mnistexp.analysis.latex import LABEL_PATTERN, default_metrics
+
+    if label is not None and not LABEL_PATTERN.fullmatch(label):
+        raise click.BadParameter(
+            "use letters, digits and : . _ / - only, e.g. tab:calibration",
+            param_hint="--latex-label",
+        )
+    return ",".join(default_metrics(width))
 
 
 def _shift_metrics(shift: bool, text: str | None) -> tuple[str, ...]:
