@@ -229,6 +229,9 @@ def test_curves_figure_draws_mean_over_seeds(tmp_path: Path) -> None:
     assert grad_ax.get_yscale() == "log" and stuck_ax.get_yscale() == "linear"
     np.testing.assert_allclose(stuck_ax.lines[0].get_ydata(), [30.0, 20.0])  # percent
     np.testing.assert_allclose(grad_ax.lines[0].get_ydata(), [0.1, 0.05])
+    from matplotlib import pyplot
+
+    pyplot.close(fig)
 
 
 def test_parse_curves_rejects_unknown_columns() -> None:
@@ -274,7 +277,7 @@ def test_cli_curves_errors(args: tuple[str, ...], message: str, tmp_path: Path) 
 def test_seed001_study_in_miniature(mnist_dir: Path, tmp_path: Path) -> None:
     """2 rules x 3 learning rates; true_class may diverge, which compare counts."""
     found = run_study(["seed001/sweep.yaml"], "0-0", tmp_path / "runs", mnist_dir)
-    names = sorted(name.split("@")[0].split("[")[0] for name in found)
+    names = sorted(name.split(",")[0] for name in found)  # short labels: "<name>, lr=0.1"
     assert names == ["exact"] * 3 + ["true_class"] * 3
     assert all(n in ("1", "0 (+1 diverged)") for n in found.values()), found
 
