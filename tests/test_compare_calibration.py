@@ -77,6 +77,8 @@ def test_single_seed_rows_show_the_bootstrap_interval(tmp_path: Path) -> None:
     assert "n = 1: the run's value [95% percentile-bootstrap interval" in result.stdout
     assert "0.1500  " in result.stdout  # brier: no interval in metrics.json, the value alone
     assert "0.50" in result.stdout and "1.50" in result.stdout  # ECE after vector scaling
+    assert "TS = temperature scaling; VS = vector scaling;" in result.stdout  # the footnote
+    assert "IR = " not in result.stdout  # only the maps a shown column names
     data = json.loads(
         invoke(
             "--runs-dir", str(tmp_path), "--metrics", "accuracy,debiased_ce", "--format", "json"
@@ -135,3 +137,10 @@ def test_every_recalibration_method_has_columns() -> None:
             metric = METRICS[f"{method}_{key}"]
             report = {"test_recalibrated": {method: {key: 0.5}}}
             assert metric.value_in(report) == 0.5
+
+
+def test_every_map_short_name_in_a_header_is_defined_in_the_footnote():
+    from mnistexp.analysis.columns import ABBREVIATIONS
+
+    for method, title in RECALIBRATION_TITLES.items():
+        assert title in ABBREVIATIONS, method

@@ -84,6 +84,17 @@ RECALIBRATION_TITLES = {
 """Recalibration methods beside temperature (whose ts_* columns came first) and their short
 names in headers; a test checks these are the registry's methods."""
 
+ABBREVIATIONS = {
+    "TS": "temperature scaling",
+    "VS": "vector scaling",
+    "MS": "matrix scaling",
+    "MS-ODIR": "matrix scaling with off-diagonal and intercept regularisation",
+    "HB": "histogram binning (equal-mass bins)",
+    "HB-width": "histogram binning (equal-width bins)",
+    "IR": "isotonic regression",
+}
+"""What every short name of a recalibration map stands for, as the tables' footnotes say."""
+
 METRICS: dict[str, Metric] = {
     m.key: m
     for m in (

@@ -11,10 +11,11 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
-from mnistexp.analysis.columns import METRICS, Metric
+from mnistexp.analysis.columns import ABBREVIATIONS, METRICS, Metric
 from mnistexp.analysis.compare import (
     JSON_SCHEMA_VERSION,
     POWER_SEEDS,
@@ -257,7 +258,7 @@ def legend(report: Report, table: bool = False) -> list[str]:
     ]
     where = "listed below" if table else "shown"
     lines.append(
-        "; ".join(["TS = temperature scaling", *shorts])
+        "; ".join([*_map_names(report), *shorts])
         + f"; only config keys that differ between experiments are {where}."
     )
     single = [e for e in report.experiments if len(e.runs) == 1]
@@ -271,6 +272,16 @@ def legend(report: Report, table: bool = False) -> list[str]:
             "images), which csv and json always give."
         )
     return lines
+
+
+def _map_names(report: Report) -> list[str]:
+    """``TS = temperature scaling`` and the other maps' short names that a shown column uses,
+    each defined (``VS = vector scaling``), in the registry's order."""
+    labels = " ".join(f"{m.label} {m.short_label}" for m in report.metrics)
+    used = [
+        a for a in ABBREVIATIONS if a == "TS" or re.search(rf"\b{re.escape(a)}(?![\w-])", labels)
+    ]
+    return [f"{a} = {ABBREVIATIONS[a]}" for a in used]
 
 
 def correction_note(report: Report, intervals: bool = True) -> str:
