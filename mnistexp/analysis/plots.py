@@ -22,7 +22,7 @@ import io
 import math
 import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,11 +89,19 @@ def render_figures(
         raise UsageError(f"--plot-format {fmt}: choose one of {', '.join(PLOT_FORMATS)}")
     if size is not None and size not in FIGURE_SIZES:
         raise UsageError(f"--figure-size {size}: choose one of {', '.join(FIGURE_SIZES)}")
+    width = FIGURE_SIZES.get(size or "")
+    return render_plan(_figure_plan(report, curves, width), fmt)
+
+
+def render_plan(
+    plan: dict[str, tuple[str, Callable[[], Figure]]], fmt: str
+) -> tuple[dict[str, bytes], list[str]]:
+    """Draw and encode every figure of ``plan`` (name -> (why not, or "", draw)) in ``fmt``,
+    closing each; file name -> bytes, and one skip line per figure without data."""
     plt = pyplot()
     rendered: dict[str, bytes] = {}
     skipped: list[str] = []
-    width = FIGURE_SIZES.get(size or "")
-    for name, (why_not, draw) in _figure_plan(report, curves, width).items():
+    for name, (why_not, draw) in plan.items():
         if why_not:
             skipped.append(f"skipped {name}.{fmt}: {why_not}")
             continue

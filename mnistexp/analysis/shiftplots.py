@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mnistexp.analysis.ensembles import COVERAGE_GRID
-from mnistexp.analysis.plots import PLOT_FORMATS, color, encode, pyplot
+from mnistexp.analysis.plots import PLOT_FORMATS, color, pyplot, render_plan
 from mnistexp.analysis.shiftcompare import ENSEMBLE, SET_METRICS, ShiftReport
 from mnistexp.core.errors import UsageError
 from mnistexp.data.shifts import SHIFTS
@@ -102,17 +102,7 @@ def render_shift_figures(
             lambda: risk_coverage_figure(shift),
         ),
     }
-    plt, rendered, skipped = pyplot(), {}, []
-    for name, (why_not, draw) in plan.items():
-        if why_not:
-            skipped.append(f"skipped {name}.{fmt}: {why_not}")
-            continue
-        fig = draw()
-        try:
-            rendered[f"{name}.{fmt}"] = encode(fig, fmt)
-        finally:
-            plt.close(fig)
-    return rendered, skipped
+    return render_plan(plan, fmt)
 
 
 def shift_curves_figure(shift: ShiftReport) -> Figure:
