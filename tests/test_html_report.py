@@ -115,7 +115,8 @@ def test_the_page_is_self_contained(page: tuple[Path, dict]) -> None:
     assert "<h2>Provenance</h2>" in text and "mnistexp 0." in text
     for exp in data["experiments"]:  # every row's run folders, by name
         assert all(Path(run).name in text for run in exp["runs"])
-    assert "<dt>Command</dt><dd>mnistexp " in text and "Shared by every row" in text
+    # the command as given to main, not the test runner's own sys.argv
+    assert "<dt>Command</dt><dd>mnistexp compare " in text and "Shared by every row" in text
     assert "metrics.png: Every metric of the table" in text  # captions say what is shown
 
 

@@ -15,7 +15,12 @@ import click
 from mnistexp import __version__
 from mnistexp.cli.common import EXIT_USAGE, CliError
 
-__all__ = ["EXIT_USAGE", "main"]
+__all__ = ["ARGV", "EXIT_USAGE", "main"]
+
+ARGV = "mnistexp.argv"
+"""Key of ``click.Context.meta`` holding the arguments the command was given (after the
+program name): what a report records as its command line, also when ``main`` is called
+with arguments in process rather than from ``sys.argv``."""
 
 
 class _OneLineGroup(click.Group):
@@ -23,9 +28,14 @@ class _OneLineGroup(click.Group):
     format: one ``Error:`` line that ends with where to find help, exit code 2, instead of a
     usage block above the error."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], *rest: Any, **kwargs: Any
+    ) -> click.Context:
+        raw = list(args)  # the command line as given, before click consumes it
         with _one_line():
-            return super().make_context(*args, **kwargs)
+            ctx = super().make_context(info_name, args, *rest, **kwargs)
+        ctx.meta[ARGV] = raw  # meta is shared with the subcommand's context
+        return ctx
 
     def invoke(self, ctx: click.Context) -> Any:
         with _one_line():

@@ -278,9 +278,11 @@ def compare(
         import shlex
 
         from mnistexp.analysis.provenance import collect
+        from mnistexp.cli import ARGV
 
         rows = {e.name: [r.path for r in e.runs] for e in report.experiments}
-        report.provenance = collect(shlex.join(["mnistexp", *sys.argv[1:]]), rows)
+        argv = click.get_current_context().meta.get(ARGV, sys.argv[1:])
+        report.provenance = collect(shlex.join(["mnistexp", *argv]), rows)
     shifted = None
     if shift_metrics:
         from mnistexp.analysis.shiftcompare import build_shift
