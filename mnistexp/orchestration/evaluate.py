@@ -26,7 +26,7 @@ from mnistexp.core.states import State
 from mnistexp.core.yamlio import one_line
 from mnistexp.data import datasets as data
 from mnistexp.pipeline import shifted
-from mnistexp.pipeline.splits import N_CLASSES, input_scaling, make_splits
+from mnistexp.pipeline.splits import N_CLASSES, input_scaling, validation_split
 from mnistexp.store import runs
 from mnistexp.store.models import read_model
 
@@ -122,7 +122,7 @@ def evaluate_target(
     start = time.perf_counter()
     check_against_data(cfg, dataset.train_labels.shape[0])
     model = read_model(folder, cfg, math.prod(dataset.train_images.shape[1:]), N_CLASSES)
-    _, validation, _ = make_splits(cfg, dataset)
+    validation = validation_split(cfg, dataset)
     report, arrays = shifted.evaluate_shifted(
         cfg,
         model,

@@ -37,9 +37,36 @@ def input_scaling(cfg: ExperimentConfig, dataset) -> Callable[[np.ndarray], np.n
 def make_splits(cfg: ExperimentConfig, dataset) -> tuple[Split, Split | None, Split]:
     """Hold out the last ``data.validation`` training images, keep the first ``train_subset``
     of the rest, fit the scaling on that training split only and apply it to all three."""
-    n_total = dataset.train_labels.shape[0]
-    n_train = check_against_data(cfg, n_total)
-    n_val = cfg.data.validation
+    n_train = check_against_data(cfg, dataset.train_labels.shape[0])
+    split = _splitter(cfg, dataset)
+    train = split(dataset.train_images[:n_train], dataset.train_labels[:n_train])
+    held_out = _held_out(cfg, dataset)
+    val = None if held_out is None else split(*held_out)
+    test = split(dataset.test_images, dataset.test_labels)
+    return train, val, test
+
+
+def validation_split(cfg: ExperimentConfig, dataset) -> Split | None:
+    """The validation split alone, exactly as :func:`make_splits` builds it: what a finished
+    run's recalibration maps are fitted on again (``mnistexp evaluate``), without scaling and
+    encoding the training split it does not need."""
+    check_against_data(cfg, dataset.train_labels.shape[0])
+    held_out = _held_out(cfg, dataset)
+    return None if held_out is None else _splitter(cfg, dataset)(*held_out)
+
+
+def _held_out(cfg: ExperimentConfig, dataset) -> tuple[np.ndarray, np.ndarray] | None:
+    """(images, labels) of the last ``data.validation`` training images, or None."""
+    n_total, n_val = dataset.train_labels.shape[0], cfg.data.validation
+    if not n_val:
+        return None
+    held_out = slice(n_total - n_val, n_total)
+    return dataset.train_images[held_out], dataset.train_labels[held_out]
+
+
+def _splitter(cfg: ExperimentConfig, dataset) -> Callable[[np.ndarray, np.ndarray], Split]:
+    """(raw images, labels) -> a :class:`Split`: scaled as the run's training split, labels as
+    int64, targets encoded by the run's scheme in ``train.dtype``."""
     dtype = np.dtype(cfg.train.dtype).type
     inputs = input_scaling(cfg, dataset)
     scheme = make_scheme(cfg.targets, N_CLASSES)
@@ -48,10 +75,4 @@ def make_splits(cfg: ExperimentConfig, dataset) -> tuple[Split, Split | None, Sp
         y = labels.astype(np.int64)
         return Split(inputs(images), y, scheme.encode(y, dtype))
 
-    train = split(dataset.train_images[:n_train], dataset.train_labels[:n_train])
-    val = None
-    if n_val:
-        held_out = slice(n_total - n_val, n_total)
-        val = split(dataset.train_images[held_out], dataset.train_labels[held_out])
-    test = split(dataset.test_images, dataset.test_labels)
-    return train, val, test
+    return split
