@@ -104,6 +104,42 @@ def test_reflected_kernel_integrates_to_one_on_the_unit_interval() -> None:
             assert np.trapezoid(k, t) == pytest.approx(1.0, abs=1e-4)
 
 
+def full_reflected_kernel(offsets: np.ndarray, sigma: float) -> np.ndarray:
+    """The wrapped Gaussian with every image term computed, as before the underflow window."""
+    out = np.zeros(np.shape(offsets))
+    for k in range(-(int(np.ceil(2.0 * sigma)) + 1), int(np.ceil(2.0 * sigma)) + 2):
+        out += np.exp(-0.5 * ((offsets + 2.0 * k) / sigma) ** 2)
+    return out / (sigma * np.sqrt(2.0 * np.pi))
+
+
+@pytest.mark.parametrize("sigma", [1e-3, 3.7e-3, 0.0123, 0.05, 0.0517, 0.2, 0.7, 1.0, 2.5])
+def test_the_kernel_skips_only_terms_that_are_exactly_zero(sigma: float) -> None:
+    """Leaving out the terms beyond UNDERFLOW sigma changes no bit of the kernel."""
+    points = calibration.LATTICE
+    lattice = np.arange(2 * (points - 1)) / (points - 1)
+    for offsets in (lattice, np.linspace(-3.0, 3.0, 1201)):
+        expected = full_reflected_kernel(offsets, sigma)
+        assert np.array_equal(calibration.reflected_kernel(offsets, sigma), expected)
+
+
+def test_smooth_ece_is_the_same_with_the_kernel_spectra_remembered_or_not() -> None:
+    rng = np.random.default_rng(5)
+    conf = rng.uniform(0.3, 1.0, 3000)
+    hits = rng.random(3000) < conf - 0.1
+    calibration._kernel_spectrum.cache_clear()
+    first = calibration.smooth_ece(conf, hits)
+    assert calibration._kernel_spectrum.cache_info().hits == 0
+    again = calibration.smooth_ece(conf, hits)  # every bandwidth now from the cache
+    assert calibration._kernel_spectrum.cache_info().hits > 0 and again == first
+    points = calibration.LATTICE
+    masses = calibration._masses(
+        calibration.lattice_operator(conf, points), hits - conf, np.ones((1, conf.size))
+    )
+    sigma = first[1]
+    density, rho = calibration._smooth(masses, sigma)
+    assert float(np.sum(np.abs(rho)) / np.sum(density)) == first[0]
+
+
 # --------------------------------------------------------------------------- bootstrap
 
 

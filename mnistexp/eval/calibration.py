@@ -39,6 +39,7 @@ against the ``relplot`` package by ``benchmarks/smooth_ece_relplot.py``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -101,15 +102,23 @@ def debiased_ce(confidences: np.ndarray, correct: np.ndarray, bins: int = 15) ->
 # --------------------------------------------------------------------------- smooth ECE
 
 
+UNDERFLOW = 40.0
+"""|offset| / sigma beyond which the Gaussian factor exp(-x^2 / 2) is exactly 0.0 in float64
+(it underflows past x = 38.6), so adding it changes nothing and it is not computed."""
+
+
 def reflected_kernel(offsets: np.ndarray, sigma: float) -> _Floats:
     """Gaussian density of width ``sigma`` wrapped with period 2 (images at offsets + 2k).
 
     K_sigma(t, x) on [0, 1] reflected at both walls is g(t - x) + g(t + x) with this g.
     """
-    out = np.zeros(np.shape(offsets))
+    offsets = np.asarray(offsets, dtype=np.float64)
+    out = np.zeros(offsets.shape)
     images = int(np.ceil(4.0 * sigma / 2.0)) + 1  # terms beyond 8 sigma are below 1e-14
     for k in range(-images, images + 1):
-        out += np.exp(-0.5 * ((offsets + 2.0 * k) / sigma) ** 2)
+        shifted = offsets + 2.0 * k
+        near = np.abs(shifted) < UNDERFLOW * sigma  # elsewhere the term is exactly 0.0
+        out[near] += np.exp(-0.5 * (shifted[near] / sigma) ** 2)
     return out / (sigma * np.sqrt(2.0 * np.pi))
 
 
@@ -132,24 +141,42 @@ def _masses(operator: Any, residual: np.ndarray, weights: np.ndarray) -> _Floats
     return np.stack([weights @ operator, (weights * residual) @ operator])
 
 
-def _smooth(mass: np.ndarray, sigma: float) -> _Floats:
-    """Reflected-kernel smoothing of lattice masses (..., P), evaluated on the same lattice.
+def _mirrored_spectrum(mass: np.ndarray) -> np.ndarray:
+    """Real FFT (..., P) of lattice masses (..., P) mirrored onto the circle of length 2.
 
-    Reflection at 0 and 1 is a circular convolution on the circle of length 2 (N = 2(P - 1)
-    lattice points): each mass at x also sits at its mirror image 2 - x (the end points are
-    their own mirrors, so they count twice), and g, the Gaussian wrapped with period 2, is
-    applied by one real FFT per row.
+    Reflection at 0 and 1 is a circular convolution on that circle (N = 2(P - 1) lattice
+    points): each mass at x also sits at its mirror image 2 - x (the end points are their own
+    mirrors, so they count twice). It does not depend on the bandwidth, so a bisection over
+    sigma takes it once.
     """
     points = mass.shape[-1]
-    n = 2 * (points - 1)
-    ext = np.zeros((*mass.shape[:-1], n))
+    ext = np.zeros((*mass.shape[:-1], 2 * (points - 1)))
     ext[..., :points] = mass
     ext[..., points:] = mass[..., points - 2 : 0 : -1]  # mirror images of x_1..x_{P-2}
     ext[..., 0] += mass[..., 0]
     ext[..., points - 1] += mass[..., points - 1]
-    kernel = reflected_kernel(np.arange(n) / (points - 1), sigma)  # (N,) offsets in [0, 2)
-    spectrum = np.fft.rfft(ext, axis=-1) * np.fft.rfft(kernel)
-    return np.fft.irfft(spectrum, n=n, axis=-1)[..., :points]
+    return np.fft.rfft(ext, axis=-1)
+
+
+@functools.lru_cache(maxsize=512)  # 64 KB each; every bisection starts on the same sigmas
+def _kernel_spectrum(sigma: float, points: int) -> np.ndarray:
+    """Real FFT of g, the Gaussian wrapped with period 2, on the circle's N lattice points."""
+    n = 2 * (points - 1)
+    spectrum = np.fft.rfft(reflected_kernel(np.arange(n) / (points - 1), sigma))
+    spectrum.flags.writeable = False
+    return spectrum
+
+
+def _smoothed(spectrum: np.ndarray, sigma: float, points: int) -> _Floats:
+    """Reflected-kernel smoothing, on the lattice (..., P), of the masses whose
+    :func:`_mirrored_spectrum` is ``spectrum``: one product and inverse FFT per row."""
+    n = 2 * (points - 1)
+    return np.fft.irfft(spectrum * _kernel_spectrum(sigma, points), n=n, axis=-1)[..., :points]
+
+
+def _smooth(mass: np.ndarray, sigma: float) -> _Floats:
+    """Reflected-kernel smoothing of lattice masses (..., P), evaluated on the same lattice."""
+    return _smoothed(_mirrored_spectrum(mass), sigma, mass.shape[-1])
 
 
 def smooth_ece_at(
@@ -178,9 +205,10 @@ def smooth_ece(
     [``SIGMA_FLOOR``, 1]."""
     conf, hits = _flat(confidences, correct)
     masses = _masses(lattice_operator(conf, points), hits - conf, np.ones((1, conf.size)))
+    spectrum = _mirrored_spectrum(masses)
 
     def gap(sigma: float) -> float:
-        density, rho = _smooth(masses, sigma)
+        density, rho = _smoothed(spectrum, sigma, points)
         return float(np.sum(np.abs(rho)) / np.sum(density)) - sigma
 
     low, high = SIGMA_FLOOR, 1.0
