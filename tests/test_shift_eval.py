@@ -5,6 +5,7 @@ input refused before anything is written. On the tiny synthetic dataset, in proc
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,24 @@ def test_the_stored_probabilities_are_the_reports_and_small(trained: Path):
         stored = {r["probs"] for r in report["sets"].values()}
         assert sorted(npz.files) == sorted([*stored, "ood/uniform/probs"])
         assert len(stored) == 3  # rotate/0 (= translate/0), rotate/90, translate/4
+    with zipfile.ZipFile(trained / "shift_predictions.npz") as archive:  # stored, not deflated
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_the_evaluation_is_the_same_serial_and_overlapped(
+    tiny: Path, trained: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+):
+    """Metrics in a thread pool and sets read ahead on a loader thread give the bytes a
+    serial evaluation gives (both forced here, whatever this machine's BLAS threads)."""
+    from mnistexp.pipeline import overlap
+
+    calls = []
+    monkeypatch.setattr(overlap, "parallel", lambda: calls.append(1) or parallel)
+    before = files(trained)
+    result = evaluate(str(trained), *sets(SMALL), "--data-dir", str(tiny), "--force")
+    assert result.exit_code == 0, result.output
+    assert calls and files(trained) == before
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -13,7 +13,6 @@ Used by :mod:`mnistexp.data.digits` (the UCI digits) and :mod:`mnistexp.data.ood
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 __all__ = ["BOX", "CENTRE", "FRAME", "centre_by_mass", "fit_to_box", "frame_like_mnist"]
 
@@ -35,6 +34,8 @@ def fit_to_box(image: np.ndarray, box: int = BOX) -> np.ndarray:
     """Crop ``image`` (h, w) float to its ink and resize it with bilinear interpolation
     (``scipy.ndimage.zoom``, order 1, corner pixels kept) so that its longer side is ``box``
     and the aspect ratio is kept: (h, w) -> (h', w') float with max(h', w') == box."""
+    from scipy import ndimage  # a third of a second to import; only building a set needs it
+
     crop = image[ink_box(image)].astype(np.float64)
     factor = box / max(crop.shape)
     out: np.ndarray = ndimage.zoom(crop, factor, order=1, mode="nearest", prefilter=False)
@@ -50,6 +51,8 @@ def centre_by_mass(image: np.ndarray) -> np.ndarray:
     an image no larger than 20x20 that happens only when its mass sits more than 6 px from
     its box's middle, which neither digits nor letters do.
     """
+    from scipy import ndimage
+
     h, w = image.shape
     out = np.zeros((FRAME, FRAME), dtype=np.uint8)
     if not image.any():

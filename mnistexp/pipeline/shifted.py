@@ -21,24 +21,26 @@ ensemble; metrics keep only their scalar fields (no reliability bins or confusio
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from mnistexp.core.schema import ExperimentConfig, ShiftConfig, plain
 from mnistexp.data.datasets import IMAGE_SHAPE
 from mnistexp.data.digits import load_uci_digits, sklearn_version
 from mnistexp.data.ood import OOD_SETS
-from mnistexp.data.shifts import set_checksum, shifted_set
+from mnistexp.data.shifts import SHIFTS, set_checksum, shifted_set
 from mnistexp.eval import metrics
 from mnistexp.eval.ood import OOD_SCORES, ood_report
 from mnistexp.eval.recalibration import RECALIBRATIONS, Fitted, predictions_after
 from mnistexp.eval.selective import selective_report
 from mnistexp.learning.model import MLP, logits
+from mnistexp.pipeline.overlap import metric_pool, one_blas_thread, prefetched
 from mnistexp.pipeline.splits import Split
 
 SCHEMA_VERSION = 1
@@ -115,7 +117,10 @@ def labelled_sets(
             yield EvalSet(DIGITS, DIGITS, None, images, labels)
             continue
         for severity in getattr(shift, family):
-            shifted = shifted_set(family, test_images, float(severity), source)
+            if float(severity) == SHIFTS[family].identity:  # the test images, as they are
+                shifted = test_images
+            else:
+                shifted = shifted_set(family, test_images, float(severity), source)
             key = severity_key(family, float(severity))
             yield EvalSet(key, family, float(severity), shifted, test_labels)
 
@@ -135,7 +140,7 @@ def fit_maps(cfg: ExperimentConfig, validation: Split | None, model: MLP) -> dic
         why = "no validation split (data.validation: 0) to fit it on"
         return {name: why for name in cfg.eval.recalibration}
     val_log_p = metrics.log_probabilities(logits(model, validation.x), cfg.loss.output)
-    with threadpool_limits(limits=1, user_api="blas"):  # small products, as in evaluation.py
+    with one_blas_thread():
         for name in cfg.eval.recalibration:
             if name == "temperature" and not cfg.eval.temperature_scaling:
                 out[name] = "eval.temperature_scaling is false"
@@ -174,23 +179,30 @@ def evaluate_shifted(
         z = logits(model, inputs(test_images))
         test_scores = _ood_scores(z, metrics.log_probabilities(z, cfg.loss.output), maps)
     stored: dict[str, str] = {}  # checksum -> the npz key already holding that set's probs
-    for s in labelled_sets(shift, test_images, test_labels):
-        assert s.labels is not None  # labelled sets carry labels
-        z = logits(model, inputs(s.images))
-        log_p = metrics.log_probabilities(z, cfg.loss.output)
-        checksum = set_checksum(s.images, s.labels)
-        report["sets"][s.key] = {
-            "family": s.family,
-            "severity": s.severity,
-            "n": len(s.labels),
-            "checksum": checksum,
-            "probs": stored.setdefault(checksum, f"{s.key}/probs"),
-            **_scored(cfg, z, log_p, s.labels, maps),
-        }
-        if stored[checksum] == f"{s.key}/probs":  # the identity severities share one copy
-            arrays[f"{s.key}/probs"] = np.exp(log_p).astype(PROBS_DTYPE)
-        if s.family == DIGITS:
-            arrays[f"{s.key}/labels"] = s.labels.astype(np.int64)
+    scored: dict[str, dict[str, Future[dict[str, Any]]]] = {}  # checksum -> its metrics
+    entries: list[tuple[str, str, float | None, int, str]] = []  # key, family, severity, n, sum
+    with metric_pool() as pool:
+        sets = labelled_sets(shift, test_images, test_labels)
+        hashed = ((s, set_checksum(s.images, s.labels)) for s in sets)
+        for s, checksum in prefetched(hashed):
+            assert s.labels is not None  # labelled sets carry labels
+            if checksum not in scored:  # a set met before (rotate/0, noise/0, ...): once
+                z = logits(model, inputs(s.images))
+                log_p = metrics.log_probabilities(z, cfg.loss.output)
+                scored[checksum] = _scored(cfg, z, log_p, s.labels, maps, pool)
+                arrays[f"{s.key}/probs"] = np.exp(log_p).astype(PROBS_DTYPE)
+            if s.family == DIGITS:
+                arrays[f"{s.key}/labels"] = s.labels.astype(np.int64)
+            entries.append((s.key, s.family, s.severity, len(s.labels), checksum))
+        for key, family, severity, n, checksum in entries:
+            report["sets"][key] = {
+                "family": family,
+                "severity": severity,
+                "n": n,
+                "checksum": checksum,
+                "probs": stored.setdefault(checksum, f"{key}/probs"),
+                **{name: copy.deepcopy(job.result()) for name, job in scored[checksum].items()},
+            }
     for s in ood_sets(shift):
         assert test_scores is not None  # computed above whenever shift.ood is set
         z = logits(model, inputs(s.images))
@@ -217,17 +229,21 @@ def _scored(
     log_p: np.ndarray,
     labels: np.ndarray,
     maps: dict[str, Any],
-) -> dict[str, Any]:
-    """``raw`` and one section per map: the scalar metrics and the selective scores."""
+    pool: Executor,
+) -> dict[str, Future[dict[str, Any]]]:
+    """``raw`` and one section per map: the scalar metrics and the selective scores, each
+    computed in ``pool``. The maps are applied here, on the calling thread, which alone sets
+    the BLAS threads (a product's bits depend on their number); the metrics use no BLAS."""
     pred = z.argmax(axis=1)
-    out = {"raw": labelled_metrics(np.exp(log_p), log_p, labels, pred, cfg.eval.bins)}
-    with threadpool_limits(limits=1, user_api="blas"):
+    bins = cfg.eval.bins
+    out = {"raw": pool.submit(labelled_metrics, np.exp(log_p), log_p, labels, pred, bins)}
+    with one_blas_thread():
         for name, fitted in maps.items():
             if not isinstance(fitted, Fitted):
                 continue
             q, log_q = fitted.apply(log_p)
             p = predictions_after(q, log_p, pred) if RECALIBRATIONS[name].changes_accuracy else pred
-            out[name] = labelled_metrics(q, log_q, labels, p, cfg.eval.bins)
+            out[name] = pool.submit(labelled_metrics, q, log_q, labels, p, bins)
     return out
 
 
