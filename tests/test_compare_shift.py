@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import shutil
 from html.parser import HTMLParser
@@ -23,7 +24,7 @@ from conftest import TINY, require_tool
 from test_compare import make_run
 from test_html_report import _browse
 
-from mnistexp.analysis import ensembles, shiftreport, shiftruns
+from mnistexp.analysis import ensembles, shiftcompare, shiftreport, shiftruns
 from mnistexp.cli import main
 from mnistexp.data import datasets as data
 from mnistexp.eval import metrics, selective
@@ -284,6 +285,57 @@ def test_runs_evaluated_under_other_settings_are_not_pooled(root: Path):
     assert str(folder(root, "base", 2)) in line and "shift settings differ" in line
     assert shift_json(result)["experiments"][0]["seeds"] == [0, 1]
     assert "base (ensemble of 2)" in invoke(str(root), "--shift").stdout
+
+
+@pytest.fixture
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MNISTEXP_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_a_second_compare_reads_no_array_and_prints_the_same(
+    root: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
+):
+    first = invoke(str(root), "--format", "json", "--shift")
+    assert first.exit_code == 0, first.output
+    entries = list((own_cache / "compare").iterdir())
+    assert len(entries) == 2  # one per experiment
+
+    def unread(*args: object) -> None:
+        raise AssertionError("the arrays were read again")
+
+    monkeypatch.setattr(shiftruns, "read_arrays", unread)
+    monkeypatch.setattr(shiftcompare, "read_arrays", unread)
+    again = invoke(str(root), "--format", "json", "--shift")
+    assert again.exit_code == 0, again.output
+    assert again.stdout == first.stdout and again.stderr == first.stderr
+
+
+def test_a_rewritten_file_is_noticed_even_with_its_size_and_time_kept(root: Path, own_cache: Path):
+    assert invoke(str(root), "--shift").exit_code == 0  # remembered
+    npz = folder(root, "base", 1) / runs.SHIFT_NPZ
+    before = npz.stat()
+    blob = bytearray(npz.read_bytes())
+    blob[-30] ^= 0xFF  # a byte of the zip directory's tail: same size, another SHA-256
+    npz.write_bytes(bytes(blob))
+    os.utime(npz, ns=(before.st_atime_ns, before.st_mtime_ns))
+    result = invoke(str(root), "--format", "json", "--shift")
+    (line,) = warnings(result, root)
+    assert str(npz) in line and "SHA-256 differs" in line
+
+
+def test_a_damaged_or_unwritable_cache_costs_only_the_time(
+    root: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch
+):
+    first = invoke(str(root), "--format", "json", "--shift")
+    for entry in (own_cache / "compare").iterdir():
+        entry.write_text('{"notes": [')
+    assert invoke(str(root), "--format", "json", "--shift").stdout == first.stdout
+    blocked = root.parent / "blocked"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("MNISTEXP_CACHE_DIR", str(blocked))
+    result = invoke(str(root), "--format", "json", "--shift")
+    assert result.exit_code == 0 and result.stdout == first.stdout
 
 
 def test_shift_metric_is_checked_before_anything_is_read(root: Path):

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mnistexp.analysis import ensembles
+from mnistexp.analysis import ensembles, shiftcache
 from mnistexp.analysis.columns import METRICS, RECALIBRATION_TITLES, Metric
 from mnistexp.analysis.compare import Experiment
 from mnistexp.analysis.rundirs import RunRecord
@@ -143,6 +143,15 @@ class PooledExperiment:
     runs: list[str]
     settings: dict[str, Any]
     bins: int
+
+
+PART_TYPES: dict[str, type] = {
+    "experiments": PooledExperiment,
+    "sets": SetRow,
+    "ood": OodRow,
+    "curves": RiskCurve,
+}
+"""The report's list fields an experiment adds to, and what they hold."""
 
 
 @dataclass
@@ -329,29 +338,50 @@ def _consistent(
 
 
 def _add_experiment(report: ShiftReport, exp: Experiment) -> None:
-    sums = _Sums()
-    members = _members(_pooled(exp, report.notes), sums, report.notes)
-    if not members:
+    """``exp``'s rows, curves and warnings added to ``report``: computed from its pooled
+    runs' arrays, or read back from :mod:`~mnistexp.analysis.shiftcache` when none of the
+    files they come from has changed since."""
+    pooled = _pooled(exp, report.notes)
+    if not pooled:
         return
-    set_keys, ood_names = _consistent(exp, members, report.notes)
+    smooth = "smooth_ece" in report.metrics  # on the shifted sets: only when shown
+    key = shiftcache.fingerprint(pooled, exp.name, exp.chash, smooth)
+    part = shiftcache.remembered(key, lambda: _computed(exp, pooled, smooth), PART_TYPES)
+    report.notes += part["notes"]
+    report.experiments += part["experiments"]
+    report.sets += part["sets"]
+    report.ood += part["ood"]
+    report.curves += part["curves"]
+
+
+def _computed(exp: Experiment, pooled: list[RunRecord], smooth: bool) -> shiftcache.Part:
+    """``exp``'s contribution to the report from the arrays of its ``pooled`` runs."""
+    notes: list[str] = []
+    part: shiftcache.Part = {"notes": notes, **{field: [] for field in PART_TYPES}}
+    sums = _Sums()
+    members = _members(pooled, sums, notes)
+    if not members:
+        return part
+    set_keys, ood_names = _consistent(exp, members, notes)
     first = members[0].record
     assert first.shift is not None
     bins = _bins(first)
     seeds, paths = [m.record.seed for m in members], [str(m.record.path) for m in members]
-    pooled = PooledExperiment(exp.name, exp.chash, seeds, paths, first.shift.settings, bins)
-    report.experiments.append(pooled)
-    report.sets += _seed_rows(exp.name, members, set_keys)
-    report.ood += _seed_ood_rows(exp.name, members, ood_names)
+    part["experiments"] = [
+        PooledExperiment(exp.name, exp.chash, seeds, paths, first.shift.settings, bins)
+    ]
+    part["sets"] = _seed_rows(exp.name, members, set_keys)
+    part["ood"] = _seed_ood_rows(exp.name, members, ood_names)
     risk = None
     needed = {TEST, *set_keys, *(f"ood/{name}" for name in ood_names)}
-    if _can_average(exp, members, set_keys, sums.broken & needed, report.notes):
-        smooth = "smooth_ece" in report.metrics  # on the shifted sets: only when shown
-        report.sets += _ensemble_rows(exp.name, members, set_keys, sums, bins, smooth)
-        report.ood += _ensemble_ood_rows(exp.name, len(members), ood_names, sums)
+    if _can_average(exp, members, set_keys, sums.broken & needed, notes):
+        part["sets"] += _ensemble_rows(exp.name, members, set_keys, sums, bins, smooth)
+        part["ood"] += _ensemble_ood_rows(exp.name, len(members), ood_names, sums)
         test, labels = sums.mean(TEST), members[0].labels[TEST]
         pred = test.argmax(axis=1)
         risk = ensembles.risk_on_grid(ensembles.of_class(test, pred), pred == labels)
-    report.curves.append(RiskCurve(exp.name, [m.risk for m in members], risk))
+    part["curves"] = [RiskCurve(exp.name, [m.risk for m in members], risk)]
+    return part
 
 
 def _bins(record: RunRecord) -> int:
