@@ -150,6 +150,7 @@ def launch(tiny: Path, tmp_path: Path) -> Callable[..., subprocess.Popen]:
     spec_file = tmp_path / "tiny.pickle"
     spec_file.write_bytes(pickle.dumps(data.DATASETS["tiny"]))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    env["PYTHONFAULTHANDLER"] = "1"  # a test that finds it hanging can ask for its stacks
 
     def start(*args: str, prelude: str = "", **kwargs) -> subprocess.Popen:
         """``prelude``: Python run before the CLI starts (a test's hook into the process)."""

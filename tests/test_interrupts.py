@@ -92,7 +92,7 @@ def test_a_signal_marks_the_run_interrupted_with_its_epochs(
     proc = launch("train", *tiny_sets(tiny), *LONG, "--runs-dir", str(root))
     wait_for(lambda: epochs_written(root) >= 3)
     proc.send_signal(sig)
-    out = proc.communicate(timeout=30)[0]
+    out = output_or_stacks(proc, timeout=30)
     assert proc.returncode == code, out
     folder = only_run(root)
     status = json.loads((folder / "status.json").read_text())
@@ -101,6 +101,18 @@ def test_a_signal_marks_the_run_interrupted_with_its_epochs(
     assert_every_file_whole(folder)
     assert "Traceback" not in out
     assert f"interrupted after {status['epochs_done']} finished epoch(s)" in out
+
+
+def output_or_stacks(proc: subprocess.Popen, timeout: float) -> str:
+    """The process's output once it ends; if it has not ended within ``timeout`` seconds, a
+    failure showing where it hangs: SIGABRT makes Python's faulthandler (enabled by the
+    ``launch`` fixture) print every thread's stack before the process dies."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        stacks = proc.communicate(timeout=30)[0]
+        pytest.fail(f"still running after {timeout} s; its threads were at:\n{stacks}")
 
 
 def press_ctrl_c(proc: subprocess.Popen, times: int, gap: float) -> None:
@@ -123,7 +135,7 @@ def test_a_second_ctrl_c_to_train_still_ends_interrupted_with_130(
                   start_new_session=True)  # fmt: skip
     wait_for(lambda: epochs_written(root) >= 3)
     press_ctrl_c(proc, times=200, gap=0.002)  # the first, then more through its cleanup
-    out = proc.communicate(timeout=30)[0]
+    out = output_or_stacks(proc, timeout=30)
     assert proc.returncode == 130, out
     folder = only_run(root)
     status = json.loads((folder / "status.json").read_text())
@@ -144,7 +156,7 @@ def test_a_double_ctrl_c_to_a_parallel_sweep_counts_its_interrupted_runs(
     )  # fmt: skip
     wait_for(lambda: list(run_states(root).values()) == ["running", "running"])
     press_ctrl_c(proc, times=2, gap=0.05)
-    out = proc.communicate(timeout=60)[0]
+    out = output_or_stacks(proc, timeout=60)
     assert proc.returncode == 130, out
     assert sorted(run_states(root).values()) == ["interrupted", "interrupted"], out
     assert "5 runs: 0 done, 0 skipped, 0 failed, 0 diverged, 2 interrupted, 3 not run" in out
