@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -21,9 +21,6 @@ from mnistexp.cli.common import (
 from mnistexp.core.errors import interrupt_exit_code
 from mnistexp.core.states import State
 from mnistexp.eval.fits import fit_problems
-
-if TYPE_CHECKING:
-    from mnistexp.api import RunResult
 
 SUMMARY_KEYS = ("accuracy", "nll", "brier", "ece")
 
@@ -137,7 +134,7 @@ def _interrupted_line(folder: Path) -> str:
     )
 
 
-def _json_summary(result: RunResult) -> dict[str, Any]:
+def _json_summary(result: api.RunResult) -> dict[str, Any]:
     """The object of ``--json``: the result's fields, the metrics' numbers only."""
     metrics = None
     if result.metrics:
@@ -158,7 +155,7 @@ def _json_summary(result: RunResult) -> dict[str, Any]:
     }
 
 
-def _print_summary(result: RunResult) -> None:
+def _print_summary(result: api.RunResult) -> None:
     where = str(result.run_dir)
     if result.skipped:
         hint = api.skip_hint(result.state, result.elsewhere)
