@@ -1,8 +1,11 @@
 """The Python API: train runs, load run folders and compare experiments from a notebook.
 
-Three functions over the same machinery as the command line, with the same validation and
-the same one-line messages (every bad input is a :class:`~mnistexp.core.errors.UsageError`
-subclass, whose text is what ``mnistexp`` prints after ``Error:``):
+Three functions the command line is built on: ``mnistexp train`` and ``mnistexp compare`` run
+their steps (:func:`run_config` and :func:`train_run`; :func:`gather_runs` and
+:func:`build_comparison`, not in ``__all__``) between their own checks and output, so the
+validation and the one-line messages are the same (every bad input is a
+:class:`~mnistexp.core.errors.UsageError` subclass, whose text is what ``mnistexp`` prints
+after ``Error:``):
 
 - :func:`train` is ``mnistexp train``: one run, one folder, a :class:`RunResult`;
 - :func:`load_runs` reads run folders into :class:`Runs`, one record per run;
