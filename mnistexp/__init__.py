@@ -3,7 +3,8 @@
 The package is layered (README "Architecture"; the layers contract in pyproject.toml is checked
 by ``lint-imports``), each layer importing only those below it:
 
-    cli | api                the Click commands | the Python API for notebooks and scripts
+    cli                      the Click commands, a thin layer over the API
+    api                      the Python API for notebooks and scripts
     analysis | orchestration reading and comparing runs | running experiments and sweeps
     store                    the run-folder contract
     pipeline                 one experiment in memory: splits, training loop, evaluation

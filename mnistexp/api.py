@@ -1,8 +1,11 @@
 """The Python API: train runs, load run folders and compare experiments from a notebook.
 
-Three functions over the same machinery as the command line, with the same validation and
-the same one-line messages (every bad input is a :class:`~mnistexp.core.errors.UsageError`
-subclass, whose text is what ``mnistexp`` prints after ``Error:``):
+Three functions the command line is built on: ``mnistexp train`` and ``mnistexp compare`` run
+their steps (:func:`run_config` and :func:`train_run`; :func:`gather_runs` and
+:func:`build_comparison`, not in ``__all__``) between their own checks and output, so the
+validation and the one-line messages are the same (every bad input is a
+:class:`~mnistexp.core.errors.UsageError` subclass, whose text is what ``mnistexp`` prints
+after ``Error:``):
 
 - :func:`train` is ``mnistexp train``: one run, one folder, a :class:`RunResult`;
 - :func:`load_runs` reads run folders into :class:`Runs`, one record per run;
@@ -25,7 +28,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
@@ -35,6 +39,7 @@ from mnistexp.core.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from mnistexp.analysis.columns import Metric
     from mnistexp.analysis.compare import Experiment, Report
     from mnistexp.analysis.rundirs import RunRecord
     from mnistexp.config.loading import ExperimentConfig
@@ -75,6 +80,8 @@ class RunResult:
             ``test_temperature_scaled``, ...), or None when the run has none.
         message: why a run failed, diverged or was skipped, or how it was resumed.
         seconds: training time of this call (0 when skipped).
+        elsewhere: the folder is that of the same experiment (config hash and seed) under
+            another name, reused or retrained there rather than a second folder.
     """
 
     run_dir: Path
@@ -83,12 +90,21 @@ class RunResult:
     metrics: dict[str, Any] | None
     message: str | None
     seconds: float = 0.0
+    elsewhere: bool = False
 
     @property
     def ok(self) -> bool:
         """True when the run is completed (trained now or before) or running elsewhere: the
         cases in which ``mnistexp train`` exits 0."""
         return self.state in ("completed", "running")
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code of ``mnistexp train`` for this result: 0 when :attr:`ok`, 130 when
+        interrupted, 1 when failed or diverged."""
+        from mnistexp.orchestration.experiment import Outcome
+
+        return int(Outcome(self.run_dir, self.state).exit_code)
 
 
 def train(
@@ -99,6 +115,10 @@ def train(
     data_dir: PathLike | None = None,
     seed: int | None = None,
     force: bool = False,
+    name: str | None = None,
+    retry_failed: bool = False,
+    resume: bool = False,
+    progress: bool = False,
 ) -> RunResult:
     """Train one MLP and write its run folder, as ``mnistexp train`` does.
 
@@ -117,6 +137,11 @@ def train(
             ``MNISTEXP_DATA_DIR``, the cache).
         seed: shorthand for the override ``seed=N``.
         force: retrain even a completed run.
+        name: shorthand for the override ``name=NAME`` (the run folder's name).
+        retry_failed: retrain a run that failed or diverged.
+        resume: continue an interrupted run from its last checkpoint
+            (``train.checkpoint_every``) instead of starting over.
+        progress: show a progress bar on stderr.
 
     Returns:
         The run folder, its state and its metrics.
@@ -135,28 +160,27 @@ def train(
         result.metrics["test"]["accuracy"]    # a fraction, e.g. 0.96
         ```
     """
-    from mnistexp.orchestration.experiment import run_experiment
-
-    _check_paths(runs_dir, data_dir)
-    cfg = _load(config, [*overrides, *([f"seed={seed}"] if seed is not None else [])])
-    outcome = run_experiment(
+    cfg = run_config(config, overrides, seed=seed, name=name, runs_dir=runs_dir, data_dir=data_dir)
+    return train_run(
         cfg,
         runs_dir=runs_dir,
         data_dir=data_dir,
         force=force,
+        retry_failed=retry_failed,
+        resume=resume,
+        progress=progress,
         argv=["mnistexp.api.train", *_describe(config), *overrides],
     )
-    message = outcome.message
-    if message is None and outcome.skipped:
-        message = _skip_hint(outcome.state)
-    return RunResult(
-        outcome.run_dir, outcome.state, outcome.skipped, outcome.metrics, message, outcome.seconds
-    )
 
 
-def _check_paths(runs_dir: PathLike | None, data_dir: PathLike | None) -> None:
-    """What ``mnistexp train`` checks before any work, with its messages: the runs folder and
-    the data folder are names the filesystem can hold, ``MNISTEXP_LEASE_SECONDS`` a number."""
+# The steps of train and compare, for callers that show the work themselves (the command line
+# calls them between its own checks and output); not part of the documented API (__all__).
+
+
+def check_paths(runs_dir: PathLike | None, data_dir: PathLike | None) -> None:
+    """What ``train``, ``compare`` and ``sweep`` check before any work, with their messages:
+    the runs folder (``runs_dir`` or ``MNISTEXP_RUNS_DIR``) and the data folder are names the
+    filesystem can hold, ``MNISTEXP_LEASE_SECONDS`` is a number."""
     from mnistexp.core.paths import check_names
     from mnistexp.store.liveness import lease_seconds
     from mnistexp.store.runs import runs_root
@@ -165,6 +189,64 @@ def _check_paths(runs_dir: PathLike | None, data_dir: PathLike | None) -> None:
     lease_seconds()
     if data_dir is not None:
         check_names(data_dir, "--data-dir")
+
+
+def run_config(
+    config: PathLike | Mapping[str, Any] | None,
+    overrides: Sequence[str] = (),
+    *,
+    seed: int | None = None,
+    name: str | None = None,
+    runs_dir: PathLike | None = None,
+    data_dir: PathLike | None = None,
+) -> ExperimentConfig:
+    """The validated config of one run, after :func:`check_paths`: ``config`` (a file, a dict
+    or None), then ``overrides``, then ``seed`` and ``name`` (``--seed``, ``--name``)."""
+    check_paths(runs_dir, data_dir)
+    extra = [f"seed={seed}"] if seed is not None else []
+    extra += [f"name={name}"] if name is not None else []
+    return _load(config, [*overrides, *extra])
+
+
+def train_run(
+    cfg: ExperimentConfig,
+    *,
+    runs_dir: PathLike | None = None,
+    data_dir: PathLike | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+    resume: bool = False,
+    progress: bool = False,
+    argv: Sequence[str] = (),
+) -> RunResult:
+    """Train ``cfg`` into its run folder unless a finished run is there (the work of
+    :func:`train`); ``argv`` is the command env.json records."""
+    from mnistexp.orchestration.experiment import run_experiment
+    from mnistexp.store.runs import run_name
+
+    outcome = run_experiment(
+        cfg,
+        runs_dir=runs_dir,
+        data_dir=data_dir,
+        force=force,
+        retry_failed=retry_failed,
+        resume=resume,
+        progress=progress,
+        argv=list(argv),
+    )
+    elsewhere = outcome.run_dir.name != run_name(cfg)
+    message = outcome.message
+    if message is None and outcome.skipped:
+        message = skip_hint(outcome.state, elsewhere)
+    return RunResult(
+        outcome.run_dir,
+        outcome.state,
+        outcome.skipped,
+        outcome.metrics,
+        message,
+        outcome.seconds,
+        elsewhere,
+    )
 
 
 def _load(config: PathLike | Mapping[str, Any] | None, overrides: Sequence[str]):
@@ -193,12 +275,23 @@ def _describe(config: PathLike | Mapping[str, Any] | None) -> list[str]:
     return ["--config", str(config)] if isinstance(config, str | Path) else ["<dict>"]
 
 
-def _skip_hint(state: str) -> str:
-    """Why a run was left alone and how to retrain it: the text of ``mnistexp train --json``
-    (``tests/test_api.py`` holds the two to each other)."""
-    hints = {
-        "completed": "already completed; not retrained (--force retrains)",
-        "running": "is being trained by another process; left alone",
+ELSEWHERE = "the same experiment (config hash and seed) under another name"
+ELSEWHERE_RETRAINED = f"retrained in the folder of {ELSEWHERE}"
+
+
+def skip_hint(state: str, elsewhere: bool = False) -> str:
+    """Why a run was left alone and how to retrain it, the text of ``mnistexp train``;
+    ``elsewhere``: the folder is that of the same experiment under another name
+    (:func:`mnistexp.store.runs.find_run`)."""
+    from mnistexp.core.states import State
+
+    if elsewhere and state == State.COMPLETED:
+        return f"reused {ELSEWHERE}, already completed; not retrained (--force retrains it here)"
+    if elsewhere and state == State.RUNNING:
+        return f"{ELSEWHERE} is being trained by another process; left alone"
+    hints: dict[str, str] = {
+        State.COMPLETED: "already completed; not retrained (--force retrains)",
+        State.RUNNING: "is being trained by another process; left alone",
     }
     return hints.get(state, f"{state} earlier; not retrained (--retry-failed retrains)")
 
@@ -550,24 +643,91 @@ def compare(
         ```
     """
     from mnistexp.analysis.columns import parse_metrics
-    from mnistexp.analysis.compare import build_report
 
-    _check_paths(runs_dir, data_dir)
+    check_paths(runs_dir, data_dir)
     if metrics is not None and not isinstance(metrics, str):
         metrics = ",".join(metrics)
     chosen = parse_metrics(metrics)
+    runs = gather_runs(
+        inputs,
+        seeds=seeds,
+        overrides=overrides,
+        jobs=jobs,
+        runs_dir=runs_dir,
+        data_dir=data_dir,
+        progress=progress,
+    )
+    result = build_comparison(
+        runs,
+        chosen,
+        baseline=baseline,
+        filters=filters,
+        sort=sort,
+        alpha=alpha,
+        correction=correction,
+        interval=interval,
+    )
+    if result.report.nothing_to_compare:
+        raise UsageError(result.report.nothing_to_compare)
+    return result
+
+
+SET_WITHOUT_CONFIGS = "--set applies to config files given as inputs; none was given"
+
+
+def gather_runs(
+    inputs: Inputs | Runs | None = None,
+    *,
+    seeds: str | int | Sequence[int] | None = None,
+    overrides: Sequence[str] = (),
+    jobs: int = 1,
+    runs_dir: PathLike | None = None,
+    data_dir: PathLike | None = None,
+    progress: bool = False,
+    shift: bool = False,
+    announce: Callable[[str], None] | None = None,
+    guard: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> Runs:
+    """The runs :func:`compare` compares (its arguments of the same names): config files are
+    trained first where runs are missing, then every folder is read, ``shift.json`` too with
+    ``shift``. ``announce`` is handed the line saying how many runs the config files make and
+    where, before training; training runs inside ``guard()`` (the CLI's stop signals)."""
     if isinstance(inputs, Runs):
         if overrides:
-            raise UsageError("--set applies to config files given as inputs; none was given")
-        runs = inputs
-    else:
-        from mnistexp.analysis.rundirs import load_runs as read_folders
+            raise UsageError(SET_WITHOUT_CONFIGS)
+        return inputs
+    from mnistexp.analysis.rundirs import load_runs as read_folders
 
-        folders = _folders(_as_list(inputs), runs_dir, seeds, jobs, overrides, data_dir, progress)
-        runs = Runs(*read_folders(folders))
+    folders = _folders(
+        _as_list(inputs), runs_dir, seeds, jobs, overrides, data_dir, progress, announce, guard
+    )
+    return Runs(*read_folders(folders, shift=shift))
+
+
+def build_comparison(
+    runs: Runs,
+    metrics: Sequence[Metric],
+    *,
+    baseline: str | None = None,
+    filters: Sequence[str] = (),
+    sort: str | None = None,
+    alpha: float = 0.05,
+    correction: str = "holm",
+    interval: bool = False,
+    latex_width: str = "column",
+    latex_label: str | None = None,
+    label_keys: Sequence[str] | None = None,
+) -> Comparison:
+    """The comparison of ``runs`` on ``metrics`` (parsed by
+    :func:`~mnistexp.analysis.columns.parse_metrics`), the other options those of
+    :func:`compare` and of ``--latex-width``, ``--latex-label``, ``--label``; unlike
+    :func:`compare` it returns a report with nothing to compare (the CLI prints the table
+    before that error)."""
+    from mnistexp.analysis.compare import build_report
+
     report = build_report(
         list(runs),
-        chosen,
+        list(metrics),
         sort=sort,
         filters=filters,
         baseline=baseline,
@@ -575,9 +735,10 @@ def compare(
         notes=runs.warnings,
         correction=correction,
         interval=interval,
+        latex_width=latex_width,
+        latex_label=latex_label,
+        label_keys=label_keys,
     )
-    if report.nothing_to_compare:
-        raise UsageError(report.nothing_to_compare)
     return Comparison(report)
 
 
@@ -589,6 +750,8 @@ def _folders(
     overrides: Sequence[str],
     data_dir: PathLike | None,
     progress: bool,
+    announce: Callable[[str], None] | None,
+    guard: Callable[[], AbstractContextManager[object]],
 ) -> list[Path]:
     """Run folders to compare; config files are trained first where runs are missing (the
     steps and messages of ``mnistexp compare``)."""
@@ -600,16 +763,22 @@ def _folders(
     configs = [i for i in inputs if Path(i).suffix in CONFIG_SUFFIXES]
     others = [i for i in inputs if i not in configs]
     if overrides and not configs:
-        raise UsageError("--set applies to config files given as inputs; none was given")
+        raise UsageError(SET_WITHOUT_CONFIGS)
     seed_list = parse_seeds((seeds,) if isinstance(seeds, int) else seeds or "0-2")
     if jobs < 1:
         raise UsageError(f"jobs = {jobs} is invalid: must be >= 1")
     folders = collect_folders(others, runs_root(runs_dir)) if others or not configs else []
     if configs:
         planned: list[ExperimentConfig] = plan_runs(configs, seed_list, overrides)
-        folders += train_missing(
-            planned, jobs=jobs, runs_dir=runs_dir, data_dir=data_dir, progress=progress
-        )
+        if announce is not None:
+            announce(
+                f"{len(planned)} runs ({len(configs)} configs x {len(seed_list)} seeds) in "
+                f"{runs_root(runs_dir)}; finished runs are reused"
+            )
+        with guard():
+            folders += train_missing(
+                planned, jobs=jobs, runs_dir=runs_dir, data_dir=data_dir, progress=progress
+            )
     return list(dict.fromkeys(folders))
 
 

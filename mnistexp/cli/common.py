@@ -93,17 +93,3 @@ def stop_signals_as_interrupt() -> Iterator[None]:
         for number, handler in previous.items():
             if signal.getsignal(number) is first:  # not stopped: as before; else ignored
                 signal.signal(number, handler)
-
-
-def check_paths(runs_dir: str | None, data_dir: str | None) -> None:
-    """The runs folder (``--runs-dir`` or ``MNISTEXP_RUNS_DIR``) and ``--data-dir`` are names
-    the filesystem can hold, and ``MNISTEXP_LEASE_SECONDS`` is a number: checked before any
-    work starts (one line, exit code 2)."""
-    from mnistexp.core.paths import check_names
-    from mnistexp.store.liveness import lease_seconds
-    from mnistexp.store.runs import runs_root
-
-    runs_root(runs_dir)
-    lease_seconds()
-    if data_dir is not None:
-        check_names(data_dir, "--data-dir")

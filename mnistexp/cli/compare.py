@@ -6,15 +6,17 @@ numpy, scipy and matplotlib are imported inside the command body, so ``--help`` 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from mnistexp import api
 from mnistexp.cli.common import (
     AsciiIntRange,
     CliError,
-    check_paths,
     data_dir_option,
     one_line_errors,
     runs_dir_option,
@@ -27,12 +29,11 @@ if TYPE_CHECKING:
     from mnistexp.analysis.compare import Report
     from mnistexp.analysis.shiftcompare import ShiftReport
 
-FORMATS = ("table", "markdown", "latex", "csv", "json")  # report.RENDERERS; tests check
+FORMATS = api.FORMATS  # report.RENDERERS; tests check they agree
 PLOT_FORMATS = ("png", "pdf", "svg")  # plots.PLOT_FORMATS; tests check they agree
 FIGURE_SIZES = ("column", "text")  # plots.FIGURE_SIZES; tests check they agree
 CORRECTIONS = ("holm", "bh", "none")  # stats.CORRECTIONS; tests check they agree
 LATEX_WIDTHS = ("column", "text")  # latex.LATEX_WIDTHS; tests check they agree
-CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
 @click.command()
@@ -233,13 +234,11 @@ def compare(
       mnistexp compare --shift --shift-metric ece --plot figs
     """
     from mnistexp.analysis.columns import parse_metrics
-    from mnistexp.analysis.compare import build_report, parse_label_keys
-    from mnistexp.analysis.report import render
-    from mnistexp.analysis.rundirs import load_runs
+    from mnistexp.analysis.compare import parse_label_keys
     from mnistexp.core.paths import check_output_file, check_output_folder
     from mnistexp.core.yamlio import one_line
 
-    check_paths(runs_dir, data_dir)
+    api.check_paths(runs_dir, data_dir)
     seed_list = _seeds(seeds)
     if plot_dir is not None:
         check_output_folder(plot_dir, "--plot folder")
@@ -256,24 +255,34 @@ def compare(
     labels = parse_label_keys(label_keys)
     curves = _curves(curve_names, plot_dir)
     shift_metrics = _shift_metrics(shift, shift_metric)
-    folders = _folders(inputs, runs_dir, seed_list, jobs, overrides, data_dir)
-    records, notes = load_runs(folders, shift=shift)
-    for note in notes:
+    runs = api.gather_runs(
+        inputs,
+        seeds=seed_list,
+        overrides=overrides,
+        jobs=jobs,
+        runs_dir=runs_dir,
+        data_dir=data_dir,
+        progress=True,  # a bar on a terminal, else one line per run
+        shift=shift,
+        announce=lambda line: click.echo(line, err=True),
+        guard=_stops_training,
+    )
+    for note in runs.warnings:
         click.echo(f"warning: {one_line(note)}", err=True)
-    report = build_report(
-        records,
+    comparison = api.build_comparison(
+        runs,
         metrics,
         sort=sort,
         filters=filters,
         baseline=baseline,
         alpha=alpha,
-        notes=notes,
         correction=correction,
         interval=interval,
         latex_width=latex_width,
         latex_label=latex_label,
         label_keys=labels,
     )
+    report = comparison.report
     if fmt == "latex" or report_file is not None:
         import shlex
 
@@ -289,10 +298,10 @@ def compare(
 
         shifted = build_shift(report.experiments, shift_metrics)
         report.warnings += shifted.notes
-    for note in report.warnings[len(notes) :]:  # found while grouping or pooling shift runs
+    for note in report.warnings[len(runs.warnings) :]:  # found grouping or pooling shift runs
         click.echo(f"warning: {one_line(note)}", err=True)
     if shifted is None:
-        click.echo(render(report, fmt), nl=False)
+        click.echo(comparison.render(fmt), nl=False)
     else:
         from mnistexp.analysis.shiftreport import render_with_shift
 
@@ -305,6 +314,18 @@ def compare(
         click.echo(f"wrote {write_html(report, report_file, curves, shifted)}", err=True)
     if report.nothing_to_compare:
         raise CliError(report.nothing_to_compare)
+
+
+@contextmanager
+def _stops_training() -> Iterator[None]:
+    """Training the runs of config-file inputs: Ctrl-C or SIGTERM marks the unfinished runs
+    'interrupted' and exits 130 (143) with one line, not a traceback."""
+    try:
+        with stop_signals_as_interrupt():
+            yield
+    except KeyboardInterrupt as exc:
+        click.echo("interrupted: unfinished runs are marked 'interrupted'", err=True)
+        sys.exit(interrupt_exit_code(exc))
 
 
 def _plot(
@@ -377,43 +398,3 @@ def _seeds(text: str) -> tuple[int, ...]:
     if note:
         click.echo(note, err=True)
     return seeds
-
-
-def _folders(
-    inputs: tuple[str, ...],
-    runs_dir: str | None,
-    seeds: tuple[int, ...],
-    jobs: int,
-    overrides: tuple[str, ...],
-    data_dir: str | None,
-) -> list[Path]:
-    """Run folders to compare; config-file inputs are trained first where runs are missing."""
-    from mnistexp.analysis.rundirs import collect_folders
-    from mnistexp.orchestration.planning import plan_runs, train_missing
-    from mnistexp.store.runs import runs_root
-
-    configs = [i for i in inputs if Path(i).suffix in CONFIG_SUFFIXES]
-    others = [i for i in inputs if i not in configs]
-    if overrides and not configs:
-        raise CliError("--set applies to config files given as inputs; none was given")
-    folders = collect_folders(others, runs_root(runs_dir)) if others or not configs else []
-    if configs:
-        planned = plan_runs(configs, seeds, overrides)
-        click.echo(
-            f"{len(planned)} runs ({len(configs)} configs x {len(seeds)} seeds) in "
-            f"{runs_root(runs_dir)}; finished runs are reused",
-            err=True,
-        )
-        try:
-            with stop_signals_as_interrupt():
-                folders += train_missing(
-                    planned,
-                    jobs=jobs,
-                    runs_dir=runs_dir,
-                    data_dir=data_dir,
-                    progress=True,  # a bar on a terminal, else one line per run
-                )
-        except KeyboardInterrupt as exc:
-            click.echo("interrupted: unfinished runs are marked 'interrupted'", err=True)
-            sys.exit(interrupt_exit_code(exc))
-    return list(dict.fromkeys(folders))

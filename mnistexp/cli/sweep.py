@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mnistexp.api import check_paths
 from mnistexp.cli.common import (
     AsciiIntRange,
     CliError,
-    check_paths,
     data_dir_option,
     one_line_errors,
     runs_dir_option,

@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
+from mnistexp import api
 from mnistexp.cli.common import (
     AsciiIntRange,
-    check_paths,
     data_dir_option,
     one_line_errors,
     runs_dir_option,
@@ -83,25 +83,21 @@ def train(
       mnistexp train -c configs/baseline.yaml --set model.hidden=[256,128] --print-config
       mnistexp train -c configs/baseline.yaml --set train.checkpoint_every=1 --resume
     """
-    from mnistexp.config.loading import load_config, to_yaml
+    from mnistexp.config.loading import to_yaml
+    from mnistexp.store.runs import find_run
 
-    check_paths(runs_dir, data_dir)
-    extra = [f"seed={seed}"] if seed is not None else []
-    extra += [f"name={name}"] if name is not None else []
-    cfg = load_config(config_path, [*overrides, *extra])
-    from mnistexp.store import runs
-
-    folder = runs.find_run(cfg, runs_dir)  # the experiment's folder, whatever its name
+    cfg = api.run_config(
+        config_path, overrides, seed=seed, name=name, runs_dir=runs_dir, data_dir=data_dir
+    )
+    folder = find_run(cfg, runs_dir)  # the experiment's folder, whatever its name
     if print_config:
         click.echo(f"# run folder: {folder}")
         click.echo(to_yaml(cfg, block=True), nl=False)
         return
-    from mnistexp.orchestration.experiment import run_experiment
-
     progress = not (no_progress or as_json) and sys.stdout.isatty() and sys.stderr.isatty()
     try:
         with stop_signals_as_interrupt():
-            outcome = run_experiment(
+            result = api.train_run(
                 cfg,
                 runs_dir=runs_dir,
                 data_dir=data_dir,
@@ -114,12 +110,11 @@ def train(
     except KeyboardInterrupt as exc:
         click.echo(_interrupted_line(folder), err=True)
         sys.exit(interrupt_exit_code(exc))
-    elsewhere = outcome.run_dir.name != runs.run_name(cfg)
     if as_json:
-        click.echo(json.dumps(_json_summary(outcome, elsewhere), sort_keys=True))
+        click.echo(json.dumps(_json_summary(result), sort_keys=True))
     else:
-        _print_summary(outcome, elsewhere)
-    sys.exit(outcome.exit_code)
+        _print_summary(result)
+    sys.exit(result.exit_code)
 
 
 def _interrupted_line(folder: Path) -> str:
@@ -139,63 +134,44 @@ def _interrupted_line(folder: Path) -> str:
     )
 
 
-def _json_summary(outcome, elsewhere: bool = False) -> dict[str, Any]:
+def _json_summary(result: api.RunResult) -> dict[str, Any]:
+    """The object of ``--json``: the result's fields, the metrics' numbers only."""
     metrics = None
-    if outcome.metrics:
+    if result.metrics:
         metrics = {
             section: {k: v for k, v in values.items() if isinstance(v, int | float)}
-            for section, values in outcome.metrics.items()
+            for section, values in result.metrics.items()
             if isinstance(values, dict) and section != "conventions"
         }
-    message = outcome.message
-    if message is None and outcome.skipped:
-        message = _skip_hint(outcome.state, elsewhere)
-    elif elsewhere and not outcome.skipped:
-        message = "; ".join(filter(None, [ELSEWHERE_RETRAINED, message]))
+    message = result.message
+    if result.elsewhere and not result.skipped:
+        message = "; ".join(filter(None, [api.ELSEWHERE_RETRAINED, message]))
     return {
-        "run_dir": str(outcome.run_dir),
-        "state": outcome.state,
-        "skipped": outcome.skipped,
+        "run_dir": str(result.run_dir),
+        "state": result.state,
+        "skipped": result.skipped,
         "message": message,
         "metrics": metrics,
     }
 
 
-ELSEWHERE = "the same experiment (config hash and seed) under another name"
-ELSEWHERE_RETRAINED = f"retrained in the folder of {ELSEWHERE}"
-
-
-def _skip_hint(state: str, elsewhere: bool = False) -> str:
-    """Why a run was left alone and how to retrain it; ``elsewhere``: the folder is that of
-    the same experiment under another name (:func:`mnistexp.store.runs.find_run`)."""
-    if elsewhere and state == State.COMPLETED:
-        return f"reused {ELSEWHERE}, already completed; not retrained (--force retrains it here)"
-    if elsewhere and state == State.RUNNING:
-        return f"{ELSEWHERE} is being trained by another process; left alone"
-    hints: dict[str, str] = {
-        State.COMPLETED: "already completed; not retrained (--force retrains)",
-        State.RUNNING: "is being trained by another process; left alone",
-    }
-    return hints.get(state, f"{state} earlier; not retrained (--retry-failed retrains)")
-
-
-def _print_summary(outcome, elsewhere: bool = False) -> None:
-    where = str(outcome.run_dir)
-    if outcome.skipped:
-        hint = _skip_hint(outcome.state, elsewhere)
-        click.echo(f"{where}: {hint}", err=outcome.state not in (State.COMPLETED, State.RUNNING))
-    elif outcome.state == State.COMPLETED:
-        notes = [ELSEWHERE_RETRAINED if elsewhere else None, outcome.message]
+def _print_summary(result: api.RunResult) -> None:
+    where = str(result.run_dir)
+    if result.skipped:
+        hint = api.skip_hint(result.state, result.elsewhere)
+        click.echo(f"{where}: {hint}", err=result.state not in (State.COMPLETED, State.RUNNING))
+    elif result.state == State.COMPLETED:
+        notes = [api.ELSEWHERE_RETRAINED if result.elsewhere else None, result.message]
         extra = "; ".join(filter(None, notes))
         click.echo(
-            f"{where}: completed in {outcome.seconds:.1f} s" + (f" ({extra})" if extra else "")
+            f"{where}: completed in {result.seconds:.1f} s" + (f" ({extra})" if extra else "")
         )
     else:
-        click.echo(f"{where}: {outcome.state}: {outcome.message}", err=True)
-    if outcome.metrics and outcome.metrics.get("test"):
-        for line in summary_lines(outcome.metrics):
+        click.echo(f"{where}: {result.state}: {result.message}", err=True)
+    if result.metrics and result.metrics.get("test"):
+        for line in summary_lines(result.metrics):
             click.echo(line)
-        for problem in fit_problems(outcome.metrics):
+        for problem in fit_problems(result.metrics):
             click.echo(f"warning: {where}: {problem}", err=True)
 
 
