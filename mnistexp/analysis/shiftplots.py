@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mnistexp.analysis.ensembles import COVERAGE_GRID
-from mnistexp.analysis.plots import PLOT_FORMATS, color, pyplot, render_plan
+from mnistexp.analysis.plots import color, figure_width, pyplot, render_plan
 from mnistexp.analysis.shiftcompare import ENSEMBLE, SET_METRICS, ShiftReport
-from mnistexp.core.errors import UsageError
 from mnistexp.data.shifts import SHIFTS
 
 if TYPE_CHECKING:
@@ -87,25 +86,26 @@ def families(shift: ShiftReport) -> list[str]:
 
 
 def render_shift_figures(
-    shift: ShiftReport, fmt: str = "png"
+    shift: ShiftReport, fmt: str = "png", size: str | None = None
 ) -> tuple[dict[str, bytes], list[str]]:
-    """File name -> encoded figure, and one skip line per figure without data."""
-    if fmt not in PLOT_FORMATS:
-        raise UsageError(f"--plot-format {fmt}: choose one of {', '.join(PLOT_FORMATS)}")
+    """File name -> encoded figure, and one skip line per figure without data. ``size``
+    (``--figure-size``, :data:`~mnistexp.analysis.plots.FIGURE_SIZES`) lays both figures out
+    for that width, as :func:`~mnistexp.analysis.plots.render_figures` does the others."""
+    width = figure_width(fmt, size)
     plan = {
         "shift_curves": (
             "" if families(shift) else "no run has a shifted set with severities (shift.json)",
-            lambda: shift_curves_figure(shift),
+            lambda: shift_curves_figure(shift, width),
         ),
         "risk_coverage": (
             "" if shift.curves else "no run with a usable shift evaluation",
-            lambda: risk_coverage_figure(shift),
+            lambda: risk_coverage_figure(shift, width),
         ),
     }
     return render_plan(plan, fmt)
 
 
-def shift_curves_figure(shift: ShiftReport) -> Figure:
+def shift_curves_figure(shift: ShiftReport, width: float | None = None) -> Figure:
     names = families(shift)
     fig, axes = pyplot().subplots(
         len(CURVE_METRICS),
@@ -165,7 +165,7 @@ def _legend_outside(fig: Figure, ax: Axes) -> None:
         )
 
 
-def risk_coverage_figure(shift: ShiftReport) -> Figure:
+def risk_coverage_figure(shift: ShiftReport, width: float | None = None) -> Figure:
     fig, ax = pyplot().subplots(figsize=(6.4, 4.4))
     x = 100 * COVERAGE_GRID
     for i, curve in enumerate(shift.curves):
