@@ -68,11 +68,16 @@ def overlaps(fig) -> list[tuple[str, str]]:
     ]
 
 
+CURVES = ("val_accuracy", "val_nll", "grad_true")
+"""``--curves`` of the curves figure: make_run's history.csv columns, and one no run has
+(an empty panel, as compare draws it), so three panels and a hidden fourth at two a row."""
+
 FIGURES = {
     "reliability": lambda r, w: plots.reliability_figure(r.experiments, width=w),
     "confidence": lambda r, w: plots.confidence_figure(r.experiments, w),
     "learning_curves": lambda r, w: plots.learning_curves_figure(r.experiments, w),
     "metrics": lambda r, w: plots.metrics_figure(r, w),
+    "curves": lambda r, w: plots.curves_figure(r.experiments, CURVES, w),
 }
 
 

@@ -85,12 +85,19 @@ def render_figures(
 ) -> tuple[dict[str, bytes], list[str]]:
     """File name -> the encoded figure, for every figure with data; and the skip lines.
     ``size`` (:data:`FIGURE_SIZES`) lays every figure out for that width."""
+    width = figure_width(fmt, size)
+    return render_plan(_figure_plan(report, curves, width), fmt)
+
+
+def figure_width(fmt: str, size: str | None) -> float | None:
+    """The width in inches of ``--figure-size`` ``size`` (None: each figure's own), after
+    checking ``fmt`` and ``size``: a one-line UsageError naming the choices. Every renderer
+    of ``--plot`` figures calls it, so they all accept and refuse the same values."""
     if fmt not in PLOT_FORMATS:
         raise UsageError(f"--plot-format {fmt}: choose one of {', '.join(PLOT_FORMATS)}")
     if size is not None and size not in FIGURE_SIZES:
         raise UsageError(f"--figure-size {size}: choose one of {', '.join(FIGURE_SIZES)}")
-    width = FIGURE_SIZES.get(size or "")
-    return render_plan(_figure_plan(report, curves, width), fmt)
+    return FIGURE_SIZES.get(size or "")
 
 
 def render_plan(

@@ -3,24 +3,38 @@
 * ``shift_curves``: one panel per shift family (rotation, translation, noise, contrast), x the
   severity, y the ECE (top row) and the accuracy (bottom row) of the raw probabilities; one
   line per experiment, mean over seeds with a band of ± one seed standard deviation; the seed
-  ensemble dashed in the same colour. The UCI digits have no severity: they are in the tables.
+  ensemble in the experiment's colour and marker, hollow, on a dash-dot line (a line style no
+  experiment's seeds get, see :func:`ensemble_style`). The UCI digits have no severity: they
+  are in the tables.
 * ``risk_coverage``: risk (error rate of the accepted images) against coverage on the
   unshifted test set, from each run's predictions.npz; the seeds' curves are averaged on a
-  common grid of coverages (1%, 2%, ..., 100%), band ± one sd, the ensemble dashed.
+  common grid of coverages (1%, 2%, ..., 100%), band ± one sd, the ensemble drawn as above;
+  a marker every tenth grid point, so 20 lines stay readable.
 
+Both follow the other ``--plot`` figures (issue 28): :func:`~mnistexp.analysis.plots.style`
+per experiment, one legend under the panels, a wrapped title, and a ``--figure-size`` width.
 Data preparation (:func:`family_curves`, :func:`mean_risk`) is kept apart from drawing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mnistexp.analysis.ensembles import COVERAGE_GRID
-from mnistexp.analysis.plots import PLOT_FORMATS, color, pyplot, render_plan
+from mnistexp.analysis.plots import (
+    _legend_below,
+    _suptitle,
+    color,
+    figure_width,
+    pyplot,
+    render_plan,
+    style,
+    wrap,
+)
 from mnistexp.analysis.shiftcompare import ENSEMBLE, SET_METRICS, ShiftReport
-from mnistexp.core.errors import UsageError
 from mnistexp.data.shifts import SHIFTS
 
 if TYPE_CHECKING:
@@ -33,12 +47,15 @@ CURVE_METRICS = ("ece", "accuracy")
 CAPTIONS = {
     "shift_curves": "Accuracy and calibration under shift. Columns: the shift families; x: "
     "severity (contrast: the factor ink is scaled by, harder to the right); top row ECE, bottom "
-    "row accuracy, of the raw probabilities (no recalibration map). Solid line: mean over seeds, "
-    "band: ± one seed standard deviation; dashed: the seed ensemble (probabilities averaged).",
+    "row accuracy, of the raw probabilities (no recalibration map). A line per experiment (its "
+    "own colour, marker and line style): mean over seeds, band: ± one seed standard deviation; "
+    "the same colour and marker, hollow, on a dash-dot line: its seed ensemble (probabilities "
+    "averaged).",
     "risk_coverage": "Risk-coverage on the unshifted test set: the error rate among the images "
-    "accepted when the most confident are accepted first, against the fraction accepted. Solid "
-    "line: mean over seeds on a common grid of coverages, band: ± one seed standard deviation; "
-    "dashed: the seed ensemble.",
+    "accepted when the most confident are accepted first, against the fraction accepted. A line "
+    "per experiment (its own colour, marker and line style; a marker every 10% of coverage): "
+    "mean over seeds on a common grid of coverages, band: ± one seed standard deviation; the "
+    "same colour and marker, hollow, on a dash-dot line: its seed ensemble.",
 }
 """What each figure shows, for the HTML report's captions."""
 
@@ -87,46 +104,89 @@ def families(shift: ShiftReport) -> list[str]:
 
 
 def render_shift_figures(
-    shift: ShiftReport, fmt: str = "png"
+    shift: ShiftReport, fmt: str = "png", size: str | None = None
 ) -> tuple[dict[str, bytes], list[str]]:
-    """File name -> encoded figure, and one skip line per figure without data."""
-    if fmt not in PLOT_FORMATS:
-        raise UsageError(f"--plot-format {fmt}: choose one of {', '.join(PLOT_FORMATS)}")
+    """File name -> encoded figure, and one skip line per figure without data. ``size``
+    (``--figure-size``, :data:`~mnistexp.analysis.plots.FIGURE_SIZES`) lays both figures out
+    for that width, as :func:`~mnistexp.analysis.plots.render_figures` does the others."""
+    width = figure_width(fmt, size)
     plan = {
         "shift_curves": (
             "" if families(shift) else "no run has a shifted set with severities (shift.json)",
-            lambda: shift_curves_figure(shift),
+            lambda: shift_curves_figure(shift, width),
         ),
         "risk_coverage": (
             "" if shift.curves else "no run with a usable shift evaluation",
-            lambda: risk_coverage_figure(shift),
+            lambda: risk_coverage_figure(shift, width),
         ),
     }
     return render_plan(plan, fmt)
 
 
-def shift_curves_figure(shift: ShiftReport) -> Figure:
+def shift_curves_figure(shift: ShiftReport, width: float | None = None) -> Figure:
+    """A panel per family and metric of :data:`CURVE_METRICS` (ECE above accuracy): a line
+    per experiment with a ±1 sd band, its seed ensemble in :func:`ensemble_style`, one legend
+    under the panels. ``width`` (inches, a ``--figure-size`` preset): as many families side by
+    side as panels of :data:`SHIFT_PANEL_MIN` fit, each such block a row per metric."""
+    from matplotlib.ticker import MaxNLocator
+
     names = families(shift)
-    fig, axes = pyplot().subplots(
-        len(CURVE_METRICS),
-        len(names),
-        figsize=(3.6 * len(names), 3.2 * len(CURVE_METRICS)),
-        squeeze=False,
-    )
+    fig, axes, panel = _family_grid(len(names), width)
+    per_row = round(fig.get_size_inches()[0] / panel)
+    title, label = (9, 8) if width is not None else (11, 10)  # font sizes, points
+    drawn: set[str] = set()
     for col, family in enumerate(names):
         for row, metric in enumerate(CURVE_METRICS):
             ax = axes[row][col]
-            _family_panel(ax, shift, family, metric)
+            drawn |= _family_panel(ax, shift, family, metric)
             if row == 0:
-                ax.set_title(AXES.get(family, (family, ""))[0])
+                name = AXES.get(family, (family, ""))[0]
+                ax.set_title(wrap(name, panel, title), fontsize=title)
             if row == len(CURVE_METRICS) - 1:
-                ax.set_xlabel(_axis_label(family))
-            if col == 0:
-                ax.set_ylabel(SET_METRICS[metric].header)
-    _legend_outside(fig, axes[0][0])
-    fig.suptitle("Under shift: mean over seeds, band ± 1 sd; dashed: seed ensemble")
-    fig.tight_layout()
+                ax.set_xlabel(wrap(_axis_label(family), panel, label), fontsize=label)
+            if col % per_row == 0:
+                ax.set_ylabel(SET_METRICS[metric].header, fontsize=label)
+            if width is not None:
+                ax.tick_params(labelsize=7)
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    entries = [(i, e.name) for i, e in enumerate(shift.experiments) if e.name in drawn]
+    _legend_below(fig, *_legend(entries, any(r.variant == ENSEMBLE for r in shift.sets)))
+    _suptitle(
+        fig,
+        "Under shift: mean over seeds, band ± 1 sd; hollow markers on a dash-dot line: "
+        "the seed ensemble",
+    )
     return fig
+
+
+SHIFT_PANEL_MIN = 1.6
+"""The narrowest shift panel (inches) a ``--figure-size`` preset lays out: a line plot with a
+one-word title needs less than a reliability diagram with its three-line title
+(:data:`~mnistexp.analysis.plots.PANEL_MIN`), so the four families fit the text width."""
+
+
+def _family_grid(n: int, width: float | None) -> tuple[Figure, list[list[Axes]], float]:
+    """Axes for ``n`` families x :data:`CURVE_METRICS` as ``axes[metric][family]``, and the
+    panel width (inches). The families side by side (with ``width``: as many as panels of
+    :data:`SHIFT_PANEL_MIN` fit, balanced, 2 + 2 rather than 3 + 1), each block of them a
+    row per metric, so a family's ECE stays above its accuracy."""
+    per_row = n if width is None else max(1, min(n, int(width // SHIFT_PANEL_MIN)))
+    blocks = math.ceil(n / per_row)
+    per_row = math.ceil(n / blocks)
+    size = (3.6, 3.2) if width is None else (width / per_row, max(1.5, 0.8 * width / per_row))
+    k = len(CURVE_METRICS)
+    fig, grid = pyplot().subplots(
+        k * blocks,
+        per_row,
+        figsize=(size[0] * per_row, size[1] * k * blocks),
+        squeeze=False,
+        layout="constrained",
+    )
+    axes = [[grid[k * (f // per_row) + m][f % per_row] for f in range(n)] for m in range(k)]
+    for slot in range(n, blocks * per_row):  # the last block's empty places
+        for m in range(k):
+            grid[k * (blocks - 1) + m][slot % per_row].set_visible(False)
+    return fig, axes, size[0]
 
 
 AXES = {
@@ -142,55 +202,105 @@ def _axis_label(family: str) -> str:
     return AXES.get(family, (family, SHIFTS[family].unit))[1]
 
 
-def _family_panel(ax: Axes, shift: ShiftReport, family: str, metric: str) -> None:
+ENSEMBLE_LINESTYLE = "-."
+"""The seed ensemble's line: a style :func:`~mnistexp.analysis.plots.style` never gives an
+experiment's seeds, so however many experiments, no ensemble reads as another experiment."""
+
+
+def ensemble_style(index: int) -> dict[str, Any]:
+    """The ``index``-th experiment's seed ensemble: its colour and marker, hollow, dash-dot."""
+    return {**style(index), "linestyle": ENSEMBLE_LINESTYLE, "markerfacecolor": "none"}
+
+
+def _family_panel(ax: Axes, shift: ShiftReport, family: str, metric: str) -> set[str]:
+    """Every experiment's curve of ``family`` in ``metric`` (percent); the names drawn."""
+    drawn = set()
     for i, (name, (seeds, ensemble)) in enumerate(family_curves(shift, family, metric).items()):
         if seeds is not None:
             x, mean, sd = seeds
-            ax.plot(x, 100 * mean, marker="o", markersize=3, color=color(i), label=name)
+            ax.plot(x, 100 * mean, markersize=3, **style(i), label=name)
             low, high = np.clip(mean - sd, 0, 1), np.clip(mean + sd, 0, 1)
-            ax.fill_between(x, 100 * low, 100 * high, color=color(i), alpha=0.2, linewidth=0)
+            ax.fill_between(x, 100 * low, 100 * high, color=color(i), alpha=0.15, linewidth=0)
+            drawn.add(name)
         if ensemble is not None:
             x, mean, _ = ensemble
-            ax.plot(x, 100 * mean, linestyle="--", color=color(i), label=f"{name} (ensemble)")
+            # "_" keeps it out of the legend: one key entry stands for every ensemble
+            ax.plot(x, 100 * mean, markersize=3, **ensemble_style(i), label=f"_{name} ensemble")
+            drawn.add(name)
     if family == "contrast":
         ax.invert_xaxis()  # a smaller factor is the harder shift
     ax.grid(alpha=0.3)
+    return drawn
 
 
-def _legend_outside(fig: Figure, ax: Axes) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(
-            handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False
+def _legend(entries: list[tuple[int, str]], ensembles: bool) -> tuple[list, list[str]]:
+    """A legend entry per (:func:`style` index, label), and with ``ensembles`` one key for all
+    the seed ensembles: an entry each would double the legend."""
+    from matplotlib.lines import Line2D
+
+    looks = [(style(i), label) for i, label in entries]
+    if ensembles:
+        looks.append(
+            ({**ensemble_style(0), "color": "0.3"}, "its seed ensemble (hollow, dash-dot)")
         )
+    return [Line2D([], [], markersize=4, **look) for look, _ in looks], [lab for _, lab in looks]
 
 
-def risk_coverage_figure(shift: ShiftReport) -> Figure:
-    fig, ax = pyplot().subplots(figsize=(6.4, 4.4))
+MARK_EVERY = 10
+"""Risk-coverage: a marker every this many grid points (10% of coverage), enough to tell 20
+experiments apart without burying the lines under 100 markers each."""
+
+
+def risk_coverage_figure(shift: ShiftReport, width: float | None = None) -> Figure:
+    """Risk against coverage on the unshifted test set: a line per experiment (mean over
+    seeds, ±1 sd band) and its seed ensemble (:func:`ensemble_style`), markers sparse and
+    staggered between experiments; the legend under the axes. ``width``: a preset's inches."""
+    fig, ax = pyplot().subplots(
+        figsize=(width, 0.75 * width) if width else (6.4, 4.4), layout="constrained"
+    )
     x = 100 * COVERAGE_GRID
-    for i, curve in enumerate(shift.curves):
+    index = {exp.name: i for i, exp in enumerate(shift.experiments)}  # as in shift_curves
+    entries = []
+    for j, curve in enumerate(shift.curves):
+        i = index.get(curve.experiment, len(index) + j)
+        entries.append((i, f"{curve.experiment} (n = {len(curve.seeds)})"))
         mean, sd = mean_risk(curve.seeds)
-        n = len(curve.seeds)
-        ax.plot(x, 100 * mean, color=color(i), label=f"{curve.experiment} (n = {n})")
+        start = (3 * i) % MARK_EVERY  # staggered, so the markers of 20 lines do not pile up
+        ax.plot(
+            x,
+            100 * mean,
+            markersize=3,
+            markevery=(start, MARK_EVERY),
+            **style(i),
+            label=curve.experiment,
+        )
         low, high = np.clip(mean - sd, 0, 1), np.clip(mean + sd, 0, 1)
-        ax.fill_between(x, 100 * low, 100 * high, color=color(i), alpha=0.2, linewidth=0)
+        ax.fill_between(x, 100 * low, 100 * high, color=color(i), alpha=0.15, linewidth=0)
         if curve.ensemble is not None:
             ax.plot(
                 x,
                 100 * curve.ensemble,
-                linestyle="--",
-                color=color(i),
-                label=f"{curve.experiment} (ensemble of {n})",
+                markersize=3,
+                markevery=((start + MARK_EVERY // 2) % MARK_EVERY, MARK_EVERY),
+                **ensemble_style(i),
+                label=f"_{curve.experiment} ensemble",
             )
-    ax.set(
-        xlabel="coverage (% of test images accepted, most confident first)",
-        ylabel="risk (% errors among the accepted)",
-        title="Risk-coverage, unshifted test set",
-        xlim=(0, 100),
+    inches = fig.get_size_inches()
+    fontsize = 8 if width is not None else 10
+    ax.set_xlabel(
+        wrap("coverage (% of test images accepted, most confident first)", inches[0], fontsize),
+        fontsize=fontsize,
     )
+    ax.set_ylabel(
+        wrap("risk (% errors among the accepted)", inches[1], fontsize), fontsize=fontsize
+    )
+    ax.set_title(wrap("Risk-coverage, unshifted test set", inches[0], 10), fontsize=10)
+    ax.set_xlim(0, 100)
+    if width is not None:
+        ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
-    _legend_outside(fig, ax)
-    fig.tight_layout()
+    ensembles = any(c.ensemble is not None for c in shift.curves)
+    _legend_below(fig, *_legend(sorted(entries), ensembles))
     return fig
 
 
