@@ -542,6 +542,19 @@ def test_the_shift_figures_are_written(root: Path, tmp_path: Path, fmt: str, mag
     assert not (plain / "shift_curves.png").exists()
 
 
+@pytest.mark.parametrize(("size", "inches"), [("column", 3.3), ("text", 7.0)])
+def test_figure_size_lays_out_the_shift_figures_too(
+    root: Path, tmp_path: Path, size: str, inches: float
+):
+    out = tmp_path / "figs"
+    args = ["--shift", "--plot", str(out), "--plot-format", "svg", "--figure-size", size]
+    assert invoke(str(root), *args).exit_code == 0
+    for name in ("shift_curves", "risk_coverage"):
+        svg = (out / f"{name}.svg").read_text()
+        width = float(re.search(r'<svg[^>]* width="([0-9.]+)pt"', svg).group(1)) / 72
+        assert width == pytest.approx(inches, abs=0.4), name  # the tight box adds a margin
+
+
 class Cells(HTMLParser):
     """Every ``td`` with data attributes: its attributes and text; and the figure captions."""
 

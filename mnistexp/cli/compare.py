@@ -343,7 +343,7 @@ def _plot(
     if shifted is not None:
         from mnistexp.analysis.shiftplots import render_shift_figures
 
-        rendered, more = render_shift_figures(shifted, fmt)
+        rendered, more = render_shift_figures(shifted, fmt, size)
         paths += [save_figure(data, plot_dir / name) for name, data in rendered.items()]
         skipped += more
     for line in [*(f"wrote {path}" for path in paths), *skipped]:
