@@ -1,12 +1,15 @@
-"""The evaluation's overlap helpers: items read ahead keep their order and their errors."""
+"""The evaluation's overlap helpers: items read ahead keep their order and their errors, the
+metrics run where BLAS allows, and inputs scaled into a reused buffer are the same bytes."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
+from mnistexp.data.scaling import apply_scaling, fit_scaling
 from mnistexp.pipeline import overlap
 
 
@@ -49,3 +52,16 @@ def test_the_metric_pool_runs_inline_when_blas_is_held_to_one_thread(parallel: b
 def test_parallel_follows_the_blas_threads():
     with overlap.one_blas_thread():
         assert not overlap.parallel()
+
+
+@pytest.mark.parametrize("name", ["unit", "tutorial", "standardize", "symmetric", "raw"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaling_into_a_reused_buffer_gives_the_bytes_of_a_fresh_array(name: str, dtype: type):
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(50, 784), dtype=np.uint8)
+    shift, scale = fit_scaling(name, images)
+    fresh = apply_scaling(images, shift, scale, dtype)
+    buffer = np.full((80, 784), np.nan, dtype=dtype)  # larger, and dirty
+    into = apply_scaling(images, shift, scale, dtype, out=buffer[:50])
+    assert into.dtype == fresh.dtype and into.tobytes() == fresh.tobytes()
+    assert np.shares_memory(into, buffer)

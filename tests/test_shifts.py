@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,15 @@ import pytest
 from scipy import ndimage
 
 from mnistexp.core.errors import ConfigError
-from mnistexp.data import datasets
-from mnistexp.data.shifts import NOISE_SEED, SHIFTS, check_severities, set_checksum, shifted_set
+from mnistexp.data import datasets, shifts
+from mnistexp.data.shifts import (
+    NOISE_SEED,
+    SHIFTS,
+    check_severities,
+    labelled_shifted_set,
+    set_checksum,
+    shifted_set,
+)
 
 # The checksum of tiny_set() below, computed once when the format was fixed. If this changes,
 # every recorded checksum of a shifted set changes with it: bump the format in set_checksum.
@@ -383,6 +391,46 @@ def test_a_damaged_or_foreign_cache_entry_is_recomputed(images, cache):
     assert np.array_equal(shifted_set("noise", images, 50.0, source), expected)
     np.save(entry, np.zeros_like(expected))  # a valid array that is not what was sealed
     assert np.array_equal(shifted_set("noise", images, 50.0, source), expected)
+
+
+def test_a_labelled_set_is_hashed_once_when_made_and_its_checksum_read_back(
+    images, cache, monkeypatch
+):
+    _, source = cache
+    labels = np.arange(len(images)) % 10
+    shifted, checksum = labelled_shifted_set("rotate", images, labels, 30.0, source)
+    assert checksum == set_checksum(shifted, labels)
+    assert np.array_equal(shifted, shifted_set("rotate", images, 30.0, source))
+    hashed = []
+    real = shifts.set_checksum
+    monkeypatch.setattr(shifts, "set_checksum", lambda *a: hashed.append(a) or real(*a))
+    again, recorded = labelled_shifted_set("rotate", images, labels, 30.0, source)
+    assert recorded == checksum and np.array_equal(again, shifted)
+    assert [a[1] is None for a in hashed] == [True]  # only the labels, for the key
+    # other labels are another entry, with their own checksum
+    other = labelled_shifted_set("rotate", images, labels[::-1].copy(), 30.0, source)[1]
+    assert other == real(shifted, labels[::-1].copy()) != checksum
+
+
+def test_an_entry_sealed_without_its_checksum_gets_it_without_being_made_again(
+    images, cache, monkeypatch
+):
+    folder, source = cache
+    labels = np.arange(len(images)) % 10
+    _, checksum = labelled_shifted_set("noise", images, labels, 50.0, source)
+    (seal,) = folder.glob("noise-50-*.json")
+    sealed = json.loads(seal.read_text())
+    seal.write_text(json.dumps({k: v for k, v in sealed.items() if k != "digest"}))
+    calls = []
+    spy = dataclasses.replace(SHIFTS["noise"], transform=lambda x, s: calls.append(s) or x)
+    monkeypatch.setitem(SHIFTS, "noise", spy)
+    assert labelled_shifted_set("noise", images, labels, 50.0, source)[1] == checksum
+    assert calls == [] and json.loads(seal.read_text()) == sealed
+    (entry,) = folder.glob("noise-50-*.npy")
+    np.save(entry, np.zeros_like(images))  # replaced: the recorded checksum is not trusted
+    monkeypatch.setitem(SHIFTS, "noise", dataclasses.replace(spy, transform=lambda x, s: x))
+    remade, fresh = labelled_shifted_set("noise", images, labels, 50.0, source)
+    assert fresh == set_checksum(remade, labels) != checksum
 
 
 def test_an_unwritable_cache_only_costs_time(images, tmp_path, monkeypatch):

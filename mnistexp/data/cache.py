@@ -6,14 +6,17 @@ same bytes every time they are made from the same inputs, so each is made once a
 key it was made for, its shape, dtype and CRC-32) matches; anything else (absent, truncated,
 replaced, another key) is made again and rewritten. A cache that cannot be written only makes
 the next call slower. The key names everything the bytes depend on, with :data:`FORMAT`.
+An entry may also record a digest of its array made with it (:func:`cached_with_digest`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -26,17 +29,47 @@ FORMAT = 1
 def cached_array(kind: str, label: str, key: str, make: Callable[[], np.ndarray]) -> np.ndarray:
     """The array ``make()`` gives for ``key``, from ``<cache root>/<kind>/<label>-<digest>.npy``
     when a sealed entry for this key is there, else made and stored. Read-only."""
+    return _cached(kind, label, key, make, None)[0]
+
+
+def cached_with_digest(
+    kind: str,
+    label: str,
+    key: str,
+    make: Callable[[], np.ndarray],
+    digest: Callable[[np.ndarray], str],
+) -> tuple[np.ndarray, str]:
+    """:func:`cached_array`, and ``digest(array)`` (e.g. a SHA-256 of the bytes and what they
+    mean) as its seal recorded it when the entry was made: the CRC-32 that checks the entry
+    also vouches for the digest, so a reader does not hash the array again. ``key`` must name
+    everything the digest depends on."""
+    array, recorded = _cached(kind, label, key, make, digest)
+    assert recorded is not None  # a digest function was given
+    return array, recorded
+
+
+def _cached(
+    kind: str,
+    label: str,
+    key: str,
+    make: Callable[[], np.ndarray],
+    digest: Callable[[np.ndarray], str] | None,
+) -> tuple[np.ndarray, str | None]:
     from mnistexp.data.datasets import cache_root
 
     full_key = f"{FORMAT}|{kind}|{key}"
-    digest = hashlib.sha256(full_key.encode()).hexdigest()[:24]
-    entry = cache_root() / kind / f"{label}-{digest}.npy"
+    name = hashlib.sha256(full_key.encode()).hexdigest()[:24]
+    entry = cache_root() / kind / f"{label}-{name}.npy"
     seal_path = entry.with_suffix(".json")
     try:
         array = np.load(entry, allow_pickle=False)
-        if json.loads(seal_path.read_bytes()) == _seal(full_key, array):
+        seal = json.loads(seal_path.read_bytes())
+        recorded = seal.pop("digest", None) if isinstance(seal, dict) else None
+        if seal == _seal(full_key, array):
             array.flags.writeable = False
-            return array
+            if digest is None or isinstance(recorded, str):
+                return array, recorded
+            return array, _record_digest(seal_path, seal, digest(array))  # sealed before
     except (OSError, ValueError, EOFError):
         pass
     array = make()
@@ -48,7 +81,17 @@ def cached_array(kind: str, label: str, key: str, make: Callable[[], np.ndarray]
     except OSError:
         pass  # an unwritable cache: made again next time
     array.flags.writeable = False
-    return array
+    if digest is None:
+        return array, None
+    return array, _record_digest(seal_path, _seal(full_key, array), digest(array))
+
+
+def _record_digest(seal_path: Path, seal: dict[str, object], recorded: str) -> str:
+    """Add ``recorded`` to the seal at ``seal_path`` (best effort) and return it."""
+    if seal_path.parent.is_dir():
+        with contextlib.suppress(OSError):
+            atomic.write_file(seal_path, json.dumps({**seal, "digest": recorded}))
+    return recorded
 
 
 def _seal(key: str, array: np.ndarray) -> dict[str, object]:

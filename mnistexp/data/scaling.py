@@ -36,9 +36,16 @@ def fit_scaling(name: str, train_images: np.ndarray) -> tuple[float, float]:
     return SCALINGS[name](train_images)
 
 
-def apply_scaling(images: np.ndarray, shift: float, scale: float, dtype: type) -> np.ndarray:
-    """(n, 784) uint8 -> (n, 784) ``dtype`` as ``(x - shift) * scale``, one pass, no copies kept."""
-    out: np.ndarray = images.astype(dtype)
+def apply_scaling(
+    images: np.ndarray, shift: float, scale: float, dtype: type, out: np.ndarray | None = None
+) -> np.ndarray:
+    """(n, 784) uint8 -> (n, 784) ``dtype`` as ``(x - shift) * scale``, one pass, no copies kept.
+    ``out`` (n, 784) ``dtype``, if given, receives the result (a buffer reused across calls
+    spares the page faults of fresh memory: 10,000 images are 63 MB in float64)."""
+    if out is None:
+        out = images.astype(dtype)
+    else:
+        np.copyto(out, images, casting="unsafe")  # the same values as astype
     if shift:
         out -= dtype(shift)
     if scale != 1.0:

@@ -26,13 +26,14 @@ import numpy as np
 
 from mnistexp.core.errors import ConfigError
 from mnistexp.core.params import Param
-from mnistexp.data.cache import cached_array
+from mnistexp.data.cache import cached_array, cached_with_digest
 
 __all__ = [
     "NOISE_SEED",
     "SHIFTS",
     "ShiftFamily",
     "check_severities",
+    "labelled_shifted_set",
     "set_checksum",
     "shifted_set",
 ]
@@ -286,4 +287,21 @@ def shifted_set(family: str, images: np.ndarray, severity: float, source: str) -
     key = f"{source}|{family}|{float(severity)!r}"
     return cached_array(
         "shifted", f"{family}-{severity:g}", key, lambda: SHIFTS[family].apply(images, severity)
+    )
+
+
+def labelled_shifted_set(
+    family: str, images: np.ndarray, labels: np.ndarray, severity: float, source: str
+) -> tuple[np.ndarray, str]:
+    """:func:`shifted_set` and the shifted set's :func:`set_checksum` with ``labels`` (n,),
+    recorded in the cache entry when it was made
+    (:func:`~mnistexp.data.cache.cached_with_digest`): a cached set is not hashed again,
+    only CRC-checked."""
+    key = f"{source}|{family}|{float(severity)!r}|labels {set_checksum(labels, None)}"
+    return cached_with_digest(
+        "shifted",
+        f"{family}-{severity:g}",
+        key,
+        lambda: SHIFTS[family].apply(images, severity),
+        lambda shifted: set_checksum(shifted, labels),
     )

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future
+import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,14 +34,14 @@ from mnistexp.core.schema import ExperimentConfig, ShiftConfig, plain
 from mnistexp.data.datasets import IMAGE_SHAPE
 from mnistexp.data.digits import load_uci_digits, sklearn_version
 from mnistexp.data.ood import OOD_SETS
-from mnistexp.data.shifts import SHIFTS, set_checksum, shifted_set
+from mnistexp.data.shifts import SHIFTS, labelled_shifted_set, set_checksum
 from mnistexp.eval import metrics
 from mnistexp.eval.ood import OOD_SCORES, ood_report
 from mnistexp.eval.recalibration import RECALIBRATIONS, Fitted, predictions_after
 from mnistexp.eval.selective import selective_report
 from mnistexp.learning.model import MLP, logits
 from mnistexp.pipeline.overlap import metric_pool, one_blas_thread, prefetched
-from mnistexp.pipeline.splits import Split
+from mnistexp.pipeline.splits import Scaler, Split
 
 SCHEMA_VERSION = 1
 DIGITS = "digits"
@@ -58,20 +58,22 @@ PROBS_DTYPE = np.float16
 predictions. float16 keeps 11 significant bits: a relative error of at most 4.9e-4 above
 6.1e-5 and an absolute one of at most 3e-8 below; what compare's seed ensembles read."""
 
-Inputs = Callable[[np.ndarray], np.ndarray]
+Inputs = Scaler
 """Raw uint8 images (n, 28, 28) -> the model's inputs (n, 784), scaled as the run was."""
 
 
 @dataclass(frozen=True)
 class EvalSet:
     """One generated set: ``key`` names it in shift.json (``rotate/15``, ``digits``,
-    ``ood/letters``); images uint8 (n, 28, 28), labels (n,) or None for OOD sets."""
+    ``ood/letters``); images uint8 (n, 28, 28), labels (n,) or None for OOD sets; checksum
+    the :func:`~mnistexp.data.shifts.set_checksum` of both."""
 
     key: str
     family: str
     severity: float | None
     images: np.ndarray
     labels: np.ndarray | None
+    checksum: str
 
 
 def requested(shift: ShiftConfig) -> bool:
@@ -111,25 +113,27 @@ def labelled_sets(
     """The shifted test sets and the UCI digits, in ``shift.families`` order, one at a time
     (a 13-angle rotation grid of 10,000 images is not held in memory at once)."""
     source = set_checksum(test_images, None)
+    unshifted = set_checksum(test_images, test_labels)
     for family in shift.families:
         if family == DIGITS:
             images, labels = _uci_digits()
-            yield EvalSet(DIGITS, DIGITS, None, images, labels)
+            yield EvalSet(DIGITS, DIGITS, None, images, labels, set_checksum(images, labels))
             continue
-        for severity in getattr(shift, family):
-            if float(severity) == SHIFTS[family].identity:  # the test images, as they are
-                shifted = test_images
+        for severity in map(float, getattr(shift, family)):
+            if severity == SHIFTS[family].identity:  # the test images, as they are
+                shifted, checksum = test_images, unshifted
             else:
-                shifted = shifted_set(family, test_images, float(severity), source)
-            key = severity_key(family, float(severity))
-            yield EvalSet(key, family, float(severity), shifted, test_labels)
+                made = labelled_shifted_set(family, test_images, test_labels, severity, source)
+                shifted, checksum = made
+            key = severity_key(family, severity)
+            yield EvalSet(key, family, severity, shifted, test_labels, checksum)
 
 
 def ood_sets(shift: ShiftConfig) -> Iterator[EvalSet]:
     """The out-of-distribution sets of ``shift.ood``, ``shift.ood_size`` images each."""
     for name in shift.ood:
         images = OOD_SETS[name].make(shift.ood_size, OOD_SEED)
-        yield EvalSet(f"ood/{name}", name, None, images, None)
+        yield EvalSet(f"ood/{name}", name, None, images, None, set_checksum(images, None))
 
 
 def fit_maps(cfg: ExperimentConfig, validation: Split | None, model: MLP) -> dict[str, Any]:
@@ -174,26 +178,39 @@ def evaluate_shifted(
         "ood": {},
     }
     arrays: dict[str, np.ndarray] = {}
+    pixels = math.prod(IMAGE_SHAPE)
+    buffer = np.empty((len(test_images), pixels), dtype=np.dtype(cfg.train.dtype))
+
+    def forward(images: np.ndarray) -> np.ndarray:
+        """The model's logits (n, K) of raw images, scaled into the reused ``buffer``."""
+        out = buffer[: len(images)] if len(images) <= len(buffer) else None
+        return logits(model, inputs(images, out))
+
     test_scores = None
     if shift.ood:
-        z = logits(model, inputs(test_images))
+        z = forward(test_images)
         test_scores = _ood_scores(z, metrics.log_probabilities(z, cfg.loss.output), maps)
+    # first every forward pass (BLAS on all cores), then every set's metrics in a pool (a
+    # BLAS product waiting on a thread that a metric holds would stall both)
     stored: dict[str, str] = {}  # checksum -> the npz key already holding that set's probs
-    scored: dict[str, dict[str, Future[dict[str, Any]]]] = {}  # checksum -> its metrics
+    jobs: dict[str, dict[str, tuple[Any, ...]]] = {}  # checksum -> variant -> metric inputs
     entries: list[tuple[str, str, float | None, int, str]] = []  # key, family, severity, n, sum
+    sets = labelled_sets(shift, test_images, test_labels)
+    for s in prefetched(sets):
+        assert s.labels is not None  # labelled sets carry labels
+        checksum = s.checksum
+        if checksum not in jobs:  # a set met before (rotate/0, noise/0, ...): once
+            log_p = metrics.log_probabilities(z := forward(s.images), cfg.loss.output)
+            jobs[checksum] = _metric_inputs(cfg, z, log_p, s.labels, maps)
+            arrays[f"{s.key}/probs"] = np.exp(log_p).astype(PROBS_DTYPE)
+        if s.family == DIGITS:
+            arrays[f"{s.key}/labels"] = s.labels.astype(np.int64)
+        entries.append((s.key, s.family, s.severity, len(s.labels), checksum))
     with metric_pool() as pool:
-        sets = labelled_sets(shift, test_images, test_labels)
-        hashed = ((s, set_checksum(s.images, s.labels)) for s in sets)
-        for s, checksum in prefetched(hashed):
-            assert s.labels is not None  # labelled sets carry labels
-            if checksum not in scored:  # a set met before (rotate/0, noise/0, ...): once
-                z = logits(model, inputs(s.images))
-                log_p = metrics.log_probabilities(z, cfg.loss.output)
-                scored[checksum] = _scored(cfg, z, log_p, s.labels, maps, pool)
-                arrays[f"{s.key}/probs"] = np.exp(log_p).astype(PROBS_DTYPE)
-            if s.family == DIGITS:
-                arrays[f"{s.key}/labels"] = s.labels.astype(np.int64)
-            entries.append((s.key, s.family, s.severity, len(s.labels), checksum))
+        scored = {
+            checksum: {v: pool.submit(labelled_metrics, *args) for v, args in variants.items()}
+            for checksum, variants in jobs.items()
+        }
         for key, family, severity, n, checksum in entries:
             report["sets"][key] = {
                 "family": family,
@@ -205,12 +222,12 @@ def evaluate_shifted(
             }
     for s in ood_sets(shift):
         assert test_scores is not None  # computed above whenever shift.ood is set
-        z = logits(model, inputs(s.images))
+        z = forward(s.images)
         log_p = metrics.log_probabilities(z, cfg.loss.output)
         scores = _ood_scores(z, log_p, maps)
         report["ood"][s.family] = {
             "n": len(s.images),
-            "checksum": set_checksum(s.images, None),
+            "checksum": s.checksum,
             **{
                 variant: {
                     name: ood_report(test_scores[variant][name], values)
@@ -223,27 +240,26 @@ def evaluate_shifted(
     return report, arrays
 
 
-def _scored(
+def _metric_inputs(
     cfg: ExperimentConfig,
     z: np.ndarray,
     log_p: np.ndarray,
     labels: np.ndarray,
     maps: dict[str, Any],
-    pool: Executor,
-) -> dict[str, Future[dict[str, Any]]]:
-    """``raw`` and one section per map: the scalar metrics and the selective scores, each
-    computed in ``pool``. The maps are applied here, on the calling thread, which alone sets
+) -> dict[str, tuple[Any, ...]]:
+    """``raw`` and one entry per map: the arguments of :func:`labelled_metrics` for that
+    section of the set. The maps are applied here, on the calling thread, which alone sets
     the BLAS threads (a product's bits depend on their number); the metrics use no BLAS."""
     pred = z.argmax(axis=1)
     bins = cfg.eval.bins
-    out = {"raw": pool.submit(labelled_metrics, np.exp(log_p), log_p, labels, pred, bins)}
+    out: dict[str, tuple[Any, ...]] = {"raw": (np.exp(log_p), log_p, labels, pred, bins)}
     with one_blas_thread():
         for name, fitted in maps.items():
             if not isinstance(fitted, Fitted):
                 continue
             q, log_q = fitted.apply(log_p)
             p = predictions_after(q, log_p, pred) if RECALIBRATIONS[name].changes_accuracy else pred
-            out[name] = pool.submit(labelled_metrics, q, log_q, labels, p, bins)
+            out[name] = (q, log_q, labels, p, bins)
     return out
 
 

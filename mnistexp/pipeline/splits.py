@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -24,14 +25,25 @@ class Split:
     t: np.ndarray
 
 
-def input_scaling(cfg: ExperimentConfig, dataset) -> Callable[[np.ndarray], np.ndarray]:
+class Scaler(Protocol):
+    """Raw images (n, 28, 28) or (n, 784) uint8 -> model inputs (n, 784), written into
+    ``out`` when given (a buffer of that shape and dtype)."""
+
+    def __call__(self, images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray: ...
+
+
+def input_scaling(cfg: ExperimentConfig, dataset) -> Scaler:
     """Raw images (n, 28, 28) -> model inputs (n, 784) in ``train.dtype``, with the scaling
     fitted on the run's training split (the first ``train_subset`` of the images left after
     the validation hold-out): how every split, and every shifted copy of one, is scaled."""
     n_train = check_against_data(cfg, dataset.train_labels.shape[0])
     dtype = np.dtype(cfg.train.dtype).type
     shift, scale = fit_scaling(cfg.data.scaling, dataset.train_images[:n_train])
-    return lambda images: apply_scaling(images.reshape(len(images), -1), shift, scale, dtype)
+
+    def scaled(images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return apply_scaling(images.reshape(len(images), -1), shift, scale, dtype, out)
+
+    return scaled
 
 
 def make_splits(cfg: ExperimentConfig, dataset) -> tuple[Split, Split | None, Split]:
