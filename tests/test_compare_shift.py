@@ -311,6 +311,20 @@ def test_a_second_compare_reads_no_array_and_prints_the_same(
     assert again.stdout == first.stdout and again.stderr == first.stderr
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_runs_read_ahead_on_threads_give_the_serial_report(
+    root: Path, own_cache: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+):
+    from mnistexp.pipeline import overlap
+
+    monkeypatch.setattr(overlap, "parallel", lambda: False)
+    serial = invoke(str(root), "--format", "json", "--shift")
+    shutil.rmtree(own_cache / "compare")
+    monkeypatch.setattr(overlap, "parallel", lambda: parallel)
+    again = invoke(str(root), "--format", "json", "--shift")
+    assert again.exit_code == 0 and again.stdout == serial.stdout
+
+
 def test_a_rewritten_file_is_noticed_even_with_its_size_and_time_kept(root: Path, own_cache: Path):
     assert invoke(str(root), "--shift").exit_code == 0  # remembered
     npz = folder(root, "base", 1) / runs.SHIFT_NPZ

@@ -4,6 +4,7 @@ metrics run where BLAS allows, and inputs scaled into a reused buffer are the sa
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -65,3 +66,18 @@ def test_scaling_into_a_reused_buffer_gives_the_bytes_of_a_fresh_array(name: str
     into = apply_scaling(images, shift, scale, dtype, out=buffer[:50])
     assert into.dtype == fresh.dtype and into.tobytes() == fresh.tobytes()
     assert np.shares_memory(into, buffer)
+
+
+def test_mapped_keeps_the_order_and_raises_an_error_in_its_place(parallel: bool):
+    def slow_on_even(i: int) -> int:
+        if i == 5:
+            raise ValueError("item 5")
+        time.sleep(0.01 if i % 2 == 0 else 0.0)  # out of order when threads run ahead
+        return i * i
+
+    got = []
+    with pytest.raises(ValueError, match="item 5"):
+        for value in overlap.mapped(slow_on_even, range(8), depth=3):
+            got.append(value)
+    assert got == [0, 1, 4, 9, 16]
+    assert list(overlap.mapped(slow_on_even, [0, 1, 2, 3])) == [0, 1, 4, 9]

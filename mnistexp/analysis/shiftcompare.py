@@ -37,6 +37,7 @@ from mnistexp.analysis.stats import Summary, summarize
 from mnistexp.core.errors import RunError, UsageError
 from mnistexp.eval.metrics import DEFAULT_BINS
 from mnistexp.eval.selective import selective_report
+from mnistexp.pipeline.overlap import mapped
 from mnistexp.pipeline.shifted import DIGITS
 
 TEST = "test"
@@ -295,21 +296,28 @@ def _array(
 
 
 def _members(runs: list[RunRecord], sums: _Sums, notes: list[str]) -> list[_Member]:
-    """The pooled runs whose arrays are usable, each added to ``sums`` as it is read."""
+    """The pooled runs whose arrays are usable, each added to ``sums`` in run order (so the
+    sums are the same whatever the threads) as it is read; a few runs are read ahead."""
     out = []
-    for record in runs:
-        try:
-            member, probs = _load(record)
-        except RunError as exc:
-            notes.append(f"{exc}; its shift columns are left out")
-            continue
-        except ValueError as exc:
+    for record, loaded in zip(runs, mapped(_attempt, runs), strict=True):
+        if isinstance(loaded, RunError):
+            notes.append(f"{loaded}; its shift columns are left out")
+        elif isinstance(loaded, ValueError):
             where = record.path / "shift_predictions.npz"
-            notes.append(f"{where}: {exc}; its shift columns are left out")
-            continue
-        sums.add(probs)
-        out.append(member)
+            notes.append(f"{where}: {loaded}; its shift columns are left out")
+        else:
+            member, probs = loaded
+            sums.add(probs)
+            out.append(member)
     return out
+
+
+def _attempt(record: RunRecord) -> tuple[_Member, dict[str, np.ndarray]] | Exception:
+    """:func:`_load`, or the RunError or ValueError that says why the run is unusable."""
+    try:
+        return _load(record)
+    except (RunError, ValueError) as exc:
+        return exc
 
 
 def _consistent(
@@ -474,12 +482,14 @@ def _ensemble_rows(
     shown = [*SET_METRICS, ensembles.STORED_ZERO]
     test = ensembles.scores(sums.mean(TEST), first.labels[TEST], bins)
     rows = [SetRow(name, ENSEMBLE, n, TEST, TEST, None, _one(test, shown))]
-    by_checksum: dict[str, dict[str, float]] = {}  # equal sets are scored once
+    first_key = {shift.sets[key].checksum: key for key in reversed(keys)}  # equal sets: once
+
+    def scored(key: str) -> dict[str, float]:
+        return ensembles.scores(sums.mean(key), first.labels[key], bins, smooth)
+
+    by_checksum = dict(zip(first_key, mapped(scored, first_key.values()), strict=True))
     for key in keys:
         s = shift.sets[key]
-        if s.checksum not in by_checksum:
-            probs, labels = sums.mean(key), first.labels[key]
-            by_checksum[s.checksum] = ensembles.scores(probs, labels, bins, smooth)
         values = _one(by_checksum[s.checksum], shown)
         rows.append(SetRow(name, ENSEMBLE, n, key, s.family, s.severity, values))
     return rows

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import collections
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from threadpoolctl import ThreadpoolController
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 METRIC_THREADS = 2
 """Threads computing metrics beside the one running the forward passes."""
@@ -59,6 +60,23 @@ def metric_pool() -> Executor:
     """Where the metrics run: :data:`METRIC_THREADS` threads when :func:`parallel`, else at
     once on the calling thread."""
     return ThreadPoolExecutor(max_workers=METRIC_THREADS) if parallel() else Inline()
+
+
+def mapped(fn: Callable[[T], U], items: Iterable[T], depth: int = 4) -> Iterator[U]:
+    """``fn`` of each of ``items``, in order, with up to ``depth`` calls running ahead on
+    :data:`METRIC_THREADS` threads when :func:`parallel` (else one after another here). An
+    exception raised by a call is raised here, in its place."""
+    if not parallel():
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(max_workers=METRIC_THREADS) as pool:
+        pending: collections.deque[Future[U]] = collections.deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
