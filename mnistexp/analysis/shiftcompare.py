@@ -312,7 +312,7 @@ def _members(runs: list[RunRecord], sums: _Sums, notes: list[str]) -> list[_Memb
     return out
 
 
-def _attempt(record: RunRecord) -> tuple[_Member, dict[str, np.ndarray]] | Exception:
+def _attempt(record: RunRecord) -> tuple[_Member, dict[str, np.ndarray]] | RunError | ValueError:
     """:func:`_load`, or the RunError or ValueError that says why the run is unusable."""
     try:
         return _load(record)
