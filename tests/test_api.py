@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from test_compare import MSE, make_run
+from test_compare import MSE, make_run, two_experiments
 
 from mnistexp import api
 from mnistexp.cli import main
@@ -180,10 +180,7 @@ def test_a_config_of_another_type_is_one_line():
 @pytest.fixture
 def two(tmp_path: Path) -> Path:
     """Two experiments of 3 seeds, one diverged run, one damaged folder (test_compare's runs)."""
-    root = tmp_path / "runs"
-    for seed, (a, b) in enumerate([(0.91, 0.85), (0.92, 0.86), (0.93, 0.88)]):
-        make_run(root, "base", seed, a)
-        make_run(root, "mse", seed, b, overrides=MSE, shift=0.1 + seed / 100)
+    root = two_experiments(tmp_path / "runs")
     make_run(root, "mse", 3, overrides=MSE, state="diverged")
     (make_run(root, "broken", 0) / "metrics.json").write_text("{")
     return root

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from test_compare import MSE, make_run
+from test_compare import two_experiments
 
 from mnistexp import api
 from mnistexp.cli import main
@@ -35,11 +35,7 @@ def spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def two(tmp_path: Path) -> Path:
-    root = tmp_path / "runs"
-    for seed, (a, b) in enumerate([(0.91, 0.85), (0.92, 0.86), (0.93, 0.88)]):
-        make_run(root, "base", seed, a)
-        make_run(root, "mse", seed, b, overrides=MSE, shift=0.1 + seed / 100)
-    return root
+    return two_experiments(tmp_path / "runs")
 
 
 def test_compare_gathers_and_compares_through_the_api(two: Path, monkeypatch: pytest.MonkeyPatch):

@@ -107,13 +107,18 @@ def _write_results(
     )
 
 
-@pytest.fixture
-def two(tmp_path: Path) -> Path:
-    """Two experiments, 3 seeds each, known numbers; plus one diverged run of ``mse``."""
-    root = tmp_path / "runs"
+def two_experiments(root: Path) -> Path:
+    """``base`` and ``mse`` (MSE + sigmoid), 3 seeds each with known accuracies, in ``root``."""
     for seed, (a, b) in enumerate([(0.91, 0.85), (0.92, 0.86), (0.93, 0.88)]):
         make_run(root, "base", seed, a)
         make_run(root, "mse", seed, b, overrides=MSE, shift=0.1 + seed / 100)
+    return root
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Path:
+    """Two experiments, 3 seeds each, known numbers; plus one diverged run of ``mse``."""
+    root = two_experiments(tmp_path / "runs")
     make_run(root, "mse", 3, overrides=MSE, state="diverged")
     return root
 
