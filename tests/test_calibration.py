@@ -120,6 +120,8 @@ def test_the_kernel_skips_only_terms_that_are_exactly_zero(sigma: float) -> None
     for offsets in (lattice, np.linspace(-3.0, 3.0, 1201)):
         expected = full_reflected_kernel(offsets, sigma)
         assert np.array_equal(calibration.reflected_kernel(offsets, sigma), expected)
+    lattice_only = calibration.lattice_kernel(points, sigma)  # slices of the sorted offsets
+    assert np.array_equal(lattice_only, full_reflected_kernel(lattice, sigma))
 
 
 def test_smooth_ece_is_the_same_with_the_kernel_spectra_remembered_or_not() -> None:

@@ -158,11 +158,26 @@ def _mirrored_spectrum(mass: np.ndarray) -> np.ndarray:
     return np.fft.rfft(ext, axis=-1)
 
 
+def lattice_kernel(points: int, sigma: float) -> _Floats:
+    """:func:`reflected_kernel` at the circle's N = 2(P - 1) lattice offsets j / (P - 1):
+    the offsets are sorted, so each image term is computed over the one contiguous run of
+    them where it does not underflow (a slice, not a mask), and is exactly 0.0 elsewhere."""
+    n = 2 * (points - 1)
+    offsets = np.arange(n) / (points - 1)
+    out = np.zeros(n)
+    reach = UNDERFLOW * sigma
+    images = int(np.ceil(4.0 * sigma / 2.0)) + 1
+    for k in range(-images, images + 1):
+        low, high = np.searchsorted(offsets, (-reach - 2.0 * k, reach - 2.0 * k))
+        if low < high:
+            out[low:high] += np.exp(-0.5 * ((offsets[low:high] + 2.0 * k) / sigma) ** 2)
+    return out / (sigma * np.sqrt(2.0 * np.pi))
+
+
 @functools.lru_cache(maxsize=512)  # 64 KB each; every bisection starts on the same sigmas
 def _kernel_spectrum(sigma: float, points: int) -> np.ndarray:
     """Real FFT of g, the Gaussian wrapped with period 2, on the circle's N lattice points."""
-    n = 2 * (points - 1)
-    spectrum = np.fft.rfft(reflected_kernel(np.arange(n) / (points - 1), sigma))
+    spectrum = np.fft.rfft(lattice_kernel(points, sigma))
     spectrum.flags.writeable = False
     return spectrum
 
