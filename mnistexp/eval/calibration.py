@@ -96,7 +96,12 @@ def debiased_ce_squared(confidences: np.ndarray, correct: np.ndarray, bins: int 
 
 def debiased_ce(confidences: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     """sqrt(max(debiased squared CE, 0)): the debiased L2 calibration error in ECE units."""
-    return float(np.sqrt(max(debiased_ce_squared(confidences, correct, bins), 0.0)))
+    return debiased_from_squared(debiased_ce_squared(confidences, correct, bins))
+
+
+def debiased_from_squared(squared: float) -> float:
+    """The debiased CE from its square as :func:`debiased_ce_squared` gives it (clipped at 0)."""
+    return float(np.sqrt(max(squared, 0.0)))
 
 
 # --------------------------------------------------------------------------- smooth ECE

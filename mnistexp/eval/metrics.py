@@ -369,6 +369,7 @@ def summary(
     correct = predictions == labels  # (n,) bool
     accuracy, mean_confidence = float(np.mean(correct)), float(np.mean(confidence))
     smoothed, sigma = calibration.smooth_ece(confidence, correct) if smooth else (None, None)
+    debiased = calibration.debiased_ce_squared(confidence, correct, bins)  # one sort for both
     return {
         "accuracy": accuracy,
         "error": float(np.mean(~correct)),
@@ -378,8 +379,8 @@ def summary(
         "mean_confidence": mean_confidence,
         "overconfidence": mean_confidence - accuracy,
         "n": int(n),
-        "debiased_ce": calibration.debiased_ce(confidence, correct, bins),
-        "debiased_ce_squared": calibration.debiased_ce_squared(confidence, correct, bins),
+        "debiased_ce": calibration.debiased_from_squared(debiased),
+        "debiased_ce_squared": debiased,
         "smooth_ece": smoothed,
         "smooth_ece_sigma": sigma,
     }

@@ -188,10 +188,10 @@ def evaluate_shifted(
         out = buffer[: len(images)] if len(images) <= len(buffer) else None
         return logits(model, inputs(images, out))
 
-    test_scores = None
+    test_scores, test_z = None, None
     if shift.ood:
-        z = forward(test_images)
-        test_scores = _ood_scores(z, metrics.log_probabilities(z, cfg.loss.output), maps)
+        test_z = forward(test_images)  # also the identity severities' logits, below
+        test_scores = _ood_scores(test_z, metrics.log_probabilities(test_z, cfg.loss.output), maps)
     # first every forward pass (BLAS on all cores), then every set's metrics in a pool (a
     # BLAS product waiting on a thread that a metric holds would stall both)
     stored: dict[str, str] = {}  # checksum -> the npz key already holding that set's probs
@@ -202,9 +202,11 @@ def evaluate_shifted(
         assert s.labels is not None  # labelled sets carry labels
         checksum = s.checksum
         if checksum not in jobs:  # a set met before (rotate/0, noise/0, ...): once
-            log_p = metrics.log_probabilities(z := forward(s.images), cfg.loss.output)
+            unshifted = s.images is test_images and test_z is not None  # an identity severity
+            z = test_z if unshifted else forward(s.images)
+            log_p = metrics.log_probabilities(z, cfg.loss.output)
             jobs[checksum] = _metric_inputs(cfg, z, log_p, s.labels, maps)
-            arrays[f"{s.key}/probs"] = np.exp(log_p).astype(PROBS_DTYPE)
+            arrays[f"{s.key}/probs"] = jobs[checksum]["raw"][0].astype(PROBS_DTYPE)
         if s.family == DIGITS:
             arrays[f"{s.key}/labels"] = s.labels.astype(np.int64)
         entries.append((s.key, s.family, s.severity, len(s.labels), checksum))
