@@ -202,8 +202,8 @@ def evaluate_shifted(
         assert s.labels is not None  # labelled sets carry labels
         checksum = s.checksum
         if checksum not in jobs:  # a set met before (rotate/0, noise/0, ...): once
-            unshifted = s.images is test_images and test_z is not None  # an identity severity
-            z = test_z if unshifted else forward(s.images)
+            unshifted = s.images is test_images  # an identity severity: the test set
+            z = test_z if unshifted and test_z is not None else forward(s.images)
             log_p = metrics.log_probabilities(z, cfg.loss.output)
             jobs[checksum] = _metric_inputs(cfg, z, log_p, s.labels, maps)
             arrays[f"{s.key}/probs"] = jobs[checksum]["raw"][0].astype(PROBS_DTYPE)
