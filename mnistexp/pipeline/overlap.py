@@ -1,12 +1,14 @@
-"""Overlapping the evaluation beyond the test set on the machine's cores, without changing a bit.
+"""Spreading the evaluation beyond the test set over the machine's cores, without changing a bit.
 
 :func:`~mnistexp.pipeline.shifted.evaluate_shifted` has three kinds of work per set: reading
-it from the cache and hashing it, the model's forward pass (BLAS), and the metrics (sorts,
+it from the cache (CRC-checked), the model's forward pass (BLAS), and the metrics (sorts,
 FFTs and ufuncs, which release the GIL). The calling thread keeps the BLAS work, since a
 product's bits depend on the number of BLAS threads and only one thread may set it; a loader
-thread reads the next sets ahead (:func:`prefetched`) and a pool computes the metrics
-(:func:`metric_pool`). Every metric is a pure function of its set, so the numbers are those of
-a serial evaluation, which is what runs when BLAS is held to one thread (a sweep's workers,
+thread reads the next sets ahead (:func:`prefetched`); once every forward pass is done (a
+thread competing with a two-thread BLAS product slows it twofold), a pool computes the
+metrics (:func:`metric_pool`). ``compare --shift`` reads its runs the same way
+(:func:`mapped`). Every metric is a pure function of its set, so the numbers are those of a
+serial evaluation, which is what runs when BLAS is held to one thread (a sweep's workers,
 which share the cores).
 """
 
@@ -25,7 +27,7 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 METRIC_THREADS = 2
-"""Threads computing metrics beside the one running the forward passes."""
+"""Threads of :func:`metric_pool` and :func:`mapped`: the project's machines have two cores."""
 
 
 @functools.cache
