@@ -32,7 +32,7 @@ from mnistexp.learning.targets import FinishedRun, PrepareContext
 from mnistexp.orchestration.evaluate import evaluate_target, up_to_date
 from mnistexp.pipeline import shifted
 from mnistexp.pipeline.evaluation import evaluate_run
-from mnistexp.pipeline.splits import N_CLASSES, Split, input_scaling, make_splits
+from mnistexp.pipeline.splits import N_CLASSES, Scaler, Split, input_scaling, make_splits
 from mnistexp.pipeline.trainer import train
 
 # Everything a run needs is imported here, before any folder is claimed: a Ctrl-C or SIGTERM
@@ -175,7 +175,7 @@ class _Prepared:
     objective: Objective
     test_images: np.ndarray  # raw uint8 (n, 28, 28), for the shifted copies
     test_labels: np.ndarray
-    inputs: shifted.Inputs  # raw images -> model inputs, scaled as this run
+    inputs: Scaler  # raw images -> model inputs, scaled as this run
 
 
 def _prepare(cfg: ExperimentConfig, dataset, runs_root: Path) -> _Prepared:

@@ -58,9 +58,6 @@ PROBS_DTYPE = np.float16
 predictions. float16 keeps 11 significant bits: a relative error of at most 4.9e-4 above
 6.1e-5 and an absolute one of at most 3e-8 below; what compare's seed ensembles read."""
 
-Inputs = Scaler
-"""Raw uint8 images (n, 28, 28) -> the model's inputs (n, 784), scaled as the run was."""
-
 
 @dataclass(frozen=True)
 class EvalSet:
@@ -159,7 +156,7 @@ def evaluate_shifted(
     validation: Split | None,
     test_images: np.ndarray,
     test_labels: np.ndarray,
-    inputs: Inputs,
+    inputs: Scaler,
     shift: ShiftConfig | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(shift.json content, shift_predictions.npz arrays) for ``shift`` (default ``cfg.shift``).
@@ -194,7 +191,7 @@ def evaluate_shifted(
         test_scores = _ood_scores(test_z, metrics.log_probabilities(test_z, cfg.loss.output), maps)
     # first every forward pass (BLAS on all cores), then every set's metrics in a pool (a
     # BLAS product waiting on a thread that a metric holds would stall both)
-    stored: dict[str, str] = {}  # checksum -> the npz key already holding that set's probs
+    stored: dict[str, str] = {}  # checksum -> the npz key holding that set's probs (its first)
     jobs: dict[str, dict[str, tuple[Any, ...]]] = {}  # checksum -> variant -> metric inputs
     entries: list[tuple[str, str, float | None, int, str]] = []  # key, family, severity, n, sum
     sets = labelled_sets(shift, test_images, test_labels)
@@ -206,7 +203,8 @@ def evaluate_shifted(
             z = test_z if unshifted and test_z is not None else forward(s.images)
             log_p = metrics.log_probabilities(z, cfg.loss.output)
             jobs[checksum] = _metric_inputs(cfg, z, log_p, s.labels, maps)
-            arrays[f"{s.key}/probs"] = jobs[checksum]["raw"][0].astype(PROBS_DTYPE)
+            stored[checksum] = f"{s.key}/probs"
+            arrays[stored[checksum]] = jobs[checksum]["raw"][0].astype(PROBS_DTYPE)
         if s.family == DIGITS:
             arrays[f"{s.key}/labels"] = s.labels.astype(np.int64)
         entries.append((s.key, s.family, s.severity, len(s.labels), checksum))
@@ -221,7 +219,7 @@ def evaluate_shifted(
                 "severity": severity,
                 "n": n,
                 "checksum": checksum,
-                "probs": stored.setdefault(checksum, f"{key}/probs"),
+                "probs": stored[checksum],
                 **{name: copy.deepcopy(job.result()) for name, job in scored[checksum].items()},
             }
     for s in ood_sets(shift):
