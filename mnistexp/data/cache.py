@@ -73,24 +73,24 @@ def _cached(
     except (OSError, ValueError, EOFError):
         pass
     array = make()
+    recorded = None if digest is None else digest(array)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         with atomic.AtomicFile(entry) as out:
             np.save(out, array, allow_pickle=False)
-        atomic.write_file(seal_path, json.dumps(_seal(full_key, array)))
+        extra = {} if recorded is None else {"digest": recorded}
+        atomic.write_file(seal_path, json.dumps(_seal(full_key, array) | extra))
     except OSError:
         pass  # an unwritable cache: made again next time
     array.flags.writeable = False
-    if digest is None:
-        return array, None
-    return array, _record_digest(seal_path, _seal(full_key, array), digest(array))
+    return array, recorded
 
 
 def _record_digest(seal_path: Path, seal: dict[str, object], recorded: str) -> str:
-    """Add ``recorded`` to the seal at ``seal_path`` (best effort) and return it."""
-    if seal_path.parent.is_dir():
-        with contextlib.suppress(OSError):
-            atomic.write_file(seal_path, json.dumps({**seal, "digest": recorded}))
+    """Add ``recorded`` to the valid seal at ``seal_path`` of an entry made before digests
+    were kept (best effort) and return it."""
+    with contextlib.suppress(OSError):
+        atomic.write_file(seal_path, json.dumps({**seal, "digest": recorded}))
     return recorded
 
 
