@@ -482,7 +482,9 @@ def _ensemble_rows(
     shown = [*SET_METRICS, ensembles.STORED_ZERO]
     test = ensembles.scores(sums.mean(TEST), first.labels[TEST], bins)
     rows = [SetRow(name, ENSEMBLE, n, TEST, TEST, None, _one(test, shown))]
-    first_key = {shift.sets[key].checksum: key for key in reversed(keys)}  # equal sets: once
+    first_key: dict[str, str] = {}  # checksum -> the first set with it: equal sets scored once
+    for key in keys:
+        first_key.setdefault(shift.sets[key].checksum, key)
 
     def scored(key: str) -> dict[str, float]:
         return ensembles.scores(sums.mean(key), first.labels[key], bins, smooth)
