@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_shift_eval
 from click.testing import CliRunner, Result
 from conftest import TINY, require_tool
 from test_compare import make_run
@@ -30,14 +31,7 @@ from mnistexp.data import datasets as data
 from mnistexp.eval import metrics, selective
 from mnistexp.store import runs
 
-SMALL = [
-    "shift.families=[rotate, translate]",
-    "shift.rotate=[0, 90]",
-    "shift.translate=[0, 4]",
-    "shift.ood=[uniform]",
-    "shift.ood_size=50",
-    "eval.recalibration=[temperature, vector]",
-]
+SMALL = [*test_shift_eval.SMALL, "eval.recalibration=[temperature, vector]"]
 """A shift evaluation small enough for the tiny dataset, with two recalibration maps."""
 MSE = ["loss.type=mse", "loss.output=sigmoid"]
 FORMATS = ["table", "markdown", "latex", "csv", "json"]
